@@ -1,0 +1,49 @@
+/* flm_util.h - small shared helpers: whole-file reads, little-endian codecs, paths.
+ *
+ *     char *text; size_t n;
+ *     if (flm_read_file("recipe.json", &text, &n, 16 << 20, &err) < 0) ...   // caller frees
+ */
+#ifndef FLM_UTIL_H
+#define FLM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "flm_error.h"
+
+/* Reads a whole file (at most max_size bytes) into a NUL-terminated buffer the caller frees with
+ * flm_free. */
+FLM_API int flm_read_file(const char *path, char **out, size_t *size, size_t max_size,
+                          flm_error *err);
+/* write(2) all of buf, retrying on EINTR/short writes; -1 with errno on failure. */
+FLM_API int flm_write_all(int fd, const void *buf, size_t n);
+/* pread(2) exactly n bytes; returns bytes read (< n at end of file) or -1 with errno. */
+FLM_API long long flm_pread_full(int fd, void *buf, size_t n, uint64_t offset);
+/* fsync the directory containing path (makes a rename durable). */
+FLM_API int flm_fsync_dir(const char *path);
+/* Monotonic clock in seconds. */
+FLM_API double flm_now(void);
+
+static inline void flm_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void flm_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void flm_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t flm_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t flm_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t flm_get_u64(const uint8_t *p)
+{
+    return (uint64_t)flm_get_u32(p) | (uint64_t)flm_get_u32(p + 4) << 32;
+}
+
+#endif

@@ -1,0 +1,99 @@
+#include "flm_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "flm_alloc.h"
+
+int flm_read_file(const char *path, char **out, size_t *size, size_t max_size, flm_error *err)
+{
+    *out = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO, "%s: cannot open: %s",
+                             path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return flm_error_set(err, FLM_EIO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_size) {
+        close(fd);
+        return flm_error_set(err, FLM_ERANGE, "%s: %lld bytes, larger than the limit of %zu", path,
+                             (long long)st.st_size, max_size);
+    }
+    char *buf = flm_malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        close(fd);
+        return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", path);
+    }
+    long long n = flm_pread_full(fd, buf, (size_t)st.st_size, 0);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        flm_free(buf);
+        return flm_error_set(err, FLM_EIO, "%s: read failed: %s", path, strerror(e));
+    }
+    buf[n] = 0;
+    *out = buf;
+    *size = (size_t)n;
+    return 0;
+}
+
+int flm_write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+long long flm_pread_full(int fd, void *buf, size_t n, uint64_t offset)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(offset + got));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (long long)got;
+}
+
+int flm_fsync_dir(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    int fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+double flm_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
