@@ -46,7 +46,8 @@ typedef struct flm_error {
 
 /* Records code and a printf-style message in err (if non-NULL) and returns code. */
 FLM_API int flm_error_set(flm_error *err, int code, const char *fmt, ...) FLM_PRINTF(3, 4);
-FLM_API int flm_error_vset(flm_error *err, int code, const char *fmt, va_list ap);
+FLM_API int flm_error_vset(flm_error *err, int code, const char *fmt, va_list ap)
+    FLM_PRINTF(3, 0);
 /* Prepends "prefix: " to an existing message (used to add a file name at a higher level). */
 FLM_API int flm_error_prefix(flm_error *err, const char *fmt, ...) FLM_PRINTF(2, 3);
 /* Short name of a code, e.g. "corrupt". */

@@ -116,6 +116,39 @@ static int migrate(flm_index *idx, flm_error *err)
     return 0;
 }
 
+/* A new index is built under a temporary name and renamed into place once its schema is
+ * committed, so a job killed at any moment never leaves an index file without tables. */
+static int create_atomically(flm_index *idx, flm_error *err)
+{
+    size_t n = strlen(idx->path) + 32;
+    char *tmp = flm_malloc(n);
+    if (!tmp)
+        return flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", idx->path);
+    snprintf(tmp, n, "%s.tmp-%ld", idx->path, (long)getpid());
+    unlink(tmp);
+    char *final = idx->path;
+    idx->path = tmp;
+    int rc = 0;
+    if (sqlite3_open_v2(tmp, &idx->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+        rc = idx->db ? db_error(idx, err, "create")
+                     : flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", tmp);
+    if (rc == 0)
+        rc = migrate(idx, err);
+    sqlite3_close(idx->db);
+    idx->db = NULL;
+    idx->path = final;
+    if (rc == 0 && rename(tmp, final) < 0)
+        rc = flm_error_set(err, FLM_EIO, "index %s: rename from %s failed: %s", final, tmp,
+                           strerror(errno));
+    if (rc == 0 && flm_fsync_dir(final) < 0)
+        rc = flm_error_set(err, FLM_EIO, "index %s: fsync of its directory failed: %s", final,
+                           strerror(errno));
+    if (rc < 0)
+        unlink(tmp);
+    flm_free(tmp);
+    return rc;
+}
+
 int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
 {
     *out = NULL;
@@ -143,6 +176,8 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
                            strerror(errno));
         goto fail;
     }
+    if ((flags & FLM_INDEX_CREATE) && stat(idx->path, &st) != 0 && (rc = create_atomically(idx, err)) < 0)
+        goto fail;
     int oflags = (flags & FLM_INDEX_READONLY) ? SQLITE_OPEN_READONLY
                                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(idx->path, &idx->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {

@@ -262,10 +262,14 @@ static int parse_header(flm_shard_reader *r, flm_error *err)
         return flm_error_set(err, FLM_EFORMAT,
                              "shard %s: format version %u; this build reads version %d", r->path,
                              version, FLM_SHARD_FORMAT_VERSION);
-    if (size < HEADER_FIXED + 2 + 8 || size > MAX_HEADER || size % 8 ||
-        size + FOOTER_SIZE > r->file_size)
+    if (size < HEADER_FIXED + 2 + 8 || size > MAX_HEADER || size % 8)
         return flm_error_set(err, FLM_ECORRUPT, "shard %s: header size %u is invalid", r->path,
                              size);
+    if (size + FOOTER_SIZE > r->file_size)
+        return flm_error_set(err, FLM_ECORRUPT,
+                             "shard %s: %llu bytes ends before its footer: truncated, or its "
+                             "writer did not finish",
+                             r->path, (unsigned long long)r->file_size);
     if ((rc = read_exact(r, h, size, 0, "the header", err)) < 0)
         return rc;
     uint64_t want = flm_get_u64(h + size - 8), got = XXH3_64bits(h, size - 8);
