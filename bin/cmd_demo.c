@@ -18,16 +18,17 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: flm demo [--out DIR] [--samples N] [--per-shard K] [--seed S]\n"
-            "\n"
-            "Builds a small synthetic dataset in DIR (default ./flm-demo): N random but well-formed\n"
-            "packed samples (TTS and ASR style, uniform random codes, not real speech), K per\n"
-            "shard, written as zstd shards and indexed in DIR/index.sqlite. Then prints the\n"
-            "dataset's stats and one sample's timeline. Running it again resumes an interrupted\n"
-            "run and does nothing for a finished one.\n"
-            "\n"
-            "defaults: --samples 64 --per-shard 16 --seed 1\n");
+    fprintf(
+        f,
+        "usage: flm demo [--out DIR] [--samples N] [--per-shard K] [--seed S]\n"
+        "\n"
+        "Builds a small synthetic dataset in DIR (default ./flm-demo): N random but well-formed\n"
+        "packed samples (TTS and ASR style, uniform random codes, not real speech), K per\n"
+        "shard, written as zstd shards and indexed in DIR/index.sqlite. Then prints the\n"
+        "dataset's stats and one sample's timeline. Running it again resumes an interrupted\n"
+        "run and does nothing for a finished one.\n"
+        "\n"
+        "defaults: --samples 64 --per-shard 16 --seed 1\n");
 }
 
 /* Removes temporary files left by killed writers (one writer per dataset directory). */
@@ -64,7 +65,8 @@ static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, 
         rc = flm_shard_writer_create(&w, path, &sp, err);
     for (int64_t i = 0; i < n && rc == 0; i++) {
         char id[64];
-        snprintf(id, sizeof id, "synthetic/%llu/%06lld", (unsigned long long)seed, (long long)(first + i));
+        snprintf(id, sizeof id, "synthetic/%llu/%06lld", (unsigned long long)seed,
+                 (long long)(first + i));
         if ((rc = flm_synth_sample(&s[i], p, &syn, seed, id, err)) == 0)
             rc = flm_shard_writer_add(w, s[i], &info[i], err);
         keys[i] = s[i] ? s[i]->id : NULL;
@@ -172,7 +174,8 @@ int cmd_demo(int argc, char **argv)
         flm_sample_destroy(&s);
         path = NULL;
         if (flm_index_locate(idx, id, &path, &rec, &err) < 0 ||
-            flm_shard_reader_open(&r, path, &err) < 0 || flm_shard_reader_read(r, rec, &s, &err) < 0)
+            flm_shard_reader_open(&r, path, &err) < 0 ||
+            flm_shard_reader_read(r, rec, &s, &err) < 0)
             rc = -1;
         else
             found = !strcmp(s->style, "tts") || i == n_samples - 1;

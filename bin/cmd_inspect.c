@@ -56,12 +56,11 @@ static int list_records(flm_shard_reader *r, int json)
             continue;
         }
         if (json) {
-            json_t *o = json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:I,s:f,s:I,s:I,s:s}", "record",
-                                  (json_int_t)i, "id", v.id, "style", v.style, "language",
-                                  v.language, "corpus", v.corpus, "n_frames",
-                                  (json_int_t)v.n_frames, "duration_s", v.duration_s, "csize",
-                                  (json_int_t)ri->csize, "usize", (json_int_t)ri->usize,
-                                  "checksum", "");
+            json_t *o =
+                json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:I,s:f,s:I,s:I,s:s}", "record", (json_int_t)i,
+                          "id", v.id, "style", v.style, "language", v.language, "corpus", v.corpus,
+                          "n_frames", (json_int_t)v.n_frames, "duration_s", v.duration_s, "csize",
+                          (json_int_t)ri->csize, "usize", (json_int_t)ri->usize, "checksum", "");
             char ck[17];
             snprintf(ck, sizeof ck, "%016llx", (unsigned long long)ri->ucheck);
             json_object_set_new(o, "checksum", json_string(ck));

@@ -52,9 +52,8 @@ FLM_API int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_
                                 const flm_record_info *infos, size_t n,
                                 const char *const *done_inputs, size_t n_done, flm_error *err);
 /* Records a bad input with the stage that failed and the error; the job goes on. */
-FLM_API int flm_index_quarantine(flm_index *idx, int64_t run_id, const char *key,
-                                 const char *path, const char *stage, const char *error,
-                                 flm_error *err);
+FLM_API int flm_index_quarantine(flm_index *idx, int64_t run_id, const char *key, const char *path,
+                                 const char *stage, const char *error, flm_error *err);
 /* Status of an input: 0 unknown, 1 done, 2 quarantined. */
 FLM_API int flm_index_input_status(flm_index *idx, const char *key, flm_error *err);
 
@@ -72,8 +71,8 @@ FLM_API int flm_index_nth(flm_index *idx, int64_t n, char **shard_path, uint64_t
  * the total), with sample count, frames and hours of content. */
 typedef void (*flm_index_stats_fn)(void *user, const char *group, int64_t n_samples,
                                    int64_t n_frames, double hours);
-FLM_API int flm_index_stats(flm_index *idx, const char *group_by, flm_index_stats_fn fn,
-                            void *user, flm_error *err);
+FLM_API int flm_index_stats(flm_index *idx, const char *group_by, flm_index_stats_fn fn, void *user,
+                            flm_error *err);
 /* Quarantined inputs: one callback per input. */
 typedef void (*flm_index_quarantine_fn)(void *user, const char *key, const char *path,
                                         const char *stage, const char *error);

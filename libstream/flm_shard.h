@@ -42,20 +42,20 @@
 #define FLM_SHARD_SUFFIX ".flms"
 
 typedef struct flm_shard_params {
-    int zstd_level;            /* default 3 */
-    uint64_t vocab_hash;       /* profile hashes recorded in the header */
+    int zstd_level;      /* default 3 */
+    uint64_t vocab_hash; /* profile hashes recorded in the header */
     uint64_t codec_hash;
     uint64_t model_hash;
 } flm_shard_params;
 
 /* Where one record lives and what it hashes to (also what the index stores). */
 typedef struct flm_record_info {
-    uint64_t offset;         /* byte offset of the compressed record in the shard */
-    uint32_t csize;          /* compressed size */
-    uint32_t usize;          /* uncompressed (record) size */
+    uint64_t offset; /* byte offset of the compressed record in the shard */
+    uint32_t csize;  /* compressed size */
+    uint32_t usize;  /* uncompressed (record) size */
     uint32_t n_frames;
-    uint64_t ccheck;         /* XXH3-64 of the compressed bytes */
-    uint64_t ucheck;         /* XXH3-64 of the uncompressed record: the sample's content hash */
+    uint64_t ccheck; /* XXH3-64 of the compressed bytes */
+    uint64_t ucheck; /* XXH3-64 of the uncompressed record: the sample's content hash */
 } flm_record_info;
 
 typedef struct flm_shard_header {
@@ -120,8 +120,7 @@ FLM_API int flm_shard_reader_raw(flm_shard_reader *r, uint64_t i, const uint8_t 
 /* Record codec (exposed for tests, fuzzing and tools). encode appends to a growable buffer. */
 FLM_API int flm_record_encode(const flm_sample *s, uint8_t **buf, size_t *size, size_t *cap,
                               flm_error *err);
-FLM_API int flm_record_decode(const uint8_t *buf, size_t size, flm_record_view *v,
-                              flm_error *err);
+FLM_API int flm_record_decode(const uint8_t *buf, size_t size, flm_record_view *v, flm_error *err);
 FLM_API int flm_record_to_sample(const flm_record_view *v, flm_sample **out, flm_error *err);
 
 #endif

@@ -1,4 +1,5 @@
-/* SQLite dataset index. Schema and migrations: the SQL files in schemas/index/ (embedded at build time). */
+/* SQLite dataset index. Schema and migrations: the SQL files in schemas/index/ (embedded at build
+ * time). */
 #include "flm_index.h"
 
 #include <dirent.h>
@@ -27,7 +28,8 @@ struct flm_index {
 
 static int db_error(flm_index *idx, flm_error *err, const char *what)
 {
-    return flm_error_set(err, FLM_EDB, "index %s: %s: %s", idx->path, what, sqlite3_errmsg(idx->db));
+    return flm_error_set(err, FLM_EDB, "index %s: %s: %s", idx->path, what,
+                         sqlite3_errmsg(idx->db));
 }
 
 static int exec(flm_index *idx, const char *sql, flm_error *err)
@@ -129,7 +131,8 @@ static int create_atomically(flm_index *idx, flm_error *err)
     char *final = idx->path;
     idx->path = tmp;
     int rc = 0;
-    if (sqlite3_open_v2(tmp, &idx->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+    if (sqlite3_open_v2(tmp, &idx->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK)
         rc = idx->db ? db_error(idx, err, "create")
                      : flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", tmp);
     if (rc == 0)
@@ -176,7 +179,8 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
                            strerror(errno));
         goto fail;
     }
-    if ((flags & FLM_INDEX_CREATE) && stat(idx->path, &st) != 0 && (rc = create_atomically(idx, err)) < 0)
+    if ((flags & FLM_INDEX_CREATE) && stat(idx->path, &st) != 0 &&
+        (rc = create_atomically(idx, err)) < 0)
         goto fail;
     int oflags = (flags & FLM_INDEX_READONLY) ? SQLITE_OPEN_READONLY
                                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
@@ -228,8 +232,8 @@ const char *flm_index_path(const flm_index *idx)
     return idx->path;
 }
 
-int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_json,
-                        int64_t seed, const flm_profiles *p, int64_t *run_id, flm_error *err)
+int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_json, int64_t seed,
+                        const flm_profiles *p, int64_t *run_id, flm_error *err)
 {
     sqlite3_stmt *st;
     int rc = prepare(idx, &st,

@@ -73,8 +73,7 @@ static void wb_str(wbuf *b, const char *s)
         memcpy(p, s, n);
 }
 
-int flm_record_encode(const flm_sample *s, uint8_t **buf, size_t *size, size_t *cap,
-                      flm_error *err)
+int flm_record_encode(const flm_sample *s, uint8_t **buf, size_t *size, size_t *cap, flm_error *err)
 {
     wbuf b = {buf, size, cap, 0};
     size_t start = *size;
@@ -202,8 +201,8 @@ static int parse_events(rbuf *r, uint32_t n, flm_sample *s)
             uint64_t u = flm_get_u64(p + 8);
             double d;
             memcpy(&d, &u, 8);
-            if (flm_sample_add_event(s, kind, (int32_t)flm_get_u32(p),
-                                     (int32_t)flm_get_u32(p + 4), d) < 0)
+            if (flm_sample_add_event(s, kind, (int32_t)flm_get_u32(p), (int32_t)flm_get_u32(p + 4),
+                                     d) < 0)
                 return FLM_ENOMEM;
         }
     }
@@ -270,8 +269,7 @@ int flm_record_decode(const uint8_t *buf, size_t size, flm_record_view *v, flm_e
         }
     }
     if (r.pos != size)
-        return flm_error_set(err, FLM_EFORMAT, "%zu trailing bytes after the record",
-                             size - r.pos);
+        return flm_error_set(err, FLM_EFORMAT, "%zu trailing bytes after the record", size - r.pos);
     return 0;
 }
 

@@ -13,7 +13,7 @@
 #include "flm_alloc.h"
 #include "flm_util.h"
 
-#define HEADER_FIXED 48   /* bytes before the schema string */
+#define HEADER_FIXED 48 /* bytes before the schema string */
 #define FOOTER_SIZE 40
 #define ENTRY_SIZE 40
 #define MAX_HEADER 4096
@@ -37,12 +37,12 @@ struct flm_shard_writer {
     int fd;
     int finished;
     ZSTD_CCtx *cctx;
-    uint64_t pos;              /* bytes written */
-    flm_record_info *infos;    /* [n] */
+    uint64_t pos;           /* bytes written */
+    flm_record_info *infos; /* [n] */
     size_t n, cap;
-    uint8_t *rec;              /* encoded record scratch */
+    uint8_t *rec; /* encoded record scratch */
     size_t rec_size, rec_cap;
-    uint8_t *cbuf;             /* compressed scratch */
+    uint8_t *cbuf; /* compressed scratch */
     size_t cbuf_cap;
 };
 
@@ -90,7 +90,8 @@ int flm_shard_writer_create(flm_shard_writer **out, const char *path,
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, params->zstd_level);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 0); /* we keep our own XXH3 */
-    snprintf(w->tmp_path, tlen, "%s.tmp-%ld-%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
+    snprintf(w->tmp_path, tlen, "%s.tmp-%ld-%u", path, (long)getpid(),
+             atomic_fetch_add(&counter, 1));
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) {
         int rc = flm_error_set(err, FLM_EIO, "%s: cannot create: %s", w->tmp_path, strerror(errno));
@@ -134,8 +135,12 @@ int flm_shard_writer_add(flm_shard_writer *w, const flm_sample *s, flm_record_in
         w->fd = -1;
         return rc;
     }
-    flm_record_info ri = {w->pos, (uint32_t)cs, (uint32_t)w->rec_size, (uint32_t)s->n_frames,
-                          XXH3_64bits(w->cbuf, cs), XXH3_64bits(w->rec, w->rec_size)};
+    flm_record_info ri = {w->pos,
+                          (uint32_t)cs,
+                          (uint32_t)w->rec_size,
+                          (uint32_t)s->n_frames,
+                          XXH3_64bits(w->cbuf, cs),
+                          XXH3_64bits(w->rec, w->rec_size)};
     w->infos[w->n++] = ri;
     w->pos += cs;
     if (info)
@@ -180,8 +185,8 @@ int flm_shard_writer_finish(flm_shard_writer *w, flm_error *err)
     memcpy(f + 32, FLM_SHARD_FOOTER_MAGIC, 8);
     int rc = 0;
     if (flm_write_all(w->fd, t, tsize + FOOTER_SIZE) < 0 || fsync(w->fd) < 0)
-        rc = flm_error_set(err, FLM_EIO, "%s: write/fsync failed: %s", w->tmp_path,
-                           strerror(errno));
+        rc =
+            flm_error_set(err, FLM_EIO, "%s: write/fsync failed: %s", w->tmp_path, strerror(errno));
     flm_free(t);
     if (close(w->fd) < 0 && rc == 0)
         rc = flm_error_set(err, FLM_EIO, "%s: close failed: %s", w->tmp_path, strerror(errno));
@@ -274,9 +279,10 @@ static int parse_header(flm_shard_reader *r, flm_error *err)
         return rc;
     uint64_t want = flm_get_u64(h + size - 8), got = XXH3_64bits(h, size - 8);
     if (want != got)
-        return flm_error_set(err, FLM_ECORRUPT,
-                             "shard %s: header checksum mismatch (stored %016llx, computed %016llx)",
-                             r->path, (unsigned long long)want, (unsigned long long)got);
+        return flm_error_set(
+            err, FLM_ECORRUPT,
+            "shard %s: header checksum mismatch (stored %016llx, computed %016llx)", r->path,
+            (unsigned long long)want, (unsigned long long)got);
     flm_shard_header *hd = &r->header;
     hd->format_version = version;
     hd->record_version = flm_get_u32(h + 16);

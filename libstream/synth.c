@@ -62,7 +62,8 @@ int flm_synth_sample(flm_sample **out, const flm_profiles *p, const flm_synth_pa
     char spk[32];
     snprintf(spk, sizeof spk, "spk%03u", flm_rng_below(&r, 200));
     if (flm_sample_set_id(s, id) || flm_sample_set_style(s, asr ? "asr" : "tts") ||
-        flm_sample_set_stage(s, "post-training-1") || flm_sample_set_language(s, zh ? "zh" : "en") ||
+        flm_sample_set_stage(s, "post-training-1") ||
+        flm_sample_set_language(s, zh ? "zh" : "en") ||
         flm_sample_set_corpus(s, zh ? "synthetic-zh" : "synthetic-en") ||
         flm_sample_set_speakers(s, spk) || flm_sample_meta_set_int(s, "pairs", n_pairs) ||
         flm_sample_meta_set_int(s, "text_lead", asr ? 0 : sp->lead) ||

@@ -46,9 +46,8 @@ static void build(const char *dir, const char *prefix, int n_shards, int per)
         flm_shard_writer_finish(w, &err);
         struct stat st;
         stat(path, &st);
-        if (flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size,
-                                (const flm_sample *const *)s, info, (size_t)per, done,
-                                (size_t)per, &err) < 0)
+        if (flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size, (const flm_sample *const *)s,
+                                info, (size_t)per, done, (size_t)per, &err) < 0)
             tap_diag("add_shard: %s", err.msg);
         flm_shard_writer_destroy(&w);
         for (int i = 0; i < per; i++)
@@ -133,7 +132,8 @@ int main(void)
     TAP_EQ_INT(rec, 4, "at the right record");
     flm_shard_reader *r = NULL;
     flm_record_view v;
-    int ok = flm_shard_reader_open(&r, shard, &err) == 0 && flm_shard_reader_view(r, rec, &v, &err) == 0;
+    int ok =
+        flm_shard_reader_open(&r, shard, &err) == 0 && flm_shard_reader_view(r, rec, &v, &err) == 0;
     TAP_OK(ok && v.id && strcmp(v.id, "a1-4") == 0, "the located record is that sample");
     flm_shard_reader_close(&r);
     flm_free(shard);
@@ -148,8 +148,10 @@ int main(void)
 
     /* a leftover temporary file and an unregistered shard are notes, not errors */
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cp %s/shards/a000000.flms %s/shards/zz000009.flms && "
-             "head -c 100 %s/shards/a000000.flms > %s/shards/a000003.flms.tmp-1-0", a, a, a, a);
+    snprintf(cmd, sizeof cmd,
+             "cp %s/shards/a000000.flms %s/shards/zz000009.flms && "
+             "head -c 100 %s/shards/a000000.flms > %s/shards/a000003.flms.tmp-1-0",
+             a, a, a, a);
     TAP_EQ_INT(system(cmd), 0, "add leftovers");
     TAP_EQ_INT(check(a, &p), 0, "check: leftovers of a killed writer are not errors");
     TAP_CONTAINS(p.text, "temporary file", "the temporary file is noted");
@@ -168,7 +170,8 @@ int main(void)
     TAP_EQ_INT(flm_index_count_samples(idx, &err), 44, "merged holds 30 + 14 samples");
     TAP_EQ_INT(flm_index_locate(idx, "b1-6", &shard, &rec, &err), 0, "locate a sample of b");
     TAP_OK(shard && strstr(shard, "../") != NULL, "shard path rewritten relative to the new index");
-    ok = flm_shard_reader_open(&r, shard, &err) == 0 && flm_shard_reader_view(r, rec, &v, &err) == 0;
+    ok =
+        flm_shard_reader_open(&r, shard, &err) == 0 && flm_shard_reader_view(r, rec, &v, &err) == 0;
     TAP_OK(ok && strcmp(v.id, "b1-6") == 0, "and it resolves to the right record");
     flm_shard_reader_close(&r);
     flm_free(shard);

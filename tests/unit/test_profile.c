@@ -78,7 +78,8 @@ int main(void)
                  "must not be codes below card");
     expect_error("{\"kind\":\"codec\",\"name\":\"c\",\"version\":\"1\"}", "\"version\": expected");
     flm_error err = {0};
-    TAP_EQ_INT(flm_profile_load_file("/nonexistent/p.json", &p, &err), FLM_ENOTFOUND, "missing file");
+    TAP_EQ_INT(flm_profile_load_file("/nonexistent/p.json", &p, &err), FLM_ENOTFOUND,
+               "missing file");
     TAP_CONTAINS(err.msg, "/nonexistent/p.json", "names the missing file");
     return tap_done();
 }

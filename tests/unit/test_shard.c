@@ -58,7 +58,8 @@ static void round_trip(void)
         unlink(path);
     }
     TAP_OK(total >= 1000, "round trip covers %d samples over 25 seeds", total);
-    TAP_EQ_INT(equal, total, "every sample reads back bit-exact (tokens, classes, strings, meta, events)");
+    TAP_EQ_INT(equal, total,
+               "every sample reads back bit-exact (tokens, classes, strings, meta, events)");
     TAP_EQ_INT(seeds, 25, "every shard opens with the right count");
 }
 
@@ -149,8 +150,8 @@ static void corruption(void)
             abort();
     }
     close(fd);
-    TAP_OK(trials == (long)size * 255, "%ld single-byte corruptions tried (every byte, every value)",
-           trials);
+    TAP_OK(trials == (long)size * 255,
+           "%ld single-byte corruptions tried (every byte, every value)", trials);
     TAP_EQ_INT(undetected, 0, "every single-byte corruption is detected");
     TAP_EQ_INT(unnamed, 0, "every error names the shard, and the record when inside one");
     TAP_EQ_INT(read_all(path, &err), 0, "restored shard reads cleanly again");
@@ -214,7 +215,8 @@ static void unfinished_writer(void)
     sp.zstd_level = 99;
     snprintf(path, sizeof path, "%s/lvl.flms", dir);
     TAP_EQ_INT(flm_shard_writer_create(&w, path, &sp, &err), FLM_EINVAL, "bad zstd level");
-    TAP_EQ_INT(flm_shard_reader_open(&r, "/nonexistent.flms", &err), FLM_ENOTFOUND, "missing shard");
+    TAP_EQ_INT(flm_shard_reader_open(&r, "/nonexistent.flms", &err), FLM_ENOTFOUND,
+               "missing shard");
 }
 
 static void alloc_failures(void)

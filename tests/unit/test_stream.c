@@ -33,8 +33,8 @@ static void delay_identity(void)
         /* the delayed view: channel k at t + d[k] holds the frame-t value */
         for (int k = 0; k < FLM_N_CHANNELS && ok; k++)
             for (int32_t t = 0; t < n + md; t++) {
-                int32_t want = (t < delays[k] || t >= n + delays[k]) ? fill[k]
-                                                                      : in[k * n + t - delays[k]];
+                int32_t want =
+                    (t < delays[k] || t >= n + delays[k]) ? fill[k] : in[k * n + t - delays[k]];
                 ok &= mid[k * (n + md) + t] == want;
             }
         ok &= flm_delay_undo(mid, n + md, delays, back, NULL) == 0;
@@ -47,7 +47,8 @@ static void delay_identity(void)
     int32_t bad[FLM_N_CHANNELS] = {0}, buf[FLM_N_CHANNELS * 2], fill[FLM_N_CHANNELS] = {0};
     bad[3] = -1;
     flm_error err = {0};
-    TAP_EQ_INT(flm_delay_apply(buf, 1, bad, fill, buf, &err), FLM_ERANGE, "negative delay rejected");
+    TAP_EQ_INT(flm_delay_apply(buf, 1, bad, fill, buf, &err), FLM_ERANGE,
+               "negative delay rejected");
     TAP_CONTAINS(err.msg, "channel 3", "error names the channel");
     int32_t d2[FLM_N_CHANNELS] = {0};
     d2[0] = 5;

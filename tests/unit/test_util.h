@@ -43,9 +43,15 @@ static inline flm_sample *random_sample(uint64_t seed, int idx, int32_t max_fram
         char key[32];
         snprintf(key, sizeof key, "key.%d", k);
         switch (flm_rng_below(&r, 3)) {
-        case 0: flm_sample_meta_set_int(s, key, (int64_t)flm_rng_u64(&r)); break;
-        case 1: flm_sample_meta_set_real(s, key, flm_rng_normal(&r) * 1e6); break;
-        default: flm_sample_meta_set_text(s, key, words[flm_rng_below(&r, 6)]); break;
+        case 0:
+            flm_sample_meta_set_int(s, key, (int64_t)flm_rng_u64(&r));
+            break;
+        case 1:
+            flm_sample_meta_set_real(s, key, flm_rng_normal(&r) * 1e6);
+            break;
+        default:
+            flm_sample_meta_set_text(s, key, words[flm_rng_below(&r, 6)]);
+            break;
         }
     }
     int n_ev = (int)flm_rng_below(&r, 5);
