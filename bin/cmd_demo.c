@@ -183,6 +183,9 @@ int cmd_demo(int argc, char **argv)
     if (found) {
         printf("\n$ flm inspect %s:%llu\n", path, (unsigned long long)rec);
         timeline_opts o = {0, 12, 0, 100};
+        while (o.from < s->n_frames && FLM_TOK(s, FLM_CH_TEXT, o.from) == p.vocab.text_wait)
+            o.from++; /* start the window just before the first sentence */
+        o.from = o.from > 0 ? o.from - 1 : 0;
         timeline_print(stdout, s, &p, &o);
     } else {
         cli_error("demo: %s", err.msg);

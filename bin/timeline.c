@@ -54,7 +54,7 @@ static void print_overview(FILE *f, const flm_sample *s, const flm_profiles *p, 
     int32_t per = (s->n_frames + width - 1) / width;
     width = (s->n_frames + per - 1) / per;
     fprintf(f,
-            "\noverview: 1 char = %d frames (%.2f s)   text: T tokens, w <wait>   "
+            "\noverview: 1 char = %d frames (%.2f s)   text: T mostly tokens, t some, w only <wait>   "
             "speak/listen: # speech target, - codes, . empty   events: ^\n",
             per, frame_s(p, per));
     const char *names[4] = {"text", "speak", "listen", "events"};
@@ -64,10 +64,10 @@ static void print_overview(FILE *f, const flm_sample *s, const flm_profiles *p, 
             int32_t t0 = b * per, t1 = t0 + per < s->n_frames ? t0 + per : s->n_frames;
             char c = ' ';
             if (row == 0) {
-                c = 'w';
+                int32_t n_tok = 0;
                 for (int32_t t = t0; t < t1; t++)
-                    if (FLM_TOK(s, FLM_CH_TEXT, t) != p->vocab.text_wait)
-                        c = 'T';
+                    n_tok += FLM_TOK(s, FLM_CH_TEXT, t) != p->vocab.text_wait;
+                c = n_tok == 0 ? 'w' : 2 * n_tok >= t1 - t0 ? 'T' : 't';
             } else if (row < 3) {
                 int ch = row == 1 ? FLM_CH_SPEAK : FLM_CH_LISTEN;
                 c = '.';

@@ -61,11 +61,8 @@ FLM_API int flm_index_input_status(flm_index *idx, const char *key, flm_error *e
  * flm_free) and record number. FLM_ENOTFOUND if absent. */
 FLM_API int flm_index_locate(flm_index *idx, const char *sample_key, char **shard_path,
                              uint64_t *record, flm_error *err);
-/* Number of samples, and the key of the n-th sample in id order (for random access tests). */
+/* Number of samples in the index. */
 FLM_API int64_t flm_index_count_samples(flm_index *idx, flm_error *err);
-/* The n-th (0-based, by sample id) sample's shard path and record; caller frees shard_path. */
-FLM_API int flm_index_nth(flm_index *idx, int64_t n, char **shard_path, uint64_t *record,
-                          flm_error *err);
 
 /* Aggregates: one callback per group value ("corpus", "language", "style" or "stage"; NULL for
  * the total), with sample count, frames and hours of content. */

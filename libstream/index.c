@@ -489,22 +489,6 @@ int64_t flm_index_count_samples(flm_index *idx, flm_error *err)
     return n;
 }
 
-int flm_index_nth(flm_index *idx, int64_t n, char **shard_path, uint64_t *record, flm_error *err)
-{
-    sqlite3_stmt *st;
-    *shard_path = NULL;
-    int rc = prepare(idx, &st,
-                     "SELECT sh.path, s.record FROM samples s JOIN shards sh ON sh.id = s.shard_id "
-                     "ORDER BY s.id LIMIT 1 OFFSET ?",
-                     err);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, n);
-    char what[32];
-    snprintf(what, sizeof what, "#%lld", (long long)n);
-    return locate_row(idx, st, shard_path, record, what, err);
-}
-
 int flm_index_stats(flm_index *idx, const char *group_by, flm_index_stats_fn fn, void *user,
                     flm_error *err)
 {
