@@ -20,7 +20,7 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: flm demo [--out DIR] [--samples N] [--per-shard K] [--seed S]\n"
+        "usage: flm demo [--out DIR] [--samples N] [--per-shard K] [--seed S] [--max-frames F]\n"
         "\n"
         "Builds a small synthetic dataset in DIR (default ./flm-demo): N random but well-formed\n"
         "packed samples (TTS and ASR style, uniform random codes, not real speech), K per\n"
@@ -28,7 +28,8 @@ static void usage(FILE *f)
         "dataset's stats and one sample's timeline. Running it again resumes an interrupted\n"
         "run and does nothing for a finished one.\n"
         "\n"
-        "defaults: --samples 64 --per-shard 16 --seed 1\n");
+        "defaults: --samples 64 --per-shard 16 --seed 1 --max-frames 8192 (samples are 600..F\n"
+            "frames long, or F when F < 600)\n");
 }
 
 /* Removes temporary files left by killed writers (one writer per dataset directory). */
@@ -48,7 +49,8 @@ static void remove_leftovers(const char *shards_dir)
 }
 
 static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, int64_t per,
-                       int64_t n_samples, uint64_t seed, const flm_profiles *p, flm_error *err)
+                       int64_t n_samples, uint64_t seed, const flm_profiles *p,
+                       const flm_synth_params *syn, flm_error *err)
 {
     int64_t first = k * per, n = first + per <= n_samples ? per : n_samples - first;
     char rel[64], path[4096];
@@ -59,7 +61,6 @@ static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, 
     const char **keys = flm_calloc((size_t)n, sizeof *keys);
     flm_shard_writer *w = NULL;
     flm_shard_params sp = flm_shard_default_params(p);
-    flm_synth_params syn = flm_synth_default_params();
     int rc = s && info && keys ? 0 : flm_error_set(err, FLM_ENOMEM, "out of memory");
     if (rc == 0)
         rc = flm_shard_writer_create(&w, path, &sp, err);
@@ -67,7 +68,7 @@ static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, 
         char id[64];
         snprintf(id, sizeof id, "synthetic/%llu/%06lld", (unsigned long long)seed,
                  (long long)(first + i));
-        if ((rc = flm_synth_sample(&s[i], p, &syn, seed, id, err)) == 0)
+        if ((rc = flm_synth_sample(&s[i], p, syn, seed, id, err)) == 0)
             rc = flm_shard_writer_add(w, s[i], &info[i], err);
         keys[i] = s[i] ? s[i]->id : NULL;
     }
@@ -91,7 +92,7 @@ static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, 
 int cmd_demo(int argc, char **argv)
 {
     const char *out = "flm-demo", *v;
-    int64_t n_samples = 64, per = 16, seed = 1;
+    int64_t n_samples = 64, per = 16, seed = 1, max_frames = 8192;
     int bad = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -104,6 +105,9 @@ int cmd_demo(int argc, char **argv)
                 return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--per-shard", &bad))) {
             if (cli_parse_i64("--per-shard", v, 1, 100000, &per) < 0)
+                return 2;
+        } else if ((v = cli_opt(argc, argv, &i, "--max-frames", &bad))) {
+            if (cli_parse_i64("--max-frames", v, 50, FLM_MAX_FRAMES, &max_frames) < 0)
                 return 2;
         } else if ((v = cli_opt(argc, argv, &i, "--seed", &bad))) {
             if (cli_parse_i64("--seed", v, 0, INT64_MAX, &seed) < 0)
@@ -130,8 +134,13 @@ int cmd_demo(int argc, char **argv)
         return 1;
     }
     char cmdline[512];
-    snprintf(cmdline, sizeof cmdline, "flm demo --samples %lld --per-shard %lld --seed %lld",
-             (long long)n_samples, (long long)per, (long long)seed);
+    snprintf(cmdline, sizeof cmdline,
+             "flm demo --samples %lld --per-shard %lld --seed %lld --max-frames %lld",
+             (long long)n_samples, (long long)per, (long long)seed, (long long)max_frames);
+    flm_synth_params syn = flm_synth_default_params();
+    syn.max_frames = (int32_t)max_frames;
+    if (syn.min_frames > syn.max_frames)
+        syn.min_frames = syn.max_frames;
     int64_t run = 0, n_shards = (n_samples + per - 1) / per, skipped = 0;
     int rc = flm_index_begin_run(idx, cmdline, NULL, seed, &p, &run, &err);
     cli_progress bar;
@@ -146,7 +155,7 @@ int cmd_demo(int argc, char **argv)
         else if (st < 0)
             rc = st;
         else
-            rc = write_shard(idx, run, out, k, per, n_samples, (uint64_t)seed, &p, &err);
+            rc = write_shard(idx, run, out, k, per, n_samples, (uint64_t)seed, &p, &syn, &err);
         cli_progress_update(&bar, k + 1);
     }
     cli_progress_finish(&bar, n_shards);

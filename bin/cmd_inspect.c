@@ -163,7 +163,10 @@ int cmd_inspect(int argc, char **argv)
             flm_profiles p;
             flm_profiles_default(&p);
             if (json) {
-                timeline_print_json(stdout, s);
+                if (timeline_print_json(stdout, s) < 0) {
+                    cli_error("inspect: out of memory");
+                    rc = 1;
+                }
             } else {
                 printf("shard     %s, record %llu of %llu\n", path, (unsigned long long)record,
                        (unsigned long long)flm_shard_reader_count(r));

@@ -1,6 +1,6 @@
 #include "timeline.h"
 
-#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 static double frame_s(const flm_profiles *p, int32_t t)
@@ -161,48 +161,12 @@ void timeline_print(FILE *f, const flm_sample *s, const flm_profiles *p, const t
     }
 }
 
-void timeline_print_json(FILE *f, const flm_sample *s)
+int timeline_print_json(FILE *f, const flm_sample *s)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", s->id ? json_string(s->id) : json_null());
-    const char *keys[5] = {"style", "stage", "language", "corpus", "speakers"};
-    const char *vals[5] = {s->style, s->stage, s->language, s->corpus, s->speakers};
-    for (int i = 0; i < 5; i++)
-        json_object_set_new(o, keys[i], vals[i] ? json_string(vals[i]) : json_null());
-    json_object_set_new(o, "n_frames", json_integer(s->n_frames));
-    json_object_set_new(o, "duration_s", json_real(s->duration_s));
-    json_t *tok = json_array(), *cls = json_array();
-    for (int ch = 0; ch < FLM_N_CHANNELS; ch++) {
-        json_t *a = json_array(), *b = json_array();
-        for (int32_t t = 0; t < s->n_frames; t++) {
-            json_array_append_new(a, json_integer(FLM_TOK(s, ch, t)));
-            json_array_append_new(b, json_integer(FLM_CLS(s, ch, t)));
-        }
-        json_array_append_new(tok, a);
-        json_array_append_new(cls, b);
-    }
-    json_object_set_new(o, "tokens", tok);
-    json_object_set_new(o, "loss_class", cls);
-    json_t *meta = json_object();
-    for (int32_t i = 0; i < s->n_meta; i++) {
-        const flm_meta *m = &s->meta[i];
-        json_object_set_new(meta, m->key,
-                            m->type == FLM_META_INT    ? json_integer(m->i)
-                            : m->type == FLM_META_REAL ? json_real(m->r)
-                                                       : json_string(m->s));
-    }
-    json_object_set_new(o, "metadata", meta);
-    json_t *ev = json_array();
-    for (int32_t i = 0; i < s->n_events; i++) {
-        json_t *e = json_object();
-        json_object_set_new(e, "kind", json_string(s->events[i].kind));
-        json_object_set_new(e, "frame", json_integer(s->events[i].frame));
-        json_object_set_new(e, "n_frames", json_integer(s->events[i].n_frames));
-        json_object_set_new(e, "value", json_real(s->events[i].value));
-        json_array_append_new(ev, e);
-    }
-    json_object_set_new(o, "events", ev);
-    json_dumpf(o, f, JSON_COMPACT);
-    fputc('\n', f);
-    json_decref(o);
+    char *txt = flm_sample_to_json(s, FLM_JSON_TOKENS);
+    if (!txt)
+        return -1;
+    fprintf(f, "%s\n", txt);
+    free(txt);
+    return 0;
 }

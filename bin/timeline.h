@@ -16,6 +16,6 @@ typedef struct timeline_opts {
 
 void timeline_print(FILE *f, const flm_sample *s, const flm_profiles *p, const timeline_opts *o);
 /* The whole sample as JSON (tokens and classes as 17 arrays, metadata, events). */
-void timeline_print_json(FILE *f, const flm_sample *s);
+int timeline_print_json(FILE *f, const flm_sample *s);
 
 #endif

@@ -119,6 +119,13 @@ FLM_API int flm_sample_add_event(flm_sample *s, const char *kind, int32_t frame,
 FLM_API void flm_sample_default_classes(flm_sample *s, int32_t text_wait, int32_t aud_empty,
                                         int32_t aud_pad);
 
+/* The sample as a JSON object: id, style, stage, language, corpus, speakers, n_frames,
+ * duration_s, metadata, events; FLM_JSON_TOKENS adds "tokens" and "loss_class" as 17 arrays;
+ * FLM_JSON_METADATA_ONLY gives just the metadata object. Caller frees with free(); NULL on
+ * allocation failure. */
+enum { FLM_JSON_TOKENS = 1, FLM_JSON_METADATA_ONLY = 2 };
+FLM_API char *flm_sample_to_json(const flm_sample *s, int flags);
+
 /* ---- Delay view ---------------------------------------------------------------------------
  * apply: out[k][t] = t < d[k] ? fill[k] : in[k][t - d[k]] for t in [0, n_frames + max(d)),
  *        so nothing is lost (the output is max(d) columns longer than the input).

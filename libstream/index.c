@@ -4,7 +4,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -264,21 +263,10 @@ int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_
     return rc;
 }
 
+/* The index keeps a sample's key/values as a JSON object (the "metadata" member). */
 static char *meta_json(const flm_sample *s)
 {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    for (int32_t i = 0; i < s->n_meta; i++) {
-        const flm_meta *m = &s->meta[i];
-        json_t *v = m->type == FLM_META_INT    ? json_integer(m->i)
-                    : m->type == FLM_META_REAL ? json_real(m->r)
-                                               : json_string(m->s);
-        json_object_set_new(o, m->key, v ? v : json_null());
-    }
-    char *txt = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return txt;
+    return flm_sample_to_json(s, FLM_JSON_METADATA_ONLY);
 }
 
 int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, uint64_t file_size,
