@@ -141,7 +141,8 @@ static void measure(const char *ds, int n_reads, const char *label)
         flm_shard_reader *sr = NULL;
         flm_record_view v;
         if (flm_index_locate(idx, key, &path, &rec, &err) < 0 ||
-            flm_shard_reader_open(&sr, path, &err) < 0 || flm_shard_reader_view(sr, rec, &v, &err) < 0)
+            flm_shard_reader_open(&sr, path, &err) < 0 ||
+            flm_shard_reader_view(sr, rec, &v, &err) < 0)
             die(err.msg);
         frames += v.n_frames;
         flm_shard_reader_close(&sr);

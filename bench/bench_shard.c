@@ -109,12 +109,14 @@ int main(int argc, char **argv)
         best_zr = tzr < best_zr ? tzr : best_zr;
     }
     double sh = file_size(shard), zs = file_size(zst);
-    printf("samples %d, frames %lld, raw record bytes %.1f MB\n", n, (long long)frames, raw_bytes / 1e6);
+    printf("samples %d, frames %lld, raw record bytes %.1f MB\n", n, (long long)frames,
+           raw_bytes / 1e6);
     printf("write: flmstream %.1f MB/s (%.0f frames/s) | zstd CLI -3 -T1 %.1f MB/s | ratio %.2f\n",
            raw_bytes / best_w / 1e6, frames / best_w, raw_bytes / best_zw / 1e6, best_zw / best_w);
     printf("read:  flmstream %.1f MB/s (%.0f frames/s) | zstd CLI -d -T1 %.1f MB/s | ratio %.2f\n",
            raw_bytes / best_r / 1e6, frames / best_r, raw_bytes / best_zr / 1e6, best_zr / best_r);
-    printf("size:  shard %.1f MB, zstd CLI %.1f MB (shard/zstd %.3f)\n", sh / 1e6, zs / 1e6, sh / zs);
+    printf("size:  shard %.1f MB, zstd CLI %.1f MB (shard/zstd %.3f)\n", sh / 1e6, zs / 1e6,
+           sh / zs);
     printf("bytes per frame: shard %.2f vs raw 17 x int32 = 68 (%.1fx smaller); with loss "
            "classes the raw record is %.1f bytes/frame\n",
            sh / frames, 68.0 * frames / sh, raw_bytes / frames);

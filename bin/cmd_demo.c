@@ -29,7 +29,7 @@ static void usage(FILE *f)
         "run and does nothing for a finished one.\n"
         "\n"
         "defaults: --samples 64 --per-shard 16 --seed 1 --max-frames 8192 (samples are 600..F\n"
-            "frames long, or F when F < 600)\n");
+        "frames long, or F when F < 600)\n");
 }
 
 /* Removes temporary files left by killed writers (one writer per dataset directory). */

@@ -53,10 +53,11 @@ static void print_overview(FILE *f, const flm_sample *s, const flm_profiles *p, 
         width = s->n_frames;
     int32_t per = (s->n_frames + width - 1) / width;
     width = (s->n_frames + per - 1) / per;
-    fprintf(f,
-            "\noverview: 1 char = %d frames (%.2f s)   text: T mostly tokens, t some, w only <wait>   "
-            "speak/listen: # speech target, - codes, . empty   events: ^\n",
-            per, frame_s(p, per));
+    fprintf(
+        f,
+        "\noverview: 1 char = %d frames (%.2f s)   text: T mostly tokens, t some, w only <wait>   "
+        "speak/listen: # speech target, - codes, . empty   events: ^\n",
+        per, frame_s(p, per));
     const char *names[4] = {"text", "speak", "listen", "events"};
     for (int row = 0; row < 4; row++) {
         fprintf(f, "  %-7s|", names[row]);

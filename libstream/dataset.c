@@ -16,11 +16,11 @@ struct flm_dataset {
     int64_t n_shards;
     char **corpora; /* [n_corpora] distinct corpus names */
     int64_t n_corpora;
-    char **keys;        /* [n] sample keys (for keyed draws) */
-    int32_t *shard;     /* [n] index into shard_paths */
-    uint32_t *record;   /* [n] */
-    uint16_t *corpus;   /* [n] index into corpora */
-    int32_t *frames;    /* [n] */
+    char **keys;      /* [n] sample keys (for keyed draws) */
+    int32_t *shard;   /* [n] index into shard_paths */
+    uint32_t *record; /* [n] */
+    uint16_t *corpus; /* [n] index into corpora */
+    int32_t *frames;  /* [n] */
     int64_t n;
     struct {
         int64_t shard;
@@ -115,8 +115,9 @@ static int load(flm_dataset *ds, const char *index_path, flm_error *err)
         while (c < ds->n_corpora && strcmp(ds->corpora[c], corpus) != 0)
             c++;
         if (c == ds->n_corpora) {
-            if (c >= 65535 || flm_grow((void **)&ds->corpora, &corpora_cap, (size_t)c + 1,
-                                       sizeof *ds->corpora) < 0 ||
+            if (c >= 65535 ||
+                flm_grow((void **)&ds->corpora, &corpora_cap, (size_t)c + 1, sizeof *ds->corpora) <
+                    0 ||
                 !(ds->corpora[c] = flm_strdup(corpus))) {
                 flm_free(dense);
                 rc = flm_error_set(err, FLM_ENOMEM, "index %s: out of memory (or > 65535 corpora)",
@@ -243,8 +244,7 @@ int flm_dataset_read(flm_dataset *ds, int64_t i, flm_record_view *v, flm_error *
     if (rc == 0 && (!v->id || strcmp(v->id, ds->keys[i]) != 0))
         rc = flm_error_set(err, FLM_EMISMATCH,
                            "shard %s: record %u holds sample \"%s\", the index says \"%s\"",
-                           ds->shard_paths[sh], ds->record[i], v->id ? v->id : "",
-                           ds->keys[i]);
+                           ds->shard_paths[sh], ds->record[i], v->id ? v->id : "", ds->keys[i]);
     return rc;
 }
 

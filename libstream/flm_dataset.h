@@ -69,8 +69,8 @@ typedef struct flm_epoch_params {
     const char *const *corpora; /* mixture weights per corpus name */
     const double *weights;
     size_t n_weights;
-    double default_weight;      /* corpora not listed (1.0) */
-    int shuffle;                /* 1 (default); 0 keeps index order (for debugging) */
+    double default_weight; /* corpora not listed (1.0) */
+    int shuffle;           /* 1 (default); 0 keeps index order (for debugging) */
 } flm_epoch_params;
 
 typedef struct flm_epoch flm_epoch;
