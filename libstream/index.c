@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,9 +182,35 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
     if ((flags & FLM_INDEX_CREATE) && stat(idx->path, &st) != 0 &&
         (rc = create_atomically(idx, err)) < 0)
         goto fail;
+    struct statvfs vfs;
+    int ro_fs = statvfs(idx->dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+    if (ro_fs && !(flags & FLM_INDEX_READONLY)) {
+        rc = flm_error_set(err, FLM_EIO, "index %s: cannot write: %s is on a read-only file system",
+                           idx->path, idx->dir);
+        goto fail;
+    }
     int oflags = (flags & FLM_INDEX_READONLY) ? SQLITE_OPEN_READONLY
                                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    if (sqlite3_open_v2(idx->path, &idx->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    /* A WAL database on read-only media cannot create its shared-memory file: open it as
+     * immutable (nothing can change it there anyway). */
+    int orc;
+    if (ro_fs) {
+        char *uri = flm_malloc(3 * strlen(idx->path) + 32), *q = uri;
+        if (uri) {
+            q += sprintf(q, "file:");
+            for (const char *c = idx->path; *c; c++)
+                q += (*c == '%' || *c == '?' || *c == '#') ? sprintf(q, "%%%02X", (unsigned char)*c)
+                                                           : sprintf(q, "%c", *c);
+            sprintf(q, "?immutable=1");
+        }
+        orc = uri ? sqlite3_open_v2(uri, &idx->db, oflags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                                    NULL)
+                  : SQLITE_NOMEM;
+        flm_free(uri);
+    } else {
+        orc = sqlite3_open_v2(idx->path, &idx->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+    }
+    if (orc != SQLITE_OK) {
         rc = idx->db ? db_error(idx, err, "open")
                      : flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", idx->path);
         goto fail;

@@ -204,6 +204,45 @@ int main(void)
     TAP_OK(check(b, &p) > 0, "check: a corrupted record is caught");
     TAP_CONTAINS(p.text, "checksum mismatch", "as a checksum mismatch");
 
+    /* injected allocation failures at every site of open, add_shard, locate and check */
+    int alloc_bad = 0, alloc_ok = 0;
+    for (int k = 0; k < 120; k++) {
+        char d[1100], rel[64];
+        snprintf(d, sizeof d, "%s/alloc%d", c, k);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/shards && cp %s/shards/b000000.flms %s/shards/", d,
+                 b, d);
+        if (system(cmd) != 0)
+            abort();
+        snprintf(rel, sizeof rel, "shards/b000000.flms");
+        flm_sample *s1 = random_sample(3, k, 20);
+        flm_record_info ri = {0};
+        const flm_sample *one[1] = {s1};
+        flm_index *ix = NULL;
+        char *sp = NULL;
+        uint64_t rr;
+        int64_t ne = 0;
+        flm_alloc_fail_after(k);
+        int64_t run = 0;
+        int rc = flm_index_open(&ix, d, FLM_INDEX_CREATE, &err);
+        if (rc == 0)
+            rc = flm_index_begin_run(ix, "alloc", NULL, 0, &prof, &run, &err);
+        if (rc == 0)
+            rc = flm_index_add_shard(ix, run, rel, 1, one, &ri, 1, NULL, 0, &err);
+        if (rc == 0)
+            rc = flm_index_locate(ix, s1->id, &sp, &rr, &err);
+        if (rc == 0)
+            rc = flm_index_check(ix, NULL, NULL, NULL, &ne, &err);
+        flm_alloc_fail_after(-1);
+        alloc_ok += rc == 0;
+        alloc_bad += rc < 0 && rc != FLM_ENOMEM && rc != FLM_EDB;
+        flm_free(sp);
+        flm_index_close(&ix);
+        flm_sample_destroy(&s1);
+    }
+    TAP_EQ_INT(alloc_bad, 0,
+               "injected allocation failures give FLM_ENOMEM (or a wrapped SQLite error)");
+    TAP_OK(alloc_ok > 0, "and the calls succeed once past every allocation site");
+
     TAP_EQ_INT(flm_index_open(&idx, "/nonexistent/dir/index.sqlite", FLM_INDEX_READONLY, &err),
                FLM_ENOTFOUND, "missing index");
     TAP_CONTAINS(err.msg, "/nonexistent/dir/index.sqlite", "error names it");
