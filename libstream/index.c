@@ -578,6 +578,44 @@ int flm_index_list_quarantine(flm_index *idx, flm_index_quarantine_fn fn, void *
     return rc;
 }
 
+int flm_index_query(flm_index *idx, const char *sql, flm_index_row_fn fn, void *user,
+                    flm_error *err)
+{
+    sqlite3_stmt *st;
+    const char *tail = NULL;
+    if (sqlite3_prepare_v2(idx->db, sql, -1, &st, &tail) != SQLITE_OK)
+        return db_error(idx, err, "query");
+    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
+        tail++;
+    if (!st || !sqlite3_stmt_readonly(st) || (tail && *tail)) {
+        sqlite3_finalize(st);
+        return flm_error_set(err, FLM_EINVAL,
+                             "index %s: only one read-only statement (SELECT ...) is allowed",
+                             idx->path);
+    }
+    int n = sqlite3_column_count(st), step, rc = 0;
+    const char **names = flm_calloc((size_t)n + 1, sizeof *names);
+    const char **vals = flm_calloc((size_t)n + 1, sizeof *vals);
+    if (!names || !vals) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        names[i] = sqlite3_column_name(st, i);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < n; i++)
+            vals[i] = (const char *)sqlite3_column_text(st, i);
+        fn(user, n, names, vals);
+    }
+    if (step != SQLITE_DONE)
+        rc = db_error(idx, err, "query");
+done:
+    flm_free(names);
+    flm_free(vals);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- check ----------------------------------------------------------------------------- */
 
 typedef struct checker {
