@@ -128,7 +128,20 @@ static int create_atomically(flm_index *idx, flm_error *err)
     if (!tmp)
         return flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", idx->path);
     snprintf(tmp, n, "%s.tmp-%ld", idx->path, (long)getpid());
-    unlink(tmp);
+    /* leftovers of a creation that was killed (with their -wal/-shm files) */
+    const char *base = strrchr(idx->path, '/') ? strrchr(idx->path, '/') + 1 : idx->path;
+    size_t bl = strlen(base);
+    DIR *d = opendir(idx->dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strncmp(de->d_name, base, bl) == 0 && strncmp(de->d_name + bl, ".tmp-", 5) == 0) {
+            char stale[PATH_MAX + 256];
+            snprintf(stale, sizeof stale, "%s/%s", idx->dir, de->d_name);
+            unlink(stale);
+        }
+    }
+    if (d)
+        closedir(d);
     char *final = idx->path;
     idx->path = tmp;
     int rc = 0;
@@ -136,6 +149,10 @@ static int create_atomically(flm_index *idx, flm_error *err)
         SQLITE_OK)
         rc = idx->db ? db_error(idx, err, "create")
                      : flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", tmp);
+    /* WAL from the start: switching the journal mode later is itself a write that a kill could
+     * interrupt, leaving a hot rollback journal that read-only opens cannot replay */
+    if (rc == 0)
+        rc = exec(idx, "PRAGMA journal_mode = WAL", err);
     if (rc == 0)
         rc = migrate(idx, err);
     sqlite3_close(idx->db);
@@ -227,6 +244,12 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
         if ((rc = exec(idx, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", err)) < 0 ||
             (rc = migrate(idx, err)) < 0)
             goto fail;
+    } else if (flm_index_schema_version(idx) < 0) {
+        rc = flm_error_set(err, FLM_EDB,
+                           "index %s: cannot read: %s (if a job was stopped while writing it, "
+                           "resuming the job recovers it)",
+                           idx->path, sqlite3_errmsg(idx->db));
+        goto fail;
     } else if (flm_index_schema_version(idx) != (int)flm_index_n_migrations) {
         rc = flm_error_set(err, FLM_EFORMAT,
                            "index %s: schema version %d, this build needs %d (open it writable "
