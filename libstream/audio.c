@@ -178,11 +178,10 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
         av_reason(r, reason, sizeof reason);
         if (r == AVERROR(ENOENT))
             return fail(d, err, FLM_ENOTFOUND, "cannot open: %s", reason);
-        if (r == AVERROR_INVALIDDATA)
-            return fail(d, err, FLM_EFORMAT, "not a recognized audio/video file: %s", reason);
         if (r == AVERROR(EACCES) || r == AVERROR(EIO) || r == AVERROR(EISDIR))
             return fail(d, err, FLM_EIO, "cannot open: %s", reason);
-        return fail(d, err, FLM_EFORMAT, "cannot open as audio: %s", reason);
+        /* The extension is not trusted: probing failed on the content itself. */
+        return fail(d, err, FLM_EFORMAT, "not a recognized audio/video file: %s", reason);
     }
     last_log[0] = 0;
     r = avformat_find_stream_info(d->fmt, NULL);
@@ -513,6 +512,16 @@ static int finish_stream(flm_audio_decoder *d, flm_error *err)
     return 0;
 }
 
+/* True when the demuxer has consumed the whole input: a decode failure there is a cut file. */
+static int at_end(flm_audio_decoder *d)
+{
+    AVIOContext *pb = d->fmt->pb;
+    if (!pb)
+        return 0;
+    int64_t size = avio_size(pb);
+    return avio_feof(pb) || (size > 0 && avio_tell(pb) >= size);
+}
+
 /* Decodes until buf holds unread samples or the stream ends. */
 static int refill(flm_audio_decoder *d, flm_error *err)
 {
@@ -527,7 +536,8 @@ static int refill(flm_audio_decoder *d, flm_error *err)
         if (r == AVERROR_EOF)
             return finish_stream(d, err);
         if (r != AVERROR(EAGAIN))
-            return fail(d, err, FLM_ECORRUPT, "corrupt data at %.2f s: %s",
+            return fail(d, err, FLM_ECORRUPT, "%s at %.2f s: %s",
+                        d->demux_eof || at_end(d) ? "truncated (the file ends inside a packet)" : "corrupt data",
                         (double)d->src_decoded / (d->info.src_sample_rate ? d->info.src_sample_rate : 1),
                         av_reason(r, reason, sizeof reason));
         if (d->demux_eof)
@@ -555,7 +565,8 @@ static int refill(flm_audio_decoder *d, flm_error *err)
         r = avcodec_send_packet(d->cc, d->pkt);
         av_packet_unref(d->pkt);
         if (r < 0 && r != AVERROR(EAGAIN))
-            return fail(d, err, FLM_ECORRUPT, "corrupt data at %.2f s: %s",
+            return fail(d, err, FLM_ECORRUPT, "%s at %.2f s: %s",
+                        at_end(d) ? "truncated (the file ends inside a packet)" : "corrupt data",
                         (double)d->src_decoded / (d->info.src_sample_rate ? d->info.src_sample_rate : 1),
                         av_reason(r, reason, sizeof reason));
     }
