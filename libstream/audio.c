@@ -111,6 +111,7 @@ struct flm_audio_decoder {
     int64_t position;       /* output samples returned */
     int64_t src_decoded;    /* source samples decoded */
     int64_t src_expected;   /* from the container header, -1 if unknown */
+    int64_t cfg_src, cfg_out; /* source samples in / output samples out of the current swr */
     int demux_eof, done, err_code;
     char err_msg[FLM_ERROR_MSG_SIZE];
 };
@@ -417,9 +418,33 @@ static int convert(flm_audio_decoder *d, const uint8_t **in, int in_n, flm_error
                         av_reason(got, reason, sizeof reason));
         }
         d->buf_len += (size_t)got;
+        d->cfg_out += got;
         if (in || got == 0)
             return 0;
     }
+}
+
+/* Flushes the resampler and makes the output of this configuration exactly
+ * ceil(cfg_src * out_rate / in_rate) samples: libswresample's flush can end one sample short
+ * (or emit nothing for inputs shorter than its filter), so the tail is zero-padded or trimmed. */
+static int drain(flm_audio_decoder *d, flm_error *err)
+{
+    int r = convert(d, NULL, 0, err);
+    if (r < 0)
+        return r;
+    int64_t want = (d->cfg_src * d->params.sample_rate + d->swr_rate - 1) / d->swr_rate;
+    if (d->cfg_out > want) {
+        size_t extra = (size_t)(d->cfg_out - want), unread = d->buf_len - d->buf_pos;
+        d->buf_len -= extra < unread ? extra : unread;
+    } else if (d->cfg_out < want) {
+        size_t more = (size_t)(want - d->cfg_out), nch = (size_t)d->info.n_channels;
+        if ((r = reserve(d, more, err)) < 0)
+            return r;
+        memset(d->buf + d->buf_len * nch, 0, more * nch * sizeof(float));
+        d->buf_len += more;
+    }
+    d->cfg_src = d->cfg_out = 0;
+    return 0;
 }
 
 static int setup_swr(flm_audio_decoder *d, const AVFrame *f, flm_error *err)
@@ -478,13 +503,14 @@ static int take_frame(flm_audio_decoder *d, flm_error *err)
                (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC ||
                 !av_channel_layout_compare(&f->ch_layout, &d->swr_layout));
     if (!same) {
-        if (d->swr && (r = convert(d, NULL, 0, err)) < 0) /* drain the old configuration */
+        if (d->swr && (r = drain(d, err)) < 0) /* finish the old configuration */
             goto out;
         if ((r = setup_swr(d, f, err)) < 0)
             goto out;
     }
     r = convert(d, (const uint8_t **)f->extended_data, f->nb_samples, err);
     d->src_decoded += f->nb_samples;
+    d->cfg_src += f->nb_samples;
 out:
     av_frame_unref(f);
     return r;
@@ -493,7 +519,7 @@ out:
 static int finish_stream(flm_audio_decoder *d, flm_error *err)
 {
     int r;
-    if (d->swr && (r = convert(d, NULL, 0, err)) < 0)
+    if (d->swr && (r = drain(d, err)) < 0)
         return r;
     d->done = 1;
     if (d->src_decoded == 0)

@@ -24,10 +24,13 @@
  *   (FLM_AUDIO_PER_CHANNEL, for stereo dialogs: channel c of the file is output channel c).
  * - Resampling is libswresample with its default options (what the ffmpeg CLI's `-ar` does),
  *   so the decoded samples equal `ffmpeg -i IN -ac 1 -ar 24000 -f f32le -` up to float rounding
- *   (tests/unit/test_audio.c checks |diff| <= 1e-5 and equal lengths).
- * - Exact sample counts: the output holds exactly the samples libswresample produces after a
- *   final flush, the same count as the ffmpeg CLI; for a source of n samples at rate r this is
- *   ceil(n * 24000 / r) (checked by the tests for several rates).
+ *   (tests/unit/test_audio.c checks |diff| <= 1e-5; observed: bit-identical). For stereo the
+ *   default matrix is mono = (L + R) / sqrt(2), which can exceed 1 on loud correlated input.
+ * - Exact sample counts: a source of n samples at rate r gives exactly ceil(n * 24000 / r)
+ *   output samples (per channel). libswresample's final flush sometimes ends one sample short
+ *   (and emits nothing for inputs shorter than its filter, a few samples); the decoder pads
+ *   such a tail with zeros (or trims an excess), so counts never depend on the resampler.
+ *   Apart from that padding the samples are the CLI's.
  * - Memory is bounded independently of file length: one packet, one decoded frame and one
  *   converted frame are held at a time (multi-hour files decode in a few MB).
  * - Errors (each names the file and, for FFmpeg failures, its own av_strerror text):
