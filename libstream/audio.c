@@ -525,10 +525,13 @@ static int finish_stream(flm_audio_decoder *d, flm_error *err)
     if (d->src_decoded == 0)
         return fail(d, err, FLM_EFORMAT, "zero length: the audio stream holds no samples");
     if (d->src_expected > 0 && d->info.src_sample_rate > 0) {
-        /* Header-declared length vs decoded: allow encoder delay/padding slack (50 ms or 0.5 %). */
-        int64_t slack = d->info.src_sample_rate / 20;
-        if (slack < d->src_expected / 200)
-            slack = d->src_expected / 200;
+        /* Header-declared length vs decoded. Lossless codecs (PCM, FLAC, ...) have no priming
+         * or padding: 10 ms of slack. Lossy ones declare frames including encoder delay and
+         * padding (an mp3's Xing count): 0.5 s + 1 %, so only real cuts are reported. */
+        const AVCodecDescriptor *desc = avcodec_descriptor_get(d->cc->codec_id);
+        int lossless = desc && (desc->props & AV_CODEC_PROP_LOSSLESS) && !(desc->props & AV_CODEC_PROP_LOSSY);
+        int64_t slack = lossless ? d->info.src_sample_rate / 100
+                                 : d->info.src_sample_rate / 2 + d->src_expected / 100;
         if (d->src_decoded + slack < d->src_expected)
             return fail(d, err, FLM_ECORRUPT,
                         "truncated: the header declares %.3f s of audio, the file holds %.3f s",
@@ -609,9 +612,15 @@ int flm_audio_decoder_read(flm_audio_decoder *d, float *out, size_t max_samples,
     while (*n_read < max_samples) {
         if (d->buf_pos == d->buf_len) {
             d->buf_pos = d->buf_len = 0;
-            int r = refill(d, err);
-            if (r < 0)
+            flm_error e = {0};
+            int r = refill(d, &e);
+            if (r < 0) {
+                if (*n_read > 0)
+                    return 0; /* deliver what was decoded; the error comes with the next call */
+                if (err)
+                    *err = e;
                 return r;
+            }
             if (d->buf_pos == d->buf_len)
                 break; /* end of stream */
         }

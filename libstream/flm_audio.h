@@ -106,8 +106,9 @@ FLM_API int flm_audio_decoder_open_memory(flm_audio_decoder **out, const void *d
                                           flm_error *err);
 FLM_API const flm_audio_info *flm_audio_decoder_info(const flm_audio_decoder *d);
 /* Decodes up to max_samples samples per channel into out ([max_samples][n_channels],
- * interleaved) and sets *n_read. *n_read == 0 with return 0 means end of stream. An error is
- * sticky: later calls return it again. */
+ * interleaved) and sets *n_read. *n_read == 0 with return 0 means end of stream. A call that
+ * fails returns no samples (samples decoded before a failure are returned by a successful call
+ * first). An error is sticky: later calls return it again. */
 FLM_API int flm_audio_decoder_read(flm_audio_decoder *d, float *out, size_t max_samples,
                                    size_t *n_read, flm_error *err);
 /* Samples per channel returned so far. */

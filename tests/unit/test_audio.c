@@ -127,6 +127,13 @@ static void test_formats(void)
     /* a video container with an audio track */
     sh("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=d=1.2:s=64x48:r=10 -f lavfi -i "
        "sine=f=330:r=44100:d=1.2 -c:v mpeg4 -c:a aac -shortest '%s'", path("av.mp4"));
+    /* very short lossy files: the header counts encoder delay + padding, not a truncation */
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=8000:d=0.1 -c:a libmp3lame -b:a 8k '%s'", path("short8k.mp3"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=8000:d=0.1 -ac 2 -c:a aac -b:a 8k '%s'", path("short8k.m4a"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=48000:d=0.04 -c:a libopus -b:a 6k '%s'", path("short.opus"));
+    compare_with_cli("short8k.mp3", FLM_AUDIO_MONO);
+    compare_with_cli("short8k.m4a", FLM_AUDIO_MONO);
+    compare_with_cli("short.opus", FLM_AUDIO_MONO);
     compare_with_cli("st44.wav", FLM_AUDIO_MONO);
     compare_with_cli("st44.wav", FLM_AUDIO_PER_CHANNEL);
     compare_with_cli("st44.mp3", FLM_AUDIO_MONO);
