@@ -236,6 +236,9 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
     if (src_ch <= 0 || src_ch > FLM_AUDIO_MAX_CHANNELS)
         return fail(d, err, FLM_EFORMAT, "%d channels (expected 1..%d)", src_ch,
                     FLM_AUDIO_MAX_CHANNELS);
+    if (d->cc->sample_rate < FLM_AUDIO_MIN_SOURCE_RATE || d->cc->sample_rate > FLM_AUDIO_MAX_SOURCE_RATE)
+        return fail(d, err, FLM_EFORMAT, "source sample rate %d Hz outside [%d, %d]",
+                    d->cc->sample_rate, FLM_AUDIO_MIN_SOURCE_RATE, FLM_AUDIO_MAX_SOURCE_RATE);
     d->info.src_channels = src_ch;
     d->info.src_sample_rate = d->cc->sample_rate;
     d->info.n_channels = p->mode == FLM_AUDIO_MONO ? 1 : src_ch;
@@ -496,6 +499,12 @@ static int take_frame(flm_audio_decoder *d, flm_error *err)
     int r = 0;
     if (f->sample_rate <= 0 || f->ch_layout.nb_channels <= 0) {
         r = fail(d, err, FLM_ECORRUPT, "decoded frame without rate or channels");
+        goto out;
+    }
+    /* an absurd rate would make libswresample build a filter bank of gigabytes */
+    if (f->sample_rate < FLM_AUDIO_MIN_SOURCE_RATE || f->sample_rate > FLM_AUDIO_MAX_SOURCE_RATE) {
+        r = fail(d, err, FLM_EFORMAT, "source sample rate %d Hz outside [%d, %d]", f->sample_rate,
+                 FLM_AUDIO_MIN_SOURCE_RATE, FLM_AUDIO_MAX_SOURCE_RATE);
         goto out;
     }
     int same = d->swr && f->format == d->swr_fmt && f->sample_rate == d->swr_rate &&

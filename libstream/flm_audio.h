@@ -39,6 +39,7 @@
  *     not a format FFmpeg recognizes    FLM_EFORMAT  "not a recognized audio/video file"
  *     no audio stream                   FLM_ENOTFOUND "no audio stream"
  *     no decoder for the codec          FLM_EAUDIO   "unsupported codec"
+ *     > 64 channels, source rate outside [1000, 384000] Hz   FLM_EFORMAT
  *     corrupt packet / decode failure   FLM_ECORRUPT "corrupt data at S s"
  *     truncated (header promised more)  FLM_ECORRUPT "truncated: ..."
  *     decodes to zero samples           FLM_EFORMAT  "zero length"
@@ -70,6 +71,9 @@
 #include "flm_error.h"
 
 #define FLM_AUDIO_MAX_CHANNELS 64
+/* Source rates outside this range are rejected (FLM_EFORMAT) before resampling. */
+#define FLM_AUDIO_MIN_SOURCE_RATE 1000
+#define FLM_AUDIO_MAX_SOURCE_RATE 384000
 
 typedef enum flm_audio_mode {
     FLM_AUDIO_MONO = 0,        /* one channel: libswresample's default downmix */

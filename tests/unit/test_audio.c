@@ -325,6 +325,9 @@ static void test_broken(void)
     expect_error("video_only.mkv", FLM_ENOTFOUND, "no audio stream (1 stream: video mpeg4)");
     expect_error("zero.wav", FLM_EFORMAT, "zero length");
     expect_error("zero.flac", FLM_EFORMAT, "zero length");
+    /* an absurd source rate is refused before libswresample builds a huge filter (fuzz find) */
+    flm_audio_write_file(path("rate500.wav"), FLM_AUDIO_WAV_S16, (float[]){0.1f, 0.2f, 0.3f}, 3, 1, 500, &err);
+    expect_error("rate500.wav", FLM_EFORMAT, "source sample rate 500 Hz outside [1000, 384000]");
 
     /* the extension is not trusted: a flac file named .wav decodes like the .flac */
     flm_audio_params p = flm_audio_default_params();
