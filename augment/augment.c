@@ -85,12 +85,62 @@ int flm_augment_params_check(const flm_augment_params *p, flm_error *err)
     return 0;
 }
 
+/* Sum of squares in double with 8 independent accumulators (a single chain is latency-bound;
+ * the fixed association keeps the result deterministic). */
 static double sum_squares(const float *x, int64_t n)
 {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        s += (double)x[i] * (double)x[i];
-    return s;
+    double a[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            a[k] += (double)x[i + k] * (double)x[i + k];
+    for (; i < n; i++)
+        a[0] += (double)x[i] * (double)x[i];
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* x *= g, returning the sum of squares of what was written (one pass instead of two). */
+static double scale_measure(float *x, int64_t n, float g)
+{
+    double a[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            float v = x[i + k] * g;
+            x[i + k] = v;
+            a[k] += (double)v * (double)v;
+        }
+    for (; i < n; i++) {
+        x[i] *= g;
+        a[0] += (double)x[i] * (double)x[i];
+    }
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* max |x| through the bit patterns (integer max vectorizes; NaN is not expected here). */
+static float peak_abs(const float *x, int64_t n)
+{
+    uint32_t m[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            uint32_t u;
+            memcpy(&u, &x[i + k], 4);
+            u &= 0x7fffffffu;
+            m[k] = u > m[k] ? u : m[k];
+        }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u &= 0x7fffffffu;
+        m[0] = u > m[0] ? u : m[0];
+    }
+    uint32_t best = 0;
+    for (int k = 0; k < 8; k++)
+        best = m[k] > best ? m[k] : best;
+    float f;
+    memcpy(&f, &best, 4);
+    return f;
 }
 
 static double db_of(double sum_sq, int64_t n)
@@ -351,11 +401,12 @@ static void scale_span(float *x, int64_t n, double g)
 static void gain_and_floor(const flm_augment_params *p, float *x, int64_t n, double gain_lin,
                            flm_augment_result *res)
 {
-    if (gain_lin != 1.0)
-        scale_span(x, n, gain_lin);
-    if (!p->loudness_floor || n == 0)
+    if (!p->loudness_floor || n == 0) {
+        if (gain_lin != 1.0)
+            scale_span(x, n, gain_lin);
         return;
-    double ss = sum_squares(x, n);
+    }
+    double ss = gain_lin != 1.0 ? scale_measure(x, n, (float)gain_lin) : sum_squares(x, n);
     if (db_of(ss, n) >= p->loudness_floor_db)
         return;
     if (ss == 0.0) {
@@ -365,10 +416,10 @@ static void gain_and_floor(const flm_augment_params *p, float *x, int64_t n, dou
     double rms = sqrt(ss / (double)n);
     double g = (pow(10.0, p->loudness_floor_db / 20.0) - LOUDNESS_EPS) / rms;
     double total = g;
-    scale_span(x, n, g);
+    ss = scale_measure(x, n, (float)g);
     /* float rounding can leave the measurement a hair below the floor: nudge until it holds */
-    for (int i = 0; i < 64 && flm_augment_loudness_db(x, n) < p->loudness_floor_db; i++) {
-        scale_span(x, n, 1.0 + 0x1.0p-20);
+    for (int i = 0; i < 64 && db_of(ss, n) < p->loudness_floor_db; i++) {
+        ss = scale_measure(x, n, (float)(1.0 + 0x1.0p-20));
         total *= 1.0 + 0x1.0p-20;
     }
     res->n_floor_raised++;
@@ -377,9 +428,9 @@ static void gain_and_floor(const flm_augment_params *p, float *x, int64_t n, dou
         res->floor_gain_db_max = gdb;
 }
 
-static int apply_noise(const flm_augment_params *p, uint64_t seed, const char *id, float *x,
-                       int64_t n, const flm_augment_noise_pool *pool, flm_augment_result *res,
-                       flm_error *err)
+/* Draws the noise segments (all draws happen here, before any rendering). */
+static int plan_noise(const flm_augment_params *p, uint64_t seed, const char *id, int64_t n,
+                      const flm_augment_noise_pool *pool, flm_augment_result *res, flm_error *err)
 {
     flm_rng r_clip, r_off, r_sil, r_lvl;
     flm_rng_init(&r_clip, seed, id, "aug.noise.clip");
@@ -408,11 +459,6 @@ static int apply_noise(const flm_augment_params *p, uint64_t seed, const char *i
             double ss = c->cum[s.clip_offset + s.n_samples] - c->cum[s.clip_offset];
             double rms = sqrt((ss > 0 ? ss : 0) / (double)s.n_samples);
             s.scale = rms > 0 ? (pow(10.0, s.level_db / 20.0) - LOUDNESS_EPS) / rms : 0.0;
-            float g = (float)s.scale;
-            const float *src = c->x + s.clip_offset;
-            float *dst = x + pos;
-            for (int64_t i = 0; i < s.n_samples; i++)
-                dst[i] += g * src[i];
         } else {
             res->n_silent++;
         }
@@ -463,18 +509,19 @@ int flm_augment_apply(const flm_augment_params *p, uint64_t seed, const char *sa
     for (int32_t u = 0; u < n_utts; u++)
         gain_and_floor(p, x + utts[u].start, utts[u].end - utts[u].start, gain_lin, res);
 
-    /* 2. noise track */
+    /* 2. noise track: draw the plan */
     flm_rng rn;
     flm_rng_init(&rn, seed, sample_id, "aug.noise.apply");
     if (flm_rng_bernoulli(&rn, p->p_noise) && pool && pool->n_clips > 0 && n > 0) {
         res->noise_applied = 1;
-        if ((r = apply_noise(p, seed, sample_id, x, n, pool, res, err)) < 0)
+        if ((r = plan_noise(p, seed, sample_id, n, pool, res, err)) < 0)
             return r;
     }
 
-    /* 3. echo leakage */
+    /* 3. echo leakage: draws */
     flm_rng re;
     flm_rng_init(&re, seed, sample_id, "aug.echo.apply");
+    int64_t echo_end = 0;
     if (flm_rng_bernoulli(&re, p->p_echo) && speak && n_speak > 0) {
         res->echo_applied = 1;
         flm_rng_init(&re, seed, sample_id, "aug.echo.gain");
@@ -483,19 +530,45 @@ int flm_augment_apply(const flm_augment_params *p, uint64_t seed, const char *sa
         res->echo_delay_s = flm_rng_uniform_range(&re, p->echo_delay_lo_s, p->echo_delay_hi_s);
         res->echo_delay_samples = flm_audio_seconds_to_sample(res->echo_delay_s, p->sample_rate);
         int64_t d = res->echo_delay_samples;
-        int64_t end = n < d + n_speak ? n : d + n_speak;
-        float a = (float)res->echo_gain;
-        for (int64_t i = d; i < end; i++)
-            x[i] += a * speak[i - d];
+        echo_end = n < d + n_speak ? n : d + n_speak;
+    }
+
+    /* Render noise and echo and find the peak in one pass over cache-sized blocks (per sample
+     * the order is x + noise, then + echo, exactly as if done in separate passes). */
+    enum { BLOCK = 8192 };
+    float peak = 0.0f, a = (float)res->echo_gain;
+    int64_t d = res->echo_delay_samples;
+    int32_t seg = 0;
+    for (int64_t b0 = 0; b0 < n; b0 += BLOCK) {
+        int64_t b1 = n - b0 < BLOCK ? n : b0 + BLOCK;
+        while (seg < res->n_segments && res->segments[seg].start < b1) {
+            const flm_augment_noise_segment *sg = &res->segments[seg];
+            int64_t lo = sg->start > b0 ? sg->start : b0;
+            int64_t hi = sg->start + sg->n_samples < b1 ? sg->start + sg->n_samples : b1;
+            if (!sg->silent && sg->scale != 0.0) {
+                float g = (float)sg->scale;
+                const float *src = pool->clips[sg->clip].x + sg->clip_offset + (lo - sg->start);
+                float *dst = x + lo;
+                for (int64_t i = 0; i < hi - lo; i++)
+                    dst[i] += g * src[i];
+            }
+            if (sg->start + sg->n_samples > b1)
+                break;
+            seg++;
+        }
+        if (res->echo_applied) {
+            int64_t lo = d > b0 ? d : b0, hi = echo_end < b1 ? echo_end : b1;
+            float *dst = x + lo;
+            const float *src = speak + (lo - d);
+            for (int64_t i = 0; i < hi - lo; i++)
+                dst[i] += a * src[i];
+        }
+        float pk = peak_abs(x + b0, b1 - b0);
+        if (pk > peak)
+            peak = pk;
     }
 
     /* 4. clipping protection */
-    float peak = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        float v = fabsf(x[i]);
-        if (v > peak)
-            peak = v;
-    }
     res->peak = peak;
     if (peak > 1.0f && p->clip_mode == FLM_AUGMENT_CLIP_SCALE) {
         res->clip_gain = 1.0 / (double)peak;
