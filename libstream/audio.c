@@ -44,9 +44,15 @@ static void log_callback(void *avcl, int level, const char *fmt, va_list ap)
         memcpy(last_log, line, n + 1);
 }
 
+/* FFmpeg allocates some sizes read from headers before checking them against the file (a wav
+ * LIST chunk claiming 2 GB made the wav demuxer calloc 1.7 GB; found by fuzzing). No single
+ * allocation of audio decoding needs more than this, so larger requests fail instead. */
+#define FFMPEG_MAX_ALLOC (256u << 20)
+
 static void install_log(void)
 {
     av_log_set_callback(log_callback);
+    av_max_alloc(FFMPEG_MAX_ALLOC);
 }
 
 static const char *av_reason(int averr, char *buf, size_t size)

@@ -58,6 +58,10 @@
  * formats clamp to [-1, 1] then round to nearest (s16 = lrint(x * 32768) clamped to
  * [-32768, 32767], the same as FFmpeg's flt->s16 conversion). WAV data is limited to 4 GiB.
  *
+ * Process-wide FFmpeg settings made once, by the first decoder or writer: the log callback is
+ * replaced (FFmpeg's messages are captured into error messages instead of printed) and
+ * av_max_alloc is set to 256 MiB (headers claiming absurd sizes fail instead of allocating).
+ *
  * Ownership: the decoder owns all FFmpeg state; buffers passed to read/write stay the
  * caller's. flm_audio_read_file returns a buffer the caller frees with flm_free. Paths are
  * copied. Handles are not thread-safe; separate handles are independent.

@@ -329,6 +329,25 @@ static void test_broken(void)
     flm_audio_write_file(path("rate500.wav"), FLM_AUDIO_WAV_S16, (float[]){0.1f, 0.2f, 0.3f}, 3, 1, 500, &err);
     expect_error("rate500.wav", FLM_EFORMAT, "source sample rate 500 Hz outside [1000, 384000]");
 
+    /* a wav whose LIST chunk claims ~2 GB: refused without allocating it (fuzz find) */
+    {
+        FILE *g = fopen(path("huge_list.wav"), "wb");
+        static const uint8_t h[] = {'R', 'I', 'F', 'F', 0x66, 3, 0, 0, 'W', 'A', 'V', 'E', 'f', 'm', 't', ' ',
+                                    16, 0, 0, 0, 1, 0, 1, 0, 0x40, 0x1f, 0, 0, 0x80, 0x3e, 0, 0, 2, 0, 16, 0,
+                                    'L', 'I', 'S', 'T', 0x1a, 0, 1, 0x7d, 'I', 'N', 'F', 'O', 'I', 'S', 'F', 'T'};
+        if (g) {
+            fwrite(h, 1, sizeof h, g);
+            fclose(g);
+        }
+        struct rusage ru0, ru1;
+        getrusage(RUSAGE_SELF, &ru0);
+        expect_error("huge_list.wav", FLM_EFORMAT, "not a recognized audio/video file");
+        getrusage(RUSAGE_SELF, &ru1);
+#if !defined(__SANITIZE_ADDRESS__)
+        TAP_OK(ru1.ru_maxrss - ru0.ru_maxrss < 300 * 1024, "no 2 GB allocation (peak RSS grew %ld KiB)",
+               ru1.ru_maxrss - ru0.ru_maxrss);
+#endif
+    }
     /* the extension is not trusted: a flac file named .wav decodes like the .flac */
     flm_audio_params p = flm_audio_default_params();
     float *a = NULL, *b = NULL;
