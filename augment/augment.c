@@ -72,7 +72,8 @@ int flm_augment_params_check(const flm_augment_params *p, flm_error *err)
         (r = check_range(p->gain_db_lo, p->gain_db_hi, -120.0, 60.0, "gain_db", err)) < 0 ||
         (r = check_range(p->noise_db_lo, p->noise_db_hi, -110.0, 0.0, "noise_db", err)) < 0 ||
         (r = check_range(p->echo_gain_lo, p->echo_gain_hi, 0.0, 10.0, "echo_gain", err)) < 0 ||
-        (r = check_range(p->echo_delay_lo_s, p->echo_delay_hi_s, 0.0, 60.0, "echo_delay_s", err)) < 0)
+        (r = check_range(p->echo_delay_lo_s, p->echo_delay_hi_s, 0.0, 60.0, "echo_delay_s", err)) <
+            0)
         return r;
     if (!(p->loudness_floor_db >= -110.0 && p->loudness_floor_db <= 0.0))
         return flm_error_set(err, FLM_EINVAL, "augment: loudness_floor_db %g outside [-110, 0]",
@@ -156,8 +157,8 @@ double flm_augment_loudness_db(const float *x, int64_t n)
 
 /* ---- Noise pool ------------------------------------------------------------------------------ */
 typedef struct noise_clip {
-    float *x;     /* [n] */
-    double *cum;  /* [n + 1] prefix sums of x^2: rms of any segment in O(1) */
+    float *x;    /* [n] */
+    double *cum; /* [n + 1] prefix sums of x^2: rms of any segment in O(1) */
     int64_t n;
 } noise_clip;
 
@@ -206,8 +207,8 @@ static int pool_take(flm_augment_noise_pool *pool, float *x, int64_t n, flm_erro
     if (n <= 0 || n > (int64_t)UINT32_MAX)
         return flm_error_set(err, FLM_EINVAL, "noise pool: clip of %lld samples (expected 1..%u)",
                              (long long)n, UINT32_MAX);
-    if (pool->n_clips == INT32_MAX ||
-        flm_grow((void **)&pool->clips, &pool->cap, (size_t)pool->n_clips + 1, sizeof *pool->clips) < 0)
+    if (pool->n_clips == INT32_MAX || flm_grow((void **)&pool->clips, &pool->cap,
+                                               (size_t)pool->n_clips + 1, sizeof *pool->clips) < 0)
         return flm_error_set(err, FLM_ENOMEM, "noise pool: out of memory");
     double *cum = flm_malloc(((size_t)n + 1) * sizeof *cum);
     if (!cum)
@@ -236,8 +237,8 @@ int flm_augment_noise_pool_add(flm_augment_noise_pool *pool, const float *x, int
     return r;
 }
 
-static int load_one(flm_augment_noise_pool *pool, const char *path, int32_t rate, double max_total_s,
-                    flm_error *err)
+static int load_one(flm_augment_noise_pool *pool, const char *path, int32_t rate,
+                    double max_total_s, flm_error *err)
 {
     flm_audio_params ap = flm_audio_default_params();
     ap.sample_rate = rate;
@@ -247,10 +248,12 @@ static int load_one(flm_augment_noise_pool *pool, const char *path, int32_t rate
     int64_t n = 0;
     int32_t nch = 0;
     int r = flm_audio_read_file(path, &ap, &x, &n, &nch, err);
-    if (r == FLM_ERANGE || (r == 0 && max_total_s > 0 && pool->total + n > (int64_t)(max_total_s * rate))) {
+    if (r == FLM_ERANGE ||
+        (r == 0 && max_total_s > 0 && pool->total + n > (int64_t)(max_total_s * rate))) {
         flm_free(x);
-        return flm_error_set(err, FLM_ERANGE, "noise pool: %s: more than the limit of %g s of noise",
-                             path, max_total_s);
+        return flm_error_set(err, FLM_ERANGE,
+                             "noise pool: %s: more than the limit of %g s of noise", path,
+                             max_total_s);
     }
     if (r < 0)
         return flm_error_prefix(err, "noise pool");
@@ -295,8 +298,9 @@ static int load_manifest(flm_augment_noise_pool *pool, const char *path, int32_t
         while (*p == ' ' || *p == '\t')
             p++;
         if (*p && *p != '#') {
-            int n = p[0] == '/' || !slash ? snprintf(full, sizeof full, "%s", p)
-                                          : snprintf(full, sizeof full, "%.*s/%s", dir_len, path, p);
+            int n = p[0] == '/' || !slash
+                        ? snprintf(full, sizeof full, "%s", p)
+                        : snprintf(full, sizeof full, "%.*s/%s", dir_len, path, p);
             if (n < 0 || (size_t)n >= sizeof full) {
                 r = flm_error_set(err, FLM_EINVAL, "%s:%d: path too long", path, line);
                 goto out;
@@ -470,10 +474,10 @@ static int plan_noise(const flm_augment_params *p, uint64_t seed, const char *id
     return 0;
 }
 
-int flm_augment_apply(const flm_augment_params *p, uint64_t seed, const char *sample_id,
-                      float *x, int64_t n, const flm_augment_span *utts, int32_t n_utts,
-                      const float *speak, int64_t n_speak, const flm_augment_noise_pool *pool,
-                      flm_augment_result *res, flm_error *err)
+int flm_augment_apply(const flm_augment_params *p, uint64_t seed, const char *sample_id, float *x,
+                      int64_t n, const flm_augment_span *utts, int32_t n_utts, const float *speak,
+                      int64_t n_speak, const flm_augment_noise_pool *pool, flm_augment_result *res,
+                      flm_error *err)
 {
     flm_augment_noise_segment *keep = res->segments;
     size_t keep_cap = res->segments_cap;
@@ -488,10 +492,9 @@ int flm_augment_apply(const flm_augment_params *p, uint64_t seed, const char *sa
         return flm_error_set(err, FLM_EINVAL, "augment: %s: bad waveform arguments", sample_id);
     for (int32_t u = 0; u < n_utts; u++)
         if (utts[u].start < 0 || utts[u].end < utts[u].start || utts[u].end > n)
-            return flm_error_set(err, FLM_EINVAL,
-                                 "augment: %s: utterance %d spans [%lld, %lld), outside [0, %lld)",
-                                 sample_id, (int)u, (long long)utts[u].start,
-                                 (long long)utts[u].end, (long long)n);
+            return flm_error_set(
+                err, FLM_EINVAL, "augment: %s: utterance %d spans [%lld, %lld), outside [0, %lld)",
+                sample_id, (int)u, (long long)utts[u].start, (long long)utts[u].end, (long long)n);
 
     /* 1. user gain and loudness floor */
     flm_rng rg;

@@ -42,8 +42,8 @@ static double run_cpu(char *const argv[])
     struct rusage ru;
     if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return -1;
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
-           1e-6 * (double)ru.ru_stime.tv_usec;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 static double flm_decode(const char *path, int64_t *n_out, float **keep)
@@ -88,7 +88,8 @@ int main(int argc, char **argv)
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "ffmpeg -nostdin -v error -y -f lavfi -i anoisesrc=r=44100:d=%g:a=0.2 -f lavfi -i "
-             "sine=f=440:r=44100:d=%g -filter_complex '[0][1]amerge=inputs=2' -c:a pcm_s16le %s/b.wav && "
+             "sine=f=440:r=44100:d=%g -filter_complex '[0][1]amerge=inputs=2' -c:a pcm_s16le "
+             "%s/b.wav && "
              "ffmpeg -nostdin -v error -y -i %s/b.wav -c:a flac %s/b.flac && "
              "ffmpeg -nostdin -v error -y -i %s/b.wav -c:a libmp3lame -b:a 128k %s/b.mp3",
              secs, secs, dir, dir, dir, dir, dir);
@@ -101,14 +102,16 @@ int main(int argc, char **argv)
                                    "mp3 128k 44.1 kHz stereo"};
     double flm_best[3], cli_best[3];
     int64_t n_out = 0;
-    printf("| input (%.0f min) | flm x real-time/core | ffmpeg CLI x real-time/core | flm / CLI |\n",
-           minutes);
+    printf(
+        "| input (%.0f min) | flm x real-time/core | ffmpeg CLI x real-time/core | flm / CLI |\n",
+        minutes);
     printf("|---|---|---|---|\n");
     for (int f = 0; f < 3; f++) {
         char path[256];
         snprintf(path, sizeof path, "%s/%s", dir, names[f]);
-        char *cli[] = {"ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", path, "-ac", "1", "-ar",
-                       "24000", "-c:a", "pcm_f32le", "-f", "null", "-", NULL};
+        char *cli[] = {"ffmpeg", "-nostdin",  "-v",  "error", "-threads", "1",
+                       "-i",     path,        "-ac", "1",     "-ar",      "24000",
+                       "-c:a",   "pcm_f32le", "-f",  "null",  "-",        NULL};
         flm_best[f] = cli_best[f] = 1e30;
         for (int r = 0; r < repeats; r++) {
             double a, b;

@@ -9,20 +9,21 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: flm audio convert IN -o OUT [--format f32|s16|flac|flac24] [--rate HZ]\n"
-            "                         [--per-channel]\n"
-            "\n"
-            "Decodes IN (any format FFmpeg opens: wav, flac, mp3, opus, m4a, sph, video files)\n"
-            "and writes OUT at 24000 Hz mono float32 wav (the codec's input), streaming with\n"
-            "bounded memory. Prints what was read and the exact sample and 80 ms frame counts.\n"
-            "\n"
-            "  -o OUT           output file (wav, or flac with --format flac/flac24)\n"
-            "  --format F       f32 (default): float32 wav; s16: 16-bit wav; flac, flac24\n"
-            "  --rate HZ        output sample rate (default: the codec profile's, 24000)\n"
-            "  --per-channel    keep every source channel instead of the mono mixdown\n"
-            "\n"
-            "Integer formats clamp samples to [-1, 1]. Frame t covers samples [1920 t, 1920 (t+1)).\n");
+    fprintf(
+        f,
+        "usage: flm audio convert IN -o OUT [--format f32|s16|flac|flac24] [--rate HZ]\n"
+        "                         [--per-channel]\n"
+        "\n"
+        "Decodes IN (any format FFmpeg opens: wav, flac, mp3, opus, m4a, sph, video files)\n"
+        "and writes OUT at 24000 Hz mono float32 wav (the codec's input), streaming with\n"
+        "bounded memory. Prints what was read and the exact sample and 80 ms frame counts.\n"
+        "\n"
+        "  -o OUT           output file (wav, or flac with --format flac/flac24)\n"
+        "  --format F       f32 (default): float32 wav; s16: 16-bit wav; flac, flac24\n"
+        "  --rate HZ        output sample rate (default: the codec profile's, 24000)\n"
+        "  --per-channel    keep every source channel instead of the mono mixdown\n"
+        "\n"
+        "Integer formats clamp samples to [-1, 1]. Frame t covers samples [1920 t, 1920 (t+1)).\n");
 }
 
 static int convert(int argc, char **argv)

@@ -84,7 +84,8 @@ int cmd_augment(int argc, char **argv)
             char *end;
             seed = strtoull(argv[++i], &end, 0);
             if (*end || !*argv[i]) {
-                fprintf(stderr, "flm augment: --seed '%s': expected an unsigned integer\n", argv[i]);
+                fprintf(stderr, "flm augment: --seed '%s': expected an unsigned integer\n",
+                        argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--utt") && has) {

@@ -114,9 +114,9 @@ struct flm_audio_decoder {
     AVChannelLayout swr_layout;
     float *buf; /* [buf_cap][n_channels] converted samples not yet returned */
     size_t buf_cap, buf_len, buf_pos;
-    int64_t position;       /* output samples returned */
-    int64_t src_decoded;    /* source samples decoded */
-    int64_t src_expected;   /* from the container header, -1 if unknown */
+    int64_t position;         /* output samples returned */
+    int64_t src_decoded;      /* source samples decoded */
+    int64_t src_expected;     /* from the container header, -1 if unknown */
     int64_t cfg_src, cfg_out; /* source samples in / output samples out of the current swr */
     int demux_eof, done, err_code;
     char err_msg[FLM_ERROR_MSG_SIZE];
@@ -204,18 +204,18 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
             const AVCodecParameters *cp = d->fmt->streams[i]->codecpar;
             size_t n = strlen(kinds);
             snprintf(kinds + n, sizeof kinds - n, "%s%s %s", i ? ", " : "",
-                     av_get_media_type_string(cp->codec_type) ? av_get_media_type_string(cp->codec_type)
-                                                               : "unknown",
+                     av_get_media_type_string(cp->codec_type)
+                         ? av_get_media_type_string(cp->codec_type)
+                         : "unknown",
                      avcodec_get_name(cp->codec_id));
         }
-        return fail(d, err, FLM_ENOTFOUND, "no audio stream (%u stream%s%s%s)",
-                    d->fmt->nb_streams, d->fmt->nb_streams == 1 ? "" : "s",
-                    d->fmt->nb_streams ? ": " : "", kinds);
+        return fail(d, err, FLM_ENOTFOUND, "no audio stream (%u stream%s%s%s)", d->fmt->nb_streams,
+                    d->fmt->nb_streams == 1 ? "" : "s", d->fmt->nb_streams ? ": " : "", kinds);
     }
     if (r == AVERROR_DECODER_NOT_FOUND || (r >= 0 && !codec)) {
         int idx = av_find_best_stream(d->fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
-        const char *cname = idx >= 0 ? avcodec_get_name(d->fmt->streams[idx]->codecpar->codec_id)
-                                     : "?";
+        const char *cname =
+            idx >= 0 ? avcodec_get_name(d->fmt->streams[idx]->codecpar->codec_id) : "?";
         return fail(d, err, FLM_EAUDIO, "unsupported codec '%s': this FFmpeg has no decoder for it",
                     cname);
     }
@@ -230,7 +230,8 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
         return fail(d, err, FLM_ENOMEM, "out of memory (codec context)");
     r = avcodec_parameters_to_context(d->cc, st->codecpar);
     if (r < 0)
-        return fail(d, err, FLM_EAUDIO, "bad codec parameters: %s", av_reason(r, reason, sizeof reason));
+        return fail(d, err, FLM_EAUDIO, "bad codec parameters: %s",
+                    av_reason(r, reason, sizeof reason));
     d->cc->pkt_timebase = st->time_base;
     d->cc->thread_count = 1;
     last_log[0] = 0;
@@ -242,7 +243,8 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
     if (src_ch <= 0 || src_ch > FLM_AUDIO_MAX_CHANNELS)
         return fail(d, err, FLM_EFORMAT, "%d channels (expected 1..%d)", src_ch,
                     FLM_AUDIO_MAX_CHANNELS);
-    if (d->cc->sample_rate < FLM_AUDIO_MIN_SOURCE_RATE || d->cc->sample_rate > FLM_AUDIO_MAX_SOURCE_RATE)
+    if (d->cc->sample_rate < FLM_AUDIO_MIN_SOURCE_RATE ||
+        d->cc->sample_rate > FLM_AUDIO_MAX_SOURCE_RATE)
         return fail(d, err, FLM_EFORMAT, "source sample rate %d Hz outside [%d, %d]",
                     d->cc->sample_rate, FLM_AUDIO_MIN_SOURCE_RATE, FLM_AUDIO_MAX_SOURCE_RATE);
     d->info.src_channels = src_ch;
@@ -258,7 +260,8 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
     d->src_expected = -1;
     if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && d->cc->sample_rate > 0 &&
         d->fmt->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE)
-        d->src_expected = av_rescale_q(st->duration, st->time_base, (AVRational){1, d->cc->sample_rate});
+        d->src_expected =
+            av_rescale_q(st->duration, st->time_base, (AVRational){1, d->cc->sample_rate});
     d->pkt = av_packet_alloc();
     d->frame = av_frame_alloc();
     if (!d->pkt || !d->frame)
@@ -316,8 +319,7 @@ fail:
 }
 
 int flm_audio_decoder_open_memory(flm_audio_decoder **out, const void *data, size_t size,
-                                  const char *name, const flm_audio_params *params,
-                                  flm_error *err)
+                                  const char *name, const flm_audio_params *params, flm_error *err)
 {
     *out = NULL;
     flm_audio_decoder *d = NULL;
@@ -489,7 +491,8 @@ static int setup_swr(flm_audio_decoder *d, const AVFrame *f, flm_error *err)
         av_channel_layout_uninit(&in_layout);
         char reason[256];
         return fail(d, err, FLM_EAUDIO, "cannot set up resampling from %d Hz %s: %s",
-                    f->sample_rate, av_get_sample_fmt_name(f->format) ? av_get_sample_fmt_name(f->format) : "?",
+                    f->sample_rate,
+                    av_get_sample_fmt_name(f->format) ? av_get_sample_fmt_name(f->format) : "?",
                     av_reason(r, reason, sizeof reason));
     }
     av_channel_layout_uninit(&d->swr_layout);
@@ -544,7 +547,8 @@ static int finish_stream(flm_audio_decoder *d, flm_error *err)
          * or padding: 10 ms of slack. Lossy ones declare frames including encoder delay and
          * padding (an mp3's Xing count): 0.5 s + 1 %, so only real cuts are reported. */
         const AVCodecDescriptor *desc = avcodec_descriptor_get(d->cc->codec_id);
-        int lossless = desc && (desc->props & AV_CODEC_PROP_LOSSLESS) && !(desc->props & AV_CODEC_PROP_LOSSY);
+        int lossless =
+            desc && (desc->props & AV_CODEC_PROP_LOSSLESS) && !(desc->props & AV_CODEC_PROP_LOSSY);
         int64_t slack = lossless ? d->info.src_sample_rate / 100
                                  : d->info.src_sample_rate / 2 + d->src_expected / 100;
         if (d->src_decoded + slack < d->src_expected)
@@ -581,8 +585,10 @@ static int refill(flm_audio_decoder *d, flm_error *err)
             return finish_stream(d, err);
         if (r != AVERROR(EAGAIN))
             return fail(d, err, FLM_ECORRUPT, "%s at %.2f s: %s",
-                        d->demux_eof || at_end(d) ? "truncated (the file ends inside a packet)" : "corrupt data",
-                        (double)d->src_decoded / (d->info.src_sample_rate ? d->info.src_sample_rate : 1),
+                        d->demux_eof || at_end(d) ? "truncated (the file ends inside a packet)"
+                                                  : "corrupt data",
+                        (double)d->src_decoded /
+                            (d->info.src_sample_rate ? d->info.src_sample_rate : 1),
                         av_reason(r, reason, sizeof reason));
         if (d->demux_eof)
             return fail(d, err, FLM_EAUDIO, "decoder wants input after end of stream");
@@ -599,7 +605,8 @@ static int refill(flm_audio_decoder *d, flm_error *err)
         if (r < 0) {
             int code = r == AVERROR(EIO) ? FLM_EIO : FLM_ECORRUPT;
             return fail(d, err, code, "cannot read at %.2f s: %s",
-                        (double)d->src_decoded / (d->info.src_sample_rate ? d->info.src_sample_rate : 1),
+                        (double)d->src_decoded /
+                            (d->info.src_sample_rate ? d->info.src_sample_rate : 1),
                         av_reason(r, reason, sizeof reason));
         }
         if (d->pkt->stream_index != d->stream_index) {
@@ -611,7 +618,8 @@ static int refill(flm_audio_decoder *d, flm_error *err)
         if (r < 0 && r != AVERROR(EAGAIN))
             return fail(d, err, FLM_ECORRUPT, "%s at %.2f s: %s",
                         at_end(d) ? "truncated (the file ends inside a packet)" : "corrupt data",
-                        (double)d->src_decoded / (d->info.src_sample_rate ? d->info.src_sample_rate : 1),
+                        (double)d->src_decoded /
+                            (d->info.src_sample_rate ? d->info.src_sample_rate : 1),
                         av_reason(r, reason, sizeof reason));
     }
     return 0;
@@ -777,7 +785,8 @@ static int flac_open(flm_audio_writer *w, flm_error *err)
         return flm_error_set(err, FLM_EAUDIO, "%s: cannot open the flac encoder: %s", w->path,
                              av_reason(r, reason, sizeof reason));
     if ((r = avcodec_parameters_from_context(st->codecpar, w->enc)) < 0)
-        return flm_error_set(err, FLM_EAUDIO, "%s: %s", w->path, av_reason(r, reason, sizeof reason));
+        return flm_error_set(err, FLM_EAUDIO, "%s: %s", w->path,
+                             av_reason(r, reason, sizeof reason));
     st->time_base = w->enc->time_base;
     if ((r = avio_open(&w->oc->pb, w->path, AVIO_FLAG_WRITE)) < 0)
         return flm_error_set(err, FLM_EIO, "%s: cannot create: %s", w->path,
@@ -805,8 +814,8 @@ int flm_audio_writer_create(flm_audio_writer **out, const char *path, int32_t fo
         return flm_error_set(err, FLM_EINVAL, "%s: sample rate %d outside [1, 768000]", path,
                              (int)sample_rate);
     if (n_channels < 1 || n_channels > (format >= FLM_AUDIO_FLAC_S16 ? 8 : FLM_AUDIO_MAX_CHANNELS))
-        return flm_error_set(err, FLM_EINVAL, "%s: %d channels not supported by this format",
-                             path, (int)n_channels);
+        return flm_error_set(err, FLM_EINVAL, "%s: %d channels not supported by this format", path,
+                             (int)n_channels);
     pthread_once(&log_once, install_log);
     flm_audio_writer *w = flm_calloc(1, sizeof *w);
     if (!w)
@@ -823,8 +832,8 @@ int flm_audio_writer_create(flm_audio_writer **out, const char *path, int32_t fo
     if (format == FLM_AUDIO_WAV_F32 || format == FLM_AUDIO_WAV_S16) {
         w->f = fopen(path, "wb");
         if (!w->f) {
-            r = flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO, "%s: cannot create: %s",
-                              path, strerror(errno));
+            r = flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO,
+                              "%s: cannot create: %s", path, strerror(errno));
             goto fail;
         }
         w->created = 1;
@@ -891,11 +900,13 @@ int flm_audio_writer_write(flm_audio_writer *w, const float *x, size_t n, flm_er
                     memcpy(&u, &x[i + k], 4);
                     flm_put_u32(chunk + 4 * k, u);
                 } else {
-                    flm_put_u16(chunk + 2 * k, (uint16_t)(int16_t)to_int(x[i + k], 32768.0, -32768, 32767));
+                    flm_put_u16(chunk + 2 * k,
+                                (uint16_t)(int16_t)to_int(x[i + k], 32768.0, -32768, 32767));
                 }
             }
             if (fwrite(chunk, bytes, m, w->f) != m)
-                return flm_error_set(err, FLM_EIO, "%s: write failed: %s", w->path, strerror(errno));
+                return flm_error_set(err, FLM_EIO, "%s: write failed: %s", w->path,
+                                     strerror(errno));
         }
         w->data_size += total * bytes;
         return 0;

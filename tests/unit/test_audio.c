@@ -93,9 +93,9 @@ static void compare_with_cli(const char *name, int mode)
     /* flm pads the one sample the resampler's flush may drop (see test_lengths) */
     if (r == 0 && (n - 1) * nch == n_ref && x[(n - 1) * nch] == 0.0f)
         n--;
-    TAP_OK(r == 0 && n * nch == n_ref && n > 0,
-           "%s (%s): %lld x %d samples, CLI %lld", name, mode == FLM_AUDIO_MONO ? "mono" : "per channel",
-           (long long)n, (int)nch, (long long)n_ref);
+    TAP_OK(r == 0 && n * nch == n_ref && n > 0, "%s (%s): %lld x %d samples, CLI %lld", name,
+           mode == FLM_AUDIO_MONO ? "mono" : "per channel", (long long)n, (int)nch,
+           (long long)n_ref);
     if (r == 0 && n * nch == n_ref) {
         double d = max_diff(x, ref, n_ref);
         TAP_OK(d <= TOLERANCE, "%s (%s): max |flm - ffmpeg CLI| = %g <= %g", name,
@@ -115,22 +115,31 @@ static void test_formats(void)
     sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=f=440:r=44100:d=2.5 -f lavfi -i "
        "sine=f=1250:r=44100:d=2.5 -filter_complex '[0][1]amerge=inputs=2' -c:a pcm_s16le '%s'",
        path("st44.wav"));
-    sh("ffmpeg -nostdin -v error -y -i '%s' -c:a libmp3lame -b:a 128k '%s'", path("st44.wav"), path("st44.mp3"));
-    sh("ffmpeg -nostdin -v error -y -i '%s' -ar 48000 -c:a libopus '%s'", path("st44.wav"), path("st48.opus"));
-    sh("ffmpeg -nostdin -v error -y -i '%s' -ac 1 -ar 22050 -c:a aac '%s'", path("st44.wav"), path("m22.m4a"));
-    sh("ffmpeg -nostdin -v error -y -f lavfi -i anoisesrc=r=48000:d=1.7:a=0.3 -c:a flac '%s'", path("n48.flac"));
-    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=f=200:r=96000:d=1.1 -c:a pcm_f32le '%s'", path("f96.wav"));
+    sh("ffmpeg -nostdin -v error -y -i '%s' -c:a libmp3lame -b:a 128k '%s'", path("st44.wav"),
+       path("st44.mp3"));
+    sh("ffmpeg -nostdin -v error -y -i '%s' -ar 48000 -c:a libopus '%s'", path("st44.wav"),
+       path("st48.opus"));
+    sh("ffmpeg -nostdin -v error -y -i '%s' -ac 1 -ar 22050 -c:a aac '%s'", path("st44.wav"),
+       path("m22.m4a"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i anoisesrc=r=48000:d=1.7:a=0.3 -c:a flac '%s'",
+       path("n48.flac"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=f=200:r=96000:d=1.1 -c:a pcm_f32le '%s'",
+       path("f96.wav"));
     /* 5.1 at 32 kHz: the default downmix matrix */
     sh("ffmpeg -nostdin -v error -y -f lavfi -i anoisesrc=r=32000:d=1.3:a=0.2 -af "
        "'pan=5.1|c0=c0|c1=0.5*c0|c2=0.3*c0|c3=0.1*c0|c4=0.7*c0|c5=0.2*c0' -c:a flac '%s'",
        path("s51.flac"));
     /* a video container with an audio track */
     sh("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=d=1.2:s=64x48:r=10 -f lavfi -i "
-       "sine=f=330:r=44100:d=1.2 -c:v mpeg4 -c:a aac -shortest '%s'", path("av.mp4"));
+       "sine=f=330:r=44100:d=1.2 -c:v mpeg4 -c:a aac -shortest '%s'",
+       path("av.mp4"));
     /* very short lossy files: the header counts encoder delay + padding, not a truncation */
-    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=8000:d=0.1 -c:a libmp3lame -b:a 8k '%s'", path("short8k.mp3"));
-    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=8000:d=0.1 -ac 2 -c:a aac -b:a 8k '%s'", path("short8k.m4a"));
-    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=48000:d=0.04 -c:a libopus -b:a 6k '%s'", path("short.opus"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=8000:d=0.1 -c:a libmp3lame -b:a 8k '%s'",
+       path("short8k.mp3"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=8000:d=0.1 -ac 2 -c:a aac -b:a 8k '%s'",
+       path("short8k.m4a"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=48000:d=0.04 -c:a libopus -b:a 6k '%s'",
+       path("short.opus"));
     compare_with_cli("short8k.mp3", FLM_AUDIO_MONO);
     compare_with_cli("short8k.m4a", FLM_AUDIO_MONO);
     compare_with_cli("short.opus", FLM_AUDIO_MONO);
@@ -187,7 +196,8 @@ static void test_lengths(void)
             }
             int64_t want = ((int64_t)n * 24000 + r - 1) / r;
             if (ny != want) {
-                tap_diag("rate %d, %d samples: got %lld, want %lld", r, n, (long long)ny, (long long)want);
+                tap_diag("rate %d, %d samples: got %lld, want %lld", r, n, (long long)ny,
+                         (long long)want);
                 bad++;
             }
             if (have_ffmpeg && ci >= 3) {
@@ -210,7 +220,8 @@ static void test_lengths(void)
     }
     TAP_EQ_INT(bad, 0, "output length is ceil(n * 24000 / rate) for 8 rates x 5 lengths");
     TAP_EQ_INT(bad_cli, 0, "samples equal the ffmpeg CLI's, lengths equal or + 1 zero (16 cases)");
-    tap_diag("%d of 16 cases: the CLI output is one sample shorter than ceil(n * 24000 / r)", n_cli);
+    tap_diag("%d of 16 cases: the CLI output is one sample shorter than ceil(n * 24000 / r)",
+             n_cli);
     flm_free(x);
 }
 
@@ -310,10 +321,12 @@ static void test_broken(void)
     sh(": > '%s'", path("empty.wav"));
     sh("echo 'this is a text file, not audio' > '%s'", path("text.mp3"));
     sh("cp '%s' '%s'", path("n48.flac"), path("flac_named.wav"));
-    sh("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=d=0.5:s=32x32:r=5 -c:v mpeg4 '%s'", path("video_only.mkv"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=d=0.5:s=32x32:r=5 -c:v mpeg4 '%s'",
+       path("video_only.mkv"));
     float none = 0;
     flm_audio_write_file(path("zero.wav"), FLM_AUDIO_WAV_S16, &none, 0, 1, 16000, &err);
-    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=8000:d=1 -t 0 -c:a flac '%s'", path("zero.flac"));
+    sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=r=8000:d=1 -t 0 -c:a flac '%s'",
+       path("zero.flac"));
 
     expect_error("missing.wav", FLM_ENOTFOUND, "No such file");
     expect_error("empty.wav", FLM_EFORMAT, "empty file");
@@ -326,15 +339,18 @@ static void test_broken(void)
     expect_error("zero.wav", FLM_EFORMAT, "zero length");
     expect_error("zero.flac", FLM_EFORMAT, "zero length");
     /* an absurd source rate is refused before libswresample builds a huge filter (fuzz find) */
-    flm_audio_write_file(path("rate500.wav"), FLM_AUDIO_WAV_S16, (float[]){0.1f, 0.2f, 0.3f}, 3, 1, 500, &err);
+    flm_audio_write_file(path("rate500.wav"), FLM_AUDIO_WAV_S16, (float[]){0.1f, 0.2f, 0.3f}, 3, 1,
+                         500, &err);
     expect_error("rate500.wav", FLM_EFORMAT, "source sample rate 500 Hz outside [1000, 384000]");
 
     /* a wav whose LIST chunk claims ~2 GB: refused without allocating it (fuzz find) */
     {
         FILE *g = fopen(path("huge_list.wav"), "wb");
-        static const uint8_t h[] = {'R', 'I', 'F', 'F', 0x66, 3, 0, 0, 'W', 'A', 'V', 'E', 'f', 'm', 't', ' ',
-                                    16, 0, 0, 0, 1, 0, 1, 0, 0x40, 0x1f, 0, 0, 0x80, 0x3e, 0, 0, 2, 0, 16, 0,
-                                    'L', 'I', 'S', 'T', 0x1a, 0, 1, 0x7d, 'I', 'N', 'F', 'O', 'I', 'S', 'F', 'T'};
+        static const uint8_t h[] = {'R', 'I', 'F',  'F',  0x66, 3,   0,    0,    'W', 'A', 'V',
+                                    'E', 'f', 'm',  't',  ' ',  16,  0,    0,    0,   1,   0,
+                                    1,   0,   0x40, 0x1f, 0,    0,   0x80, 0x3e, 0,   0,   2,
+                                    0,   16,  0,    'L',  'I',  'S', 'T',  0x1a, 0,   1,   0x7d,
+                                    'I', 'N', 'F',  'O',  'I',  'S', 'F',  'T'};
         if (g) {
             fwrite(h, 1, sizeof h, g);
             fclose(g);
@@ -344,8 +360,8 @@ static void test_broken(void)
         expect_error("huge_list.wav", FLM_EFORMAT, "not a recognized audio/video file");
         getrusage(RUSAGE_SELF, &ru1);
 #if !defined(__SANITIZE_ADDRESS__)
-        TAP_OK(ru1.ru_maxrss - ru0.ru_maxrss < 300 * 1024, "no 2 GB allocation (peak RSS grew %ld KiB)",
-               ru1.ru_maxrss - ru0.ru_maxrss);
+        TAP_OK(ru1.ru_maxrss - ru0.ru_maxrss < 300 * 1024,
+               "no 2 GB allocation (peak RSS grew %ld KiB)", ru1.ru_maxrss - ru0.ru_maxrss);
 #endif
     }
     /* the extension is not trusted: a flac file named .wav decodes like the .flac */
@@ -369,7 +385,8 @@ static void test_broken(void)
                "empty memory buffer");
     /* bad params */
     p.sample_rate = 100;
-    TAP_EQ_INT(flm_audio_decoder_open(&d, path("n48.flac"), &p, &err), FLM_EINVAL, "rate 100 Hz rejected");
+    TAP_EQ_INT(flm_audio_decoder_open(&d, path("n48.flac"), &p, &err), FLM_EINVAL,
+               "rate 100 Hz rejected");
     p = flm_audio_default_params();
     /* errors are sticky, and the limit on length is enforced */
     p.max_samples = 1000;
@@ -427,8 +444,9 @@ static void test_writers(void)
     }
     flm_error err = {0};
     flm_audio_writer *w = NULL;
-    TAP_EQ_INT(flm_audio_writer_create(&w, path("no/such/dir/x.wav"), FLM_AUDIO_WAV_F32, 24000, 1, &err),
-               FLM_ENOTFOUND, "writer: missing directory");
+    TAP_EQ_INT(
+        flm_audio_writer_create(&w, path("no/such/dir/x.wav"), FLM_AUDIO_WAV_F32, 24000, 1, &err),
+        FLM_ENOTFOUND, "writer: missing directory");
     TAP_EQ_INT(flm_audio_writer_create(&w, path("x.wav"), 99, 24000, 1, &err), FLM_EINVAL,
                "writer: unknown format");
     TAP_OK(flm_audio_writer_create(&w, path("partial.wav"), FLM_AUDIO_WAV_S16, 24000, 1, &err) == 0,
@@ -475,8 +493,8 @@ static void test_alloc_failures(void)
         flm_audio_params p = flm_audio_default_params();
         flm_alloc_fail_after(k);
         int r = flm_audio_read_file(path("st44.wav"), &p, &x, &n, &nch, &err);
-        int w = flm_audio_write_file(path("inj.wav"), FLM_AUDIO_WAV_F32, x ? x : (float[]){0}, x ? n : 1,
-                                     1, 24000, &err);
+        int w = flm_audio_write_file(path("inj.wav"), FLM_AUDIO_WAV_F32, x ? x : (float[]){0},
+                                     x ? n : 1, 1, 24000, &err);
         flm_alloc_fail_after(-1);
         if (r == FLM_ENOMEM || w == FLM_ENOMEM)
             hit_enomem = 1;
@@ -516,8 +534,8 @@ static void test_bounded_memory(void)
     }
     getrusage(RUSAGE_SELF, &ru1);
     flm_audio_decoder_destroy(&d);
-    TAP_OK(r == 0 && total == 86400000LL, "1 h at 8 kHz -> exactly 86400000 samples at 24 kHz (%lld)",
-           (long long)total);
+    TAP_OK(r == 0 && total == 86400000LL,
+           "1 h at 8 kHz -> exactly 86400000 samples at 24 kHz (%lld)", (long long)total);
     long grow_kb = ru1.ru_maxrss - ru0.ru_maxrss;
     TAP_OK(grow_kb < 32 * 1024, "peak RSS grew by %ld KiB while decoding 1 hour (bound: 32 MiB)",
            grow_kb);
@@ -526,7 +544,8 @@ static void test_bounded_memory(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "%s/flm-test-audio-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/flm-test-audio-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;

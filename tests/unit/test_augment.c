@@ -54,15 +54,17 @@ static flm_augment_noise_pool *make_pool(void)
 static void test_defaults(void)
 {
     flm_augment_params p = flm_augment_default_params();
-    TAP_OK(p.p_gain == 0.6 && p.gain_db_lo == -24 && p.gain_db_hi == 20 && p.loudness_floor_db == -40 &&
-               p.loudness_floor == 1,
+    TAP_OK(p.p_gain == 0.6 && p.gain_db_lo == -24 && p.gain_db_hi == 20 &&
+               p.loudness_floor_db == -40 && p.loudness_floor == 1,
            "defaults: gain p 0.6 in [-24, +20] dB, floor -40 dB");
-    TAP_OK(p.p_noise == 1.0 && p.noise_db_lo == -70 && p.noise_db_hi == -40 && p.p_noise_silence == 0.3,
+    TAP_OK(p.p_noise == 1.0 && p.noise_db_lo == -70 && p.noise_db_hi == -40 &&
+               p.p_noise_silence == 0.3,
            "defaults: noise in (-70, -40) dB, silence p 0.3");
-    TAP_OK(p.p_echo == 0.3 && p.echo_gain_lo == 0 && p.echo_gain_hi == 0.2 && p.echo_delay_lo_s == 0.1 &&
-               p.echo_delay_hi_s == 0.5,
+    TAP_OK(p.p_echo == 0.3 && p.echo_gain_lo == 0 && p.echo_gain_hi == 0.2 &&
+               p.echo_delay_lo_s == 0.1 && p.echo_delay_hi_s == 0.5,
            "defaults: echo p 0.3, gain [0, 0.2], delay [0.1, 0.5] s");
-    TAP_OK(p.clip_mode == FLM_AUGMENT_CLIP_SCALE && p.sample_rate == 24000, "defaults: clip scale, 24 kHz");
+    TAP_OK(p.clip_mode == FLM_AUGMENT_CLIP_SCALE && p.sample_rate == 24000,
+           "defaults: clip scale, 24 kHz");
     flm_error err = {0};
     TAP_EQ_INT(flm_augment_params_check(&p, &err), 0, "defaults are valid");
     p.p_echo = 1.5;
@@ -71,9 +73,11 @@ static void test_defaults(void)
     p = flm_augment_default_params();
     p.gain_db_lo = 30;
     TAP_EQ_INT(flm_augment_params_check(&p, &err), FLM_EINVAL, "gain lo > hi rejected");
-    TAP_OK(fabs(flm_augment_loudness_db((const float[]){0.1f, -0.1f}, 2) - 20 * log10(0.1 + 1e-6)) < 1e-6,
+    TAP_OK(fabs(flm_augment_loudness_db((const float[]){0.1f, -0.1f}, 2) - 20 * log10(0.1 + 1e-6)) <
+               1e-6,
            "loudness of a +-0.1 square wave");
-    TAP_OK(fabs(flm_augment_loudness_db(NULL, 0) - (-120.0)) < 1e-9, "loudness of nothing: -120 dB");
+    TAP_OK(fabs(flm_augment_loudness_db(NULL, 0) - (-120.0)) < 1e-9,
+           "loudness of nothing: -120 dB");
 }
 
 /* Distributions over N_SEEDS seeds with the paper's parameters. */
@@ -200,16 +204,18 @@ static void test_floor(void)
         }
     }
     TAP_EQ_INT(below, 0, "no utterance below -40 dB on the output (exact comparison)");
-    TAP_OK(raised > 1000, "the floor acted on %ld utterances; quietest measured %.9f dB", raised, worst);
+    TAP_OK(raised > 1000, "the floor acted on %ld utterances; quietest measured %.9f dB", raised,
+           worst);
     TAP_EQ_INT(outside, 0, "samples outside the utterances are untouched");
     tap_diag("%ld utterances checked exactly, %ld lowered by clipping protection", checked, scaled);
     /* silence cannot be raised: counted, not faked */
     memset(x, 0, N * sizeof *x);
     flm_augment_apply(&p, 1, "dlg/zero", x, N, NULL, 0, NULL, 0, NULL, &res, &err);
-    TAP_OK(res.n_floor_unreachable == 1 && res.n_floor_raised == 0, "an all-zero utterance is reported unreachable");
+    TAP_OK(res.n_floor_unreachable == 1 && res.n_floor_raised == 0,
+           "an all-zero utterance is reported unreachable");
     flm_augment_span bad = {5, N + 1};
-    TAP_EQ_INT(flm_augment_apply(&p, 1, "dlg/bad", x, N, &bad, 1, NULL, 0, NULL, &res, &err), FLM_EINVAL,
-               "an utterance past the end is rejected");
+    TAP_EQ_INT(flm_augment_apply(&p, 1, "dlg/bad", x, N, &bad, 1, NULL, 0, NULL, &res, &err),
+               FLM_EINVAL, "an utterance past the end is rejected");
     flm_augment_result_clear(&res);
     flm_free(x);
     flm_free(orig);
@@ -268,7 +274,8 @@ static void test_echo(void)
     p.loudness_floor = 0;
     p.p_noise = 0;
     enum { N = 24000, SPIKES = 40 };
-    float *x = flm_malloc(N * sizeof *x), *speak = flm_calloc(N, sizeof *speak), *orig = flm_malloc(N * sizeof *x);
+    float *x = flm_malloc(N * sizeof *x), *speak = flm_calloc(N, sizeof *speak),
+          *orig = flm_malloc(N * sizeof *x);
     float *xc = flm_malloc(N * sizeof *xc);
     int pos[SPIKES];
     flm_rng r;
@@ -346,14 +353,16 @@ static void test_clipping(void)
     float peak = 0;
     for (int i = 0; i < N; i++)
         peak = fmaxf(peak, fabsf(x[i]));
-    TAP_OK(res.peak > 4.0 && peak <= 1.0f && peak > 0.999f && fabs(res.clip_gain * res.peak - 1) < 1e-6,
+    TAP_OK(res.peak > 4.0 && peak <= 1.0f && peak > 0.999f &&
+               fabs(res.clip_gain * res.peak - 1) < 1e-6,
            "scale: peak %.3f brought to %.6f, clip_gain recorded", res.peak, peak);
     p.clip_mode = FLM_AUGMENT_CLIP_HARD;
     flm_augment_apply(&p, 1, "dlg/clip", y, N, NULL, 0, NULL, 0, NULL, &res, &err);
     peak = 0;
     for (int i = 0; i < N; i++)
         peak = fmaxf(peak, fabsf(y[i]));
-    TAP_OK(peak == 1.0f && res.n_clipped > 0, "hard: %lld samples clamped to +-1", (long long)res.n_clipped);
+    TAP_OK(peak == 1.0f && res.n_clipped > 0, "hard: %lld samples clamped to +-1",
+           (long long)res.n_clipped);
     flm_augment_result_clear(&res);
 }
 
@@ -405,7 +414,8 @@ static void test_reproducibility(void)
         fwd.hash[i] = one_sample(&fwd, i);
     for (int i = R_SAMPLES - 1; i >= 0; i--)
         rev.hash[i] = one_sample(&rev, i);
-    TAP_OK(!memcmp(fwd.hash, rev.hash, sizeof fwd.hash), "forward and reverse order: identical outputs");
+    TAP_OK(!memcmp(fwd.hash, rev.hash, sizeof fwd.hash),
+           "forward and reverse order: identical outputs");
     for (int nt = 2; nt <= 4; nt += 2) {
         pthread_t th[4];
         static uint64_t merged[R_SAMPLES];
@@ -417,7 +427,8 @@ static void test_reproducibility(void)
             pthread_join(th[t], NULL);
         for (int i = 0; i < R_SAMPLES; i++)
             merged[i] = par[i % nt].hash[i];
-        TAP_OK(!memcmp(fwd.hash, merged, sizeof merged), "%d threads, interleaved: identical outputs", nt);
+        TAP_OK(!memcmp(fwd.hash, merged, sizeof merged),
+               "%d threads, interleaved: identical outputs", nt);
     }
     /* one sample alone, in a fresh process state, equals its place in the batch */
     TAP_OK(one_sample(&fwd, 123) == fwd.hash[123], "a sample recomputed alone is identical");
@@ -448,15 +459,18 @@ static void test_meta_and_format(void)
     const flm_meta *m = flm_sample_meta_get(smp, "aug.gain_db");
     TAP_OK(m && m->type == FLM_META_REAL && m->r == res.gain_db, "aug.gain_db = %g", res.gain_db);
     m = flm_sample_meta_get(smp, "aug.echo_delay_samples");
-    TAP_OK(m && m->type == FLM_META_INT && m->i == res.echo_delay_samples, "aug.echo_delay_samples");
+    TAP_OK(m && m->type == FLM_META_INT && m->i == res.echo_delay_samples,
+           "aug.echo_delay_samples");
     m = flm_sample_meta_get(smp, "aug.noise_plan");
-    TAP_OK(m && m->type == FLM_META_TEXT && strchr(m->s, ':'), "aug.noise_plan = %s", m ? m->s : "?");
+    TAP_OK(m && m->type == FLM_META_TEXT && strchr(m->s, ':'), "aug.noise_plan = %s",
+           m ? m->s : "?");
     char text[2048];
     size_t need = flm_augment_result_format(&res, text, sizeof text);
     TAP_OK(need == strlen(text) && strstr(text, "aug.echo=1\n") && strstr(text, "aug.gain=1\n"),
            "key=value text");
     char small[16];
-    TAP_EQ_INT(flm_augment_result_format(&res, small, sizeof small), need, "format returns the full length");
+    TAP_EQ_INT(flm_augment_result_format(&res, small, sizeof small), need,
+               "format returns the full length");
     TAP_EQ_INT(strlen(small), 15, "and truncates safely");
     /* allocation failures while storing or growing the segment list */
     int ok = 1;
@@ -478,7 +492,8 @@ static void test_meta_and_format(void)
 static void test_pool_loading(void)
 {
     char dir[256];
-    snprintf(dir, sizeof dir, "%s/flm-test-aug-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/flm-test-aug-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir)) {
         TAP_OK(0, "mkdtemp");
         return;
@@ -499,13 +514,15 @@ static void test_pool_loading(void)
     flm_augment_noise_pool_create(&pool, &err);
     /* the directory holds list.txt too: not audio, so loading the directory must fail on it */
     int r = flm_augment_noise_pool_load(pool, dir, 24000, 0, &err);
-    TAP_OK(r == FLM_EFORMAT && strstr(err.msg, "list.txt"), "a non-audio file in the directory is named: %s", err.msg);
+    TAP_OK(r == FLM_EFORMAT && strstr(err.msg, "list.txt"),
+           "a non-audio file in the directory is named: %s", err.msg);
     flm_augment_noise_pool_destroy(&pool);
     unlink(man);
     flm_augment_noise_pool_create(&pool, &err);
     r = flm_augment_noise_pool_load(pool, dir, 24000, 0, &err);
     TAP_OK(r == 0 && flm_augment_noise_pool_size(pool) == 2, "directory: 2 clips");
-    TAP_OK(flm_augment_noise_pool_clip_length(pool, 0) == 1500 && flm_augment_noise_pool_clip_length(pool, 1) == 3000,
+    TAP_OK(flm_augment_noise_pool_clip_length(pool, 0) == 1500 &&
+               flm_augment_noise_pool_clip_length(pool, 1) == 3000,
            "clips in name order, resampled to 24 kHz");
     flm_augment_noise_pool_destroy(&pool);
     f = fopen(man, "w");
@@ -513,7 +530,8 @@ static void test_pool_loading(void)
     fclose(f);
     flm_augment_noise_pool_create(&pool, &err);
     r = flm_augment_noise_pool_load(pool, man, 24000, 0, &err);
-    TAP_OK(r == 0 && flm_augment_noise_pool_size(pool) == 2 && flm_augment_noise_pool_clip_length(pool, 0) == 3000,
+    TAP_OK(r == 0 && flm_augment_noise_pool_size(pool) == 2 &&
+               flm_augment_noise_pool_clip_length(pool, 0) == 3000,
            "manifest: 2 clips in manifest order");
     r = flm_augment_noise_pool_load(pool, man, 24000, 0.1, &err);
     TAP_EQ_INT(r, FLM_ERANGE, "the memory limit is enforced");
