@@ -650,9 +650,18 @@ int flm_audio_decoder_read(flm_audio_decoder *d, float *out, size_t max_samples,
         size_t n = d->buf_len - d->buf_pos;
         if (n > max_samples - *n_read)
             n = max_samples - *n_read;
-        if (d->params.max_samples > 0 && d->position + (int64_t)n > d->params.max_samples)
-            return fail(d, err, FLM_ERANGE, "longer than the limit of %lld samples",
-                        (long long)d->params.max_samples);
+        if (d->params.max_samples > 0) {
+            int64_t room = d->params.max_samples - d->position;
+            if (room <= 0) {
+                /* stored (sticky); samples already copied by this call go out first */
+                int r =
+                    fail(d, *n_read > 0 ? NULL : err, FLM_ERANGE,
+                         "longer than the limit of %lld samples", (long long)d->params.max_samples);
+                return *n_read > 0 ? 0 : r;
+            }
+            if ((int64_t)n > room)
+                n = (size_t)room;
+        }
         memcpy(out + *n_read * nch, d->buf + d->buf_pos * nch, n * nch * sizeof(float));
         d->buf_pos += n;
         *n_read += n;

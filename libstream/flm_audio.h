@@ -87,7 +87,8 @@ typedef enum flm_audio_mode {
 typedef struct flm_audio_params {
     int32_t sample_rate; /* output rate in Hz (8000..192000); default 24000 */
     int32_t mode;        /* flm_audio_mode; default FLM_AUDIO_MONO */
-    int64_t max_samples; /* stop with FLM_ERANGE after this many output samples; 0 = no limit */
+    int64_t max_samples; /* deliver at most this many samples, then FLM_ERANGE if the file holds
+                            more; 0 = no limit */
 } flm_audio_params;
 
 /* What the decoder found in the file. */
