@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,89 @@ flm_augment_params flm_augment_default_params(void)
         .clip_mode = FLM_AUGMENT_CLIP_SCALE,
     };
     return p;
+}
+
+typedef struct param_field {
+    const char *key;
+    int type; /* 0 double, 1 int32, 2 clip mode */
+    size_t offset;
+} param_field;
+
+#define PD(k)                                                                                      \
+    {                                                                                              \
+#k, 0, offsetof(flm_augment_params, k)                                                     \
+    }
+#define PI(k)                                                                                      \
+    {                                                                                              \
+#k, 1, offsetof(flm_augment_params, k)                                                     \
+    }
+static const param_field param_fields[] = {
+    PI(sample_rate),
+    PD(p_gain),
+    PD(gain_db_lo),
+    PD(gain_db_hi),
+    PD(loudness_floor_db),
+    PI(loudness_floor),
+    PD(p_noise),
+    PD(noise_db_lo),
+    PD(noise_db_hi),
+    PD(p_noise_silence),
+    PD(noise_segment_max_s),
+    PD(p_echo),
+    PD(echo_gain_lo),
+    PD(echo_gain_hi),
+    PD(echo_delay_lo_s),
+    PD(echo_delay_hi_s),
+    {"clip_mode", 2, offsetof(flm_augment_params, clip_mode)},
+};
+#undef PD
+#undef PI
+
+const char *const *flm_augment_params_keys(void)
+{
+    static const char *keys[sizeof param_fields / sizeof *param_fields + 1];
+    for (size_t i = 0; i < sizeof param_fields / sizeof *param_fields; i++)
+        keys[i] = param_fields[i].key; /* idempotent: same values from any thread */
+    return keys;
+}
+
+int flm_augment_params_set(flm_augment_params *p, const char *key, const char *value,
+                           flm_error *err)
+{
+    for (size_t i = 0; i < sizeof param_fields / sizeof *param_fields; i++) {
+        const param_field *f = &param_fields[i];
+        if (strcmp(f->key, key))
+            continue;
+        char *end = NULL;
+        void *dst = (char *)p + f->offset;
+        if (f->type == 0) {
+            double v = strtod(value, &end);
+            if (end == value || *end || !isfinite(v))
+                break;
+            *(double *)dst = v;
+        } else if (f->type == 1) {
+            long v = strtol(value, &end, 10);
+            if (end == value || *end || v < INT32_MIN || v > INT32_MAX)
+                break;
+            *(int32_t *)dst = (int32_t)v;
+        } else {
+            int32_t m = !strcmp(value, "scale")  ? FLM_AUGMENT_CLIP_SCALE
+                        : !strcmp(value, "hard") ? FLM_AUGMENT_CLIP_HARD
+                        : !strcmp(value, "none") ? FLM_AUGMENT_CLIP_NONE
+                                                 : -1;
+            if (m < 0)
+                return flm_error_set(err, FLM_EINVAL,
+                                     "augment: clip_mode '%s': expected scale, hard or none",
+                                     value);
+            *(int32_t *)dst = m;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof param_fields / sizeof *param_fields; i++)
+        if (!strcmp(param_fields[i].key, key))
+            return flm_error_set(err, FLM_EINVAL, "augment: %s = '%s': expected a %s", key, value,
+                                 param_fields[i].type == 0 ? "number" : "whole number");
+    return flm_error_set(err, FLM_EINVAL, "augment: unknown parameter '%s'", key);
 }
 
 static int check_p(double v, const char *name, flm_error *err)

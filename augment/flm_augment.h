@@ -129,6 +129,14 @@ FLM_API flm_augment_params flm_augment_default_params(void);
  * noise levels < 0 dB, delays >= 0). */
 FLM_API int flm_augment_params_check(const flm_augment_params *p, flm_error *err);
 
+/* Sets one parameter by its field name (the recipe key), e.g. ("p_echo", "0.5"),
+ * ("clip_mode", "hard"), ("loudness_floor", "0"). Values are parsed strictly; an unknown key
+ * or a malformed value is FLM_EINVAL naming both. Ranges are checked by params_check. */
+FLM_API int flm_augment_params_set(flm_augment_params *p, const char *key, const char *value,
+                                   flm_error *err);
+/* The recipe keys, NULL-terminated, in struct order (for help texts and recipe validation). */
+FLM_API const char *const *flm_augment_params_keys(void);
+
 /* dB = 20 log10(rms + 1e-6), rms computed in double. 1e-6 -> -120 dB for n == 0 or silence. */
 FLM_API double flm_augment_loudness_db(const float *x, int64_t n);
 

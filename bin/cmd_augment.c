@@ -11,11 +11,18 @@
 static void usage(FILE *f)
 {
     flm_augment_params d = flm_augment_default_params();
+    char keys[512] = "";
+    const char *const *k = flm_augment_params_keys();
+    for (int i = 0; k[i]; i++) {
+        size_t n = strlen(keys);
+        snprintf(keys + n, sizeof keys - n, "%s%s%s", i ? "," : "",
+                 i && i % 5 == 0 ? "\n                     " : (i ? " " : ""), k[i]);
+    }
     fprintf(f,
             "usage: flm augment IN.wav -o OUT.wav [--speak SPEAK.wav] [--noise DIR|LIST|FILE]\n"
             "                   [--seed S] [--id SAMPLE_ID] [--utt START:END]... [--print-params]\n"
             "                   [--p-gain P] [--p-noise P] [--p-silence P] [--p-echo P]\n"
-            "                   [--no-floor] [--clip scale|hard|none]\n"
+            "                   [--no-floor] [--clip scale|hard|none] [--param KEY=VALUE]...\n"
             "\n"
             "Augments the listen waveform IN (decoded to 24 kHz mono) the way the FLM-Audio SFT\n"
             "stages do (paper appendix B) and writes OUT as float32 wav:\n"
@@ -39,10 +46,12 @@ static void usage(FILE *f)
             "  --print-params     print the drawn parameters as key=value lines\n"
             "  --p-gain, --p-noise, --p-silence, --p-echo P   override a probability\n"
             "  --no-floor         do not enforce the loudness floor\n"
-            "  --clip MODE        scale (default), hard (clamp to +-1) or none\n",
+            "  --clip MODE        scale (default), hard (clamp to +-1) or none\n"
+            "  --param KEY=VALUE  set any recipe parameter (repeatable); keys:\n"
+            "                     %s\n",
             d.p_gain, d.gain_db_lo, d.gain_db_hi, d.loudness_floor_db, d.p_noise, d.noise_db_lo,
             d.noise_db_hi, d.p_noise_silence, d.p_echo, d.echo_gain_lo, d.echo_gain_hi,
-            d.echo_delay_lo_s, d.echo_delay_hi_s);
+            d.echo_delay_lo_s, d.echo_delay_hi_s, keys);
 }
 
 static int parse_double(const char *opt, const char *s, double *out)
@@ -107,6 +116,20 @@ int cmd_augment(int argc, char **argv)
                 return 2;
             }
             n_utts++;
+        } else if (!strcmp(a, "--param") && has) {
+            char kv[256];
+            snprintf(kv, sizeof kv, "%s", argv[++i]);
+            char *eq = strchr(kv, '=');
+            flm_error perr = {0};
+            if (!eq) {
+                fprintf(stderr, "flm augment: --param '%s': expected KEY=VALUE\n", argv[i]);
+                return 2;
+            }
+            *eq = 0;
+            if (flm_augment_params_set(&p, kv, eq + 1, &perr) < 0) {
+                fprintf(stderr, "flm %s\n", perr.msg);
+                return 2;
+            }
         } else if (!strcmp(a, "--print-params")) {
             print = 1;
         } else if (!strcmp(a, "--no-floor")) {

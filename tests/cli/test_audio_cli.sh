@@ -40,5 +40,8 @@ ok $? "--print-params lists the drawn parameters"
 err=$("$flm" augment "$dir/out.wav" -o "$dir/y.wav" --noise "$dir/nowhere" 2>&1); rc=$?
 [ $rc = 1 ] && echo "$err" | grep -q "nowhere"; ok $? "missing noise pool: exit 1, names the path"
 "$flm" augment "$dir/out.wav" -o "$dir/y.wav" --p-echo 2 2>&1 | grep -q "p_echo = 2"; ok $? "bad probability rejected with its name"
+"$flm" augment "$dir/out.wav" --speak "$dir/speak.wav" -o "$dir/y.wav" --param p_echo=1 --param echo_gain_lo=0.1 --print-params | grep -q "^aug.echo=1$"
+ok $? "--param sets recipe parameters"
+"$flm" augment "$dir/out.wav" -o "$dir/y.wav" --param p_ech=1 2>&1 | grep -q "unknown parameter 'p_ech'"; ok $? "--param with an unknown key is rejected"
 echo "1..$n"
 [ $fails = 0 ]

@@ -73,6 +73,27 @@ static void test_defaults(void)
     p = flm_augment_default_params();
     p.gain_db_lo = 30;
     TAP_EQ_INT(flm_augment_params_check(&p, &err), FLM_EINVAL, "gain lo > hi rejected");
+    /* recipe keys */
+    p = flm_augment_default_params();
+    TAP_OK(flm_augment_params_set(&p, "p_echo", "0.5", &err) == 0 && p.p_echo == 0.5,
+           "set p_echo = 0.5");
+    TAP_OK(flm_augment_params_set(&p, "clip_mode", "hard", &err) == 0 &&
+               p.clip_mode == FLM_AUGMENT_CLIP_HARD,
+           "set clip_mode = hard");
+    TAP_OK(flm_augment_params_set(&p, "loudness_floor", "0", &err) == 0 && p.loudness_floor == 0,
+           "set loudness_floor = 0");
+    TAP_EQ_INT(flm_augment_params_set(&p, "p_echoo", "0.5", &err), FLM_EINVAL,
+               "unknown key rejected");
+    TAP_CONTAINS(err.msg, "unknown parameter 'p_echoo'", "message names the key");
+    TAP_EQ_INT(flm_augment_params_set(&p, "gain_db_lo", "-3x", &err), FLM_EINVAL,
+               "malformed number rejected");
+    TAP_EQ_INT(flm_augment_params_set(&p, "sample_rate", "24000.5", &err), FLM_EINVAL,
+               "int key wants a whole number");
+    int n_keys = 0, all_set = 1;
+    for (const char *const *k = flm_augment_params_keys(); *k; k++, n_keys++)
+        all_set &=
+            flm_augment_params_set(&p, *k, strcmp(*k, "clip_mode") ? "1" : "none", &err) == 0;
+    TAP_OK(n_keys == 17 && all_set, "all %d recipe keys settable", n_keys);
     TAP_OK(fabs(flm_augment_loudness_db((const float[]){0.1f, -0.1f}, 2) - 20 * log10(0.1 + 1e-6)) <
                1e-6,
            "loudness of a +-0.1 square wave");
