@@ -214,10 +214,10 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
     }
     if (r == AVERROR_DECODER_NOT_FOUND || (r >= 0 && !codec)) {
         int idx = av_find_best_stream(d->fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
-        const char *cname =
-            idx >= 0 ? avcodec_get_name(d->fmt->streams[idx]->codecpar->codec_id) : "?";
-        return fail(d, err, FLM_EAUDIO, "unsupported codec '%s': this FFmpeg has no decoder for it",
-                    cname);
+        const AVCodecParameters *cp = idx >= 0 ? d->fmt->streams[idx]->codecpar : NULL;
+        return fail(d, err, FLM_EAUDIO,
+                    "unsupported codec '%s' (tag 0x%04x): this FFmpeg has no decoder for it",
+                    cp ? avcodec_get_name(cp->codec_id) : "?", cp ? cp->codec_tag : 0u);
     }
     if (r < 0)
         return fail(d, err, FLM_EAUDIO, "cannot select an audio stream: %s",

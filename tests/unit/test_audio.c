@@ -338,6 +338,20 @@ static void test_broken(void)
     expect_error("video_only.mkv", FLM_ENOTFOUND, "no audio stream (1 stream: video mpeg4)");
     expect_error("zero.wav", FLM_EFORMAT, "zero length");
     expect_error("zero.flac", FLM_EFORMAT, "zero length");
+    { /* a wav whose format tag no decoder knows */
+        FILE *g = fopen(path("unknown_codec.wav"), "wb");
+        static const uint8_t h[] = {'R', 'I', 'F',  'F',  36 + 64, 0,   0,    0,    'W', 'A',  'V',
+                                    'E', 'f', 'm',  't',  ' ',     16,  0,    0,    0,   0x55, 0x55,
+                                    1,   0,   0x40, 0x1f, 0,       0,   0x80, 0x3e, 0,   0,    2,
+                                    0,   16,  0,    'd',  'a',     't', 'a',  64,   0,   0,    0};
+        if (g) {
+            fwrite(h, 1, sizeof h, g);
+            for (int i = 0; i < 64; i++)
+                fputc(0, g);
+            fclose(g);
+        }
+        expect_error("unknown_codec.wav", FLM_EAUDIO, "unsupported codec 'none' (tag 0x5555)");
+    }
     /* an absurd source rate is refused before libswresample builds a huge filter (fuzz find) */
     flm_audio_write_file(path("rate500.wav"), FLM_AUDIO_WAV_S16, (float[]){0.1f, 0.2f, 0.3f}, 3, 1,
                          500, &err);
