@@ -180,7 +180,17 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
     if (p->mode != FLM_AUDIO_MONO && p->mode != FLM_AUDIO_PER_CHANNEL)
         return fail(d, err, FLM_EINVAL, "unknown channel mode %d", (int)p->mode);
     last_log[0] = 0;
-    int r = avformat_open_input(&d->fmt, d->avio ? NULL : d->name, NULL, NULL);
+    /* "file:" keeps FFmpeg from reading a name like "concat:a|b" or "http:..." as a protocol */
+    char *url = NULL;
+    if (!d->avio) {
+        url = flm_malloc(strlen(d->name) + 6);
+        if (!url)
+            return fail(d, err, FLM_ENOMEM, "out of memory");
+        memcpy(url, "file:", 5);
+        memcpy(url + 5, d->name, strlen(d->name) + 1);
+    }
+    int r = avformat_open_input(&d->fmt, url, NULL, NULL);
+    flm_free(url);
     if (r < 0) {
         av_reason(r, reason, sizeof reason);
         if (r == AVERROR(ENOENT))
@@ -770,8 +780,10 @@ static int wav_header(flm_audio_writer *w, flm_error *err)
 
 static int flac_open(flm_audio_writer *w, flm_error *err)
 {
-    char reason[256];
-    int r = avformat_alloc_output_context2(&w->oc, NULL, "flac", w->path);
+    char reason[256], url[4096];
+    if ((size_t)snprintf(url, sizeof url, "file:%s", w->path) >= sizeof url)
+        return flm_error_set(err, FLM_EINVAL, "%s: path too long", w->path);
+    int r = avformat_alloc_output_context2(&w->oc, NULL, "flac", url);
     if (r < 0 || !w->oc)
         return flm_error_set(err, FLM_EAUDIO, "%s: cannot create flac output: %s", w->path,
                              av_reason(r, reason, sizeof reason));
@@ -797,7 +809,7 @@ static int flac_open(flm_audio_writer *w, flm_error *err)
         return flm_error_set(err, FLM_EAUDIO, "%s: %s", w->path,
                              av_reason(r, reason, sizeof reason));
     st->time_base = w->enc->time_base;
-    if ((r = avio_open(&w->oc->pb, w->path, AVIO_FLAG_WRITE)) < 0)
+    if ((r = avio_open(&w->oc->pb, url, AVIO_FLAG_WRITE)) < 0)
         return flm_error_set(err, FLM_EIO, "%s: cannot create: %s", w->path,
                              av_reason(r, reason, sizeof reason));
     w->created = 1;

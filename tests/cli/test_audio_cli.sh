@@ -22,6 +22,9 @@ ok $? "output is 24 kHz mono float32 wav (ffprobe)"
 "$flm" audio convert "$dir/in.mp3" -o "$dir/out.flac" --format flac --per-channel >/dev/null
 ffprobe -v error -show_entries stream=sample_rate,channels,codec_name -of csv=p=0 "$dir/out.flac" | grep -q "flac,24000,2"
 ok $? "--format flac --per-channel: 2-channel flac"
+cp "$dir/in.mp3" "$dir/concat:in.mp3"
+(cd "$dir" && "$flm" audio convert "concat:in.mp3" -o "http:out.flac" --format flac >/dev/null) && [ -s "$dir/http:out.flac" ]
+ok $? "file names that look like FFmpeg protocols are plain files"
 echo "not audio" > "$dir/bad.mp3"
 err=$("$flm" audio convert "$dir/bad.mp3" -o "$dir/x.wav" 2>&1); rc=$?
 [ $rc = 1 ] && echo "$err" | grep -q "bad.mp3: not a recognized audio/video file"; ok $? "broken input: exit 1, readable error"
