@@ -1,6 +1,6 @@
 #!/bin/sh
 # End-to-end checks of `flm audio convert` and `flm augment` (TAP). Usage: test_audio_cli.sh FLM
-flm="$1"
+flm="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/flm-cli-audio-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 n=0
