@@ -11,7 +11,7 @@
  *     if (err.code) puts(err.msg);                        // "talk.mp3: truncated: ..."
  *     flm_audio_decoder_destroy(&d);
  *
- *     float *x = NULL; int64_t n_samples; int n_ch;       // whole file (short clips only)
+ *     float *x = NULL; int64_t n_samples; int32_t n_ch;   // whole file (short clips only)
  *     flm_audio_read_file("a.flac", &p, &x, &n_samples, &n_ch, &err);
  *     flm_audio_write_file("a.wav", FLM_AUDIO_WAV_F32, x, n_samples, n_ch, 24000, &err);
  *     flm_free(x);
