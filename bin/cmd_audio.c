@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "flm_alloc.h"
 #include "flm_audio.h"
 #include "flm_profile.h"
 
@@ -83,7 +84,7 @@ static int convert(int argc, char **argv)
     if (flm_audio_decoder_open(&d, in, &p, &err) < 0)
         goto fail;
     const flm_audio_info *info = flm_audio_decoder_info(d);
-    buf = malloc((size_t)CHUNK * (size_t)info->n_channels * sizeof *buf);
+    buf = flm_malloc((size_t)CHUNK * (size_t)info->n_channels * sizeof *buf);
     if (!buf) {
         snprintf(err.msg, sizeof err.msg, "out of memory");
         goto fail;
@@ -112,13 +113,13 @@ static int convert(int argc, char **argv)
            (int)prof.codec.samples_per_frame);
     flm_audio_writer_destroy(&w);
     flm_audio_decoder_destroy(&d);
-    free(buf);
+    flm_free(buf);
     return 0;
 fail:
     fprintf(stderr, "flm audio convert: %s\n", err.msg);
     flm_audio_writer_destroy(&w); /* removes the partial output */
     flm_audio_decoder_destroy(&d);
-    free(buf);
+    flm_free(buf);
     return 1;
 }
 

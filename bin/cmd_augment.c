@@ -215,7 +215,7 @@ int cmd_augment(int argc, char **argv)
         goto fail;
     if (print) {
         size_t need = flm_augment_result_format(&res, NULL, 0) + 1;
-        text = malloc(need);
+        text = flm_malloc(need);
         if (!text) {
             fprintf(stderr, "flm augment: out of memory\n");
             goto out;
@@ -228,7 +228,7 @@ int cmd_augment(int argc, char **argv)
 fail:
     fprintf(stderr, "flm augment: %s\n", err.msg);
 out:
-    free(text);
+    flm_free(text);
     flm_augment_result_clear(&res);
     flm_augment_noise_pool_destroy(&pool);
     flm_free(x);

@@ -1,6 +1,7 @@
 /* test_audio.c - FFmpeg decode vs the ffmpeg CLI, exact lengths, broken files, writers.
  * Test files are generated here with ffmpeg / sox / espeak-ng into a temporary directory. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,56 @@ static void test_streaming(void)
     flm_free(y);
     flm_free(data);
     flm_free(whole);
+}
+
+/* Decoders in parallel threads give the same samples as one after another. */
+typedef struct par_job {
+    const char *file;
+    uint64_t hash;
+    int64_t n;
+    int rc;
+} par_job;
+
+static void *par_decode(void *arg)
+{
+    par_job *j = arg;
+    flm_audio_params p = flm_audio_default_params();
+    float *x = NULL;
+    int32_t nch;
+    flm_error err = {0};
+    j->rc = flm_audio_read_file(j->file, &p, &x, &j->n, &nch, &err);
+    j->hash = 1469598103934665603ull;
+    const unsigned char *b = (const unsigned char *)x;
+    for (int64_t i = 0; x && i < j->n * (int64_t)sizeof *x; i++)
+        j->hash = (j->hash ^ b[i]) * 1099511628211ull;
+    flm_free(x);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    if (!have_ffmpeg)
+        return;
+    static const char *names[] = {"st44.mp3", "n48.flac", "st48.opus",
+                                  "m22.m4a",  "s51.flac", "av.mp4"};
+    enum { N = sizeof names / sizeof *names };
+    par_job seq[N], par[N];
+    pthread_t th[N];
+    static char files[N][512];
+    for (int i = 0; i < N; i++) {
+        snprintf(files[i], sizeof files[i], "%s", path(names[i]));
+        seq[i] = par[i] = (par_job){.file = files[i]};
+        par_decode(&seq[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_create(&th[i], NULL, par_decode, &par[i]);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    int same = 1;
+    for (int i = 0; i < N; i++)
+        same &=
+            seq[i].rc == 0 && par[i].rc == 0 && seq[i].n == par[i].n && seq[i].hash == par[i].hash;
+    TAP_OK(same, "%d decoders in parallel threads: identical to sequential decoding", N);
 }
 
 static void expect_error(const char *file, int want_code, const char *want_text)
@@ -590,6 +641,7 @@ int main(void)
     test_lengths();
     test_formats();
     test_streaming();
+    test_threads();
     test_broken();
     test_alloc_failures();
     test_bounded_memory();
