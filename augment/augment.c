@@ -574,11 +574,18 @@ int flm_augment_apply(const flm_augment_params *p, uint64_t seed, const char *sa
         return r;
     if (n < 0 || (n > 0 && !x) || n_utts < 0 || (n_utts > 0 && !utts) || n_speak < 0)
         return flm_error_set(err, FLM_EINVAL, "augment: %s: bad waveform arguments", sample_id);
-    for (int32_t u = 0; u < n_utts; u++)
+    for (int32_t u = 0; u < n_utts; u++) {
         if (utts[u].start < 0 || utts[u].end < utts[u].start || utts[u].end > n)
             return flm_error_set(
                 err, FLM_EINVAL, "augment: %s: utterance %d spans [%lld, %lld), outside [0, %lld)",
                 sample_id, (int)u, (long long)utts[u].start, (long long)utts[u].end, (long long)n);
+        if (u > 0 && utts[u].start < utts[u - 1].end)
+            return flm_error_set(err, FLM_EINVAL,
+                                 "augment: %s: utterance %d starts at %lld, before the end of "
+                                 "utterance %d (%lld): utterances must be sorted and disjoint",
+                                 sample_id, (int)u, (long long)utts[u].start, (int)u - 1,
+                                 (long long)utts[u - 1].end);
+    }
 
     /* 1. user gain and loudness floor */
     flm_rng rg;

@@ -13,8 +13,8 @@
  *     flm_augment_noise_pool_destroy(&pool);
  *
  * Algorithm, in this order, on the listen waveform x (24 kHz float, modified in place):
- * 1. User gain. utts lists the user's utterances as sample spans [start, end) (none given: the
- *    whole waveform is one utterance). With probability p_gain (0.6) one gain g_db drawn
+ * 1. User gain. utts lists the user's utterances as sample spans [start, end), sorted and
+ *    disjoint (none given: the whole waveform is one utterance). With probability p_gain (0.6) one gain g_db drawn
  *    uniformly in [gain_db_lo, gain_db_hi) = [-24, +20) dB multiplies every utterance. Then,
  *    per utterance, the loudness floor: loudness dB(v) = 20 log10(rms(v) + 1e-6); an utterance
  *    below loudness_floor_db (-40) is scaled up so that its dB, measured on the float samples

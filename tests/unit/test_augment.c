@@ -234,6 +234,10 @@ static void test_floor(void)
     flm_augment_apply(&p, 1, "dlg/zero", x, N, NULL, 0, NULL, 0, NULL, &res, &err);
     TAP_OK(res.n_floor_unreachable == 1 && res.n_floor_raised == 0,
            "an all-zero utterance is reported unreachable");
+    flm_augment_span overlap[2] = {{0, 100}, {50, 200}};
+    TAP_EQ_INT(flm_augment_apply(&p, 1, "dlg/ov", x, N, overlap, 2, NULL, 0, NULL, &res, &err),
+               FLM_EINVAL, "overlapping utterances are rejected");
+    TAP_CONTAINS(err.msg, "sorted and disjoint", "message says why");
     flm_augment_span bad = {5, N + 1};
     TAP_EQ_INT(flm_augment_apply(&p, 1, "dlg/bad", x, N, &bad, 1, NULL, 0, NULL, &res, &err),
                FLM_EINVAL, "an utterance past the end is rejected");
