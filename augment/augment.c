@@ -497,11 +497,11 @@ static void gain_and_floor(const flm_augment_params *p, float *x, int64_t n, dou
     double ss = gain_lin != 1.0 ? scale_measure(x, n, (float)gain_lin) : sum_squares(x, n);
     if (db_of(ss, n) >= p->loudness_floor_db)
         return;
-    if (ss == 0.0) {
+    double rms = sqrt(ss / (double)n);
+    if (rms < 1e-9) { /* silence (or -180 dB): raising it would only amplify rounding */
         res->n_floor_unreachable++;
         return;
     }
-    double rms = sqrt(ss / (double)n);
     double g = (pow(10.0, p->loudness_floor_db / 20.0) - LOUDNESS_EPS) / rms;
     double total = g;
     ss = scale_measure(x, n, (float)g);

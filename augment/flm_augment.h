@@ -19,7 +19,8 @@
  *    per utterance, the loudness floor: loudness dB(v) = 20 log10(rms(v) + 1e-6); an utterance
  *    below loudness_floor_db (-40) is scaled up so that its dB, measured on the float samples
  *    written, is >= the floor (exactly: the scale is corrected until the measurement holds).
- *    An all-zero utterance cannot be raised and is counted in n_floor_unreachable.
+ *    An all-zero utterance (rms < 1e-9, i.e. below -180 dB) is not raised (that would only
+ *    amplify rounding); it is counted in n_floor_unreachable.
  * 2. Noise. With probability p_noise (1.0: the paper adds noise to every sample) a noise track
  *    covering the whole waveform is built from consecutive segments: each segment takes a clip
  *    k uniform over the pool, length min(clip length, samples left, noise_segment_max_s), a
@@ -105,7 +106,7 @@ typedef struct flm_augment_result {
     double gain_db;             /* drawn gain (0 if not applied) */
     int32_t n_utterances;
     int32_t n_floor_raised;     /* utterances raised to the floor */
-    int32_t n_floor_unreachable;/* all-zero utterances */
+    int32_t n_floor_unreachable;/* silent utterances (rms < 1e-9) left below the floor */
     double floor_gain_db_max;   /* largest extra gain the floor applied (0 if none) */
     int32_t noise_applied;
     int32_t n_segments;

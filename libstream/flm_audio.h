@@ -43,6 +43,8 @@
  *     corrupt packet / decode failure   FLM_ECORRUPT "corrupt data at S s"
  *     truncated (header promised more)  FLM_ECORRUPT "truncated: ..."
  *     decodes to zero samples           FLM_EFORMAT  "zero length"
+ *   Open reports what the headers show; what only decoding reveals (corrupt packets,
+ *   truncation, zero length) is returned by flm_audio_decoder_read (flm_audio_read_file: both).
  *   A file's extension is never trusted: formats are probed from content, so a flac file named
  *   x.wav decodes normally and a text file named x.mp3 is "not a recognized ... file".
  *

@@ -234,6 +234,14 @@ static void test_floor(void)
     flm_augment_apply(&p, 1, "dlg/zero", x, N, NULL, 0, NULL, 0, NULL, &res, &err);
     TAP_OK(res.n_floor_unreachable == 1 && res.n_floor_raised == 0,
            "an all-zero utterance is reported unreachable");
+    for (int i = 0; i < N; i++)
+        x[i] = (i % 2 ? 1e-38f : -1e-38f) * (float)(i % 7); /* tiny: no inf/NaN */
+    flm_augment_apply(&p, 1, "dlg/tiny", x, N, NULL, 0, NULL, 0, NULL, &res, &err);
+    int finite = 1;
+    for (int i = 0; i < N; i++)
+        finite &= isfinite(x[i]);
+    TAP_OK(finite && res.n_floor_unreachable == 1,
+           "a -700 dB utterance is left alone, output finite");
     flm_augment_span overlap[2] = {{0, 100}, {50, 200}};
     TAP_EQ_INT(flm_augment_apply(&p, 1, "dlg/ov", x, N, overlap, 2, NULL, 0, NULL, &res, &err),
                FLM_EINVAL, "overlapping utterances are rejected");
