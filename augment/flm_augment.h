@@ -14,11 +14,12 @@
  *
  * Algorithm, in this order, on the listen waveform x (24 kHz float, modified in place):
  * 1. User gain. utts lists the user's utterances as sample spans [start, end), sorted and
- *    disjoint (none given: the whole waveform is one utterance). With probability p_gain (0.6) one gain g_db drawn
- *    uniformly in [gain_db_lo, gain_db_hi) = [-24, +20) dB multiplies every utterance. Then,
- *    per utterance, the loudness floor: loudness dB(v) = 20 log10(rms(v) + 1e-6); an utterance
- *    below loudness_floor_db (-40) is scaled up so that its dB, measured on the float samples
- *    written, is >= the floor (exactly: the scale is corrected until the measurement holds).
+ *    disjoint (none given: the whole waveform is one utterance). With probability p_gain (0.6)
+ *    one gain g_db drawn uniformly in [gain_db_lo, gain_db_hi) = [-24, +20) dB multiplies every
+ *    utterance. Then, per utterance, the loudness floor: loudness dB(v) = 20 log10(rms(v) + 1e-6);
+ *    an utterance below loudness_floor_db (-40) is scaled up so that its dB, measured on the
+ *    float samples written, is >= the floor (exactly: the scale is corrected until the
+ *    measurement holds).
  *    An all-zero utterance (rms < 1e-9, i.e. below -180 dB) is not raised (that would only
  *    amplify rounding); it is counted in n_floor_unreachable.
  * 2. Noise. With probability p_noise (1.0: the paper adds noise to every sample) a noise track
@@ -91,7 +92,7 @@ typedef struct flm_augment_span {
 } flm_augment_span;
 
 typedef struct flm_augment_noise_segment {
-    int64_t start;       /* first sample of the listen waveform it covers */
+    int64_t start; /* first sample of the listen waveform it covers */
     int64_t n_samples;
     int32_t clip;        /* index into the pool (in load order) */
     int64_t clip_offset; /* first sample taken from the clip */
@@ -103,11 +104,11 @@ typedef struct flm_augment_noise_segment {
 /* The parameters actually drawn and the measurements that followed. */
 typedef struct flm_augment_result {
     int32_t gain_applied;
-    double gain_db;             /* drawn gain (0 if not applied) */
+    double gain_db; /* drawn gain (0 if not applied) */
     int32_t n_utterances;
-    int32_t n_floor_raised;     /* utterances raised to the floor */
-    int32_t n_floor_unreachable;/* silent utterances (rms < 1e-9) left below the floor */
-    double floor_gain_db_max;   /* largest extra gain the floor applied (0 if none) */
+    int32_t n_floor_raised;      /* utterances raised to the floor */
+    int32_t n_floor_unreachable; /* silent utterances (rms < 1e-9) left below the floor */
+    double floor_gain_db_max;    /* largest extra gain the floor applied (0 if none) */
     int32_t noise_applied;
     int32_t n_segments;
     int32_t n_silent;

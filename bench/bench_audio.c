@@ -141,9 +141,9 @@ int main(int argc, char **argv)
     if (system(cmd) == 0) {
         char tiny[256];
         snprintf(tiny, sizeof tiny, "%s/tiny.wav", dir);
-        char *cli[] = {"ffmpeg", "-nostdin", "-v",    "error",     "-threads", "1",
-                       "-i",      tiny,       "-ac",   "1",         "-ar",      "24000",
-                       "-c:a",    "pcm_f32le", "-f",   "null",      "-",        NULL};
+        char *cli[] = {"ffmpeg", "-nostdin",  "-v",  "error", "-threads", "1",
+                       "-i",     tiny,        "-ac", "1",     "-ar",      "24000",
+                       "-c:a",   "pcm_f32le", "-f",  "null",  "-",        NULL};
         for (int r = 0; r < repeats; r++) {
             double t = run_cpu(cli);
             if (t >= 0 && t < startup)
@@ -153,8 +153,8 @@ int main(int argc, char **argv)
     printf("\n(flm / CLI > 1 means flm needs less CPU; %lld output samples per file. The CLI "
            "figures include its fixed cost of %.3f CPU s per run (process start, measured on a "
            "0.1 s file); without it the CLI would reach %.0fx / %.0fx / %.0fx.)\n\n",
-           (long long)n_out, startup, secs / (cli_best[0] - startup), secs / (cli_best[1] - startup),
-           secs / (cli_best[2] - startup));
+           (long long)n_out, startup, secs / (cli_best[0] - startup),
+           secs / (cli_best[1] - startup), secs / (cli_best[2] - startup));
 
     /* augmentation on the decoded mp3 (24 kHz mono), everything forced on */
     float *x = flm_malloc((size_t)(n_out + 65536) * sizeof *x);

@@ -95,12 +95,12 @@ typedef struct flm_audio_params {
 
 /* What the decoder found in the file. */
 typedef struct flm_audio_info {
-    int32_t n_channels;       /* output channels: 1, or the source's channel count */
-    int32_t src_channels;     /* channels in the file */
-    int32_t src_sample_rate;  /* rate in the file */
-    double duration_s;        /* container's duration estimate, < 0 if unknown */
-    char codec[32];           /* decoder name, e.g. "mp3float" */
-    char format[32];          /* demuxer name, e.g. "wav" */
+    int32_t n_channels;      /* output channels: 1, or the source's channel count */
+    int32_t src_channels;    /* channels in the file */
+    int32_t src_sample_rate; /* rate in the file */
+    double duration_s;       /* container's duration estimate, < 0 if unknown */
+    char codec[32];          /* decoder name, e.g. "mp3float" */
+    char format[32];         /* demuxer name, e.g. "wav" */
 } flm_audio_info;
 
 typedef struct flm_audio_decoder flm_audio_decoder;

@@ -1,19 +1,14 @@
 /* fuzz_audio.c - decode arbitrary bytes through the in-memory FFmpeg decoder.
  *
- * libFuzzer build: -Dfuzz=true (clang) defines FLM_LIBFUZZER. Otherwise main() replays every
- * file named on the command line (a directory: every file in it), which `meson test --suite
- * fuzz-regress` does with tests/fuzz/corpus/audio. Any crash, sanitizer report or hang fails.
+ * libFuzzer build: -Dfuzz=true (clang). Otherwise tests/fuzz/replay.c supplies main() and replays
+ * every file named on the command line (a directory: every file in it), which `meson test
+ * --suite fuzz-regress` does with tests/fuzz/corpus/audio. Any crash, sanitizer report or hang
+ * fails.
  * Whatever the input: errors carry a code and message, the length limit and position hold. */
-#include <dirent.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 
-#include "flm_alloc.h"
 #include "flm_audio.h"
-#include "flm_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -45,47 +40,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     flm_audio_decoder_destroy(&d);
     return 0;
 }
-
-#ifndef FLM_LIBFUZZER
-static int run_file(const char *path)
-{
-    char *data;
-    size_t size;
-    flm_error err = {0};
-    if (flm_read_file(path, &data, &size, 64u << 20, &err) < 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
-    LLVMFuzzerTestOneInput((const uint8_t *)data, size);
-    flm_free(data);
-    printf("ok %s\n", path);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int failed = 0, n = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            DIR *dir = opendir(argv[i]);
-            struct dirent *de;
-            while (dir && (de = readdir(dir))) {
-                if (de->d_name[0] == '.')
-                    continue;
-                char full[4096];
-                snprintf(full, sizeof full, "%s/%s", argv[i], de->d_name);
-                failed |= run_file(full);
-                n++;
-            }
-            if (dir)
-                closedir(dir);
-        } else {
-            failed |= run_file(argv[i]);
-            n++;
-        }
-    }
-    printf("replayed %d inputs\n", n);
-    return failed || n == 0;
-}
-#endif

@@ -18,7 +18,8 @@
 #include "tap.h"
 
 #define RATE 24000
-#define N_SEEDS 10000
+/* 10000 seeds; 2000 under FLM_TEST_FAST (the valgrind pass), tolerances scale with the count */
+static int N_SEEDS = 10000;
 
 /* |observed - p| within 5 binomial standard deviations: a false failure has odds ~ 1e-6. */
 static int binomial_ok(long hits, long trials, double p, double *z)
@@ -114,7 +115,7 @@ static void test_statistics(void)
     long n_level = 0, hist[10] = {0};
     flm_augment_result res = {0};
     flm_error err = {0};
-    for (uint64_t seed = 0; seed < N_SEEDS; seed++) {
+    for (uint64_t seed = 0; seed < (uint64_t)N_SEEDS; seed++) {
         fill_noise(x, N, seed, "user", 0.05);
         int r = flm_augment_apply(&p, seed, "dlg/stat", x, N, NULL, 0, speak, N, pool, &res, &err);
         if (r < 0) {
@@ -197,7 +198,7 @@ static void test_floor(void)
     double worst = 1e9;
     flm_augment_result res = {0};
     flm_error err = {0};
-    for (uint64_t seed = 0; seed < N_SEEDS; seed++) {
+    for (uint64_t seed = 0; seed < (uint64_t)N_SEEDS; seed++) {
         /* quiet speech: -60 .. -20 dB, so both the gain and the floor matter */
         double amp = pow(10.0, (-60.0 + 40.0 * (double)(seed % 97) / 96.0) / 20.0) * sqrt(3.0);
         fill_noise(x, N, seed, "floor", amp);
@@ -526,7 +527,9 @@ static void test_pool_loading(void)
 {
     char dir[256];
     snprintf(dir, sizeof dir, "%s/flm-test-aug-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+             getenv("FLM_TEST_TMP") ? getenv("FLM_TEST_TMP")
+             : getenv("TMPDIR")     ? getenv("TMPDIR")
+                                    : "/tmp");
     if (!mkdtemp(dir)) {
         TAP_OK(0, "mkdtemp");
         return;
@@ -586,6 +589,8 @@ static void test_pool_loading(void)
 
 int main(void)
 {
+    if (getenv("FLM_TEST_FAST"))
+        N_SEEDS = 2000;
     test_defaults();
     test_statistics();
     test_floor();
