@@ -22,8 +22,9 @@ extern const size_t flm_index_n_migrations;
 
 struct flm_index {
     sqlite3 *db;
-    char *path; /* index file */
-    char *dir;  /* its directory */
+    char *path;                 /* index file */
+    char *dir;                  /* its directory */
+    int32_t aud_empty, aud_pad; /* codec profile of the current run (for the listen counts) */
 };
 
 static int db_error(flm_index *idx, flm_error *err, const char *what)
@@ -160,6 +161,10 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
         flm_free(idx);
         return flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", path);
     }
+    flm_profiles defaults;
+    flm_profiles_default(&defaults);
+    idx->aud_empty = defaults.codec.aud_empty;
+    idx->aud_pad = defaults.codec.aud_pad;
     char *slash = strrchr(idx->path, '/');
     idx->dir = slash ? flm_malloc((size_t)(slash - idx->path) + 1) : flm_strdup(".");
     int rc;
@@ -277,6 +282,8 @@ int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_
         sqlite3_bind_text(st, 4, recipe_json, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 5, seed);
     if (p) {
+        idx->aud_empty = p->codec.aud_empty;
+        idx->aud_pad = p->codec.aud_pad;
         hex64(h[0], p->vocab.hash);
         hex64(h[1], p->codec.hash);
         hex64(h[2], p->model.hash);
@@ -310,8 +317,8 @@ int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, ui
                       err)) < 0 ||
         (rc = prepare(idx, &sa,
                       "INSERT INTO samples (sample_key, shard_id, record, n_frames, style, stage, "
-                      "language, corpus, speakers, duration_s, checksum, metadata) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                      "language, corpus, speakers, duration_s, checksum, metadata, n_monologue, "
+                      "n_wait, n_speak, n_listen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       err)) < 0 ||
         (rc = prepare(idx, &ev,
                       "INSERT INTO events (sample_id, kind, frame, n_frames, value) "
@@ -363,6 +370,19 @@ int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, ui
         sqlite3_bind_double(sa, 10, s->duration_s);
         sqlite3_bind_text(sa, 11, ck, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(sa, 12, meta, -1, SQLITE_TRANSIENT);
+        int64_t n_mono = 0, n_wait = 0, n_speak = 0, n_listen = 0;
+        for (int32_t t = 0; t < s->n_frames; t++) {
+            int c = FLM_CLS(s, FLM_CH_TEXT, t);
+            n_mono += c == FLM_LOSS_MONOLOGUE;
+            n_wait += c == FLM_LOSS_WAIT;
+            n_speak += FLM_CLS(s, FLM_CH_SPEAK, t) == FLM_LOSS_SEMANTIC;
+            int32_t l = FLM_TOK(s, FLM_CH_LISTEN, t);
+            n_listen += l != idx->aud_empty && l != idx->aud_pad;
+        }
+        sqlite3_bind_int64(sa, 13, n_mono);
+        sqlite3_bind_int64(sa, 14, n_wait);
+        sqlite3_bind_int64(sa, 15, n_speak);
+        sqlite3_bind_int64(sa, 16, n_listen);
         int step = sqlite3_step(sa);
         free(meta);
         if (step != SQLITE_DONE) {
@@ -554,6 +574,44 @@ int flm_index_list_quarantine(flm_index *idx, flm_index_quarantine_fn fn, void *
         fn(user, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
     rc = step == SQLITE_DONE ? 0 : db_error(idx, err, "quarantine");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int flm_index_query(flm_index *idx, const char *sql, flm_index_row_fn fn, void *user,
+                    flm_error *err)
+{
+    sqlite3_stmt *st;
+    const char *tail = NULL;
+    if (sqlite3_prepare_v2(idx->db, sql, -1, &st, &tail) != SQLITE_OK)
+        return db_error(idx, err, "query");
+    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
+        tail++;
+    if (!st || !sqlite3_stmt_readonly(st) || (tail && *tail)) {
+        sqlite3_finalize(st);
+        return flm_error_set(err, FLM_EINVAL,
+                             "index %s: only one read-only statement (SELECT ...) is allowed",
+                             idx->path);
+    }
+    int n = sqlite3_column_count(st), step, rc = 0;
+    const char **names = flm_calloc((size_t)n + 1, sizeof *names);
+    const char **vals = flm_calloc((size_t)n + 1, sizeof *vals);
+    if (!names || !vals) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        names[i] = sqlite3_column_name(st, i);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < n; i++)
+            vals[i] = (const char *)sqlite3_column_text(st, i);
+        fn(user, n, names, vals);
+    }
+    if (step != SQLITE_DONE)
+        rc = db_error(idx, err, "query");
+done:
+    flm_free(names);
+    flm_free(vals);
     sqlite3_finalize(st);
     return rc;
 }
@@ -841,7 +899,8 @@ int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_in
                       " FROM src.shards;"
                       "INSERT INTO main.samples SELECT id + (SELECT sa FROM off), sample_key, "
                       " shard_id + (SELECT sh FROM off), record, n_frames, style, stage, language,"
-                      " corpus, speakers, duration_s, checksum, metadata FROM src.samples;"
+                      " corpus, speakers, duration_s, checksum, metadata, n_monologue, n_wait,"
+                      " n_speak, n_listen FROM src.samples;"
                       "INSERT INTO main.events SELECT sample_id + (SELECT sa FROM off), kind, "
                       " frame, n_frames, value FROM src.events;"
                       "INSERT INTO main.inputs SELECT key, path, status, stage, error, "
