@@ -6,11 +6,13 @@ pkgs=(
   libzstd-dev zstd libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev ffmpeg
   libopenblas-dev espeak-ng sox
+  libutf8proc-dev nodejs
 )
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v npm >/dev/null || missing+=(npm)  # tokenizer tests (a nodesource nodejs bundles npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "flmstream: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
