@@ -270,37 +270,66 @@ static int unmap_bytes(const char *s, const int16_t cp_to_byte[324], uint8_t *ou
     return 0;
 }
 
-static int load_vocab(flm_tokenizer *t, const json_t *vocab, const int16_t cp_to_byte[324],
-                      const char *name, flm_error *err)
+typedef struct vocab_item {
+    int32_t id;
+    uint32_t bytes_off, bytes_len, piece_off;
+} vocab_item;
+
+/* Reads model.vocab ({"token": id, ...}) at s->p into items (pool strings added). */
+static int scan_vocab(flm_tokenizer *t, flm_jscan *s, const int16_t cp_to_byte[324],
+                      vocab_item **items, size_t *n_items, int32_t *max, char **key, size_t *key_cap)
 {
-    const char *key;
-    json_t *val;
+    size_t cap = 0, len, n;
     uint8_t bytes[1024];
-    size_t n;
-    json_object_foreach((json_t *)vocab, key, val)
-    {
-        json_int_t id = json_integer_value(val);
-        if (!json_is_integer(val) || id < 0 || id > MAX_ID)
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.vocab[\"%s\"]: expected an id in 0..%d",
-                                 name, key, MAX_ID);
-        if (strlen(key) > sizeof bytes || unmap_bytes(key, cp_to_byte, bytes, &n) < 0 || !n)
-            return flm_error_set(err, FLM_EFORMAT,
+    int rc;
+    *max = -1;
+    flm_jscan_ws(s);
+    if (s->p >= s->end || *s->p != '{')
+        return flm_error_set(s->err, FLM_EFORMAT, "%s: byte offset %zu: model.vocab: expected an "
+                             "object", s->name, (size_t)(s->p - s->base));
+    s->p++;
+    if (flm_jscan_peek(s, '}'))
+        return 0;
+    do {
+        int64_t id;
+        if ((rc = flm_jscan_string(s, key, key_cap, &len)) < 0 || (rc = flm_jscan_expect(s, ':')) < 0 ||
+            (rc = flm_jscan_int(s, &id)) < 0)
+            return rc;
+        if (id < 0 || id > MAX_ID)
+            return flm_error_set(s->err, FLM_EFORMAT, "%s: model.vocab[\"%s\"]: id %lld is outside "
+                                 "0..%d", s->name, *key, (long long)id, MAX_ID);
+        if (len > sizeof bytes || unmap_bytes(*key, cp_to_byte, bytes, &n) < 0 || !n)
+            return flm_error_set(s->err, FLM_EFORMAT,
                                  "%s: model.vocab[\"%s\"]: not a byte-level token (character "
-                                 "outside the GPT-2 byte alphabet, or empty)", name, key);
-        if (id >= t->n_ids)
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.vocab: internal id bound", name);
-        tok_entry *e = &t->entries[id];
+                                 "outside the GPT-2 byte alphabet, or empty)", s->name, *key);
+        if (flm_grow((void **)items, &cap, *n_items + 1, sizeof **items) < 0)
+            return flm_error_set(s->err, FLM_ENOMEM, "%s: out of memory", s->name);
+        vocab_item *it = &(*items)[(*n_items)++];
+        it->id = (int32_t)id;
+        it->bytes_len = (uint32_t)n;
+        if ((rc = pool_add(t, bytes, n, &it->bytes_off)) < 0 ||
+            (rc = pool_add(t, *key, len, &it->piece_off)) < 0)
+            return flm_error_set(s->err, rc, "%s: out of memory loading the vocabulary", s->name);
+        if (it->id > *max)
+            *max = it->id;
+    } while (flm_jscan_peek(s, ','));
+    return flm_jscan_expect(s, '}');
+}
+
+static int index_vocab(flm_tokenizer *t, const vocab_item *items, size_t n_items, const char *name,
+                       flm_error *err)
+{
+    for (size_t k = 0; k < n_items; k++) {
+        tok_entry *e = &t->entries[items[k].id];
         if (e->flags)
             return flm_error_set(err, FLM_EFORMAT, "%s: model.vocab[\"%s\"]: id %d used twice", name,
-                                 key, (int)id);
-        int rc;
-        if ((rc = pool_add(t, bytes, n, &e->bytes_off)) < 0 ||
-            (rc = pool_add(t, key, strlen(key), &e->piece_off)) < 0)
-            return flm_error_set(err, rc, "%s: out of memory loading the vocabulary", name);
-        e->bytes_len = (uint32_t)n;
+                                 t->pool + items[k].piece_off, (int)items[k].id);
+        e->bytes_off = items[k].bytes_off;
+        e->bytes_len = items[k].bytes_len;
+        e->piece_off = items[k].piece_off;
         e->flags = E_BPE;
     }
-    t->vocab_mask = table_size(json_object_size(vocab)) - 1;
+    t->vocab_mask = table_size(n_items) - 1;
     t->vocab_slots = flm_malloc((t->vocab_mask + 1) * sizeof *t->vocab_slots);
     if (!t->vocab_slots)
         return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", name);
@@ -343,67 +372,109 @@ static int lookup_merge_part(const flm_tokenizer *t, const char *s, size_t len,
     return *id < 0 ? -1 : 0;
 }
 
-static int load_merges(flm_tokenizer *t, const json_t *merges, const int16_t cp_to_byte[324],
-                       const char *name, flm_error *err)
+static int resolve_merge(const flm_tokenizer *t, size_t r, const char *a, size_t la, const char *b,
+                         size_t lb, const int16_t cp_to_byte[324], const char *name, flm_error *err,
+                         uint64_t *key, int32_t *merged)
 {
-    size_t n = json_array_size(merges);
-    if (n > UINT32_MAX / 2)
-        return flm_error_set(err, FLM_ERANGE, "%s: model.merges: too many (%zu)", name, n);
-    t->merge_mask = table_size(n) - 1;
+    int32_t ia, ib;
+    if (lookup_merge_part(t, a, la, cp_to_byte, &ia) < 0 ||
+        lookup_merge_part(t, b, lb, cp_to_byte, &ib) < 0)
+        return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: \"%.*s\" or \"%.*s\" is "
+                             "not in model.vocab", name, r, (int)la, a, (int)lb, b);
+    const tok_entry *ea = &t->entries[ia], *eb = &t->entries[ib];
+    uint8_t cat[2048];
+    if (ea->bytes_len + eb->bytes_len > sizeof cat)
+        return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: token too long", name, r);
+    memcpy(cat, t->pool + ea->bytes_off, ea->bytes_len);
+    memcpy(cat + ea->bytes_len, t->pool + eb->bytes_off, eb->bytes_len);
+    int32_t im = vocab_get(t, cat, ea->bytes_len + eb->bytes_len);
+    if (im < 0)
+        return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: the merge of \"%.*s\" and "
+                             "\"%.*s\" is not in model.vocab", name, r, (int)la, a, (int)lb, b);
+    *key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+    *merged = im;
+    return 0;
+}
+
+/* Reads model.merges (["a b", ...] or [["a", "b"], ...]) at s->p into the merge table. */
+static int scan_merges(flm_tokenizer *t, flm_jscan *s, const int16_t cp_to_byte[324], char **a,
+                       size_t *a_cap, char **b, size_t *b_cap)
+{
+    int rc;
+    size_t r = 0, la, lb, cap_pairs = 0, cap_ids = 0;
+    uint64_t *pairs = NULL, key = 0; /* [r] left << 32 | right, in rank order */
+    int32_t *merged = NULL, m = 0;   /* [r] */
+    flm_jscan_ws(s);
+    if (s->p >= s->end || *s->p != '[')
+        return flm_error_set(s->err, FLM_EFORMAT, "%s: byte offset %zu: model.merges: expected an "
+                             "array", s->name, (size_t)(s->p - s->base));
+    s->p++;
+    if (!flm_jscan_peek(s, ']')) {
+        do {
+            flm_jscan_ws(s);
+            if (s->p < s->end && *s->p == '"') {
+                if ((rc = flm_jscan_string(s, a, a_cap, &la)) < 0)
+                    goto done;
+                char *sp = memchr(*a, ' ', la);
+                if (!sp || memchr(sp + 1, ' ', la - (size_t)(sp - *a) - 1)) {
+                    rc = flm_error_set(s->err, FLM_EFORMAT, "%s: model.merges[%zu]: \"%s\" is not "
+                                       "two tokens separated by one space", s->name, r, *a);
+                    goto done;
+                }
+                rc = resolve_merge(t, r, *a, (size_t)(sp - *a), sp + 1, la - (size_t)(sp - *a) - 1,
+                                   cp_to_byte, s->name, s->err, &key, &m);
+            } else if (flm_jscan_peek(s, '[')) {
+                if ((rc = flm_jscan_string(s, a, a_cap, &la)) < 0 ||
+                    (rc = flm_jscan_expect(s, ',')) < 0 ||
+                    (rc = flm_jscan_string(s, b, b_cap, &lb)) < 0 || (rc = flm_jscan_expect(s, ']')) < 0) {
+                    flm_error_prefix(s->err, "model.merges[%zu]: expected [\"a\", \"b\"]", r);
+                    goto done;
+                }
+                rc = resolve_merge(t, r, *a, la, *b, lb, cp_to_byte, s->name, s->err, &key, &m);
+            } else {
+                rc = flm_error_set(s->err, FLM_EFORMAT, "%s: model.merges[%zu]: expected \"a b\" or "
+                                   "[\"a\", \"b\"]", s->name, r);
+            }
+            if (rc < 0)
+                goto done;
+            if (flm_grow((void **)&merged, &cap_ids, r + 1, sizeof *merged) < 0 ||
+                flm_grow((void **)&pairs, &cap_pairs, r + 1, sizeof *pairs) < 0) {
+                rc = flm_error_set(s->err, FLM_ENOMEM, "%s: out of memory", s->name);
+                goto done;
+            }
+            pairs[r] = key;
+            merged[r++] = m;
+            if (r > UINT32_MAX / 2) {
+                rc = flm_error_set(s->err, FLM_ERANGE, "%s: model.merges: too many", s->name);
+                goto done;
+            }
+        } while (flm_jscan_peek(s, ','));
+        if ((rc = flm_jscan_expect(s, ']')) < 0)
+            goto done;
+    }
+    /* the pair list becomes an open-addressing table: key -> rank << 32 | merged id */
+    t->merge_mask = table_size(r) - 1;
     t->merge_keys = flm_malloc((t->merge_mask + 1) * sizeof *t->merge_keys);
     t->merge_vals = flm_malloc((t->merge_mask + 1) * sizeof *t->merge_vals);
-    if (!t->merge_keys || !t->merge_vals)
-        return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", name);
+    if (!t->merge_keys || !t->merge_vals) {
+        rc = flm_error_set(s->err, FLM_ENOMEM, "%s: out of memory", s->name);
+        goto done;
+    }
     memset(t->merge_keys, 0xff, (t->merge_mask + 1) * sizeof *t->merge_keys);
-    for (size_t r = 0; r < n; r++) {
-        const json_t *m = json_array_get(merges, r);
-        const char *a, *b;
-        size_t la, lb;
-        if (json_is_string(m)) { /* "a b": one space separates the two parts */
-            a = json_string_value(m);
-            const char *sp = strchr(a, ' ');
-            if (!sp || strchr(sp + 1, ' '))
-                return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: \"%s\" is not two "
-                                     "tokens separated by one space", name, r, a);
-            la = (size_t)(sp - a);
-            b = sp + 1;
-            lb = strlen(b);
-        } else if (json_is_array(m) && json_array_size(m) == 2 &&
-                   json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
-            a = json_string_value(json_array_get(m, 0));
-            b = json_string_value(json_array_get(m, 1));
-            la = strlen(a);
-            lb = strlen(b);
-        } else {
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: expected \"a b\" or "
-                                 "[\"a\", \"b\"], found %s", name, r, json_type_name(m));
-        }
-        int32_t ia, ib;
-        if (lookup_merge_part(t, a, la, cp_to_byte, &ia) < 0 ||
-            lookup_merge_part(t, b, lb, cp_to_byte, &ib) < 0)
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: \"%.*s\" or \"%.*s\" is "
-                                 "not in model.vocab", name, r, (int)la, a, (int)lb, b);
-        const tok_entry *ea = &t->entries[ia], *eb = &t->entries[ib];
-        uint8_t cat[2048];
-        if (ea->bytes_len + eb->bytes_len > sizeof cat)
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: token too long", name, r);
-        memcpy(cat, t->pool + ea->bytes_off, ea->bytes_len);
-        memcpy(cat + ea->bytes_len, t->pool + eb->bytes_off, eb->bytes_len);
-        int32_t im = vocab_get(t, cat, ea->bytes_len + eb->bytes_len);
-        if (im < 0)
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: the merge of \"%.*s\" "
-                                 "and \"%.*s\" is not in model.vocab", name, r, (int)la, a,
-                                 (int)lb, b);
-        uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+    for (size_t k = 0; k < r; k++) {
+        key = pairs[k];
         size_t i = mix64(key) & t->merge_mask;
         while (t->merge_keys[i] != EMPTY_KEY && t->merge_keys[i] != key)
             i = (i + 1) & t->merge_mask;
         if (t->merge_keys[i] == key)
             continue; /* a repeated pair keeps its first (lowest) rank */
         t->merge_keys[i] = key;
-        t->merge_vals[i] = (uint64_t)r << 32 | (uint32_t)im;
+        t->merge_vals[i] = (uint64_t)k << 32 | (uint32_t)merged[k];
     }
-    return 0;
+done:
+    flm_free(pairs);
+    flm_free(merged);
+    return rc;
 }
 
 static int added_cmp(const void *a, const void *b)
@@ -507,16 +578,9 @@ flm_tokenizer_params flm_tokenizer_default_params(void)
     return p;
 }
 
-static int32_t max_id(const json_t *vocab, const json_t *added, const flm_vocab_profile *v)
+static int32_t max_id(int32_t vocab_max, const json_t *added, const flm_vocab_profile *v)
 {
-    json_int_t m = -1;
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)vocab, key, val)
-    {
-        if (json_integer_value(val) > m && json_integer_value(val) <= MAX_ID)
-            m = json_integer_value(val);
-    }
+    json_int_t m = vocab_max;
     for (size_t i = 0; i < json_array_size(added); i++) {
         json_int_t id = json_integer_value(json_object_get(json_array_get(added, i), "id"));
         if (id > m && id <= MAX_ID)
@@ -531,16 +595,91 @@ static int32_t max_id(const json_t *vocab, const json_t *added, const flm_vocab_
     return (int32_t)m;
 }
 
+/* Hands the value at s->p to jansson and stores it under key in obj. */
+static int take_value(flm_jscan *s, json_t *obj, const char *key)
+{
+    flm_jscan_ws(s);
+    const char *start = s->p;
+    int rc = flm_jscan_skip(s);
+    if (rc < 0)
+        return rc;
+    json_error_t jerr;
+    json_t *v = json_loadb(start, (size_t)(s->p - start), JSON_DECODE_ANY, &jerr);
+    if (!v)
+        return flm_error_set(s->err, FLM_EFORMAT, "%s: byte offset %zu: %s: %s", s->name,
+                             (size_t)(start - s->base) + (size_t)jerr.position, key, jerr.text);
+    if (json_object_set_new(obj, key, v) < 0)
+        return flm_error_set(s->err, FLM_ENOMEM, "%s: out of memory", s->name);
+    return 0;
+}
+
+/* Walks the document: every member goes to jansson (into *root) except model.vocab and
+ * model.merges, whose positions are returned for the in-place readers. */
+static int scan_document(flm_jscan *s, json_t **root, const char **vocab_at, const char **merges_at,
+                         char **key, size_t *key_cap)
+{
+    size_t len;
+    int rc;
+    if (!(*root = json_object()))
+        return flm_error_set(s->err, FLM_ENOMEM, "%s: out of memory", s->name);
+    if ((rc = flm_jscan_expect(s, '{')) < 0)
+        return rc;
+    if (!flm_jscan_peek(s, '}')) {
+        do {
+            if ((rc = flm_jscan_string(s, key, key_cap, &len)) < 0 || (rc = flm_jscan_expect(s, ':')) < 0)
+                return rc;
+            flm_jscan_ws(s);
+            if (strcmp(*key, "model") || s->p >= s->end || *s->p != '{') {
+                if ((rc = take_value(s, *root, *key)) < 0)
+                    return rc;
+                continue;
+            }
+            json_t *model = json_object();
+            if (!model || json_object_set_new(*root, "model", model) < 0)
+                return flm_error_set(s->err, FLM_ENOMEM, "%s: out of memory", s->name);
+            s->p++;
+            if (flm_jscan_peek(s, '}'))
+                continue;
+            do {
+                if ((rc = flm_jscan_string(s, key, key_cap, &len)) < 0 ||
+                    (rc = flm_jscan_expect(s, ':')) < 0)
+                    return rc;
+                flm_jscan_ws(s);
+                int is_vocab = !strcmp(*key, "vocab"), is_merges = !strcmp(*key, "merges");
+                if (is_vocab || is_merges) {
+                    *(is_vocab ? vocab_at : merges_at) = s->p;
+                    json_object_set_new(model, *key, json_true()); /* present */
+                    if ((rc = flm_jscan_skip(s)) < 0)
+                        return rc;
+                } else if ((rc = take_value(s, model, *key)) < 0) {
+                    return rc;
+                }
+            } while (flm_jscan_peek(s, ','));
+            if ((rc = flm_jscan_expect(s, '}')) < 0)
+                return rc;
+        } while (flm_jscan_peek(s, ','));
+        if ((rc = flm_jscan_expect(s, '}')) < 0)
+            return rc;
+    }
+    flm_jscan_ws(s);
+    if (s->p != s->end)
+        return flm_error_set(s->err, FLM_EFORMAT, "%s: byte offset %zu: data after the JSON object",
+                             s->name, (size_t)(s->p - s->base));
+    return 0;
+}
+
 int flm_tokenizer_load_json(flm_tokenizer **out, const char *json, size_t json_size,
                             const char *name, const flm_tokenizer_params *params, flm_error *err)
 {
     int rc;
+    json_t *root = NULL;
+    vocab_item *items = NULL;
+    size_t n_items = 0;
+    char *a = NULL, *b = NULL;
+    size_t a_cap = 0, b_cap = 0;
+    const char *vocab_at = NULL, *merges_at = NULL;
+    flm_jscan s = {json, json, json + json_size, name, err};
     *out = NULL;
-    json_error_t jerr;
-    json_t *root = json_loadb(json, json_size, 0, &jerr);
-    if (!root)
-        return flm_error_set(err, FLM_EFORMAT, "%s: line %d column %d: %s", name, jerr.line,
-                             jerr.column, jerr.text);
     flm_tokenizer *t = flm_calloc(1, sizeof *t);
     if (!t) {
         rc = flm_error_set(err, FLM_ENOMEM, "%s: out of memory", name);
@@ -553,33 +692,30 @@ int flm_tokenizer_load_json(flm_tokenizer **out, const char *json, size_t json_s
     }
     for (int c = 0; c < 128; c++)
         t->ascii_class[c] = (uint8_t)flm_tokenizer_class(c);
-    if (!json_is_object(root)) {
-        rc = flm_error_set(err, FLM_EFORMAT, "%s: expected a JSON object", name);
+    if ((rc = scan_document(&s, &root, &vocab_at, &merges_at, &a, &a_cap)) < 0 ||
+        (rc = check_pipeline(t, root, name, err)) < 0)
         goto fail;
-    }
-    if ((rc = check_pipeline(t, root, name, err)) < 0)
-        goto fail;
-    const json_t *model = json_object_get(root, "model");
-    const json_t *vocab = json_object_get(model, "vocab");
-    const json_t *merges = json_object_get(model, "merges");
     const json_t *added = json_object_get(root, "added_tokens");
-    if (!json_is_object(vocab) || !json_is_array(merges) || (added && !json_is_null(added) &&
-                                                             !json_is_array(added))) {
+    if (!vocab_at || !merges_at || (added && !json_is_null(added) && !json_is_array(added))) {
         rc = flm_error_set(err, FLM_EFORMAT, "%s: expected model.vocab (object), model.merges "
                            "(array) and added_tokens (array)", name);
         goto fail;
     }
-    t->n_ids = max_id(vocab, added, t->params.vocab) + 1;
+    int16_t cp_to_byte[324];
+    int32_t byte_to_cp[256], vocab_max;
+    byte_map(byte_to_cp, cp_to_byte);
+    s.p = vocab_at;
+    if ((rc = scan_vocab(t, &s, cp_to_byte, &items, &n_items, &vocab_max, &a, &a_cap)) < 0)
+        goto fail;
+    t->n_ids = max_id(vocab_max, added, t->params.vocab) + 1;
     t->entries = flm_calloc((size_t)t->n_ids + 1, sizeof *t->entries);
     if (!t->entries) {
         rc = flm_error_set(err, FLM_ENOMEM, "%s: out of memory", name);
         goto fail;
     }
-    int16_t cp_to_byte[324];
-    int32_t byte_to_cp[256];
-    byte_map(byte_to_cp, cp_to_byte);
-    if ((rc = load_vocab(t, vocab, cp_to_byte, name, err)) < 0 ||
-        (rc = load_merges(t, merges, cp_to_byte, name, err)) < 0 ||
+    s.p = merges_at;
+    if ((rc = index_vocab(t, items, n_items, name, err)) < 0 ||
+        (rc = scan_merges(t, &s, cp_to_byte, &a, &a_cap, &b, &b_cap)) < 0 ||
         (rc = load_added(t, added, name, err)) < 0)
         goto fail;
     if (t->params.vocab && (rc = apply_profile(t, name, err)) < 0)
@@ -595,10 +731,16 @@ int flm_tokenizer_load_json(flm_tokenizer **out, const char *json, size_t json_s
         }
     }
     json_decref(root);
+    flm_free(items);
+    flm_free(a);
+    flm_free(b);
     *out = t;
     return 0;
 fail:
     json_decref(root);
+    flm_free(items);
+    flm_free(a);
+    flm_free(b);
     flm_tokenizer_destroy(&t);
     return rc;
 }

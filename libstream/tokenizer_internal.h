@@ -23,4 +23,23 @@ int flm_tokenizer_class(int32_t cp);
  * flm_tokenizer_class of 0..127. */
 size_t flm_tokenizer_pretok_next(const uint8_t *s, size_t n, size_t i, const uint8_t ascii_class[128]);
 
+
+/* Pull scanner over a JSON text (tokenizer_json.c). Errors are FLM_EFORMAT naming name and the
+ * byte offset. */
+#include "flm_error.h"
+
+typedef struct flm_jscan {
+    const char *base, *p, *end;
+    const char *name;
+    flm_error *err;
+} flm_jscan;
+
+void flm_jscan_ws(flm_jscan *s);
+int flm_jscan_expect(flm_jscan *s, char c);
+int flm_jscan_peek(flm_jscan *s, char c);
+/* Decodes a string into *buf (grown with flm_grow, NUL-terminated); *len excludes the NUL. */
+int flm_jscan_string(flm_jscan *s, char **buf, size_t *cap, size_t *len);
+int flm_jscan_int(flm_jscan *s, int64_t *v);
+int flm_jscan_skip(flm_jscan *s);
+
 #endif

@@ -323,7 +323,14 @@ static void test_load_errors(void)
     check_load_error("\"he ll\"", "\"he zz\"", "model.merges[2]");
     check_load_error("\"type\":\"BPE\"", "\"type\":\"WordPiece\"", "model.type");
     check_load_error("\"byte_fallback\":false", "\"byte_fallback\":true", "model.byte_fallback");
-    check_load_error("{\"added_tokens\"", "[", "line 1");
+    check_load_error("{\"added_tokens\"", "[", "byte offset 0: expected '{'");
+    check_load_error("\"vocab\":{", "\"vocab\":[", "byte offset 880: expected ']'");
+    check_load_error("\"merges\":[", "\"merges\":{", "byte offset 3062: expected ':'");
+    check_load_error("\"vocab\":{\"", "\"vocab\":{\"\\ud800", "lone surrogate");
+    check_load_error("\"h e\"", "[\"h\" \"e\"]", "byte offset 3062: expected ']'");
+    check_load_error("\"h e\"", "[\"h\", 5]", "model.merges[0]: expected [\"a\", \"b\"]");
+    check_load_error("\"vocab\":{", "\"vocab\":7,\"x\":{", "model.vocab: expected an object");
+    check_load_error("\"trim_offsets\":false", "\"trim_offsets\":fals", "pre_tokenizer: invalid token near 'fals'");
     check_load_error("\"single_word\":false", "\"single_word\":true", "single_word");
     flm_tokenizer *t = NULL;
     flm_error err = {0};
