@@ -58,7 +58,8 @@ static double rss_mb(void)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_tokenizer TOKENIZER_JSON CORPUS_JSONL [MIN_MB] [MAX_THREADS]\n");
+        fprintf(stderr,
+                "usage: bench_tokenizer TOKENIZER_JSON CORPUS_JSONL [MIN_MB] [MAX_THREADS]\n");
         return 2;
     }
     double min_mb = argc > 3 ? atof(argv[3]) : 20;

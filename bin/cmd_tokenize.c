@@ -247,7 +247,8 @@ static int detokenize_line(void *ctx, const char *name, long line, char *text, s
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < 0 || v > INT32_MAX ||
             (*end && *end != ' ' && *end != '\t' && *end != ',' && *end != '\r')) {
-            fprintf(stderr, "flm detokenize: %s:%ld: column %zu: expected a token id, found '%.16s'\n",
+            fprintf(stderr,
+                    "flm detokenize: %s:%ld: column %zu: expected a token id, found '%.16s'\n",
                     name, line, (size_t)(p - text) + 1, p);
             return 1;
         }
@@ -261,7 +262,8 @@ static int detokenize_line(void *ctx, const char *name, long line, char *text, s
     (void)size;
     flm_error err = {0};
     size_t out_size;
-    if (flm_tokenizer_decode(c->tok, c->ids, n, c->flags, &c->text, &out_size, &c->text_cap, &err) < 0) {
+    if (flm_tokenizer_decode(c->tok, c->ids, n, c->flags, &c->text, &out_size, &c->text_cap, &err) <
+        0) {
         fprintf(stderr, "flm detokenize: %s:%ld: %s\n", name, line, err.msg);
         return 1;
     }
@@ -281,7 +283,8 @@ int cmd_detokenize(int argc, char **argv)
     if (load(&o, "detokenize", &tok))
         return 1;
     c.tok = tok;
-    c.flags = (o.skip_special ? FLM_TOKENIZER_SKIP_SPECIAL : 0) | (o.lossy ? FLM_TOKENIZER_LOSSY : 0);
+    c.flags =
+        (o.skip_special ? FLM_TOKENIZER_SKIP_SPECIAL : 0) | (o.lossy ? FLM_TOKENIZER_LOSSY : 0);
     rc = for_each_input(&o, "detokenize", detokenize_line, &c);
     flm_free(c.ids);
     flm_free(c.text);

@@ -91,8 +91,7 @@ FLM_API void flm_token_buf_free(flm_token_buf *buf);
  * FLM_TOKENIZER_LOSSY the bytes are exact, so decode(encode(x)) == NFC(x) byte for byte. An id
  * outside the vocabulary is FLM_ERANGE naming its index and value. */
 FLM_API int flm_tokenizer_decode(const flm_tokenizer *tok, const int32_t *ids, size_t n_ids,
-                                 int flags, char **text, size_t *size, size_t *cap,
-                                 flm_error *err);
+                                 int flags, char **text, size_t *size, size_t *cap, flm_error *err);
 
 /* One past the largest id (BPE, added and reserved). */
 FLM_API int32_t flm_tokenizer_n_ids(const flm_tokenizer *tok);

@@ -86,7 +86,8 @@ typedef struct scratch {
 
 /* ---- GPT-2 byte <-> character map ---------------------------------------------------------- */
 
-/* Bytes that are printable Latin-1 map to themselves; the other 68 map to 256, 257, ... in order. */
+/* Bytes that are printable Latin-1 map to themselves; the other 68 map to 256, 257, ... in order.
+ */
 static void byte_map(int32_t byte_to_cp[256], int16_t cp_to_byte[324])
 {
     int extra = 0;
@@ -163,14 +164,22 @@ static int pool_add(flm_tokenizer *t, const void *p, size_t n, uint32_t *off)
 static const char *json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    default: return "null";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    default:
+        return "null";
     }
 }
 
@@ -182,8 +191,9 @@ static int expect_string(const json_t *obj, const char *key, const char *want, c
     const char *s = json_string_value(v);
     if (!s || strcmp(s, want))
         return flm_error_set(err, FLM_EFORMAT, "%s: %s.%s: expected \"%s\", found %s%s%s%s", name,
-                             where, key, want, s ? "\"" : "", s ? s : (v ? json_type_name(v) : "nothing"),
-                             s ? "\"" : "", s ? " (not supported)" : "");
+                             where, key, want, s ? "\"" : "",
+                             s ? s : (v ? json_type_name(v) : "nothing"), s ? "\"" : "",
+                             s ? " (not supported)" : "");
     return 0;
 }
 
@@ -243,8 +253,9 @@ static int check_pipeline(flm_tokenizer *t, const json_t *root, const char *name
     for (size_t i = 0; i < sizeof empty_keys / sizeof empty_keys[0]; i++) {
         const json_t *v = json_object_get(model, empty_keys[i]);
         if (v && !json_is_null(v) && !(json_is_string(v) && !*json_string_value(v)))
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.%s: expected null or \"\" (not supported)",
-                                 name, empty_keys[i]);
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: model.%s: expected null or \"\" (not supported)", name,
+                                 empty_keys[i]);
     }
     if ((rc = expect_bool(model, "byte_fallback", 0, "model", name, err)) < 0)
         return rc;
@@ -260,7 +271,8 @@ static int unmap_bytes(const char *s, const int16_t cp_to_byte[324], uint8_t *ou
     utf8proc_ssize_t i = 0;
     while ((size_t)i < len) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t l = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)len - i, &cp);
+        utf8proc_ssize_t l =
+            utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)len - i, &cp);
         if (l <= 0 || cp < 0 || cp >= 324 || cp_to_byte[cp] < 0)
             return -1;
         out[k++] = (uint8_t)cp_to_byte[cp];
@@ -277,7 +289,8 @@ typedef struct vocab_item {
 
 /* Reads model.vocab ({"token": id, ...}) at s->p into items (pool strings added). */
 static int scan_vocab(flm_tokenizer *t, flm_jscan *s, const int16_t cp_to_byte[324],
-                      vocab_item **items, size_t *n_items, int32_t *max, char **key, size_t *key_cap)
+                      vocab_item **items, size_t *n_items, int32_t *max, char **key,
+                      size_t *key_cap)
 {
     size_t cap = 0, len, n;
     uint8_t bytes[1024];
@@ -285,23 +298,28 @@ static int scan_vocab(flm_tokenizer *t, flm_jscan *s, const int16_t cp_to_byte[3
     *max = -1;
     flm_jscan_ws(s);
     if (s->p >= s->end || *s->p != '{')
-        return flm_error_set(s->err, FLM_EFORMAT, "%s: byte offset %zu: model.vocab: expected an "
-                             "object", s->name, (size_t)(s->p - s->base));
+        return flm_error_set(s->err, FLM_EFORMAT,
+                             "%s: byte offset %zu: model.vocab: expected an "
+                             "object",
+                             s->name, (size_t)(s->p - s->base));
     s->p++;
     if (flm_jscan_peek(s, '}'))
         return 0;
     do {
         int64_t id;
-        if ((rc = flm_jscan_string(s, key, key_cap, &len)) < 0 || (rc = flm_jscan_expect(s, ':')) < 0 ||
-            (rc = flm_jscan_int(s, &id)) < 0)
+        if ((rc = flm_jscan_string(s, key, key_cap, &len)) < 0 ||
+            (rc = flm_jscan_expect(s, ':')) < 0 || (rc = flm_jscan_int(s, &id)) < 0)
             return rc;
         if (id < 0 || id > MAX_ID)
-            return flm_error_set(s->err, FLM_EFORMAT, "%s: model.vocab[\"%s\"]: id %lld is outside "
-                                 "0..%d", s->name, *key, (long long)id, MAX_ID);
+            return flm_error_set(s->err, FLM_EFORMAT,
+                                 "%s: model.vocab[\"%s\"]: id %lld is outside "
+                                 "0..%d",
+                                 s->name, *key, (long long)id, MAX_ID);
         if (len > sizeof bytes || unmap_bytes(*key, cp_to_byte, bytes, &n) < 0 || !n)
             return flm_error_set(s->err, FLM_EFORMAT,
                                  "%s: model.vocab[\"%s\"]: not a byte-level token (character "
-                                 "outside the GPT-2 byte alphabet, or empty)", s->name, *key);
+                                 "outside the GPT-2 byte alphabet, or empty)",
+                                 s->name, *key);
         if (flm_grow((void **)items, &cap, *n_items + 1, sizeof **items) < 0)
             return flm_error_set(s->err, FLM_ENOMEM, "%s: out of memory", s->name);
         vocab_item *it = &(*items)[(*n_items)++];
@@ -322,8 +340,8 @@ static int index_vocab(flm_tokenizer *t, const vocab_item *items, size_t n_items
     for (size_t k = 0; k < n_items; k++) {
         tok_entry *e = &t->entries[items[k].id];
         if (e->flags)
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.vocab[\"%s\"]: id %d used twice", name,
-                                 t->pool + items[k].piece_off, (int)items[k].id);
+            return flm_error_set(err, FLM_EFORMAT, "%s: model.vocab[\"%s\"]: id %d used twice",
+                                 name, t->pool + items[k].piece_off, (int)items[k].id);
         e->bytes_off = items[k].bytes_off;
         e->bytes_len = items[k].bytes_len;
         e->piece_off = items[k].piece_off;
@@ -339,8 +357,10 @@ static int index_vocab(flm_tokenizer *t, const vocab_item *items, size_t n_items
         if (!(e->flags & E_BPE))
             continue;
         if (vocab_get(t, t->pool + e->bytes_off, e->bytes_len) >= 0)
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.vocab: \"%s\" and another token have "
-                                 "the same bytes", name, t->pool + e->piece_off);
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: model.vocab: \"%s\" and another token have "
+                                 "the same bytes",
+                                 name, t->pool + e->piece_off);
         size_t i = (size_t)XXH3_64bits(t->pool + e->bytes_off, e->bytes_len) & t->vocab_mask;
         while (t->vocab_slots[i] >= 0)
             i = (i + 1) & t->vocab_mask;
@@ -350,8 +370,10 @@ static int index_vocab(flm_tokenizer *t, const vocab_item *items, size_t n_items
         uint8_t c = (uint8_t)b;
         t->byte_id[b] = vocab_get(t, &c, 1);
         if (t->byte_id[b] < 0)
-            return flm_error_set(err, FLM_EFORMAT, "%s: model.vocab: no token for byte 0x%02x (a "
-                                 "byte-level vocabulary has all 256)", name, b);
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: model.vocab: no token for byte 0x%02x (a "
+                                 "byte-level vocabulary has all 256)",
+                                 name, b);
     }
     return 0;
 }
@@ -379,8 +401,10 @@ static int resolve_merge(const flm_tokenizer *t, size_t r, const char *a, size_t
     int32_t ia, ib;
     if (lookup_merge_part(t, a, la, cp_to_byte, &ia) < 0 ||
         lookup_merge_part(t, b, lb, cp_to_byte, &ib) < 0)
-        return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: \"%.*s\" or \"%.*s\" is "
-                             "not in model.vocab", name, r, (int)la, a, (int)lb, b);
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: model.merges[%zu]: \"%.*s\" or \"%.*s\" is "
+                             "not in model.vocab",
+                             name, r, (int)la, a, (int)lb, b);
     const tok_entry *ea = &t->entries[ia], *eb = &t->entries[ib];
     uint8_t cat[2048];
     if (ea->bytes_len + eb->bytes_len > sizeof cat)
@@ -389,8 +413,10 @@ static int resolve_merge(const flm_tokenizer *t, size_t r, const char *a, size_t
     memcpy(cat + ea->bytes_len, t->pool + eb->bytes_off, eb->bytes_len);
     int32_t im = vocab_get(t, cat, ea->bytes_len + eb->bytes_len);
     if (im < 0)
-        return flm_error_set(err, FLM_EFORMAT, "%s: model.merges[%zu]: the merge of \"%.*s\" and "
-                             "\"%.*s\" is not in model.vocab", name, r, (int)la, a, (int)lb, b);
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: model.merges[%zu]: the merge of \"%.*s\" and "
+                             "\"%.*s\" is not in model.vocab",
+                             name, r, (int)la, a, (int)lb, b);
     *key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
     *merged = im;
     return 0;
@@ -406,8 +432,10 @@ static int scan_merges(flm_tokenizer *t, flm_jscan *s, const int16_t cp_to_byte[
     int32_t *merged = NULL, m = 0;   /* [r] */
     flm_jscan_ws(s);
     if (s->p >= s->end || *s->p != '[')
-        return flm_error_set(s->err, FLM_EFORMAT, "%s: byte offset %zu: model.merges: expected an "
-                             "array", s->name, (size_t)(s->p - s->base));
+        return flm_error_set(s->err, FLM_EFORMAT,
+                             "%s: byte offset %zu: model.merges: expected an "
+                             "array",
+                             s->name, (size_t)(s->p - s->base));
     s->p++;
     if (!flm_jscan_peek(s, ']')) {
         do {
@@ -417,8 +445,10 @@ static int scan_merges(flm_tokenizer *t, flm_jscan *s, const int16_t cp_to_byte[
                     goto done;
                 char *sp = memchr(*a, ' ', la);
                 if (!sp || memchr(sp + 1, ' ', la - (size_t)(sp - *a) - 1)) {
-                    rc = flm_error_set(s->err, FLM_EFORMAT, "%s: model.merges[%zu]: \"%s\" is not "
-                                       "two tokens separated by one space", s->name, r, *a);
+                    rc = flm_error_set(s->err, FLM_EFORMAT,
+                                       "%s: model.merges[%zu]: \"%s\" is not "
+                                       "two tokens separated by one space",
+                                       s->name, r, *a);
                     goto done;
                 }
                 rc = resolve_merge(t, r, *a, (size_t)(sp - *a), sp + 1, la - (size_t)(sp - *a) - 1,
@@ -426,14 +456,17 @@ static int scan_merges(flm_tokenizer *t, flm_jscan *s, const int16_t cp_to_byte[
             } else if (flm_jscan_peek(s, '[')) {
                 if ((rc = flm_jscan_string(s, a, a_cap, &la)) < 0 ||
                     (rc = flm_jscan_expect(s, ',')) < 0 ||
-                    (rc = flm_jscan_string(s, b, b_cap, &lb)) < 0 || (rc = flm_jscan_expect(s, ']')) < 0) {
+                    (rc = flm_jscan_string(s, b, b_cap, &lb)) < 0 ||
+                    (rc = flm_jscan_expect(s, ']')) < 0) {
                     flm_error_prefix(s->err, "model.merges[%zu]: expected [\"a\", \"b\"]", r);
                     goto done;
                 }
                 rc = resolve_merge(t, r, *a, la, *b, lb, cp_to_byte, s->name, s->err, &key, &m);
             } else {
-                rc = flm_error_set(s->err, FLM_EFORMAT, "%s: model.merges[%zu]: expected \"a b\" or "
-                                   "[\"a\", \"b\"]", s->name, r);
+                rc = flm_error_set(s->err, FLM_EFORMAT,
+                                   "%s: model.merges[%zu]: expected \"a b\" or "
+                                   "[\"a\", \"b\"]",
+                                   s->name, r);
             }
             if (rc < 0)
                 goto done;
@@ -497,23 +530,31 @@ static int load_added(flm_tokenizer *t, const json_t *list, const char *name, fl
         const char *content = json_string_value(json_object_get(a, "content"));
         json_int_t id = json_integer_value(jid);
         if (!json_is_integer(jid) || id < 0 || id >= t->n_ids || !content || !*content)
-            return flm_error_set(err, FLM_EFORMAT, "%s: added_tokens[%zu]: expected an id in 0..%d "
-                                 "and a non-empty content", name, i, MAX_ID);
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: added_tokens[%zu]: expected an id in 0..%d "
+                                 "and a non-empty content",
+                                 name, i, MAX_ID);
         if (json_is_true(json_object_get(a, "single_word")))
-            return flm_error_set(err, FLM_EFORMAT, "%s: added_tokens[%zu] (\"%s\"): single_word "
-                                 "is not supported", name, i, content);
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: added_tokens[%zu] (\"%s\"): single_word "
+                                 "is not supported",
+                                 name, i, content);
         size_t len = strlen(content);
         if (flm_utf8_check(content, len) != len)
             return flm_error_set(err, FLM_EFORMAT, "%s: added_tokens[%zu]: content is not UTF-8",
                                  name, i);
         tok_entry *e = &t->entries[id];
         if (e->flags & E_ADDED)
-            return flm_error_set(err, FLM_EFORMAT, "%s: added_tokens[%zu] (\"%s\"): id %d used "
-                                 "twice", name, i, content, (int)id);
-        if ((e->flags & E_BPE) && (e->bytes_len != len || memcmp(t->pool + e->bytes_off, content, len)))
-            return flm_error_set(err, FLM_EFORMAT, "%s: added_tokens[%zu] (\"%s\"): id %d is the "
-                                 "vocabulary token \"%s\"", name, i, content, (int)id,
-                                 t->pool + e->piece_off);
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: added_tokens[%zu] (\"%s\"): id %d used "
+                                 "twice",
+                                 name, i, content, (int)id);
+        if ((e->flags & E_BPE) &&
+            (e->bytes_len != len || memcmp(t->pool + e->bytes_off, content, len)))
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: added_tokens[%zu] (\"%s\"): id %d is the "
+                                 "vocabulary token \"%s\"",
+                                 name, i, content, (int)id, t->pool + e->piece_off);
         int rc;
         if ((rc = pool_add(t, content, len, &e->bytes_off)) < 0)
             return flm_error_set(err, rc, "%s: out of memory", name);
@@ -544,14 +585,16 @@ static int apply_profile(flm_tokenizer *t, const char *name, flm_error *err)
     for (size_t k = 0; k < 3; k++) {
         int32_t id = res[k].id;
         if (id < 0 || id >= v->text_vocab_size)
-            return flm_error_set(err, FLM_EMISMATCH, "%s: vocab profile %s: %s id %d is outside "
-                                 "0..%d", name, v->name, res[k].label, (int)id,
-                                 (int)v->text_vocab_size - 1);
+            return flm_error_set(err, FLM_EMISMATCH,
+                                 "%s: vocab profile %s: %s id %d is outside "
+                                 "0..%d",
+                                 name, v->name, res[k].label, (int)id, (int)v->text_vocab_size - 1);
         tok_entry *e = &t->entries[id];
         if (e->flags & E_BPE)
-            return flm_error_set(err, FLM_EMISMATCH, "%s: vocab profile %s reserves id %d for %s, "
-                                 "but it is the BPE token \"%s\"", name, v->name, (int)id,
-                                 res[k].label, t->pool + e->piece_off);
+            return flm_error_set(err, FLM_EMISMATCH,
+                                 "%s: vocab profile %s reserves id %d for %s, "
+                                 "but it is the BPE token \"%s\"",
+                                 name, v->name, (int)id, res[k].label, t->pool + e->piece_off);
         if (!(e->flags & E_ADDED)) {
             int rc = pool_add(t, res[k].label, strlen(res[k].label), &e->bytes_off);
             if (rc < 0)
@@ -565,9 +608,10 @@ static int apply_profile(flm_tokenizer *t, const char *name, flm_error *err)
                 t->added[i--] = t->added[--t->n_added];
     }
     if (t->n_ids > v->text_vocab_size)
-        return flm_error_set(err, FLM_EMISMATCH, "%s: has ids up to %d, but vocab profile %s has "
-                             "text_vocab_size %d", name, (int)t->n_ids - 1, v->name,
-                             (int)v->text_vocab_size);
+        return flm_error_set(err, FLM_EMISMATCH,
+                             "%s: has ids up to %d, but vocab profile %s has "
+                             "text_vocab_size %d",
+                             name, (int)t->n_ids - 1, v->name, (int)v->text_vocab_size);
     return 0;
 }
 
@@ -626,7 +670,8 @@ static int scan_document(flm_jscan *s, json_t **root, const char **vocab_at, con
         return rc;
     if (!flm_jscan_peek(s, '}')) {
         do {
-            if ((rc = flm_jscan_string(s, key, key_cap, &len)) < 0 || (rc = flm_jscan_expect(s, ':')) < 0)
+            if ((rc = flm_jscan_string(s, key, key_cap, &len)) < 0 ||
+                (rc = flm_jscan_expect(s, ':')) < 0)
                 return rc;
             flm_jscan_ws(s);
             if (strcmp(*key, "model") || s->p >= s->end || *s->p != '{') {
@@ -697,8 +742,10 @@ int flm_tokenizer_load_json(flm_tokenizer **out, const char *json, size_t json_s
         goto fail;
     const json_t *added = json_object_get(root, "added_tokens");
     if (!vocab_at || !merges_at || (added && !json_is_null(added) && !json_is_array(added))) {
-        rc = flm_error_set(err, FLM_EFORMAT, "%s: expected model.vocab (object), model.merges "
-                           "(array) and added_tokens (array)", name);
+        rc = flm_error_set(err, FLM_EFORMAT,
+                           "%s: expected model.vocab (object), model.merges "
+                           "(array) and added_tokens (array)",
+                           name);
         goto fail;
     }
     int16_t cp_to_byte[324];
@@ -993,7 +1040,8 @@ static int bpe_long(const flm_tokenizer *t, scratch *sc, size_t n, flm_token_buf
     }
     for (size_t i = 0; i + 1 < n; i++) {
         uint32_t r = pair_rank(t, sym[i], sym[i + 1]);
-        if (r != UINT32_MAX && (rc = heap_push(sc, &nh, (heap_item){r, (uint32_t)i, sym[i], sym[i + 1]})) < 0)
+        if (r != UINT32_MAX &&
+            (rc = heap_push(sc, &nh, (heap_item){r, (uint32_t)i, sym[i], sym[i + 1]})) < 0)
             return rc;
     }
     while (nh) {
@@ -1009,7 +1057,8 @@ static int bpe_long(const flm_tokenizer *t, scratch *sc, size_t n, flm_token_buf
         if (prev[p] >= 0) {
             uint32_t r = pair_rank(t, sym[prev[p]], sym[p]);
             if (r != UINT32_MAX &&
-                (rc = heap_push(sc, &nh, (heap_item){r, (uint32_t)prev[p], sym[prev[p]], sym[p]})) < 0)
+                (rc = heap_push(sc, &nh, (heap_item){r, (uint32_t)prev[p], sym[prev[p]], sym[p]})) <
+                    0)
                 return rc;
         }
         if (next[p] >= 0) {
@@ -1173,7 +1222,8 @@ static int encode_gap(const flm_tokenizer *t, scratch *sc, const char *s, size_t
     size_t pos = 0, ms, me;
     int32_t id;
     while (find_added(t, s, n, pos, 1, &ms, &me, &id)) {
-        if ((rc = encode_normalized(t, sc, s + pos, ms - pos, buf)) < 0 || (rc = push_id(buf, id)) < 0)
+        if ((rc = encode_normalized(t, sc, s + pos, ms - pos, buf)) < 0 ||
+            (rc = push_id(buf, id)) < 0)
             return rc;
         pos = me;
     }
@@ -1201,7 +1251,8 @@ int flm_tokenizer_encode(const flm_tokenizer *t, const char *text, size_t size, 
     int32_t id;
     if (t->params.split_added) {
         while (find_added(t, text, size, pos, 0, &ms, &me, &id)) {
-            if ((rc = encode_gap(t, sc, text + pos, ms - pos, buf)) < 0 || (rc = push_id(buf, id)) < 0)
+            if ((rc = encode_gap(t, sc, text + pos, ms - pos, buf)) < 0 ||
+                (rc = push_id(buf, id)) < 0)
                 goto fail;
             pos = me;
         }
@@ -1244,8 +1295,10 @@ int flm_tokenizer_decode(const flm_tokenizer *t, const int32_t *ids, size_t n_id
     for (size_t i = 0; i < n_ids; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= t->n_ids || !t->entries[id].flags)
-            return flm_error_set(err, FLM_ERANGE, "decode: id %d at index %zu is not in the "
-                                 "vocabulary (0..%d)", (int)id, i, (int)t->n_ids - 1);
+            return flm_error_set(err, FLM_ERANGE,
+                                 "decode: id %d at index %zu is not in the "
+                                 "vocabulary (0..%d)",
+                                 (int)id, i, (int)t->n_ids - 1);
         const tok_entry *e = &t->entries[id];
         if ((flags & FLM_TOKENIZER_SKIP_SPECIAL) && (e->flags & E_SPECIAL))
             continue;

@@ -6,8 +6,9 @@
 #include <stdint.h>
 
 /* The Split pattern of Qwen2 / Qwen2.5 / Qwen3 tokenizer.json, as the file spells it. */
-#define FLM_TOKENIZER_QWEN_REGEX                                                                 \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+#define FLM_TOKENIZER_QWEN_REGEX                                                                   \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                          \
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"                                                               \
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 enum {
@@ -21,8 +22,8 @@ enum {
 int flm_tokenizer_class(int32_t cp);
 /* End of the regex match that starts at i in valid UTF-8 s[0..n) (always > i). ascii_class holds
  * flm_tokenizer_class of 0..127. */
-size_t flm_tokenizer_pretok_next(const uint8_t *s, size_t n, size_t i, const uint8_t ascii_class[128]);
-
+size_t flm_tokenizer_pretok_next(const uint8_t *s, size_t n, size_t i,
+                                 const uint8_t ascii_class[128]);
 
 /* Pull scanner over a JSON text (tokenizer_json.c). Errors are FLM_EFORMAT naming name and the
  * byte offset. */

@@ -56,8 +56,10 @@ static int hex4(const char *p, uint32_t *v)
     *v = 0;
     for (int i = 0; i < 4; i++) {
         char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0)
             return -1;
         *v = *v << 4 | (uint32_t)d;
@@ -150,7 +152,8 @@ int flm_jscan_int(flm_jscan *s, int64_t *v)
         x = x * 10 + (*q++ - '0');
         digits++;
     }
-    if (!digits || (q < s->end && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))))
+    if (!digits ||
+        (q < s->end && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))))
         return fail(s, "expected an integer below 10^18");
     s->p = q;
     *v = neg ? -x : x;

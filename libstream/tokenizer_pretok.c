@@ -13,8 +13,12 @@
 
 #include "tokenizer_internal.h"
 
-enum { L = FLM_TOK_CLASS_LETTER, N = FLM_TOK_CLASS_NUMBER, S = FLM_TOK_CLASS_SPACE,
-       NL = FLM_TOK_CLASS_NEWLINE };
+enum {
+    L = FLM_TOK_CLASS_LETTER,
+    N = FLM_TOK_CLASS_NUMBER,
+    S = FLM_TOK_CLASS_SPACE,
+    NL = FLM_TOK_CLASS_NEWLINE
+};
 
 int flm_tokenizer_class(int32_t cp)
 {
@@ -59,7 +63,8 @@ static inline int class_at(const uint8_t *s, size_t i, const uint8_t ascii_class
         cp = (b & 0x0F) << 12 | (s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F);
         *len = 3;
     } else {
-        cp = (b & 0x07) << 18 | (s[i + 1] & 0x3F) << 12 | (s[i + 2] & 0x3F) << 6 | (s[i + 3] & 0x3F);
+        cp =
+            (b & 0x07) << 18 | (s[i + 1] & 0x3F) << 12 | (s[i + 2] & 0x3F) << 6 | (s[i + 3] & 0x3F);
         *len = 4;
     }
     return flm_tokenizer_class(cp);
@@ -78,7 +83,8 @@ static size_t letters_end(const uint8_t *s, size_t n, size_t j, const uint8_t as
     return j;
 }
 
-size_t flm_tokenizer_pretok_next(const uint8_t *s, size_t n, size_t i, const uint8_t ascii_class[128])
+size_t flm_tokenizer_pretok_next(const uint8_t *s, size_t n, size_t i,
+                                 const uint8_t ascii_class[128])
 {
     size_t l0, l;
     int c0 = class_at(s, i, ascii_class, &l0);

@@ -24,26 +24,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* A small byte-level BPE: the 256 byte tokens and a few English merges. */
 static char *builtin_json(void)
 {
-    static const char *const merges[] = {"t h", "th e", "i n", "e r", "a n", "Ġ t", "Ġ the", "o n",
-                                         "Ġ a", "e s", "Ġ Ġ", "ĠĠ ĠĠ", "ä ¸", "Ċ Ċ"};
+    static const char *const merges[] = {"t h", "th e", "i n", "e r", "a n",   "Ġ t", "Ġ the",
+                                         "o n", "Ġ a",  "e s", "Ġ Ġ", "ĠĠ ĠĠ", "ä ¸", "Ċ Ċ"};
     size_t n_merges = sizeof merges / sizeof merges[0];
     size_t cap = 65536, k = 0;
     char *s = malloc(cap);
     if (!s)
         return NULL;
-    k += (size_t)snprintf(s + k, cap - k,
-                          "{\"added_tokens\":[{\"id\":400,\"content\":\"<|end|>\",\"special\":true,"
-                          "\"normalized\":false},{\"id\":401,\"content\":\"<x>\",\"special\":false,"
-                          "\"normalized\":false,\"lstrip\":true,\"rstrip\":true}],"
-                          "\"normalizer\":{\"type\":\"NFC\"},\"pre_tokenizer\":{\"type\":\"Sequence\","
-                          "\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"");
+    k += (size_t)snprintf(
+        s + k, cap - k,
+        "{\"added_tokens\":[{\"id\":400,\"content\":\"<|end|>\",\"special\":true,"
+        "\"normalized\":false},{\"id\":401,\"content\":\"<x>\",\"special\":false,"
+        "\"normalized\":false,\"lstrip\":true,\"rstrip\":true}],"
+        "\"normalizer\":{\"type\":\"NFC\"},\"pre_tokenizer\":{\"type\":\"Sequence\","
+        "\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"");
     const char *re = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
                      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     for (const char *p = re; *p; p++)
         k += (size_t)snprintf(s + k, cap - k, *p == '\\' ? "\\\\" : "%c", *p);
-    k += (size_t)snprintf(s + k, cap - k, "\"},\"behavior\":\"Isolated\",\"invert\":false},"
-                          "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]},"
-                          "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{");
+    k += (size_t)snprintf(
+        s + k, cap - k,
+        "\"},\"behavior\":\"Isolated\",\"invert\":false},"
+        "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]},"
+        "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{");
     char names[300][8];
     int extra = 0;
     for (int b = 0; b < 256; b++) {
@@ -125,7 +128,8 @@ static void fuzz_text(const uint8_t *data, size_t size)
             abort();
         char *dec = NULL, *nfc = NULL;
         size_t dec_size, dec_cap = 0, nfc_size, nfc_cap = 0;
-        if (flm_tokenizer_decode(strict_tok, b.ids, b.n_ids, 0, &dec, &dec_size, &dec_cap, &err) < 0 ||
+        if (flm_tokenizer_decode(strict_tok, b.ids, b.n_ids, 0, &dec, &dec_size, &dec_cap, &err) <
+                0 ||
             flm_utf8_nfc(text, size, &nfc, &nfc_size, &nfc_cap, &err) < 0)
             abort();
         /* lstrip/rstrip on the built-in <x> token drop whitespace, so compare only without it */

@@ -199,10 +199,11 @@ int main(int argc, char **argv)
     char *dec = NULL, *nfc = NULL;
     size_t dec_size, dec_cap = 0, nfc_size, nfc_cap = 0, rt_bad = 0, n_ids = 0;
     for (size_t i = 0; i < c.n; i++) {
-        int ok = flm_tokenizer_encode(tok, c.text[i], c.size[i], &b, &err) == 0 &&
-                 flm_tokenizer_decode(tok, b.ids, b.n_ids, 0, &dec, &dec_size, &dec_cap, &err) == 0 &&
-                 flm_utf8_nfc(c.text[i], c.size[i], &nfc, &nfc_size, &nfc_cap, &err) == 0 &&
-                 dec_size == nfc_size && !memcmp(dec, nfc, dec_size);
+        int ok =
+            flm_tokenizer_encode(tok, c.text[i], c.size[i], &b, &err) == 0 &&
+            flm_tokenizer_decode(tok, b.ids, b.n_ids, 0, &dec, &dec_size, &dec_cap, &err) == 0 &&
+            flm_utf8_nfc(c.text[i], c.size[i], &nfc, &nfc_size, &nfc_cap, &err) == 0 &&
+            dec_size == nfc_size && !memcmp(dec, nfc, dec_size);
         n_ids += b.n_ids;
         if (!ok && rt_bad++ < 5) {
             printf("# round trip differs on line %zu\n", i + 1);
@@ -232,11 +233,14 @@ int main(int argc, char **argv)
         TAP_EQ_INT(hits, 0, "no corpus line yields <wait> 151665, <asr> 151666 or <answer> 151667");
         const char *txt = "<tool_response></tool_response><think></think><wait><asr><answer>";
         flm_tokenizer_encode(ftok, txt, strlen(txt), &b, &err);
-        TAP_OK(b.n_ids > 7 && !has_reserved(&b, &prof.vocab), "their Qwen3 strings become plain text");
+        TAP_OK(b.n_ids > 7 && !has_reserved(&b, &prof.vocab),
+               "their Qwen3 strings become plain text");
         TAP_OK(flm_tokenizer_encode(tok, txt, 15, &b, &err) == 0 && b.n_ids == 1 &&
-                   b.ids[0] == 151665, "without the profile <tool_response> is 151665 (reference)");
+                   b.ids[0] == 151665,
+               "without the profile <tool_response> is 151665 (reference)");
         int32_t w[] = {9707, prof.vocab.text_wait, prof.vocab.text_answer};
-        rc = flm_tokenizer_decode(ftok, w, 3, FLM_TOKENIZER_SKIP_SPECIAL, &dec, &dec_size, &dec_cap, &err);
+        rc = flm_tokenizer_decode(ftok, w, 3, FLM_TOKENIZER_SKIP_SPECIAL, &dec, &dec_size, &dec_cap,
+                                  &err);
         TAP_OK(rc == 0 && !strcmp(dec, "Hello"), "skip-special drops the reserved ids");
     }
     flm_tokenizer_destroy(&ftok);
@@ -244,7 +248,8 @@ int main(int argc, char **argv)
     /* "a b" merges on the real vocabulary: same ids on the first 3000 lines */
     char *json = string_merges_copy(argv[1]);
     flm_tokenizer *stok = NULL;
-    rc = json ? flm_tokenizer_load_json(&stok, json, strlen(json), "string-merges copy", NULL, &err) : -1;
+    rc = json ? flm_tokenizer_load_json(&stok, json, strlen(json), "string-merges copy", NULL, &err)
+              : -1;
     TAP_EQ_INT(rc, 0, "load the copy with \"a b\" string merges");
     if (rc == 0) {
         bad = compare(stok, &c, 3000, "string merges");

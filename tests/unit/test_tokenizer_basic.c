@@ -34,7 +34,7 @@ static void byte_char(int b, char out[4])
 }
 
 /* Merges: h e -> he, l l -> ll, he ll -> hell, Ġ w -> Ġw, a a -> aa, aa aa -> aaaa, o r -> or. */
-static const char *const merges[][2] = {{"h", "e"}, {"l", "l"}, {"he", "ll"}, {"Ġ", "w"},
+static const char *const merges[][2] = {{"h", "e"}, {"l", "l"},   {"he", "ll"}, {"Ġ", "w"},
                                         {"a", "a"}, {"aa", "aa"}, {"o", "r"}};
 #define N_MERGES 7
 
@@ -94,8 +94,9 @@ static void escaped(const char *s, char *out, size_t size)
 {
     size_t k = 0;
     for (; *s && k + 5 < size; s++)
-        k += (unsigned char)*s < 0x20 ? (size_t)snprintf(out + k, size - k, "\\x%02x", (unsigned char)*s)
-                                      : (size_t)snprintf(out + k, size - k, "%c", *s);
+        k += (unsigned char)*s < 0x20
+                 ? (size_t)snprintf(out + k, size - k, "\\x%02x", (unsigned char)*s)
+                 : (size_t)snprintf(out + k, size - k, "%c", *s);
     out[k] = 0;
 }
 
@@ -159,7 +160,7 @@ static void test_cuts(void)
     check_cuts("((hi)) ...\r\n", "((|hi|))| ...\r\n");
     check_cuts("你好，世界！", "你好|，世界|！");
     check_cuts("a\r\n  b", "a|\r\n| | b");
-    check_cuts("x\xe3\x80\x80y", "x|\xe3\x80\x80y"); /* U+3000 ideographic space + letter */
+    check_cuts("x\xe3\x80\x80y", "x|\xe3\x80\x80y");     /* U+3000 ideographic space + letter */
     check_cuts("\xd9\xa3\xd9\xa4", "\xd9\xa3|\xd9\xa4"); /* Arabic-Indic digits, one each */
 }
 
@@ -172,9 +173,9 @@ static void test_encode(void)
         return;
     for (int form = 0; form < 2; form++) {
         flm_tokenizer *t = form ? b : a;
-        check_encode(t, "hello", "258 111");                   /* hell o */
+        check_encode(t, "hello", "258 111");                       /* hell o */
         check_encode(t, "hello world", "258 111 259 262 108 100"); /* Ġw or l d */
-        check_encode(t, "aaaaa", "261 97");                    /* aaaa a: leftmost first */
+        check_encode(t, "aaaaa", "261 97");                        /* aaaa a: leftmost first */
         check_encode(t, "aaa", "260 97");
         check_encode(t, "x<|end|>y<tool>", "120 300 121 301");
         check_encode(t, "<|end", "60 124 101 110 100");
@@ -208,9 +209,9 @@ static void test_utf8_and_decode(void)
     static const struct {
         const char *text;
         size_t size, offset;
-    } bad[] = {{"ab\xff", 3, 2},          {"\xc3", 1, 0},         {"ok\xc3(", 4, 2},
-               {"\xe0\x80\x80", 3, 0},    {"x\xed\xa0\x80", 4, 1}, {"\xf4\x90\x80\x80", 4, 0},
-               {"\xc0\xaf", 2, 0},        {"abc\x80", 4, 3},      {"\xe4\xbd\xa0\xe5\xa5", 5, 3}};
+    } bad[] = {{"ab\xff", 3, 2},       {"\xc3", 1, 0},          {"ok\xc3(", 4, 2},
+               {"\xe0\x80\x80", 3, 0}, {"x\xed\xa0\x80", 4, 1}, {"\xf4\x90\x80\x80", 4, 0},
+               {"\xc0\xaf", 2, 0},     {"abc\x80", 4, 3},       {"\xe4\xbd\xa0\xe5\xa5", 5, 3}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = flm_tokenizer_encode(t, bad[i].text, bad[i].size, &b, &err);
         char want[64];
@@ -229,7 +230,8 @@ static void test_utf8_and_decode(void)
     TAP_EQ_INT(flm_tokenizer_encode(t, "a\xff\xc3(", 4, &b, &err), 0, "lossy mode encodes");
     ids_str(&b, got, sizeof got);
     /* a, U+FFFD (EF BF BD), U+FFFD, ( : the pre-tokenizer groups the two U+FFFD with '(' */
-    TAP_EQ_STR(got, "97 239 191 189 239 191 189 40", "lossy: each maximal invalid subpart -> U+FFFD");
+    TAP_EQ_STR(got, "97 239 191 189 239 191 189 40",
+               "lossy: each maximal invalid subpart -> U+FFFD");
 
     int32_t ids[] = {258, 111, 300, 259, 301, 195};
     char *out = NULL;
@@ -257,8 +259,9 @@ static void test_utf8_and_decode(void)
 
     char *nfc = NULL;
     size_t nfc_size = 0, nfc_cap = 0;
-    TAP_EQ_INT(flm_utf8_nfc("A\xcc\x8a \xe2\x84\xab \xef\xa4\x80", 11, &nfc, &nfc_size, &nfc_cap, &err),
-               0, "nfc");
+    TAP_EQ_INT(
+        flm_utf8_nfc("A\xcc\x8a \xe2\x84\xab \xef\xa4\x80", 11, &nfc, &nfc_size, &nfc_cap, &err), 0,
+        "nfc");
     TAP_EQ_STR(nfc, "\xc3\x85 \xc3\x85 \xe8\xb1\x88", "NFC: A+ring, Angstrom sign, U+F900");
     flm_free(nfc);
 }
@@ -279,7 +282,8 @@ static void test_profile(void)
         return;
     check_encode(t, "<tool>", "60 116 111 111 108 62");
     TAP_EQ_STR(flm_tokenizer_piece(t, 302), "<asr>", "reserved id without a token is named");
-    TAP_OK(flm_tokenizer_is_special(t, 301) && flm_tokenizer_is_special(t, 303), "reserved ids are special");
+    TAP_OK(flm_tokenizer_is_special(t, 301) && flm_tokenizer_is_special(t, 303),
+           "reserved ids are special");
     flm_tokenizer_destroy(&t);
 
     flm_error err = {0};
@@ -330,7 +334,8 @@ static void test_load_errors(void)
     check_load_error("\"h e\"", "[\"h\" \"e\"]", "byte offset 3062: expected ']'");
     check_load_error("\"h e\"", "[\"h\", 5]", "model.merges[0]: expected [\"a\", \"b\"]");
     check_load_error("\"vocab\":{", "\"vocab\":7,\"x\":{", "model.vocab: expected an object");
-    check_load_error("\"trim_offsets\":false", "\"trim_offsets\":fals", "pre_tokenizer: invalid token near 'fals'");
+    check_load_error("\"trim_offsets\":false", "\"trim_offsets\":fals",
+                     "pre_tokenizer: invalid token near 'fals'");
     check_load_error("\"single_word\":false", "\"single_word\":true", "single_word");
     flm_tokenizer *t = NULL;
     flm_error err = {0};
