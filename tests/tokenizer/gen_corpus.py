@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes the tokenizer test corpus: one JSON string per line (JSON Lines), deterministic.
 
-usage: gen_corpus.py > corpus.jsonl
+usage: gen_corpus.py [SEED] > corpus.jsonl   (the committed corpus uses the default seed; other
+seeds give fresh corpora of the same shape for extra differential runs)
+       gen_corpus.py --codepoints SEED N_LINES   (random code points of all planes; see diff_run.sh)
 Categories (a fixed number of lines each) cover what issue 3 asks for: English and Chinese prose,
 mixed zh/en, code, numbers and dates, punctuation of both languages, emoji and ZWJ sequences,
 combining marks that NFC changes, whitespace runs, contractions in odd case, special-token
@@ -267,8 +269,29 @@ CATEGORIES = [("en", en_sentence, 3000), ("zh", zh_sentence, 3000), ("mixed", mi
               ("special", special, 1200), ("scripts", scripts, 800), ("stress", stress, 1600)]
 
 
+def codepoints(r, n_lines):
+    """Random code points over all planes (assigned or not): a differential probe, not committed."""
+    for _ in range(n_lines):
+        s = []
+        for _ in range(1 + r.below(30)):
+            k = r.below(10)
+            if k < 3:
+                c = 0x20 + r.below(0x5F)
+            elif k < 4:
+                c = r.pick([0x20, 0x20, 0x0A, 0x0D, 0x09, 0x27])
+            elif k < 8:
+                c = 0x80 + r.below(0xFF80)
+            else:
+                c = 0x10000 + r.below(0x100000)
+            s.append(chr(0x41 if 0xD800 <= c <= 0xDFFF else c))
+        sys.stdout.write(json.dumps("".join(s), ensure_ascii=False) + "\n")
+
+
 def main():
-    r = Rng(0x5EED1234ABCD)
+    if len(sys.argv) > 1 and sys.argv[1] == "--codepoints":
+        codepoints(Rng(int(sys.argv[2], 0)), int(sys.argv[3]))
+        return
+    r = Rng(int(sys.argv[1], 0) if len(sys.argv) > 1 else 0x5EED1234ABCD)
     out = sys.stdout
     for s in FIXED:
         out.write(json.dumps(s, ensure_ascii=False) + "\n")
