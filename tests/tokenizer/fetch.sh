@@ -13,9 +13,9 @@ ready() {
 }
 ready && exit 0
 command -v npm >/dev/null || { echo "fetch.sh: npm is needed (apt-get install npm)" >&2; exit 1; }
-mkdir -p "$mods"
-# one installer at a time when several tests start together
-exec 9>"$mods/.fetch.lock"
+# one installer at a time when several tests start together (the lock lives outside
+# node_modules, which npm ci deletes and recreates)
+exec 9>"${TMPDIR:-/tmp}/flm-npm-fetch-$(printf %s "$tests_dir" | md5sum | cut -c1-12).lock"
 flock 9
 ready && exit 0
 echo "fetch.sh: installing the tokenizer test packages into $mods" >&2
