@@ -5,6 +5,7 @@
  * usage: test_tokenizer_ref TOKENIZER_JSON CORPUS_JSONL EXPECTED_IDS_ZST
  * (run through run_ref_test.sh, which installs the npm packages first) */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,32 @@ static size_t compare(const flm_tokenizer *tok, const corpus *c, size_t n, const
     return bad;
 }
 
+typedef struct thread_job {
+    const flm_tokenizer *tok;
+    const corpus *c;
+    size_t first, step, bad;
+} thread_job;
+
+/* Encodes every step-th line from first with its own buffer; counts lines that differ. */
+static void *thread_encode(void *arg)
+{
+    thread_job *j = arg;
+    flm_token_buf b = {0};
+    char *got = NULL;
+    size_t cap = 0;
+    for (size_t i = j->first; i < j->c->n; i += j->step) {
+        if (flm_tokenizer_encode(j->tok, j->c->text[i], j->c->size[i], &b, NULL) < 0) {
+            j->bad++;
+            continue;
+        }
+        ids_to_str(&b, &got, &cap);
+        j->bad += strcmp(got, j->c->want[i]) != 0;
+    }
+    flm_free(got);
+    flm_token_buf_free(&b);
+    return NULL;
+}
+
 static int has_reserved(const flm_token_buf *b, const flm_vocab_profile *v)
 {
     for (size_t i = 0; i < b->n_ids; i++)
@@ -193,6 +220,20 @@ int main(int argc, char **argv)
 
     size_t bad = compare(tok, &c, c.n, "pair merges");
     TAP_OK(bad == 0, "ids equal the reference on %zu of %zu corpus lines", c.n - bad, c.n);
+
+    /* one tokenizer shared by 4 threads gives the same ids */
+    thread_job jobs[4];
+    pthread_t tid[4];
+    size_t mt_bad = 0;
+    for (int k = 0; k < 4; k++) {
+        jobs[k] = (thread_job){tok, &c, (size_t)k, 4, 0};
+        pthread_create(&tid[k], NULL, thread_encode, &jobs[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        pthread_join(tid[k], NULL);
+        mt_bad += jobs[k].bad;
+    }
+    TAP_EQ_INT(mt_bad, 0, "4 threads sharing the tokenizer give the reference ids on every line");
 
     /* decode(encode(x)) == NFC(x), byte for byte */
     flm_token_buf b = {0};
