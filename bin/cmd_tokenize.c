@@ -12,9 +12,9 @@
 static const char tokenize_help[] =
     "usage: flm tokenize [--ids | --pieces] [--tokenizer FILE] [options] [TEXT_FILE...]\n"
     "\n"
-    "Encodes each input line (stdin when no file is given; the line's \\n is not part of it)\n"
-    "with a HuggingFace tokenizer.json (Qwen2.5 byte-level BPE) and prints one output line per\n"
-    "input line.\n"
+    "Encodes each input line (stdin when no file is given; the line's \\n is not part of it,\n"
+    "a \\r before it is) with a HuggingFace tokenizer.json (Qwen2.5 byte-level BPE) and prints\n"
+    "one output line per input line.\n"
     "\n"
     "  --ids              print token ids separated by spaces (default)\n"
     "  --pieces           print the tokens as written in tokenizer.json (\"Ġworld\" = \" world\")\n"
