@@ -241,6 +241,22 @@ int flm_utterance_split(flm_utterance *u, const flm_align_params *p, const flm_t
     u->n_sents = 0;
     if (u->rejected)
         return 0;
+    if (!u->language[0]) { /* detect from the script of all its text */
+        int32_t zh = 0, all = 0;
+        for (size_t j = 0; j < u->n_segs; j++) {
+            if (u->segs[j].rejected)
+                continue;
+            size_t len = strlen(u->segs[j].text);
+            int32_t w = flm_sentence_weight(u->segs[j].text, 0, len);
+            all += w;
+            zh += flm_align_detect_language(u->segs[j].text, len) == FLM_LANG_ZH ? w : 0;
+        }
+        char *l = flm_strdup(zh * 2 > all ? "zh" : "en");
+        if (!l)
+            return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", u->id);
+        flm_free(u->language);
+        u->language = l;
+    }
     group g = {0};
     int rc = 0;
     for (size_t j = 0; j < u->n_segs && !rc; j++) {
