@@ -339,7 +339,7 @@ static int append_cue_text(char **buf, size_t *n, size_t *cap, const char *line)
     if (*n) {
         size_t i = align_prev_start(*buf, *n), j = 0;
         uint32_t a = align_next_cp(*buf, *n, &i), b = align_next_cp(line, len, &j);
-        if (!(align_is_cjk(a) && align_is_cjk(b)))
+        if (!align_no_space_joins(a) && !align_no_space_joins(b))
             (*buf)[(*n)++] = ' ';
     }
     for (size_t i = 0; i < len;) {

@@ -69,4 +69,11 @@ static inline int align_is_word_char(uint32_t c)
     return 1;
 }
 
+/* CJK characters and CJK/full-width punctuation: no space is put next to them when lines or
+ * words are joined. */
+static inline int align_no_space_joins(uint32_t c)
+{
+    return align_is_cjk(c) || (c >= 0x3000 && c <= 0x303f) || (c >= 0xff00 && c <= 0xffef);
+}
+
 #endif

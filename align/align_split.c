@@ -38,7 +38,7 @@ static int is_lower_latin(uint32_t c)
 
 /* Abbreviations after which a period never ends a sentence (they precede what follows). */
 static const char *const never_end[] = {
-    "Mr", "Mrs", "Ms", "Dr", "Prof", "Sr", "Jr", "St", "vs", "No", "Nos", "Gen", "Col", "Lt",
+    "Mr", "Mrs", "Ms", "Dr", "Prof", "Sr", "Jr", "St", "vs", "Gen", "Col", "Lt",
     "Sgt", "Capt", "Gov", "Sen", "Rep", "Rev", "Hon", "Mt", "Fig", "fig", "Vol", "vol", "pp",
     "cf", "approx", "Dept", "dept", "Jan", "Feb", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept",
     "Oct", "Nov", "Dec", "al", "Ave", "Blvd", "Rd", "Inc", "Ltd", "Co", "Corp", "ca", "viz",
@@ -55,8 +55,8 @@ static int in_list(const char *w, size_t n, const char *const *list, size_t n_li
 }
 
 /* 1 if the period at text[dot] belongs to an abbreviation that never ends a sentence, 2 if it
- * belongs to one that may, 0 otherwise. */
-static int abbreviation(const char *text, size_t begin, size_t dot)
+ * belongs to one that may, 0 otherwise. next: the first character after the following spaces. */
+static int abbreviation(const char *text, size_t begin, size_t dot, uint32_t next)
 {
     size_t b = dot;
     while (b > begin) {
@@ -72,12 +72,20 @@ static int abbreviation(const char *text, size_t begin, size_t dot)
     const char *w = text + b;
     if (in_list(w, n, may_end, sizeof may_end / sizeof may_end[0]))
         return 2;
+    if (((n == 2 && !memcmp(w, "No", 2)) || (n == 3 && !memcmp(w, "Nos", 3))) && next >= '0' &&
+        next <= '9')
+        return 1; /* "No. 5", but "I said No. Maybe." ends */
     if (in_list(w, n, never_end, sizeof never_end / sizeof never_end[0]))
         return 1;
     if (n == 1 && w[0] >= 'A' && w[0] <= 'Z')
         return 1; /* an initial: "J. K. Rowling" */
-    if (memchr(w, '.', n))
-        return 1; /* dotted acronyms: "U.S.A." */
+    if (memchr(w, '.', n)) { /* dotted acronyms: "U.S.A." (every part one letter) */
+        int acronym = 1;
+        for (size_t k = 0; k < n; k++)
+            acronym &= (k % 2 == 0) ? w[k] != '.' : w[k] == '.';
+        if (acronym)
+            return 1;
+    }
     return 0;
 }
 
@@ -174,14 +182,15 @@ static int split_pass(const char *text, size_t size, int lang, int quotes,
                         break;
                     q = r;
                 }
-                boundary = q >= size || !is_lower_latin(d);
+                /* a semicolon separates clauses whatever follows */
+                boundary = q >= size || !is_lower_latin(d) || (c == ';' && n_term == 1);
             } else {
                 /* no space: decimals, URLs, "U.S." go on; in Chinese text any terminator
                  * (full-width or ASCII) before a CJK character ends the sentence */
                 boundary = fullwidth || (align_is_cjk(d) && (n_dots == 0 || lang == FLM_LANG_ZH));
             }
             if (boundary && n_term == 1 && n_dots == 1 && !ellipsis) {
-                int ab = abbreviation(text, begin, at);
+                int ab = abbreviation(text, begin, at, d);
                 if (ab == 1 || (ab == 2 && is_lower_latin(d)))
                     boundary = 0;
             }

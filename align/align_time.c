@@ -46,7 +46,7 @@ static int group_add(group *g, const flm_utterance *u, size_t j)
     if (g->size) {
         size_t i = align_prev_start(g->text, g->size), k = 0;
         uint32_t a = align_next_cp(g->text, g->size, &i), b = align_next_cp(t, len, &k);
-        if (!(align_is_cjk(a) && align_is_cjk(b)))
+        if (!align_no_space_joins(a) && !align_no_space_joins(b))
             g->text[g->size++] = ' ';
     }
     g->seg_w0[g->n] = g->n ? g->seg_w0[g->n - 1] +
