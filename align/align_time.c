@@ -305,9 +305,18 @@ int flm_utterance_refine(flm_utterance *u, const float *x, int64_t n, int32_t ra
         return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", u->id);
     for (int64_t h = 0; h < nh; h++) {
         int64_t a = h * hop, b = a + hop < n ? a + hop : n;
+        /* 8 independent float lanes: vectorizes without -ffast-math; a hop is short enough
+         * (240 samples) for float accumulation */
+        float lane[8] = {0};
+        int64_t i = a;
+        for (; i + 8 <= b; i += 8)
+            for (int k = 0; k < 8; k++)
+                lane[k] += x[i + k] * x[i + k];
         double e = 0;
-        for (int64_t i = a; i < b; i++)
+        for (; i < b; i++)
             e += (double)x[i] * x[i];
+        for (int k = 0; k < 8; k++)
+            e += lane[k];
         db[h] = (float)(10.0 * log10(e / (double)(b - a) + 1e-12));
     }
     /* silence: below the loud level (95th percentile) minus silence_db, and at least 6 dB above
