@@ -80,8 +80,8 @@ static flm_align_segment *add_seg(flm_utterance *u, const char *text, size_t tex
     return s;
 }
 
-static int add_word(flm_align_segment *s, size_t *cap, const char *text, double start,
-                    double end, double conf)
+static int add_word(flm_align_segment *s, size_t *cap, const char *text, double start, double end,
+                    double conf)
 {
     if (flm_grow((void **)&s->words, cap, s->n_words + 1, sizeof *s->words))
         return FLM_ENOMEM;
@@ -128,8 +128,7 @@ static const char *get_str(json_t *o, const char *key)
     return json_is_string(x) ? json_string_value(x) : NULL;
 }
 
-static int load_json(json_t **root, const char *path, const char *data, size_t size,
-                     flm_error *err)
+static int load_json(json_t **root, const char *path, const char *data, size_t size, flm_error *err)
 {
     json_error_t je;
     *root = json_loadb(data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
@@ -166,16 +165,14 @@ static int import_whisper(flm_transcript *t, const char *path, const char *data,
         const char *text = get_str(s, "text");
         char where[64];
         snprintf(where, sizeof where, "segments[%zu]", i);
-        if (!json_is_object(s) || !text || get_num(s, "start", &start) ||
-            get_num(s, "end", &end)) {
+        if (!json_is_object(s) || !text || get_num(s, "start", &start) || get_num(s, "end", &end)) {
             if (flm_transcript_reject(t, path, 0, where, stem, FLM_REJECT_PARSE,
                                       "expected an object with number start, end and string text"))
                 goto nomem;
             continue;
         }
         double conf = get_num(s, "avg_logprob", &lp) ? -1 : exp(lp < 0 ? lp : 0);
-        flm_align_segment *seg =
-            add_seg(u, text, strlen(text), start, end, conf, 0, (int32_t)i);
+        flm_align_segment *seg = add_seg(u, text, strlen(text), start, end, conf, 0, (int32_t)i);
         if (!seg)
             goto nomem;
         json_t *words = json_object_get(s, "words");
@@ -226,8 +223,8 @@ static int import_funasr(flm_transcript *t, const char *path, const char *data, 
     }
     if (!json_is_array(arr)) {
         json_decref(root);
-        return flm_error_set(err, FLM_EFORMAT,
-                             "%s: expected a result object or an array of them", path);
+        return flm_error_set(err, FLM_EFORMAT, "%s: expected a result object or an array of them",
+                             path);
     }
     char stem[256];
     file_stem(path, stem, sizeof stem);
@@ -359,8 +356,8 @@ static int append_cue_text(char **buf, size_t *n, size_t *cap, const char *line)
             static const struct {
                 const char *ent;
                 char c;
-            } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&nbsp;", ' '},
-                        {"&quot;", '"'}, {"&apos;", '\''}};
+            } ents[] = {{"&amp;", '&'},  {"&lt;", '<'},   {"&gt;", '>'},
+                        {"&nbsp;", ' '}, {"&quot;", '"'}, {"&apos;", '\''}};
             size_t k;
             for (k = 0; k < sizeof ents / sizeof ents[0]; k++)
                 if (!strncmp(line + i, ents[k].ent, strlen(ents[k].ent)))
@@ -405,8 +402,8 @@ static int import_subtitles(flm_transcript *t, const char *path, const char *dat
             nl[-1] = 0;
         p = nl + 1;
     }
-    if (vtt && (strncmp(lines[0], "WEBVTT", 6) || (lines[0][6] && lines[0][6] != ' ' &&
-                                                    lines[0][6] != '\t'))) {
+    if (vtt && (strncmp(lines[0], "WEBVTT", 6) ||
+                (lines[0][6] && lines[0][6] != ' ' && lines[0][6] != '\t'))) {
         flm_free(lines);
         flm_free(copy);
         return flm_error_set(err, FLM_EFORMAT, "%s: line 1: expected \"WEBVTT\"", path);
@@ -427,13 +424,12 @@ static int import_subtitles(flm_transcript *t, const char *path, const char *dat
         if (vtt && (b == 0 || !strncmp(lines[b], "NOTE", 4) || !strncmp(lines[b], "STYLE", 5) ||
                     !strncmp(lines[b], "REGION", 6)))
             continue; /* the header block and non-cue blocks */
-        size_t tl = strstr(lines[b], "-->") ? b : (e - b >= 2 && strstr(lines[b + 1], "-->"))
-                                                      ? b + 1
-                                                      : e;
+        size_t tl = strstr(lines[b], "-->")                       ? b
+                    : (e - b >= 2 && strstr(lines[b + 1], "-->")) ? b + 1
+                                                                  : e;
         if (tl == e) {
             if (flm_transcript_reject(t, path, (int32_t)b + 1, "", stem, FLM_REJECT_PARSE,
-                                      "expected a timing line in the block at '%.40s'",
-                                      lines[b]))
+                                      "expected a timing line in the block at '%.40s'", lines[b]))
                 goto nomem;
             continue;
         }
@@ -467,7 +463,8 @@ nomem:
     return nomem(err, path);
 }
 
-/* ---- moshi-finetune: {"alignments": [[word, [start, end], speaker], ...]} --------------------- */
+/* ---- moshi-finetune: {"alignments": [[word, [start, end], speaker], ...]} ---------------------
+ */
 
 static int import_moshi(flm_transcript *t, const char *path, const char *data, size_t size,
                         const char *audio, flm_error *err)
@@ -568,8 +565,8 @@ nomem:
 
 /* ---- Our JSONL manifest (schemas/align-manifest.schema.json) -------------------------------- */
 
-static int jsonl_segment(flm_transcript *t, flm_utterance *u, json_t *s, int32_t line,
-                         size_t k, const char *path)
+static int jsonl_segment(flm_transcript *t, flm_utterance *u, json_t *s, int32_t line, size_t k,
+                         const char *path)
 {
     const char *text = get_str(s, "text");
     double start, end, conf;
@@ -611,18 +608,17 @@ static int jsonl_line(flm_transcript *t, const char *path, const char *dir, cons
     json_error_t je;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!o)
-        return flm_transcript_reject(t, path, lineno, where, "", FLM_REJECT_PARSE,
-                                     "column %d: %s", je.column, je.text);
+        return flm_transcript_reject(t, path, lineno, where, "", FLM_REJECT_PARSE, "column %d: %s",
+                                     je.column, je.text);
     int rc = 0;
     const char *audio = get_str(o, "audio"), *id = get_str(o, "id");
     json_t *segs = json_object_get(o, "segments"), *ch = json_object_get(o, "channel");
     const char *text = get_str(o, "text");
     double dur = -1;
     if (!json_is_object(o) || !audio || !audio[0] || (!json_is_array(segs) && !text) ||
-        (ch && !json_is_null(ch) && (!json_is_integer(ch) || json_integer_value(ch) < -1 ||
-                                     json_integer_value(ch) >= 64)) ||
-        (json_object_get(o, "duration") && get_num(o, "duration", &dur)) ||
-        (id && !id[0])) {
+        (ch && !json_is_null(ch) &&
+         (!json_is_integer(ch) || json_integer_value(ch) < -1 || json_integer_value(ch) >= 64)) ||
+        (json_object_get(o, "duration") && get_num(o, "duration", &dur)) || (id && !id[0])) {
         rc = flm_transcript_reject(t, path, lineno, where, id ? id : "", FLM_REJECT_PARSE,
                                    "expected an object with string audio, segments or text, "
                                    "optional integer channel -1..63 and number duration");

@@ -50,8 +50,8 @@ static inline int align_is_cjk(uint32_t c)
 
 static inline int align_is_space(uint32_t c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
-           c == 0xa0 || c == 0x3000 || (c >= 0x2000 && c <= 0x200b);
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == 0xa0 ||
+           c == 0x3000 || (c >= 0x2000 && c <= 0x200b);
 }
 
 /* Letters, digits and CJK characters: what a listener hears (punctuation and symbols are not). */

@@ -28,18 +28,12 @@ flm_align_params flm_align_default_params(void)
 }
 
 static const char *const reason_names[FLM_REJECT_N_REASONS] = {
-    [FLM_REJECT_PARSE] = "parse_error",
-    [FLM_REJECT_BAD_UTF8] = "bad_utf8",
-    [FLM_REJECT_EMPTY_TEXT] = "empty_text",
-    [FLM_REJECT_NEGATIVE_TIME] = "negative_time",
-    [FLM_REJECT_REVERSED_TIME] = "reversed_time",
-    [FLM_REJECT_OVERLAP] = "overlap",
-    [FLM_REJECT_OUT_OF_AUDIO] = "out_of_audio",
-    [FLM_REJECT_MISSING_AUDIO] = "missing_audio",
-    [FLM_REJECT_BAD_AUDIO] = "bad_audio",
-    [FLM_REJECT_BAD_CHANNEL] = "bad_channel",
-    [FLM_REJECT_DUPLICATE_ID] = "duplicate_id",
-    [FLM_REJECT_RATE] = "speaking_rate",
+    [FLM_REJECT_PARSE] = "parse_error",           [FLM_REJECT_BAD_UTF8] = "bad_utf8",
+    [FLM_REJECT_EMPTY_TEXT] = "empty_text",       [FLM_REJECT_NEGATIVE_TIME] = "negative_time",
+    [FLM_REJECT_REVERSED_TIME] = "reversed_time", [FLM_REJECT_OVERLAP] = "overlap",
+    [FLM_REJECT_OUT_OF_AUDIO] = "out_of_audio",   [FLM_REJECT_MISSING_AUDIO] = "missing_audio",
+    [FLM_REJECT_BAD_AUDIO] = "bad_audio",         [FLM_REJECT_BAD_CHANNEL] = "bad_channel",
+    [FLM_REJECT_DUPLICATE_ID] = "duplicate_id",   [FLM_REJECT_RATE] = "speaking_rate",
     [FLM_REJECT_NO_SENTENCES] = "no_sentences",
 };
 
@@ -234,8 +228,7 @@ int flm_transcript_validate(flm_transcript *t, size_t i, const flm_align_params 
         if (u->duration >= 0 &&
             (s->end > u->duration + p->audio_tolerance || s->start >= u->duration)) {
             rc = reject_seg(t, u, s, FLM_REJECT_OUT_OF_AUDIO,
-                            "segment %.3f..%.3f s, audio is %.3f s", s->start, s->end,
-                            u->duration);
+                            "segment %.3f..%.3f s, audio is %.3f s", s->start, s->end, u->duration);
             continue;
         }
         if (s->start < prev_end)
@@ -310,8 +303,7 @@ int flm_utterance_finish(flm_transcript *t, size_t i, const flm_align_params *p,
             char where[64];
             snprintf(where, sizeof where, "sentence %zu", j);
             rc = flm_transcript_reject(t, u->file, u->line, where, u->id, FLM_REJECT_RATE,
-                                       "%.1f tokens/s over %.3f s in '%.60s'", rate, dur,
-                                       s->text);
+                                       "%.1f tokens/s over %.3f s in '%.60s'", rate, dur, s->text);
             flm_free(s->text);
             continue;
         }

@@ -38,11 +38,11 @@ static int is_lower_latin(uint32_t c)
 
 /* Abbreviations after which a period never ends a sentence (they precede what follows). */
 static const char *const never_end[] = {
-    "Mr", "Mrs", "Ms", "Dr", "Prof", "Sr", "Jr", "St", "vs", "Gen", "Col", "Lt",
-    "Sgt", "Capt", "Gov", "Sen", "Rep", "Rev", "Hon", "Mt", "Fig", "fig", "Vol", "vol", "pp",
-    "cf", "approx", "Dept", "dept", "Jan", "Feb", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept",
-    "Oct", "Nov", "Dec", "al", "Ave", "Blvd", "Rd", "Inc", "Ltd", "Co", "Corp", "ca", "viz",
-    "e.g", "i.e", "E.g", "I.e", "U.S", "U.K", "U.N", "E.U", "Ph.D"};
+    "Mr",   "Mrs",  "Ms",     "Dr",   "Prof", "Sr",  "Jr",   "St",  "vs",  "Gen", "Col", "Lt",
+    "Sgt",  "Capt", "Gov",    "Sen",  "Rep",  "Rev", "Hon",  "Mt",  "Fig", "fig", "Vol", "vol",
+    "pp",   "cf",   "approx", "Dept", "dept", "Jan", "Feb",  "Apr", "Jun", "Jul", "Aug", "Sep",
+    "Sept", "Oct",  "Nov",    "Dec",  "al",   "Ave", "Blvd", "Rd",  "Inc", "Ltd", "Co",  "Corp",
+    "ca",   "viz",  "e.g",    "i.e",  "E.g",  "I.e", "U.S",  "U.K", "U.N", "E.U", "Ph.D"};
 /* Abbreviations that also end sentences: a period after them ends one before a capital. */
 static const char *const may_end[] = {"etc", "a.m", "p.m", "A.M", "P.M"};
 
@@ -78,7 +78,7 @@ static int abbreviation(const char *text, size_t begin, size_t dot, uint32_t nex
     if (in_list(w, n, never_end, sizeof never_end / sizeof never_end[0]))
         return 1;
     if (n == 1 && w[0] >= 'A' && w[0] <= 'Z')
-        return 1; /* an initial: "J. K. Rowling" */
+        return 1;            /* an initial: "J. K. Rowling" */
     if (memchr(w, '.', n)) { /* dotted acronyms: "U.S.A." (every part one letter) */
         int acronym = 1;
         for (size_t k = 0; k < n; k++)

@@ -9,7 +9,7 @@
 
 /* A group: consecutive segments joined because one ends inside a sentence. */
 typedef struct group {
-    char *text;   /* joined text */
+    char *text; /* joined text */
     size_t size;
     size_t *seg_begin; /* [n] byte offset of each segment's text in text */
     int32_t *seg_w0;   /* [n] cumulative weight before each segment */
@@ -49,9 +49,9 @@ static int group_add(group *g, const flm_utterance *u, size_t j)
         if (!align_no_space_joins(a) && !align_no_space_joins(b))
             g->text[g->size++] = ' ';
     }
-    g->seg_w0[g->n] = g->n ? g->seg_w0[g->n - 1] +
-                                 flm_sentence_weight(g->text, g->seg_begin[g->n - 1], g->size)
-                           : 0;
+    g->seg_w0[g->n] =
+        g->n ? g->seg_w0[g->n - 1] + flm_sentence_weight(g->text, g->seg_begin[g->n - 1], g->size)
+             : 0;
     g->seg_begin[g->n] = g->size;
     g->segs[g->n++] = j;
     memcpy(g->text + g->size, t, len);

@@ -71,17 +71,17 @@ typedef enum flm_align_reason {
 enum { FLM_LANG_AUTO = 0, FLM_LANG_EN = 1, FLM_LANG_ZH = 2 };
 
 typedef struct flm_align_params {
-    double max_duration;     /* s: longer sentences are split at clause punctuation (20) */
-    int32_t max_tokens;      /* same for the token count (200) */
-    int32_t min_chars;       /* sentences with fewer letters/CJK characters are merged (3) */
+    double max_duration;      /* s: longer sentences are split at clause punctuation (20) */
+    int32_t max_tokens;       /* same for the token count (200) */
+    int32_t min_chars;        /* sentences with fewer letters/CJK characters are merged (3) */
     double overlap_tolerance; /* s: overlaps up to this are clipped, beyond rejected (0.05) */
-    double audio_tolerance;  /* s: ends up to this past the audio are clipped (0.1) */
-    double max_rate;         /* tokens/s above this: rejected (15) */
-    double min_rate;         /* tokens/s below this, for sentences over 2 s: rejected (0.3) */
-    double search_window;    /* s: a split may move this far from its estimate (1.5) */
-    double margin;           /* s: silence kept before/after each sentence (0.04) */
-    double hop;              /* s: energy analysis hop (0.01) */
-    double silence_db;       /* dB below the loud level counted as silence (40) */
+    double audio_tolerance;   /* s: ends up to this past the audio are clipped (0.1) */
+    double max_rate;          /* tokens/s above this: rejected (15) */
+    double min_rate;          /* tokens/s below this, for sentences over 2 s: rejected (0.3) */
+    double search_window;     /* s: a split may move this far from its estimate (1.5) */
+    double margin;            /* s: silence kept before/after each sentence (0.04) */
+    double hop;               /* s: energy analysis hop (0.01) */
+    double silence_db;        /* dB below the loud level counted as silence (40) */
 } flm_align_params;
 
 typedef struct flm_align_word {
@@ -92,11 +92,11 @@ typedef struct flm_align_word {
 
 typedef struct flm_align_segment {
     char *text;
-    double start, end; /* s */
-    double confidence; /* < 0: not given */
-    int32_t line;      /* source line (SRT/VTT/JSONL), 0 for JSON documents */
-    int32_t index;     /* position in the source (segments[index], cue number) */
-    int32_t rejected;  /* 0 or a flm_align_reason */
+    double start, end;     /* s */
+    double confidence;     /* < 0: not given */
+    int32_t line;          /* source line (SRT/VTT/JSONL), 0 for JSON documents */
+    int32_t index;         /* position in the source (segments[index], cue number) */
+    int32_t rejected;      /* 0 or a flm_align_reason */
     flm_align_word *words; /* [n_words] optional word timestamps, in order */
     size_t n_words;
 } flm_align_segment;
@@ -112,10 +112,10 @@ typedef struct flm_sentence {
 
 typedef struct flm_utterance {
     char *id, *audio, *language, *speaker, *corpus; /* language "" = detect */
-    int32_t channel; /* -1: mono mixdown; otherwise the channel of the audio file */
-    double duration; /* s; < 0 until known */
-    char *file;      /* transcript file it came from */
-    int32_t line;    /* its line (JSONL), else 0 */
+    int32_t channel;  /* -1: mono mixdown; otherwise the channel of the audio file */
+    double duration;  /* s; < 0 until known */
+    char *file;       /* transcript file it came from */
+    int32_t line;     /* its line (JSONL), else 0 */
     int32_t rejected; /* 0 or a flm_align_reason (whole utterance) */
     flm_align_segment *segs;
     size_t n_segs, cap_segs;
@@ -125,11 +125,11 @@ typedef struct flm_utterance {
 
 typedef struct flm_align_reject {
     char *file;
-    int32_t line;  /* 0 when the source has no lines (JSON documents) */
-    char *where;   /* "segments[3]", "cue 4", "" */
-    char *id;      /* utterance id or "" */
+    int32_t line;   /* 0 when the source has no lines (JSON documents) */
+    char *where;    /* "segments[3]", "cue 4", "" */
+    char *id;       /* utterance id or "" */
     int32_t reason; /* flm_align_reason */
-    char *detail;  /* human-readable: value and expectation */
+    char *detail;   /* human-readable: value and expectation */
 } flm_align_reject;
 
 typedef struct flm_transcript {
@@ -148,14 +148,13 @@ FLM_API int flm_align_format_from_name(const char *name);
  * file of a single-file format (whisper, funasr, srt, vtt, moshi); ignored for jsonl, whose lines
  * name their audio relative to the manifest's directory. A document that cannot be parsed at all
  * is FLM_EFORMAT (message names the file and the line); line-level problems are rejects. */
-FLM_API int flm_transcript_import(flm_transcript *t, int format, const char *path,
-                                  const char *data, size_t size, const char *audio,
-                                  flm_error *err);
+FLM_API int flm_transcript_import(flm_transcript *t, int format, const char *path, const char *data,
+                                  size_t size, const char *audio, flm_error *err);
 FLM_API void flm_transcript_free(flm_transcript *t);
 /* Appends a reject (detail is a printf format). FLM_ENOMEM only. */
 FLM_API int flm_transcript_reject(flm_transcript *t, const char *file, int32_t line,
-                                  const char *where, const char *id, int reason,
-                                  const char *fmt, ...) FLM_PRINTF(7, 8);
+                                  const char *where, const char *id, int reason, const char *fmt,
+                                  ...) FLM_PRINTF(7, 8);
 /* Marks utterance i rejected with reason and records it. */
 FLM_API int flm_transcript_reject_utterance(flm_transcript *t, size_t i, int reason,
                                             const char *fmt, ...) FLM_PRINTF(4, 5);

@@ -38,8 +38,8 @@ static const char *const pool_en[] = {
     "Dr. Smith arrived at 5 p.m. and left at 7.30 in the evening.",
 };
 static const char *const pool_zh[] = {
-    "今天的天气非常好。", "请把门关上，外面很冷。",   "你知道火车站在哪里吗？",
-    "春天来了，花都开了。", "这家饭店的菜很好吃！", "他说：“我们明天见。”",
+    "今天的天气非常好。",   "请把门关上，外面很冷。", "你知道火车站在哪里吗？",
+    "春天来了，花都开了。", "这家饭店的菜很好吃！",   "他说：“我们明天见。”",
 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -99,8 +99,7 @@ static int64_t pipeline(int format, const sbuf *doc, const float *x, int64_t n, 
         n_sents += (int64_t)t.utts[i].n_sents;
     }
     if (t.n_rejects)
-        fprintf(stderr, "bench_align: %zu rejects (first: %s)\n", t.n_rejects,
-                t.rejects[0].detail);
+        fprintf(stderr, "bench_align: %zu rejects (first: %s)\n", t.n_rejects, t.rejects[0].detail);
     flm_transcript_free(&t);
     return n_sents;
 }
@@ -116,7 +115,8 @@ static void text_bench(int repeats)
         int zh = k & 1, m = 2 + (uniform() < 0.5);
         char text[2048] = "";
         for (int q = 0; q < m; q++) {
-            const char *s = zh ? pool_zh[(size_t)(uniform() * 6)] : pool_en[(size_t)(uniform() * 6)];
+            const char *s =
+                zh ? pool_zh[(size_t)(uniform() * 6)] : pool_en[(size_t)(uniform() * 6)];
             if (q && !zh)
                 strcat(text, " ");
             strcat(text, s);
@@ -242,8 +242,8 @@ static int audio_bench(double minutes, int repeats)
         fprintf(stderr, "bench_align: %s\n", err.msg);
         return 1;
     }
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -nostdin -v error -i '%s' -ar 44100 -ac 2 -b:a 128k '%s'", flac, mp3);
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -v error -i '%s' -ar 44100 -ac 2 -b:a 128k '%s'",
+             flac, mp3);
     int have_mp3 = system(cmd) == 0;
     printf("audio: %.1f min of espeak-ng speech, %d coarse segments\n", (double)n / RATE / 60, k);
     const char *files[2] = {flac, mp3};

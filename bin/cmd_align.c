@@ -18,33 +18,33 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: flm align --from FORMAT TRANSCRIPT... -o OUT.jsonl [options]\n"
-            "\n"
-            "Imports transcripts, splits them into English/Chinese sentences, refines the split\n"
-            "times to pauses of the decoded audio and writes one JSON line per utterance\n"
-            "(schemas/sentences.schema.json; the input of flm pack). Every rejected item is\n"
-            "written to the rejects report with file, line and reason; the job goes on.\n"
-            "\n"
-            "  --from F           whisper | funasr | srt | vtt | moshi | jsonl\n"
-            "  -o OUT             output JSONL ('-' for stdout)\n"
-            "  --audio FILE       audio of the (single) transcript; default: the transcript's\n"
-            "                     name with the extension of --audio-ext (jsonl lines name theirs)\n"
-            "  --audio-ext EXT    default wav\n"
-            "  --rejects FILE     rejects report (JSONL); default OUT with .rejects.jsonl\n"
-            "  --index DATASET    also record each reject in the dataset index's quarantine\n"
-            "  --tokenizer FILE   tokenizer.json for token counts (default: an estimate)\n"
-            "  --language CODE    language when the input gives none (default: from the script)\n"
-            "  --corpus NAME      corpus when the input gives none\n"
-            "  --speaker NAME     speaker when the input gives none\n"
-            "  --no-refine        do not decode the audio: no refinement, no duration checks\n"
-            "  --max-duration S   split longer sentences at clause punctuation (default 20)\n"
-            "  --max-tokens N     same for the token count (default 200)\n"
-            "  --margin S         silence kept around each sentence (default 0.04)\n"
-            "  --window S         how far a split may move from its estimate (default 1.5)\n"
-            "\n"
-            "Frames: [start_frame, end_frame) are the 80 ms frames that overlap [start, end)\n"
-            "(docs/align.md).\n");
+    fprintf(
+        f, "usage: flm align --from FORMAT TRANSCRIPT... -o OUT.jsonl [options]\n"
+           "\n"
+           "Imports transcripts, splits them into English/Chinese sentences, refines the split\n"
+           "times to pauses of the decoded audio and writes one JSON line per utterance\n"
+           "(schemas/sentences.schema.json; the input of flm pack). Every rejected item is\n"
+           "written to the rejects report with file, line and reason; the job goes on.\n"
+           "\n"
+           "  --from F           whisper | funasr | srt | vtt | moshi | jsonl\n"
+           "  -o OUT             output JSONL ('-' for stdout)\n"
+           "  --audio FILE       audio of the (single) transcript; default: the transcript's\n"
+           "                     name with the extension of --audio-ext (jsonl lines name theirs)\n"
+           "  --audio-ext EXT    default wav\n"
+           "  --rejects FILE     rejects report (JSONL); default OUT with .rejects.jsonl\n"
+           "  --index DATASET    also record each reject in the dataset index's quarantine\n"
+           "  --tokenizer FILE   tokenizer.json for token counts (default: an estimate)\n"
+           "  --language CODE    language when the input gives none (default: from the script)\n"
+           "  --corpus NAME      corpus when the input gives none\n"
+           "  --speaker NAME     speaker when the input gives none\n"
+           "  --no-refine        do not decode the audio: no refinement, no duration checks\n"
+           "  --max-duration S   split longer sentences at clause punctuation (default 20)\n"
+           "  --max-tokens N     same for the token count (default 200)\n"
+           "  --margin S         silence kept around each sentence (default 0.04)\n"
+           "  --window S         how far a split may move from its estimate (default 1.5)\n"
+           "\n"
+           "Frames: [start_frame, end_frame) are the 80 ms frames that overlap [start, end)\n"
+           "(docs/align.md).\n");
 }
 
 typedef struct job {
@@ -187,8 +187,8 @@ static int process_utterance(job *j, flm_transcript *t, size_t i)
         rc = flm_transcript_validate(t, i, &j->ap, j->tok);
     if (!rc && !u->rejected && (rc = flm_utterance_split(u, &j->ap, j->tok, &err)) < 0)
         cli_error("%s", err.msg);
-    if (!rc && !u->rejected && x && (rc = flm_utterance_refine(u, x, n, j->prof.codec.sample_rate,
-                                                               &j->ap, &err)) < 0)
+    if (!rc && !u->rejected && x &&
+        (rc = flm_utterance_refine(u, x, n, j->prof.codec.sample_rate, &j->ap, &err)) < 0)
         cli_error("%s", err.msg);
     flm_free(x);
     if (!rc)
@@ -295,8 +295,9 @@ static int setup(job *j)
 
 static void summary(const job *j, FILE *f)
 {
-    fprintf(f, "flm align: %lld files, %lld utterances (%lld segments) in, %lld utterances "
-               "(%lld sentences) out\n",
+    fprintf(f,
+            "flm align: %lld files, %lld utterances (%lld segments) in, %lld utterances "
+            "(%lld sentences) out\n",
             (long long)j->n_files, (long long)j->n_utts_in, (long long)j->n_segs_in,
             (long long)j->n_utts_out, (long long)j->n_sents_out);
     fprintf(f, "  hours: %.4f in segments, %.4f kept in sentences\n", j->sec_in / 3600,

@@ -100,8 +100,9 @@ static int describe(int format, const char *path, const char *rel, sbuf *out, in
         goto done;
     for (size_t i = 0; i < t.n_utts; i++) {
         const flm_utterance *u = &t.utts[i];
-        put(out, "utterance id=%s audio=%s channel=%d language=%s speaker=%s corpus=%s "
-                 "duration=%.3f line=%d rejected=%s\n",
+        put(out,
+            "utterance id=%s audio=%s channel=%d language=%s speaker=%s corpus=%s "
+            "duration=%.3f line=%d rejected=%s\n",
             u->id, u->audio, (int)u->channel, u->language, u->speaker, u->corpus, u->duration,
             (int)u->line, u->rejected ? flm_align_reason_name(u->rejected) : "no");
         for (size_t k = 0; k < u->n_segs; k++) {
@@ -114,8 +115,8 @@ static int describe(int format, const char *path, const char *rel, sbuf *out, in
         for (size_t k = 0; k < u->n_sents; k++) {
             const flm_sentence *s = &u->sents[k];
             put(out, "  sentence [%.3f, %.3f] frames [%lld, %lld) confidence=%.3f \"%s\"\n",
-                s->start, s->end, (long long)s->start_frame, (long long)s->end_frame,
-                s->confidence, s->text);
+                s->start, s->end, (long long)s->start_frame, (long long)s->end_frame, s->confidence,
+                s->text);
         }
     }
     for (size_t k = 0; k < t.n_rejects; k++) {

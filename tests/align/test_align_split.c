@@ -46,8 +46,8 @@ static void test_clause_points(void)
     TAP_EQ_INT(n, 7, "clause points: 7 (not inside 1,000 nor 10:30)");
     for (size_t k = 0; k < n && k < 7; k++) {
         size_t l = strlen(want[k]);
-        TAP_OK(pts[k] >= l && !memcmp(t + pts[k] - l, want[k], l), "clause point %zu after '%s'",
-               k, want[k]);
+        TAP_OK(pts[k] >= l && !memcmp(t + pts[k] - l, want[k], l), "clause point %zu after '%s'", k,
+               want[k]);
     }
 }
 
@@ -74,15 +74,15 @@ static void test_frames(void)
         double start, end;
         int64_t f0, f1;
     } c[] = {
-        {0.0, 0.08, 0, 1},      /* exactly one frame */
-        {0.0, 0.0801, 0, 2},    /* one sample into frame 1 rounds the end up */
-        {0.08, 0.16, 1, 2},     /* frame-aligned span */
-        {0.0799, 0.16, 0, 2},   /* starts in frame 0 */
-        {1.0, 2.0, 12, 25},     /* 12.5 Hz: 1 s = 12.5 frames */
-        {0.04, 0.12, 0, 2},     /* half frames cover both */
+        {0.0, 0.08, 0, 1},                /* exactly one frame */
+        {0.0, 0.0801, 0, 2},              /* one sample into frame 1 rounds the end up */
+        {0.08, 0.16, 1, 2},               /* frame-aligned span */
+        {0.0799, 0.16, 0, 2},             /* starts in frame 0 */
+        {1.0, 2.0, 12, 25},               /* 12.5 Hz: 1 s = 12.5 frames */
+        {0.04, 0.12, 0, 2},               /* half frames cover both */
         {0.08 - 1.0 / 48000, 0.16, 1, 2}, /* half a sample before a frame rounds up to it */
-        {-0.5, 0.08, 0, 1},     /* clamped at 0 */
-        {3.0, 2.0, 37, 38},     /* reversed: empty span at the start sample */
+        {-0.5, 0.08, 0, 1},               /* clamped at 0 */
+        {3.0, 2.0, 37, 38},               /* reversed: empty span at the start sample */
         {655.36, 655.44, 8192, 8193},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {

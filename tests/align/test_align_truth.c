@@ -44,26 +44,13 @@ static const char *const en_sentences[] = {
 };
 
 static const char *const zh_sentences[] = {
-    "今天的天气非常好。",
-    "我们一起去公园散步吧。",
-    "他每天早上六点起床。",
-    "这本书我已经看完了。",
-    "请把门关上，外面很冷。",
-    "明天下午我们有一个会议。",
-    "她在大学里学习历史。",
-    "这家饭店的菜很好吃！",
-    "你知道火车站在哪里吗？",
-    "孩子们在操场上踢足球。",
-    "我想买一件新衣服。",
-    "昨天晚上下了一场大雨。",
-    "他的中文说得越来越好了。",
-    "图书馆周末也开门。",
-    "我们应该早点出发。",
-    "这个问题其实很简单。",
-    "妈妈在厨房里做饭。",
-    "春天来了，花都开了。",
-    "你周末打算做什么？",
-    "这座城市的夜景很美。",
+    "今天的天气非常好。",       "我们一起去公园散步吧。", "他每天早上六点起床。",
+    "这本书我已经看完了。",     "请把门关上，外面很冷。", "明天下午我们有一个会议。",
+    "她在大学里学习历史。",     "这家饭店的菜很好吃！",   "你知道火车站在哪里吗？",
+    "孩子们在操场上踢足球。",   "我想买一件新衣服。",     "昨天晚上下了一场大雨。",
+    "他的中文说得越来越好了。", "图书馆周末也开门。",     "我们应该早点出发。",
+    "这个问题其实很简单。",     "妈妈在厨房里做饭。",     "春天来了，花都开了。",
+    "你周末打算做什么？",       "这座城市的夜景很美。",
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -115,7 +102,7 @@ static size_t json_str(char *out, size_t o, size_t cap, const char *text)
 
 typedef struct condition {
     const char *name;
-    double noise_rms;          /* white noise level (linear RMS) */
+    double noise_rms;            /* white noise level (linear RMS) */
     double pause_min, pause_max; /* s */
 } condition;
 
@@ -133,7 +120,8 @@ static int run_language(const char *voice, const char *const *sents, size_t n_se
     n = (size_t)(0.5 * RATE); /* leading silence */
     for (size_t i = 0; i < n_sents; i++) {
         char path[512], cmd[1024];
-        snprintf(path, sizeof path, "%s/%s_%02zu.wav", tmpdir, lang, i); /* same file per condition */
+        snprintf(path, sizeof path, "%s/%s_%02zu.wav", tmpdir, lang,
+                 i); /* same file per condition */
         snprintf(cmd, sizeof cmd, "espeak-ng -v %s -w '%s' '%s'", voice, path, sents[i]);
         if (system(cmd) != 0) {
             tap_diag("failed: %s", cmd);
@@ -215,11 +203,11 @@ static int run_language(const char *voice, const char *const *sents, size_t n_se
         if (!rc)
             rc = flm_utterance_finish(&t, 0, &p, &prof.codec, NULL);
     }
-    TAP_OK(rc == 0 && t.n_rejects == 0, "%s: import, split and refine without rejects (%s)",
-           lang, rc ? err.msg : "ok");
+    TAP_OK(rc == 0 && t.n_rejects == 0, "%s: import, split and refine without rejects (%s)", lang,
+           rc ? err.msg : "ok");
     for (size_t k = 0; k < t.n_rejects; k++)
-        tap_diag("reject %s %s: %s", t.rejects[k].where,
-                 flm_align_reason_name(t.rejects[k].reason), t.rejects[k].detail);
+        tap_diag("reject %s %s: %s", t.rejects[k].where, flm_align_reason_name(t.rejects[k].reason),
+                 t.rejects[k].detail);
     const flm_utterance *u = t.n_utts ? &t.utts[0] : NULL;
     for (size_t i = 0; u && u->n_sents != n_sents && i < u->n_sents; i++)
         tap_diag("got sentence %zu: %s", i, u->sents[i].text);
@@ -234,25 +222,25 @@ static int run_language(const char *voice, const char *const *sents, size_t n_se
         account(&s, es, is_split_start[i]);
         account(&s, ee, i + 1 < n_sents && is_split_start[i + 1]);
         if (fabs(es) > 0.08 || fabs(ee) > 0.08)
-            tap_diag("%s sentence %zu: start %+.3f s, end %+.3f s off (truth %.3f..%.3f)", lang,
-                     i, es, ee, on[i], off[i]);
+            tap_diag("%s sentence %zu: start %+.3f s, end %+.3f s off (truth %.3f..%.3f)", lang, i,
+                     es, ee, on[i], off[i]);
         /* frames: the span covers the speech */
         TAP_OK(u->sents[i].start_frame * 0.08 <= on[i] + 0.08 &&
                    u->sents[i].end_frame * 0.08 >= off[i] - 0.08,
                "%s sentence %zu: frames [%lld, %lld) cover speech %.3f..%.3f s", lang, i,
-               (long long)u->sents[i].start_frame, (long long)u->sents[i].end_frame, on[i],
-               off[i]);
+               (long long)u->sents[i].start_frame, (long long)u->sents[i].end_frame, on[i], off[i]);
     }
-    tap_diag("[%s] %s: %d boundaries (%d at splits inside segments, %d at segment edges), audio %.1f s, "
-             "refinement %.2f ms",
-             cond->name, lang, s.n, s.n_split, s.n_edge, (double)n / RATE, t_refine * 1e3);
+    tap_diag(
+        "[%s] %s: %d boundaries (%d at splits inside segments, %d at segment edges), audio %.1f s, "
+        "refinement %.2f ms",
+        cond->name, lang, s.n, s.n_split, s.n_edge, (double)n / RATE, t_refine * 1e3);
     tap_diag("[%s] %s: |error| <=10ms %d, <=20ms %d, <=40ms %d, <=80ms %d, <=160ms %d, >160ms %d; "
              "mean %.1f ms, max %.1f ms",
              cond->name, lang, s.hist[0], s.hist[1], s.hist[2], s.hist[3], s.hist[4], s.hist[5],
              s.n ? 1e3 * s.sum_err / s.n : 0, 1e3 * s.max_err);
-    tap_diag("[%s] %s: within +-1 frame: %d/%d (%.1f %%); splits %d/%d, edges %d/%d", cond->name, lang, s.within,
-             s.n, s.n ? 100.0 * s.within / s.n : 0, s.within_split, s.n_split, s.within_edge,
-             s.n_edge);
+    tap_diag("[%s] %s: within +-1 frame: %d/%d (%.1f %%); splits %d/%d, edges %d/%d", cond->name,
+             lang, s.within, s.n, s.n ? 100.0 * s.within / s.n : 0, s.within_split, s.n_split,
+             s.within_edge, s.n_edge);
     total->n += s.n;
     total->within += s.within;
     for (int b = 0; b < 6; b++)
@@ -285,11 +273,11 @@ int main(void)
     for (int c = 0; c < 2; c++) {
         stats total = {0};
         rng_state = 0x9e3779b97f4a7c15ull;
-        TAP_OK(run_language("en", en_sentences, sizeof en_sentences / sizeof en_sentences[0],
-                            "en", tmpdir, &conds[c], &total) == 0,
+        TAP_OK(run_language("en", en_sentences, sizeof en_sentences / sizeof en_sentences[0], "en",
+                            tmpdir, &conds[c], &total) == 0,
                "[%s] english corpus built", conds[c].name);
-        TAP_OK(run_language("cmn", zh_sentences, sizeof zh_sentences / sizeof zh_sentences[0],
-                            "zh", tmpdir, &conds[c], &total) == 0,
+        TAP_OK(run_language("cmn", zh_sentences, sizeof zh_sentences / sizeof zh_sentences[0], "zh",
+                            tmpdir, &conds[c], &total) == 0,
                "[%s] chinese corpus built", conds[c].name);
         tap_diag("[%s] all: |error| <=10ms %d, <=20ms %d, <=40ms %d, <=80ms %d, <=160ms %d, "
                  ">160ms %d",
