@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "align_internal.h"
 #include "flm_alloc.h"
@@ -261,8 +262,9 @@ int flm_align_language_from_code(const char *code)
 {
     if (!code)
         return FLM_LANG_AUTO;
-    if (!strncmp(code, "zh", 2) || !strcmp(code, "cmn") || !strcmp(code, "yue") ||
-        !strcmp(code, "chinese"))
+    if (!strncasecmp(code, "zh", 2) || !strcasecmp(code, "cmn") || !strcasecmp(code, "yue") ||
+        !strcasecmp(code, "chinese") || !strcasecmp(code, "mandarin") ||
+        !strcasecmp(code, "cantonese"))
         return FLM_LANG_ZH;
     return code[0] ? FLM_LANG_EN : FLM_LANG_AUTO;
 }

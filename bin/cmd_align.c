@@ -58,6 +58,13 @@ typedef struct job {
     int64_t run;
     flm_align_idset *ids;
     FILE *out, *rej;
+    /* the last decoded file, kept for the next utterance of the same file (moshi speakers,
+     * manifest lines cutting one recording) */
+    char *cache_path;
+    int cache_mode;
+    float *cache; /* [cache_n][cache_nch] */
+    int64_t cache_n;
+    int32_t cache_nch;
     /* summary */
     int64_t n_files, n_utts_in, n_segs_in, n_utts_out, n_sents_out, n_rejects;
     int64_t by_reason[FLM_REJECT_N_REASONS];
@@ -111,7 +118,8 @@ static int flush_rejects(job *j, flm_transcript *t, size_t *done)
     return 0;
 }
 
-/* Decodes the utterance's audio (its channel) and sets its duration; a failure rejects it. */
+/* Decodes the utterance's audio (its channel) and sets its duration; a failure rejects it.
+ * *x is the job's buffer (valid until the next call). */
 static int load_audio(job *j, flm_transcript *t, size_t i, float **x, int64_t *n)
 {
     flm_utterance *u = &t->utts[i];
@@ -126,27 +134,34 @@ static int load_audio(job *j, flm_transcript *t, size_t i, float **x, int64_t *n
     flm_audio_params p = flm_audio_default_params();
     p.sample_rate = j->prof.codec.sample_rate;
     p.mode = u->channel >= 0 ? FLM_AUDIO_PER_CHANNEL : FLM_AUDIO_MONO;
-    flm_error err = {0};
-    float *all = NULL;
-    int64_t ns = 0;
-    int32_t nch = 0;
-    if (flm_audio_read_file(u->audio, &p, &all, &ns, &nch, &err) < 0)
-        return err.code == FLM_ENOMEM
-                   ? err.code
-                   : flm_transcript_reject_utterance(t, i, FLM_REJECT_BAD_AUDIO, "%s", err.msg);
-    if (u->channel >= nch) {
-        flm_free(all);
+    if (!j->cache_path || strcmp(j->cache_path, u->audio) || j->cache_mode != p.mode) {
+        flm_free(j->cache);
+        flm_free(j->cache_path);
+        j->cache = NULL;
+        j->cache_path = NULL;
+        flm_error err = {0};
+        if (flm_audio_read_file(u->audio, &p, &j->cache, &j->cache_n, &j->cache_nch, &err) < 0)
+            return err.code == FLM_ENOMEM
+                       ? err.code
+                       : flm_transcript_reject_utterance(t, i, FLM_REJECT_BAD_AUDIO, "%s", err.msg);
+        if (!(j->cache_path = flm_strdup(u->audio)))
+            return FLM_ENOMEM;
+        j->cache_mode = p.mode;
+    }
+    if (u->channel >= j->cache_nch)
         return flm_transcript_reject_utterance(t, i, FLM_REJECT_BAD_CHANNEL,
                                                "channel %d, the audio has %d", (int)u->channel,
-                                               (int)nch);
+                                               (int)j->cache_nch);
+    float *mono = j->cache;
+    if (j->cache_nch > 1) { /* one channel out of the interleaved samples */
+        if (!(mono = flm_malloc((size_t)(j->cache_n ? j->cache_n : 1) * sizeof *mono)))
+            return FLM_ENOMEM;
+        for (int64_t k = 0; k < j->cache_n; k++)
+            mono[k] = j->cache[k * j->cache_nch + u->channel];
     }
-    if (nch > 1) { /* keep one channel, in place */
-        for (int64_t k = 0; k < ns; k++)
-            all[k] = all[k * nch + u->channel];
-    }
-    u->duration = (double)ns / p.sample_rate;
-    *x = all;
-    *n = ns;
+    u->duration = (double)j->cache_n / p.sample_rate;
+    *x = mono;
+    *n = j->cache_n;
     return 0;
 }
 
@@ -190,7 +205,8 @@ static int process_utterance(job *j, flm_transcript *t, size_t i)
     if (!rc && !u->rejected && x &&
         (rc = flm_utterance_refine(u, x, n, j->prof.codec.sample_rate, &j->ap, &err)) < 0)
         cli_error("%s", err.msg);
-    flm_free(x);
+    if (x != j->cache)
+        flm_free(x);
     if (!rc)
         rc = flm_utterance_finish(t, i, &j->ap, &j->prof.codec, j->tok);
     if (rc || u->rejected)
@@ -419,6 +435,8 @@ int cmd_align(int argc, char **argv)
     flm_tokenizer_destroy(&j.tok);
     flm_index_close(&j.idx);
     flm_align_idset_destroy(&j.ids);
+    flm_free(j.cache);
+    flm_free(j.cache_path);
     free(files);
     return rc;
 }
