@@ -291,6 +291,127 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Greedy placement of split j (between sents[j-1] and sents[j]): the best silent run near its
+ * estimate, else the quietest hop. */
+static void place_greedy(flm_utterance *u, size_t j, const float *db, int64_t nh, float thr,
+                         double dh, const flm_align_params *p)
+{
+#define SILENT(h) ((h) < 0 || (h) >= nh || db[(h)] < thr)
+    flm_sentence *s = &u->sents[j], *prev = &u->sents[j - 1];
+    double lo = prev->start + 0.1, hi = s->end - 0.1;
+    double a = fmax(lo, s->split_estimate - p->search_window);
+    double b = fmin(hi, s->split_estimate + p->search_window);
+    if (b <= a)
+        return;
+    int64_t ha = (int64_t)(a / dh), hb = (int64_t)(b / dh);
+    double best = -1e18, best_t = -1;
+    for (int64_t h = ha; h <= hb && h < nh;) {
+        if (!SILENT(h)) {
+            h++;
+            continue;
+        }
+        int64_t r = h;
+        while (r + 1 <= hb && SILENT(r + 1))
+            r++;
+        double rs = h * dh, re = (r + 1) * dh, len = re - rs;
+        double dist = s->split_estimate < rs   ? rs - s->split_estimate
+                      : s->split_estimate > re ? s->split_estimate - re
+                                               : 0;
+        double score = len - 0.15 * dist;
+        if (score > best)
+            best = score, best_t = (rs + re) / 2;
+        h = r + 1;
+    }
+    if (best_t < 0) { /* no silence: the quietest hop near the estimate */
+        float lv = 1e30f;
+        for (int64_t h = ha; h <= hb && h < nh; h++) {
+            double t = (h + 0.5) * dh;
+            float v = db[h] + (float)(20.0 * fabs(t - s->split_estimate));
+            if (v < lv)
+                lv = v, best_t = t;
+        }
+    }
+    if (best_t >= 0)
+        prev->end = s->start = best_t;
+#undef SILENT
+}
+
+/* The splits of sentences a..b (a chain: each boundary inside it was estimated) take distinct
+ * interior silent runs in order, maximizing the sum of (run length - 0.15 x distance to the
+ * estimate), runs beyond the search window penalized by 100 per second: dynamic programming over
+ * (split, run). Returns 1 if placed, 0 if there are fewer runs than splits (caller: greedy). */
+static int place_chain(flm_utterance *u, size_t a, size_t b, const float *db, int64_t nh, float thr,
+                       double dh, const flm_align_params *p, int *nomem)
+{
+#define SILENT(h) ((h) < 0 || (h) >= nh || db[(h)] < thr)
+    size_t nj = b - a;
+    int64_t h0 = (int64_t)(u->sents[a].start / dh), h1 = (int64_t)ceil(u->sents[b].end / dh) - 1;
+    if (h1 >= nh)
+        h1 = nh - 1;
+    while (h0 <= h1 && SILENT(h0))
+        h0++;
+    while (h1 >= h0 && SILENT(h1))
+        h1--;
+    size_t nr = 0;
+    for (int64_t h = h0; h <= h1; h++)
+        nr += SILENT(h) && !SILENT(h - 1);
+    if (nr < nj || (double)nr * (double)nj > 4e6)
+        return 0;
+    int64_t *runs = flm_malloc(nr * 2 * sizeof *runs);  /* [nr][2] first hop, one past last */
+    double *dp = flm_malloc(nj * nr * sizeof *dp);      /* [nj][nr] best total ending here */
+    int32_t *back = flm_malloc(nj * nr * sizeof *back); /* [nj][nr] run of the previous split */
+    if (!runs || !dp || !back) {
+        flm_free(runs);
+        flm_free(dp);
+        flm_free(back);
+        *nomem = 1;
+        return 0;
+    }
+    size_t k = 0;
+    for (int64_t h = h0; h <= h1; h++) {
+        if (SILENT(h) && !SILENT(h - 1))
+            runs[2 * k] = h;
+        if (SILENT(h) && !SILENT(h + 1))
+            runs[2 * k++ + 1] = h + 1;
+    }
+    for (size_t j = 0; j < nj; j++) {
+        double est = u->sents[a + j + 1].split_estimate, best_prev = -1e300;
+        int32_t arg_prev = -1;
+        for (size_t r = 0; r < nr; r++) {
+            if (j > 0 && r > 0 && dp[(j - 1) * nr + r - 1] > best_prev)
+                best_prev = dp[(j - 1) * nr + r - 1], arg_prev = (int32_t)(r - 1);
+            double rs = runs[2 * r] * dh, re = runs[2 * r + 1] * dh;
+            double dist = est < rs ? rs - est : est > re ? est - re : 0;
+            double sc = (re - rs) - 0.15 * dist;
+            if (dist > p->search_window)
+                sc -= 100 * (dist - p->search_window);
+            if (r < j || (j > 0 && arg_prev < 0)) {
+                dp[j * nr + r] = -1e300;
+                back[j * nr + r] = -1;
+            } else {
+                dp[j * nr + r] = sc + (j > 0 ? best_prev : 0);
+                back[j * nr + r] = arg_prev;
+            }
+        }
+    }
+    size_t r = 0;
+    for (size_t q = 1; q < nr; q++)
+        if (dp[(nj - 1) * nr + q] > dp[(nj - 1) * nr + r])
+            r = q;
+    int ok = dp[(nj - 1) * nr + r] > -1e299;
+    for (size_t j = nj; ok && j-- > 0;) {
+        double t = (runs[2 * r] + runs[2 * r + 1]) * dh / 2;
+        u->sents[a + j].end = u->sents[a + j + 1].start = t;
+        if (j > 0)
+            r = (size_t)back[j * nr + r];
+    }
+    flm_free(runs);
+    flm_free(dp);
+    flm_free(back);
+    return ok;
+#undef SILENT
+}
+
 int flm_utterance_refine(flm_utterance *u, const float *x, int64_t n, int32_t rate,
                          const flm_align_params *p, flm_error *err)
 {
@@ -330,46 +451,22 @@ int flm_utterance_refine(flm_utterance *u, const float *x, int64_t n, int32_t ra
         thr = floor10 + 6;
     double dh = (double)hop / rate;
 #define SILENT(h) ((h) < 0 || (h) >= nh || db[(h)] < thr)
-    /* 1. splits inside segments: the best silent run near the estimate */
-    for (size_t j = 1; j < u->n_sents; j++) {
-        flm_sentence *s = &u->sents[j], *prev = &u->sents[j - 1];
-        if (s->split_estimate < 0)
-            continue;
-        double lo = prev->start + 0.1, hi = s->end - 0.1;
-        double a = fmax(lo, s->split_estimate - p->search_window);
-        double b = fmin(hi, s->split_estimate + p->search_window);
-        if (b <= a)
-            continue;
-        int64_t ha = (int64_t)(a / dh), hb = (int64_t)(b / dh);
-        double best = -1e18, best_t = -1;
-        for (int64_t h = ha; h <= hb && h < nh;) {
-            if (!SILENT(h)) {
-                h++;
-                continue;
+    /* 1. splits inside segments: per chain of estimated splits, distinct silent runs in order
+     * (place_chain); greedy per split when there are too few runs */
+    for (size_t a = 0; a < u->n_sents;) {
+        size_t b = a;
+        while (b + 1 < u->n_sents && u->sents[b + 1].split_estimate >= 0)
+            b++;
+        int nomem = 0;
+        if (b > a && !place_chain(u, a, b, db, nh, thr, dh, p, &nomem)) {
+            if (nomem) {
+                flm_free(db);
+                return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", u->id);
             }
-            int64_t r = h;
-            while (r + 1 <= hb && SILENT(r + 1))
-                r++;
-            double rs = h * dh, re = (r + 1) * dh, len = re - rs;
-            double dist = s->split_estimate < rs   ? rs - s->split_estimate
-                          : s->split_estimate > re ? s->split_estimate - re
-                                                   : 0;
-            double score = len - 0.15 * dist;
-            if (score > best)
-                best = score, best_t = (rs + re) / 2;
-            h = r + 1;
+            for (size_t j = a + 1; j <= b; j++)
+                place_greedy(u, j, db, nh, thr, dh, p);
         }
-        if (best_t < 0) { /* no silence: the quietest hop near the estimate */
-            float lv = 1e30f;
-            for (int64_t h = ha; h <= hb && h < nh; h++) {
-                double t = (h + 0.5) * dh;
-                float v = db[h] + (float)(20.0 * fabs(t - s->split_estimate));
-                if (v < lv)
-                    lv = v, best_t = t;
-            }
-        }
-        if (best_t >= 0)
-            prev->end = s->start = best_t;
+        a = b + 1;
     }
     /* 2. trim each sentence to its speech plus margin; at segment edges (times from the input)
      * also grow a span whose edge is inside speech, up to a third of the search window */
