@@ -215,6 +215,11 @@ int flm_transcript_validate(flm_transcript *t, size_t i, const flm_align_params 
                             s->end);
             continue;
         }
+        if (s->end > 1e7) { /* 115 days: no real recording; keeps later arithmetic exact */
+            rc = reject_seg(t, u, s, FLM_REJECT_OUT_OF_AUDIO, "end %.3g s is beyond 1e7 s",
+                            s->end);
+            continue;
+        }
         if (!(s->end > s->start)) {
             rc = reject_seg(t, u, s, FLM_REJECT_REVERSED_TIME, "end %.3f <= start %.3f", s->end,
                             s->start);
@@ -272,9 +277,12 @@ int flm_align_language_from_code(const char *code)
 void flm_align_frames(double start, double end, int32_t rate, int32_t samples_per_frame,
                       int64_t *start_frame, int64_t *end_frame)
 {
-    int64_t s0 = (int64_t)floor(start * rate + 0.5), s1 = (int64_t)floor(end * rate + 0.5);
-    if (s0 < 0)
-        s0 = 0;
+    /* saturate before converting: a double beyond int64 range is undefined behaviour */
+    const double lim = 4.0e18;
+    double d0 = floor(start * rate + 0.5), d1 = floor(end * rate + 0.5);
+    d0 = d0 < 0 ? 0 : d0 > lim ? lim : d0;
+    d1 = d1 < 0 ? 0 : d1 > lim ? lim : d1;
+    int64_t s0 = (int64_t)d0, s1 = (int64_t)d1;
     if (s1 < s0)
         s1 = s0;
     *start_frame = s0 / samples_per_frame;

@@ -417,6 +417,14 @@ int flm_utterance_refine(flm_utterance *u, const float *x, int64_t n, int32_t ra
 {
     if (u->rejected || u->n_sents == 0 || n <= 0)
         return 0;
+    double dur = (double)n / rate;
+    for (size_t j = 0; j < u->n_sents; j++) { /* times outside the audio (duration unchecked) */
+        flm_sentence *s = &u->sents[j];
+        s->start = fmin(fmax(s->start, 0), dur);
+        s->end = fmin(fmax(s->end, s->start), dur);
+        if (s->split_estimate >= 0)
+            s->split_estimate = fmin(s->split_estimate, dur);
+    }
     int64_t hop = (int64_t)llround(p->hop * rate);
     if (hop < 1)
         hop = 1;

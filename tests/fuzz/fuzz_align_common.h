@@ -17,15 +17,15 @@ static int fuzz_align(int format, const uint8_t *data, size_t size)
     flm_align_params p = flm_align_default_params();
     flm_profiles prof;
     flm_profiles_default(&prof);
-    enum { RATE = 24000, N = 4 * RATE };
-    static float x[N]; /* 4 s of a signal made from the input: loud where bytes are odd */
+    enum { RATE = 24000, N = 2 * RATE };
+    static float x[N]; /* 2 s of a signal made from the input: loud where bytes are odd */
     for (size_t i = 0; i < N; i++)
         x[i] = size ? ((data[(i / 480) % size] & 1) ? 0.3f : 0.0f) * ((i & 1) ? 1 : -1) : 0;
     if (flm_transcript_import(&t, format, "fuzz", (const char *)data, size, "fuzz.wav", &err) ==
         0) {
         for (size_t i = 0; i < t.n_utts; i++) {
             if (t.utts[i].duration < 0 && (i & 1))
-                t.utts[i].duration = 4.0; /* both: known and unknown durations */
+                t.utts[i].duration = 2.0; /* both: known and unknown durations */
             if (flm_transcript_validate(&t, i, &p, NULL) ||
                 flm_utterance_split(&t.utts[i], &p, NULL, &err) ||
                 flm_utterance_refine(&t.utts[i], x, N, RATE, &p, &err) ||
