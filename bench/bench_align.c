@@ -1,10 +1,11 @@
 /* bench_align - alignment throughput and its cost relative to decoding the audio (issue 6).
  *
- *     build/bench/bench_align [minutes=10] [repeats=3]
+ *     build/bench/bench_align [minutes=10] [repeats=3] [tokenizer.json]
  *
  * 1. Import + split: a Whisper JSON of 20000 segments (2-3 en or zh sentences each, no words)
  *    goes through import, validation, splitting and frames (no audio); reported in sentences/s
- *    and MB/s of JSON. The same for an SRT file of the same segments.
+ *    and MB/s of JSON. The same for an SRT file of the same segments, and with the Qwen
+ *    tokenizer for token counts when a tokenizer.json is given (else the estimate).
  * 2. Refinement vs decode: espeak-ng speech (12 sentences, looped with 0.25-0.8 s pauses) of the
  *    given length, written as FLAC 24 kHz and as MP3 44.1 kHz (ffmpeg CLI), described by coarse
  *    segments of 2-3 sentences. Per file: decode (flm_audio_read_file to 24 kHz mono) and
@@ -76,6 +77,8 @@ static void srt_time(char *out, double t)
 }
 
 /* Runs the text pipeline; returns sentences produced. */
+static const flm_tokenizer *g_tok;
+
 static int64_t pipeline(int format, const sbuf *doc, const float *x, int64_t n, int32_t rate)
 {
     flm_transcript t = {0};
@@ -91,10 +94,10 @@ static int64_t pipeline(int format, const sbuf *doc, const float *x, int64_t n, 
     for (size_t i = 0; i < t.n_utts; i++) {
         if (x)
             t.utts[i].duration = (double)n / rate;
-        if (flm_transcript_validate(&t, i, &p, NULL) ||
-            flm_utterance_split(&t.utts[i], &p, NULL, &err) ||
+        if (flm_transcript_validate(&t, i, &p, g_tok) ||
+            flm_utterance_split(&t.utts[i], &p, g_tok, &err) ||
             (x && flm_utterance_refine(&t.utts[i], x, n, rate, &p, &err)) ||
-            flm_utterance_finish(&t, i, &p, &prof.codec, NULL))
+            flm_utterance_finish(&t, i, &p, &prof.codec, g_tok))
             exit(1);
         n_sents += (int64_t)t.utts[i].n_sents;
     }
@@ -104,7 +107,7 @@ static int64_t pipeline(int format, const sbuf *doc, const float *x, int64_t n, 
     return n_sents;
 }
 
-static void text_bench(int repeats)
+static void text_bench(int repeats, const flm_tokenizer *tok)
 {
     sbuf js = {0}, srt = {0};
     char line[4096], a[32], b[32];
@@ -145,8 +148,11 @@ static void text_bench(int repeats)
         const char *name;
         int format;
         sbuf *doc;
-    } c[] = {{"whisper json", FLM_ALIGN_WHISPER, &js}, {"srt", FLM_ALIGN_SRT, &srt}};
-    for (int i = 0; i < 2; i++) {
+    } c[] = {{"whisper json", FLM_ALIGN_WHISPER, &js},
+             {"srt", FLM_ALIGN_SRT, &srt},
+             {"whisper+qwen", FLM_ALIGN_WHISPER, &js}};
+    for (int i = 0; i < 2 + (tok != NULL); i++) {
+        g_tok = i == 2 ? tok : NULL;
         double best = 1e30;
         int64_t ns = 0;
         for (int r = 0; r < repeats; r++) {
@@ -161,6 +167,7 @@ static void text_bench(int repeats)
                c[i].name, n_sent, (long long)ns, best, (double)ns / best,
                (double)c[i].doc->n / best / 1e6);
     }
+    g_tok = NULL;
     free(js.p);
     free(srt.p);
 }
@@ -287,10 +294,20 @@ int main(int argc, char **argv)
     double minutes = argc > 1 ? atof(argv[1]) : 10;
     int repeats = argc > 2 ? atoi(argv[2]) : 3;
     if (minutes <= 0 || repeats <= 0) {
-        fprintf(stderr, "usage: bench_align [minutes=10] [repeats=3]\n");
+        fprintf(stderr, "usage: bench_align [minutes=10] [repeats=3] [tokenizer.json]\n");
         return 2;
     }
-    text_bench(repeats);
+    flm_tokenizer *tok = NULL;
+    if (argc > 3) {
+        flm_error err = {0};
+        flm_tokenizer_params tp = flm_tokenizer_default_params();
+        if (flm_tokenizer_load(&tok, argv[3], &tp, &err) < 0) {
+            fprintf(stderr, "bench_align: %s\n", err.msg);
+            return 1;
+        }
+    }
+    text_bench(repeats, tok);
+    flm_tokenizer_destroy(&tok);
     if (system("espeak-ng --version > /dev/null 2>&1") != 0) {
         printf("espeak-ng not installed: refinement benchmark skipped\n");
         return 0;
