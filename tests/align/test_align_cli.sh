@@ -83,6 +83,8 @@ ok $? "srt with --audio, output to stdout"
 printf 'WEBVTT\n\n00:00.000 --> 00:01.500\nGood morning.\n' > talk.vtt
 "$flm" align --from vtt talk.vtt -o v.jsonl >/dev/null && grep -q '"start_frame":' v.jsonl
 ok $? "vtt"
+"$flm" align --from whisper talk.json -o nr.jsonl --no-refine >/dev/null
+like "$(cat nr.jsonl)" '"duration":-1.0,.*"start":0.1,' "--no-refine: no decode, duration -1, times from the estimate"
 "$flm" align --from nope x.srt -o y.jsonl 2>/dev/null; is $? 2 "unknown --from: usage error"
 out=$("$flm" align --from srt missing.srt -o y.jsonl); ok $? "missing transcript: job goes on"
 like "$(cat y.rejects.jsonl)" "parse_error" "missing transcript: reported"
