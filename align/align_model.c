@@ -216,8 +216,7 @@ int flm_transcript_validate(flm_transcript *t, size_t i, const flm_align_params 
             continue;
         }
         if (s->end > 1e7) { /* 115 days: no real recording; keeps later arithmetic exact */
-            rc = reject_seg(t, u, s, FLM_REJECT_OUT_OF_AUDIO, "end %.3g s is beyond 1e7 s",
-                            s->end);
+            rc = reject_seg(t, u, s, FLM_REJECT_OUT_OF_AUDIO, "end %.3g s is beyond 1e7 s", s->end);
             continue;
         }
         if (!(s->end > s->start)) {

@@ -7,6 +7,10 @@
 #include "flm_alloc.h"
 #include "flm_align.h"
 
+/* s: how far beyond the gap between two adjacent input segments refinement may move their
+ * boundary (the input's times are trusted to about this much) */
+#define EDGE_WINDOW 0.35
+
 /* A group: consecutive segments joined because one ends inside a sentence. */
 typedef struct group {
     char *text; /* joined text */
@@ -276,6 +280,14 @@ int flm_utterance_split(flm_utterance *u, const flm_align_params *p, const flm_t
     }
     if (!rc && g.n)
         rc = split_group(u, &g, p, tok, err);
+    /* boundaries between adjacent segments (less than 1 s apart) are estimates too: ASR segment
+     * times drift, so refinement may move them into the pause between the two */
+    for (size_t j = 1; !rc && j < u->n_sents; j++)
+        if (u->sents[j].split_estimate < 0 && u->sents[j].start - u->sents[j - 1].end < 1.0) {
+            u->sents[j].split_estimate = (u->sents[j].start + u->sents[j - 1].end) / 2;
+            /* the input's times are near: within half the gap plus edge_window */
+            u->sents[j].split_window = (u->sents[j].start - u->sents[j - 1].end) / 2 + EDGE_WINDOW;
+        }
     flm_free(g.text);
     flm_free(g.seg_begin);
     flm_free(g.seg_w0);
@@ -299,8 +311,9 @@ static void place_greedy(flm_utterance *u, size_t j, const float *db, int64_t nh
 #define SILENT(h) ((h) < 0 || (h) >= nh || db[(h)] < thr)
     flm_sentence *s = &u->sents[j], *prev = &u->sents[j - 1];
     double lo = prev->start + 0.1, hi = s->end - 0.1;
-    double a = fmax(lo, s->split_estimate - p->search_window);
-    double b = fmin(hi, s->split_estimate + p->search_window);
+    double win = s->split_window > 0 ? s->split_window : p->search_window;
+    double a = fmax(lo, s->split_estimate - win);
+    double b = fmin(hi, s->split_estimate + win);
     if (b <= a)
         return;
     int64_t ha = (int64_t)(a / dh), hb = (int64_t)(b / dh);
@@ -382,9 +395,11 @@ static int place_chain(flm_utterance *u, size_t a, size_t b, const float *db, in
                 best_prev = dp[(j - 1) * nr + r - 1], arg_prev = (int32_t)(r - 1);
             double rs = runs[2 * r] * dh, re = runs[2 * r + 1] * dh;
             double dist = est < rs ? rs - est : est > re ? est - re : 0;
+            double win = u->sents[a + j + 1].split_window > 0 ? u->sents[a + j + 1].split_window
+                                                              : p->search_window;
             double sc = (re - rs) - 0.15 * dist;
-            if (dist > p->search_window)
-                sc -= 100 * (dist - p->search_window);
+            if (dist > win)
+                sc -= 100 * (dist - win);
             if (r < j || (j > 0 && arg_prev < 0)) {
                 dp[j * nr + r] = -1e300;
                 back[j * nr + r] = -1;

@@ -106,7 +106,9 @@ typedef struct flm_sentence {
     double start, end;              /* s, rounded to 1 ms */
     int64_t start_frame, end_frame; /* [start_frame, end_frame) at the codec frame rate */
     double confidence;              /* < 0: not given */
-    double split_estimate;          /* s: where the split before this sentence was estimated */
+    double split_estimate;          /* s: where the split before this sentence was estimated
+                                       (< 0: a boundary given by the input, kept) */
+    double split_window;            /* s: how far refinement may move it (0: search_window) */
     int32_t seg;                    /* index of the segment it came from */
 } flm_sentence;
 

@@ -104,6 +104,7 @@ typedef struct condition {
     const char *name;
     double noise_rms;            /* white noise level (linear RMS) */
     double pause_min, pause_max; /* s */
+    int required;                /* asserted (else reported) */
 } condition;
 
 static int run_language(const char *voice, const char *const *sents, size_t n_sents,
@@ -216,20 +217,26 @@ static int run_language(const char *voice, const char *const *sents, size_t n_se
         same = !strcmp(u->sents[i].text, sents[i]);
     TAP_OK(same, "%s: the %zu sentences come back in order", lang, n_sents);
     stats s = {0};
+    int n_uncovered = 0;
     for (size_t i = 0; same && i < n_sents; i++) {
         double es = u->sents[i].start - (on[i] - p.margin);
         double ee = u->sents[i].end - (off[i] + p.margin);
         account(&s, es, is_split_start[i]);
         account(&s, ee, i + 1 < n_sents && is_split_start[i + 1]);
-        if (fabs(es) > 0.08 || fabs(ee) > 0.08)
+        if (cond->required && (fabs(es) > 0.08 || fabs(ee) > 0.08))
             tap_diag("%s sentence %zu: start %+.3f s, end %+.3f s off (truth %.3f..%.3f)", lang, i,
                      es, ee, on[i], off[i]);
-        /* frames: the span covers the speech */
-        TAP_OK(u->sents[i].start_frame * 0.08 <= on[i] + 0.08 &&
-                   u->sents[i].end_frame * 0.08 >= off[i] - 0.08,
-               "%s sentence %zu: frames [%lld, %lld) cover speech %.3f..%.3f s", lang, i,
-               (long long)u->sents[i].start_frame, (long long)u->sents[i].end_frame, on[i], off[i]);
+        /* frames: [start_frame, end_frame) covers the speech (required condition only) */
+        int covers = u->sents[i].start_frame * 0.08 <= on[i] + 1e-9 &&
+                     u->sents[i].end_frame * 0.08 >= off[i] - 1e-9;
+        n_uncovered += !covers;
+        if (cond->required)
+            TAP_OK(covers, "%s sentence %zu: frames [%lld, %lld) cover speech %.3f..%.3f s", lang,
+                   i, (long long)u->sents[i].start_frame, (long long)u->sents[i].end_frame, on[i],
+                   off[i]);
     }
+    tap_diag("[%s] %s: sentences whose frames do not cover all their speech: %d", cond->name, lang,
+             n_uncovered);
     tap_diag(
         "[%s] %s: %d boundaries (%d at splits inside segments, %d at segment edges), audio %.1f s, "
         "refinement %.2f ms",
@@ -267,10 +274,11 @@ int main(void)
     }
     /* the required condition, then a harder one that is reported, not required */
     static const condition conds[] = {
-        {"standard: noise -60 dBFS, pauses 0.25-0.8 s", 0.001, 0.25, 0.80},
-        {"hard: noise -40 dBFS, pauses 0.12-0.4 s", 0.01, 0.12, 0.40},
+        {"standard: noise -60 dBFS, pauses 0.25-0.8 s", 0.001, 0.25, 0.80, 1},
+        {"hard: noise -40 dBFS, pauses 0.12-0.4 s", 0.01, 0.12, 0.40, 0},
+        {"harder: noise -40 dBFS, pauses 0.04-0.15 s", 0.01, 0.04, 0.15, 0},
     };
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 3; c++) {
         stats total = {0};
         rng_state = 0x9e3779b97f4a7c15ull;
         TAP_OK(run_language("en", en_sentences, sizeof en_sentences / sizeof en_sentences[0], "en",
@@ -284,7 +292,7 @@ int main(void)
                  conds[c].name, total.hist[0], total.hist[1], total.hist[2], total.hist[3],
                  total.hist[4], total.hist[5]);
         double pct = total.n ? 100.0 * total.within / total.n : 0;
-        if (c == 0)
+        if (conds[c].required)
             TAP_OK(total.n > 0 && total.within * 100 >= 95 * total.n,
                    "%d/%d boundaries (%.1f %%) within +-1 frame (80 ms); required >= 95 %%",
                    total.within, total.n, pct);
