@@ -167,8 +167,9 @@ FLM_API int flm_transcript_reject_utterance(flm_transcript *t, size_t i, int rea
 FLM_API int flm_transcript_validate(flm_transcript *t, size_t i, const flm_align_params *p,
                                     const flm_tokenizer *tok);
 
-/* Language of text by script: FLM_LANG_ZH when CJK characters are at least as many as Latin
- * letters, else FLM_LANG_EN. */
+/* Language of text by script: FLM_LANG_ZH when it has CJK characters and they are at least a third
+ * as many as Latin letters (a CJK character carries about as much as three letters), else
+ * FLM_LANG_EN. */
 FLM_API int flm_align_detect_language(const char *text, size_t size);
 /* Language code ("en", "zh", ...) to FLM_LANG_*: zh/cmn/yue/zh-* -> ZH, everything else EN. */
 FLM_API int flm_align_language_from_code(const char *code);
