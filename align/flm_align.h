@@ -8,6 +8,7 @@
  *         puts(err.msg);
  *     for (size_t i = 0; i < t.n_utts; i++) {
  *         flm_utterance *u = &t.utts[i];
+ *         u->duration = n / 24000.0;                         // decoded audio x[n] of u->audio
  *         flm_transcript_validate(&t, i, &ap, tok);          // tok may be NULL (estimate)
  *         if (u->rejected) continue;
  *         flm_utterance_split(u, &ap, tok, &err);             // segments -> sentences
@@ -19,9 +20,9 @@
  *
  * The utterance model: one audio file (or one channel of it) with its language, speaker,
  * corpus, and the imported segments (text, start/end in seconds, optional confidence and word
- * timestamps). Splitting turns segments into sentences; refinement moves each split point to the
- * lowest-energy run of the decoded audio near its estimate and trims the silence around each
- * sentence to params.margin. Frames: see flm_align_frames (docs/align.md).
+ * timestamps). Splitting turns segments into sentences; refinement moves the split points into
+ * distinct silent runs of the decoded audio near their estimates (in order) and trims the silence
+ * around each sentence to params.margin. Frames: see flm_align_frames. Rules: docs/align.md.
  *
  * Rejections never stop a job: each is recorded in flm_transcript.rejects with the file, the line
  * (or 0 for JSON documents), a place ("segments[3]"), the utterance id and a reason from
