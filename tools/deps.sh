@@ -2,7 +2,7 @@
 # Installs (only) what is missing to build and test flmstream on Debian 12. Idempotent and quiet.
 set -euo pipefail
 pkgs=(
-  build-essential meson ninja-build pkg-config clang python3
+  build-essential meson ninja-build pkg-config clang clang-format python3
   libzstd-dev zstd libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev ffmpeg
   libopenblas-dev espeak-ng sox valgrind chromium
