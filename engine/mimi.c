@@ -1,0 +1,1 @@
+typedef int flm_placeholder_;
