@@ -38,6 +38,10 @@
 
 #define LN_EPS 1e-5f
 #define USAGE_EPS 1e-5f
+/* Random init: centroids small against the latent a random encoder produces (rms ~0.02), so
+ * that nearest-centroid decisions follow z.e rather than |e|^2 and the codes of a random model
+ * vary from frame to frame (a constant code stream would make stream == batch tests vacuous). */
+#define CODEBOOK_INIT_STD 1e-3
 
 typedef struct res_w {
     flm_conv1d a; /* C -> C/2, k = residual_kernel */
@@ -128,8 +132,8 @@ static void emit_conv(walker *w, flm_conv1d *c, int c_in, int c_out, int k, int 
     emit(w, c ? (float **)&c->w : NULL, PACK_CONV, INIT_FANIN, (int64_t)c_in * k, 3,
          (int64_t[]){c_out, c_in, k}, "%s.weight", prefix);
     if (bias)
-        emit(w, c ? (float **)&c->b : NULL, PACK_NONE, INIT_FANIN, (int64_t)c_in * k, 1,
-             (int64_t[]){c_out}, "%s.bias", prefix);
+        emit(w, c ? (float **)&c->b : NULL, PACK_NONE, INIT_ZERO, 0, 1, (int64_t[]){c_out},
+             "%s.bias", prefix);
 }
 
 static void emit_convtr(walker *w, flm_convtr1d *c, int c_in, int c_out, int k, int stride,
@@ -139,8 +143,8 @@ static void emit_convtr(walker *w, flm_convtr1d *c, int c_in, int c_out, int k, 
         *c = (flm_convtr1d){.c_in = c_in, .c_out = c_out, .k = k, .stride = stride};
     emit(w, c ? (float **)&c->w : NULL, PACK_CONVTR, INIT_FANIN, (int64_t)c_out * k, 3,
          (int64_t[]){c_in, c_out, k}, "%s.weight", prefix);
-    emit(w, c ? (float **)&c->b : NULL, PACK_NONE, INIT_FANIN, (int64_t)c_out * k, 1,
-         (int64_t[]){c_out}, "%s.bias", prefix);
+    emit(w, c ? (float **)&c->b : NULL, PACK_NONE, INIT_ZERO, 0, 1, (int64_t[]){c_out},
+         "%s.bias", prefix);
 }
 
 static void emit_res(walker *w, res_w *r, int C, int k, const char *prefix)
@@ -521,7 +525,7 @@ static int init_one(void *ctx, const wdesc *d)
         case INIT_ONE: x[i] = 1.0f; break;
         case INIT_ZERO: x[i] = 0.0f; break;
         case INIT_SCALE: x[i] = I->c->layer_scale; break;
-        case INIT_NORMAL: x[i] = (float)flm_rng_normal(&r); break;
+        case INIT_NORMAL: x[i] = (float)(CODEBOOK_INIT_STD * flm_rng_normal(&r)); break;
         default: x[i] = (float)flm_rng_uniform_range(&r, 0.5, 2.0); break; /* INIT_USAGE */
         }
     }
