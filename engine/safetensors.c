@@ -193,7 +193,8 @@ static int parse_file(flm_safetensors *st, int fi, flm_error *err)
         ranges[n_ranges++] = (range){b, e, st->n};
         st->n++;
     }
-    qsort(ranges, (size_t)n_ranges, sizeof *ranges, range_cmp);
+    if (n_ranges > 1)
+        qsort(ranges, (size_t)n_ranges, sizeof *ranges, range_cmp);
     for (int i = 1; i < n_ranges; i++)
         if (ranges[i].begin < ranges[i - 1].end) {
             flm_error_set(err, FLM_EFORMAT,
@@ -250,7 +251,8 @@ static int map_file(st_file *f, const char *path, flm_error *err)
 
 static int finish(flm_safetensors *st, flm_error *err)
 {
-    qsort(st->infos, (size_t)st->n, sizeof *st->infos, name_cmp);
+    if (st->n > 1)
+        qsort(st->infos, (size_t)st->n, sizeof *st->infos, name_cmp);
     for (int i = 1; i < st->n; i++)
         if (!strcmp(st->infos[i].name, st->infos[i - 1].name))
             return flm_error_set(err, FLM_EFORMAT, "tensor '%s' appears in both %s and %s",
@@ -558,11 +560,14 @@ int flm_safetensors_write(const char *path, const flm_st_entry *e, int n, flm_er
     }
     sprintf(tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || flm_write_all(fd, buf, size) < 0 || fsync(fd) < 0 || close(fd) < 0 ||
-        rename(tmp, path) < 0) {
-        rc = flm_error_set(err, FLM_EIO, "%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    int bad = fd < 0 || flm_write_all(fd, buf, size) < 0 || fsync(fd) < 0;
+    int saved = errno;
+    if (fd >= 0 && close(fd) < 0 && !bad)
+        bad = 1, saved = errno;
+    if (!bad && rename(tmp, path) < 0)
+        bad = 1, saved = errno;
+    if (bad) {
+        rc = flm_error_set(err, FLM_EIO, "%s: %s", path, strerror(saved));
         unlink(tmp);
     }
     flm_free(tmp);
