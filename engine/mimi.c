@@ -68,6 +68,7 @@ typedef struct vq_part {
 
 struct flm_mimi {
     flm_mimi_config cfg;
+    int chunk_frames; /* batch step */
     flm_conv1d enc_in, enc_down[4], enc_out;
     res_w enc_res[4];
     xf_layer *enc_xf, *dec_xf; /* [n_layers] */
@@ -410,6 +411,7 @@ int flm_mimi_load_from(flm_mimi **out, const flm_safetensors *st, const flm_mimi
     if ((rc = infer_config(st, p, &m->cfg, err)) < 0)
         goto fail;
     const flm_mimi_config *c = &m->cfg;
+    m->chunk_frames = p->chunk_frames > 0 ? p->chunk_frames : def.chunk_frames;
     m->enc_xf = track(m, (size_t)c->n_layers * sizeof *m->enc_xf);
     m->dec_xf = track(m, (size_t)c->n_layers * sizeof *m->dec_xf);
     if (!m->enc_xf || !m->dec_xf) {
@@ -1035,7 +1037,7 @@ static int batch_encode(flm_mimi *m, const float *pcm, int64_t n_samples, void *
     flm_mimi_stream *s = NULL;
     const flm_mimi_config *c = &m->cfg;
     int64_t n_frames = flm_mimi_n_frames(n_samples);
-    int chunk = n_frames < 16 ? (int)(n_frames > 0 ? n_frames : 1) : 16;
+    int chunk = n_frames < m->chunk_frames ? (int)(n_frames > 0 ? n_frames : 1) : m->chunk_frames;
     int rc = flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE, chunk, err);
     if (rc < 0)
         return rc;
@@ -1079,7 +1081,7 @@ static int batch_decode(flm_mimi *m, const int32_t *codes, int64_t n_frames, flo
 {
     flm_mimi_stream *s = NULL;
     const flm_mimi_config *c = &m->cfg;
-    int chunk = n_frames < 16 ? (int)(n_frames > 0 ? n_frames : 1) : 16;
+    int chunk = n_frames < m->chunk_frames ? (int)(n_frames > 0 ? n_frames : 1) : m->chunk_frames;
     int rc = flm_mimi_stream_create(&s, m, FLM_MIMI_DECODE, chunk, err);
     if (rc < 0)
         return rc;

@@ -169,6 +169,14 @@ static void test_pointwise(void)
     float g = 1.0f;
     flm_gelu_f32(&g, 1);
     TAP_OK(fabsf(g - 0.8413447460685429f) < 1e-6f, "gelu(1) = %.7f (exact, not tanh)", g);
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) { /* elementwise, dense over [-100, 0] */
+        float xv = -100.0f * (float)i / 200000.0f, yv = xv;
+        flm_elu_f32(&yv, 1);
+        double d = fabs(yv - expm1((double)xv));
+        worst = d > worst ? d : worst;
+    }
+    TAP_OK(worst < 2e-7, "elu max |err| on [-100, 0]: %.2e", worst);
     float v = -1.0f;
     flm_elu_f32(&v, 1);
     TAP_OK(fabsf(v - (float)expm1(-1.0)) < 1e-7f, "elu(-1) = expm1(-1)");

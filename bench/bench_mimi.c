@@ -1,0 +1,238 @@
+/* bench_mimi - full-size Mimi speed against the OpenBLAS sgemm rate of the same run.
+ *
+ *   bench_mimi [--seconds S] [--threads N,M] [--chunk F]   encode/decode x real-time, GFLOP/s,
+ *                                                          sgemm (F: frames per batch step)
+ *   bench_mimi --hour CKPT [--threads N]         streaming encode of 1 h, peak RSS
+ *
+ * Weights are random (flm_mimi_random_checkpoint, full size): speed does not depend on values.
+ * FLOPs are counted from the architecture (2 per multiply-add: convolutions, transposed
+ * convolutions, linears, attention over the keys actually visible, codebook search). */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "flm_alloc.h"
+#include "flm_kernels.h"
+#include "flm_mimi.h"
+#include "flm_safetensors.h"
+#include "flm_util.h"
+
+static double conv_flops(int c_in, int c_out, int k, int n_out)
+{
+    return 2.0 * c_in * c_out * k * n_out;
+}
+
+/* Transformer FLOPs for T steps starting at step pos. */
+static double xf_flops(const flm_mimi_config *c, int64_t pos, int T)
+{
+    double d = c->d_model, f = 0;
+    for (int t = 0; t < T; t++) {
+        double keys = (double)(pos + t + 1 < c->context ? pos + t + 1 : c->context);
+        f += c->n_layers * (2.0 * (3 * d * d + d * d + 2 * d * c->dim_ff) + 4.0 * keys * d);
+    }
+    return f;
+}
+
+/* FLOPs of encoding (enc = 1) or decoding n_frames from the start of a stream. */
+static double mimi_flops(const flm_mimi_config *c, int64_t n_frames, int enc)
+{
+    double f = 0;
+    int64_t T = n_frames * FLM_MIMI_FRAME_SIZE;
+    int nf = c->n_filters, C;
+    if (enc) {
+        f += conv_flops(1, nf, c->kernel_size, (int)T);
+        C = nf;
+        for (int i = 0; i < 4; i++) {
+            int r = c->ratios[3 - i];
+            f += conv_flops(C, C / 2, c->residual_kernel, (int)T) + conv_flops(C / 2, C, 1, (int)T);
+            T /= r;
+            f += conv_flops(C, 2 * C, 2 * r, (int)T);
+            C *= 2;
+        }
+        f += conv_flops(C, c->dimension, c->last_kernel, (int)T);
+        f += xf_flops(c, 0, (int)T);
+        f += conv_flops(c->dimension, c->dimension, 4, (int)n_frames);
+        f += n_frames * (2.0 * 2 * c->dimension * c->q_dim + 2.0 * c->n_q * c->bins * c->q_dim);
+    } else {
+        f += n_frames * 2.0 * 2 * c->dimension * c->q_dim + 2.0 * c->dimension * 4 * n_frames;
+        T = 2 * n_frames;
+        f += xf_flops(c, 0, (int)T);
+        f += conv_flops(c->dimension, 16 * nf, c->kernel_size, (int)T);
+        C = 16 * nf;
+        for (int i = 0; i < 4; i++) {
+            int r = c->ratios[i];
+            f += conv_flops(C, C / 2, 2 * r, (int)T); /* transposed: per input step */
+            T *= r;
+            C /= 2;
+            f += conv_flops(C, C / 2, c->residual_kernel, (int)T) + conv_flops(C / 2, C, 1, (int)T);
+        }
+        f += conv_flops(nf, 1, c->last_kernel, (int)T);
+    }
+    return f;
+}
+
+static void signal(float *x, int64_t n, int64_t off)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double t = (double)(i + off) / 24000.0;
+        x[i] = (float)(0.3 * sin(2 * M_PI * 220 * t) + 0.2 * sin(2 * M_PI * 1234.5 * t * (1 + 0.1 * sin(t))));
+    }
+}
+
+/* Best of 3 sgemm rates (GFLOP/s) on a square 1024 problem and on the Mimi transformer shape. */
+static double sgemm_rate(int M, int N, int K)
+{
+    float *A = flm_malloc((size_t)M * K * 4), *B = flm_malloc((size_t)N * K * 4);
+    float *C = flm_malloc((size_t)M * N * 4);
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        A[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        B[i] = (float)(i % 5) * 0.1f;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = flm_now();
+        int it = 0;
+        do {
+            flm_gemm_nt_f32(M, N, K, A, K, B, K, 0.0f, C, N);
+            it++;
+        } while (flm_now() - t0 < 0.3);
+        double r = 2.0 * M * N * K * it / (flm_now() - t0) / 1e9;
+        best = r > best ? r : best;
+    }
+    flm_free(A), flm_free(B), flm_free(C);
+    return best;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+static int hour(const char *ckpt, int threads)
+{
+    flm_error err = {0};
+    flm_mimi *m = NULL;
+    flm_kernels_init(threads);
+    double rss0 = peak_rss_mb();
+    if (flm_mimi_load(&m, ckpt, NULL, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    double rss_model = peak_rss_mb();
+    flm_mimi_stream *s = NULL;
+    const int chunk = 16;
+    flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE, chunk, &err);
+    float *pcm = flm_malloc((size_t)chunk * FLM_MIMI_FRAME_SIZE * 4);
+    int32_t *codes = flm_malloc((size_t)chunk * 8 * 4);
+    int64_t n_frames = 3600 * 25 / 2, hist[8] = {0};
+    double t0 = flm_now();
+    for (int64_t f = 0; f < n_frames; f += chunk) {
+        int F = n_frames - f < chunk ? (int)(n_frames - f) : chunk;
+        signal(pcm, (int64_t)F * FLM_MIMI_FRAME_SIZE, f * FLM_MIMI_FRAME_SIZE);
+        flm_mimi_stream_encode(s, pcm, F, codes, &err);
+        hist[codes[0] % 8]++;
+    }
+    double dt = flm_now() - t0;
+    printf("1 h streaming encode (%d threads, chunks of %d frames): %.1f s = %.1fx real-time\n",
+           threads, chunk, dt, 3600 / dt);
+    printf("peak RSS: start %.0f MB, after load %.0f MB, end %.0f MB (weights %.0f MB, stream "
+           "buffers %.1f MB)\n",
+           rss0, rss_model, peak_rss_mb(), flm_mimi_weight_size(m) / 1e6,
+           flm_mimi_stream_size(s) / 1e6);
+    flm_mimi_stream_destroy(&s);
+    flm_mimi_destroy(&m);
+    flm_free(pcm), flm_free(codes);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = 20;
+    int threads[2] = {1, 2}, n_thr = 2;
+    flm_mimi_params prm = flm_mimi_default_params();
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            n_thr = sscanf(argv[++i], "%d,%d", &threads[0], &threads[1]);
+        else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
+            prm.chunk_frames = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--hour") && i + 1 < argc)
+            return hour(argv[i + 1], threads[0] > 1 || n_thr > 1 ? 2 : threads[0]);
+        else {
+            fprintf(stderr, "usage: bench_mimi [--seconds S] [--threads N[,M]] [--chunk FRAMES] | --hour CKPT\n");
+            return 2;
+        }
+    }
+    flm_error err = {0};
+    flm_mimi_config cfg;
+    uint8_t *img;
+    size_t size;
+    flm_mimi_config_preset("full", &cfg, &err);
+    cfg.n_q_total = 8;
+    flm_mimi_random_checkpoint(&cfg, 1, &img, &size, &err);
+    flm_safetensors *st = NULL;
+    flm_mimi *m = NULL;
+    flm_safetensors_open_memory(&st, img, size, "random", &err);
+    if (flm_mimi_load_from(&m, st, &prm, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    flm_safetensors_close(&st);
+    flm_free(img);
+    const flm_mimi_config *c = flm_mimi_get_config(m);
+    int64_t F = (int64_t)(seconds * 12.5), N = F * FLM_MIMI_FRAME_SIZE;
+    double fe = mimi_flops(c, F, 1), fd = mimi_flops(c, F, 0);
+    printf("OpenBLAS core: %s; OPENBLAS_CORETYPE=%s; OMP_WAIT_POLICY=%s\n",
+           flm_kernels_blas_core(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-",
+           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "-");
+    printf("full-size Mimi (random weights, %.0f MB), %.0f s of audio: %.2f GFLOP encode, %.2f "
+           "GFLOP decode; batch step %d frames\n",
+           flm_mimi_weight_size(m) / 1e6, seconds, fe / 1e9, fd / 1e9, prm.chunk_frames);
+    float *pcm = flm_malloc((size_t)N * 4), *out = flm_malloc((size_t)N * 4);
+    int32_t *codes = flm_malloc((size_t)F * 8 * 4), *fc = flm_malloc(8 * 4);
+    signal(pcm, N, 0);
+    printf("\n| threads | sgemm 1024^3 GFLOP/s | sgemm 50x2048x512 | encode x RT | encode GFLOP/s "
+           "(%% of sgemm) | decode x RT | decode GFLOP/s (%% of sgemm) | stream enc x RT | "
+           "stream dec x RT |\n|---|---|---|---|---|---|---|---|---|\n");
+    for (int ti = 0; ti < n_thr; ti++) {
+        flm_kernels_init(threads[ti]);
+        double sg = sgemm_rate(1024, 1024, 1024), sg2 = sgemm_rate(50, 2048, 512);
+        double t0 = flm_now();
+        flm_mimi_encode(m, pcm, N, codes, &err);
+        double te = flm_now() - t0;
+        t0 = flm_now();
+        flm_mimi_decode(m, codes, F, out, &err);
+        double td = flm_now() - t0;
+        /* streaming, one frame per call (the real-time path) on the first 5 s */
+        int64_t Fs = F < 62 ? F : 62;
+        flm_mimi_stream *s = NULL;
+        flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE | FLM_MIMI_DECODE, 1, &err);
+        t0 = flm_now();
+        for (int64_t f = 0; f < Fs; f++)
+            flm_mimi_stream_encode(s, pcm + f * FLM_MIMI_FRAME_SIZE, 1, fc, &err);
+        double tse = flm_now() - t0;
+        t0 = flm_now();
+        for (int64_t f = 0; f < Fs; f++) {
+            for (int q = 0; q < 8; q++)
+                fc[q] = codes[q * F + f];
+            flm_mimi_stream_decode(s, fc, 1, out + f * FLM_MIMI_FRAME_SIZE, &err);
+        }
+        double tsd = flm_now() - t0;
+        flm_mimi_stream_destroy(&s);
+        printf("| %d | %.1f | %.1f | %.1f | %.1f (%.0f %%) | %.1f | %.1f (%.0f %%) | %.1f | %.1f |\n",
+               threads[ti], sg, sg2, seconds / te, fe / te / 1e9, 100 * fe / te / 1e9 / sg,
+               seconds / td, fd / td / 1e9, 100 * fd / td / 1e9 / sg, Fs / 12.5 / tse,
+               Fs / 12.5 / tsd);
+        fflush(stdout);
+    }
+    printf("\npeak RSS of this run: %.0f MB\n", peak_rss_mb());
+    flm_free(pcm), flm_free(out), flm_free(codes), flm_free(fc);
+    flm_mimi_destroy(&m);
+    return 0;
+}
