@@ -36,42 +36,45 @@ static double xf_flops(const flm_mimi_config *c, int64_t pos, int T)
     return f;
 }
 
-/* FLOPs of encoding (enc = 1) or decoding n_frames from the start of a stream. */
-static double mimi_flops(const flm_mimi_config *c, int64_t n_frames, int enc)
+/* FLOPs per stage (FLM_MIMI_STAGE_*) of encoding and decoding n_frames from a stream start. */
+static void mimi_flops(const flm_mimi_config *c, int64_t n_frames, double f[FLM_MIMI_N_STAGES])
 {
-    double f = 0;
     int64_t T = n_frames * FLM_MIMI_FRAME_SIZE;
-    int nf = c->n_filters, C;
-    if (enc) {
-        f += conv_flops(1, nf, c->kernel_size, (int)T);
-        C = nf;
-        for (int i = 0; i < 4; i++) {
-            int r = c->ratios[3 - i];
-            f += conv_flops(C, C / 2, c->residual_kernel, (int)T) + conv_flops(C / 2, C, 1, (int)T);
-            T /= r;
-            f += conv_flops(C, 2 * C, 2 * r, (int)T);
-            C *= 2;
-        }
-        f += conv_flops(C, c->dimension, c->last_kernel, (int)T);
-        f += xf_flops(c, 0, (int)T);
-        f += conv_flops(c->dimension, c->dimension, 4, (int)n_frames);
-        f += n_frames * (2.0 * 2 * c->dimension * c->q_dim + 2.0 * c->n_q * c->bins * c->q_dim);
-    } else {
-        f += n_frames * 2.0 * 2 * c->dimension * c->q_dim + 2.0 * c->dimension * 4 * n_frames;
-        T = 2 * n_frames;
-        f += xf_flops(c, 0, (int)T);
-        f += conv_flops(c->dimension, 16 * nf, c->kernel_size, (int)T);
-        C = 16 * nf;
-        for (int i = 0; i < 4; i++) {
-            int r = c->ratios[i];
-            f += conv_flops(C, C / 2, 2 * r, (int)T); /* transposed: per input step */
-            T *= r;
-            C /= 2;
-            f += conv_flops(C, C / 2, c->residual_kernel, (int)T) + conv_flops(C / 2, C, 1, (int)T);
-        }
-        f += conv_flops(nf, 1, c->last_kernel, (int)T);
+    int nf = c->n_filters, C = nf;
+    memset(f, 0, FLM_MIMI_N_STAGES * sizeof *f);
+    double *se = &f[FLM_MIMI_STAGE_SEANET_ENC], *sd = &f[FLM_MIMI_STAGE_SEANET_DEC];
+    *se += conv_flops(1, nf, c->kernel_size, (int)T);
+    for (int i = 0; i < 4; i++) {
+        int r = c->ratios[3 - i];
+        *se += conv_flops(C, C / 2, c->residual_kernel, (int)T) + conv_flops(C / 2, C, 1, (int)T);
+        T /= r;
+        *se += conv_flops(C, 2 * C, 2 * r, (int)T);
+        C *= 2;
     }
-    return f;
+    *se += conv_flops(C, c->dimension, c->last_kernel, (int)T);
+    f[FLM_MIMI_STAGE_XF_ENC] = xf_flops(c, 0, (int)T);
+    f[FLM_MIMI_STAGE_QUANT] = conv_flops(c->dimension, c->dimension, 4, (int)n_frames) +
+                              n_frames * (2.0 * 2 * c->dimension * c->q_dim +
+                                          2.0 * c->n_q * c->bins * c->q_dim);
+    f[FLM_MIMI_STAGE_DEQUANT] = n_frames * 2.0 * 2 * c->dimension * c->q_dim +
+                                2.0 * c->dimension * 4 * n_frames;
+    T = 2 * n_frames;
+    f[FLM_MIMI_STAGE_XF_DEC] = xf_flops(c, 0, (int)T);
+    *sd += conv_flops(c->dimension, 16 * nf, c->kernel_size, (int)T);
+    C = 16 * nf;
+    for (int i = 0; i < 4; i++) {
+        int r = c->ratios[i];
+        *sd += conv_flops(C, C / 2, 2 * r, (int)T); /* transposed: per input step */
+        T *= r;
+        C /= 2;
+        *sd += conv_flops(C, C / 2, c->residual_kernel, (int)T) + conv_flops(C / 2, C, 1, (int)T);
+    }
+    *sd += conv_flops(nf, 1, c->last_kernel, (int)T);
+}
+
+static double sum_stages(const double *f, int enc)
+{
+    return enc ? f[0] + f[1] + f[2] : f[3] + f[4] + f[5];
 }
 
 static void signal(float *x, int64_t n, int64_t off)
@@ -187,7 +190,9 @@ int main(int argc, char **argv)
     flm_free(img);
     const flm_mimi_config *c = flm_mimi_get_config(m);
     int64_t F = (int64_t)(seconds * 12.5), N = F * FLM_MIMI_FRAME_SIZE;
-    double fe = mimi_flops(c, F, 1), fd = mimi_flops(c, F, 0);
+    double fs[FLM_MIMI_N_STAGES];
+    mimi_flops(c, F, fs);
+    double fe = sum_stages(fs, 1), fd = sum_stages(fs, 0);
     printf("OpenBLAS core: %s; OPENBLAS_CORETYPE=%s; OMP_WAIT_POLICY=%s\n",
            flm_kernels_blas_core(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-",
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "-");
@@ -197,6 +202,7 @@ int main(int argc, char **argv)
     float *pcm = flm_malloc((size_t)N * 4), *out = flm_malloc((size_t)N * 4);
     int32_t *codes = flm_malloc((size_t)F * 8 * 4), *fc = flm_malloc(8 * 4);
     signal(pcm, N, 0);
+    static char stage_lines[2][512];
     printf("\n| threads | sgemm 1024^3 GFLOP/s | sgemm 50x2048x512 | encode x RT | encode GFLOP/s "
            "(%% of sgemm) | decode x RT | decode GFLOP/s (%% of sgemm) | stream enc x RT | "
            "stream dec x RT |\n|---|---|---|---|---|---|---|---|---|\n");
@@ -225,12 +231,39 @@ int main(int argc, char **argv)
         }
         double tsd = flm_now() - t0;
         flm_mimi_stream_destroy(&s);
+        /* per-stage breakdown: the batch path again, through a stream of batch-sized steps */
+        flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE | FLM_MIMI_DECODE, prm.chunk_frames, &err);
+        int32_t *cc = flm_malloc((size_t)prm.chunk_frames * 8 * 4);
+        for (int64_t f = 0; f + prm.chunk_frames <= F; f += prm.chunk_frames)
+            flm_mimi_stream_encode(s, pcm + f * FLM_MIMI_FRAME_SIZE, prm.chunk_frames, cc, &err);
+        for (int64_t f = 0; f + prm.chunk_frames <= F; f += prm.chunk_frames) {
+            for (int j = 0; j < prm.chunk_frames; j++)
+                for (int q = 0; q < 8; q++)
+                    cc[j * 8 + q] = codes[q * F + f + j];
+            flm_mimi_stream_decode(s, cc, prm.chunk_frames, out + f * FLM_MIMI_FRAME_SIZE, &err);
+        }
+        double sec[FLM_MIMI_N_STAGES], fsc[FLM_MIMI_N_STAGES];
+        flm_mimi_stream_timings(s, sec);
+        mimi_flops(c, F / prm.chunk_frames * prm.chunk_frames, fsc);
+        static const char *names[] = {"SEANet enc", "transformer enc", "downsample+RVQ",
+                                      "dequant+upsample", "transformer dec", "SEANet dec"};
+        snprintf(stage_lines[ti], sizeof stage_lines[ti], "%d thread(s):", threads[ti]);
+        for (int k = 0; k < FLM_MIMI_N_STAGES; k++) {
+            size_t used = strlen(stage_lines[ti]);
+            snprintf(stage_lines[ti] + used, sizeof stage_lines[ti] - used,
+                     " %s %.2f s %.0f GF/s;", names[k], sec[k], fsc[k] / sec[k] / 1e9);
+        }
+        flm_free(cc);
+        flm_mimi_stream_destroy(&s);
         printf("| %d | %.1f | %.1f | %.1f | %.1f (%.0f %%) | %.1f | %.1f (%.0f %%) | %.1f | %.1f |\n",
                threads[ti], sg, sg2, seconds / te, fe / te / 1e9, 100 * fe / te / 1e9 / sg,
                seconds / td, fd / td / 1e9, 100 * fd / td / 1e9 / sg, Fs / 12.5 / tse,
                Fs / 12.5 / tsd);
         fflush(stdout);
     }
+    printf("\nper stage (batch-sized stream steps):\n");
+    for (int ti = 0; ti < n_thr; ti++)
+        printf("  %s\n", stage_lines[ti]);
     printf("\npeak RSS of this run: %.0f MB\n", peak_rss_mb());
     flm_free(pcm), flm_free(out), flm_free(codes), flm_free(fc);
     flm_mimi_destroy(&m);

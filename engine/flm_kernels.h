@@ -24,7 +24,7 @@
 
 #include "flm_error.h"
 
-/* Sets the number of OpenMP threads the kernels use (n <= 0: keep OpenMP's default) and makes
+/* Sets the number of OpenMP threads the kernels use (n <= 0: OpenMP's default; at most 64) and makes
  * OpenBLAS single-threaded. Safe to call more than once; call before any other kernel. */
 FLM_API void flm_kernels_init(int n_threads);
 FLM_API int flm_kernels_threads(void);

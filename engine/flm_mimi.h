@@ -118,6 +118,18 @@ FLM_API int flm_mimi_stream_decode(flm_mimi_stream *s, const int32_t *codes, int
 /* Bytes allocated by the stream (buffers and caches). */
 FLM_API size_t flm_mimi_stream_size(const flm_mimi_stream *s);
 
+/* Seconds spent per stage since creation (for benchmarks; reset does not clear them). */
+enum {
+    FLM_MIMI_STAGE_SEANET_ENC, /* SEANet encoder convs + ELU */
+    FLM_MIMI_STAGE_XF_ENC,     /* encoder transformer */
+    FLM_MIMI_STAGE_QUANT,      /* downsample + RVQ search */
+    FLM_MIMI_STAGE_DEQUANT,    /* codebook sums + output projections + upsample */
+    FLM_MIMI_STAGE_XF_DEC,     /* decoder transformer */
+    FLM_MIMI_STAGE_SEANET_DEC, /* SEANet decoder */
+    FLM_MIMI_N_STAGES
+};
+FLM_API void flm_mimi_stream_timings(const flm_mimi_stream *s, double seconds[FLM_MIMI_N_STAGES]);
+
 /* Random weights with the real names and shapes (the 'flm model init' generator): a safetensors
  * image in *buf (caller frees with flm_free). Deterministic in (cfg, seed). */
 FLM_API int flm_mimi_random_checkpoint(const flm_mimi_config *cfg, uint64_t seed, uint8_t **buf,

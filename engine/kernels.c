@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#define MAX_THREADS 64 /* attention scratch is sized for this many, whatever init says later */
+
 static int g_threads = 1;
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
@@ -23,6 +25,8 @@ void flm_kernels_init(int n_threads)
     g_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
     if (g_threads < 1)
         g_threads = 1;
+    if (g_threads > MAX_THREADS)
+        g_threads = MAX_THREADS;
 }
 
 int flm_kernels_threads(void)
@@ -422,8 +426,7 @@ void flm_rope_ref(float *x, int T, int ld, int64_t pos0, int n_head, int d_head,
 
 size_t flm_attention_scratch_size(int n_kv)
 {
-    int nt = g_threads > omp_get_max_threads() ? g_threads : omp_get_max_threads();
-    return (size_t)(n_kv > 0 ? n_kv : 1) * (size_t)nt;
+    return (size_t)(n_kv > 0 ? n_kv : 1) * MAX_THREADS;
 }
 
 static void key_range(int64_t p, int64_t k_pos0, int n_kv, int context, int *lo, int *hi)

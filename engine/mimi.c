@@ -35,6 +35,7 @@
 #include "flm_alloc.h"
 #include "flm_kernels.h"
 #include "flm_rng.h"
+#include "flm_util.h"
 
 #define LN_EPS 1e-5f
 #define USAGE_EPS 1e-5f
@@ -596,6 +597,7 @@ struct flm_mimi_stream {
     float *scores;      /* [max_frames][bins] */
     float *pcm;         /* [max_frames * 1920] staging (zero-padded last chunk) */
     int32_t *codes;     /* [max_frames][n_q] staging */
+    double seconds[FLM_MIMI_N_STAGES]; /* time spent per stage, for benchmarks */
     void **allocs;
     size_t n_allocs, cap_allocs, size;
 };
@@ -879,6 +881,11 @@ size_t flm_mimi_stream_size(const flm_mimi_stream *s)
     return s->size;
 }
 
+void flm_mimi_stream_timings(const flm_mimi_stream *s, double seconds[FLM_MIMI_N_STAGES])
+{
+    memcpy(seconds, s->seconds, sizeof s->seconds);
+}
+
 /* ---------------------------------------------------------------- encode / decode chunks */
 
 /* pcm [F*1920] -> s->lat [F][D] (unquantised latent). */
@@ -888,6 +895,7 @@ static void encode_latent(flm_mimi_stream *s, const float *pcm, int F)
     const flm_mimi_config *c = &m->cfg;
     int T = F * FLM_MIMI_FRAME_SIZE, C = c->n_filters;
     float *h = s->act0, *h2 = s->act1, *sw;
+    double t0 = flm_now(), t1;
     memcpy(sconv_in(&s->e_in), pcm, (size_t)T * sizeof(float));
     sconv_run(&s->e_in, T, h);
     for (int i = 0; i < 4; i++) {
@@ -900,9 +908,14 @@ static void encode_latent(flm_mimi_stream *s, const float *pcm, int F)
     }
     elu_copy(sconv_in(&s->e_out), h, (size_t)T * C);
     sconv_run(&s->e_out, T, h2); /* [2F][D] */
+    t1 = flm_now();
+    s->seconds[FLM_MIMI_STAGE_SEANET_ENC] += t1 - t0;
     xf_run(s, m->enc_xf, &s->e_xf, h2, T);
+    t0 = flm_now();
+    s->seconds[FLM_MIMI_STAGE_XF_ENC] += t0 - t1;
     memcpy(sconv_in(&s->e_ds), h2, (size_t)T * c->dimension * sizeof(float));
     sconv_run(&s->e_ds, T, s->lat);
+    s->seconds[FLM_MIMI_STAGE_QUANT] += flm_now() - t0;
 }
 
 /* s->lat [F][D] -> codes [F][n_q]. */
@@ -910,6 +923,7 @@ static void quantize(flm_mimi_stream *s, int F, int32_t *codes)
 {
     const flm_mimi_config *c = &s->m->cfg;
     int qd = c->q_dim, bins = c->bins, q = 0;
+    double t0 = flm_now();
     for (int part = 0; part < 2; part++) {
         const vq_part *v = &s->m->vq[part];
         if (!v->n_levels)
@@ -934,6 +948,7 @@ static void quantize(flm_mimi_stream *s, int F, int32_t *codes)
             }
         }
     }
+    s->seconds[FLM_MIMI_STAGE_QUANT] += flm_now() - t0;
 }
 
 static int check_codes(const flm_mimi_config *c, const int32_t *codes, int F, int64_t frame0,
@@ -957,6 +972,7 @@ static void dequantize(flm_mimi_stream *s, const int32_t *codes, int F)
     const flm_mimi_config *c = &s->m->cfg;
     int qd = c->q_dim, q = 0;
     float beta = 0.0f;
+    double t0 = flm_now();
     for (int part = 0; part < 2; part++) {
         const vq_part *v = &s->m->vq[part];
         if (!v->n_levels)
@@ -972,6 +988,7 @@ static void dequantize(flm_mimi_stream *s, const int32_t *codes, int F)
                         c->dimension);
         beta = 1.0f;
     }
+    s->seconds[FLM_MIMI_STAGE_DEQUANT] += flm_now() - t0;
 }
 
 /* s->lat [F][D] -> pcm [F*1920]. */
@@ -981,8 +998,13 @@ static void decode_latent(flm_mimi_stream *s, int F, float *pcm)
     const flm_mimi_config *c = &m->cfg;
     float *h = s->act0, *h2 = s->act1, *sw;
     int T = 2 * F, C = 16 * c->n_filters;
+    double t0 = flm_now(), t1;
     sconvtr_run(&s->d_us, s->lat, F, h, s->scr); /* [2F][D] */
+    t1 = flm_now();
+    s->seconds[FLM_MIMI_STAGE_DEQUANT] += t1 - t0;
     xf_run(s, m->dec_xf, &s->d_xf, h, T);
+    t0 = flm_now();
+    s->seconds[FLM_MIMI_STAGE_XF_DEC] += t0 - t1;
     memcpy(sconv_in(&s->d_in), h, (size_t)T * c->dimension * sizeof(float));
     sconv_run(&s->d_in, T, h2);
     for (int i = 0; i < 4; i++) {
@@ -996,6 +1018,7 @@ static void decode_latent(flm_mimi_stream *s, int F, float *pcm)
     }
     elu_copy(sconv_in(&s->d_out), h2, (size_t)T * C);
     sconv_run(&s->d_out, T, pcm);
+    s->seconds[FLM_MIMI_STAGE_SEANET_DEC] += flm_now() - t0;
 }
 
 int flm_mimi_stream_encode(flm_mimi_stream *s, const float *pcm, int n_frames, int32_t *codes,
