@@ -116,8 +116,8 @@ FLM_API void flm_rope_ref(float *x, int T, int ld, int64_t pos0, int n_head, int
 /* Causal multi-head attention with a context window. Query i has position q_pos0 + i, key j has
  * position k_pos0 + j; a query at p sees keys at p - context + 1 .. p (context <= 0: all keys
  * up to p). q [n_q][ldq], k and v [n_kv][ldkv], heads at columns h*d_head; out [n_q][n_head*d_head].
- * Scores scaled by 1/sqrt(d_head). scratch: flm_attention_scratch_size(n_kv) floats. */
-FLM_API size_t flm_attention_scratch_size(int n_kv);
+ * Scores scaled by 1/sqrt(d_head). scratch: flm_attention_scratch_size(n_q, n_kv, n_head) floats. */
+FLM_API size_t flm_attention_scratch_size(int n_q, int n_kv, int n_head);
 FLM_API void flm_attention_f32(const float *q, int ldq, const float *k, const float *v, int ldkv,
                                int n_q, int n_kv, int64_t q_pos0, int64_t k_pos0, int context,
                                int n_head, int d_head, float *out, float *scratch);

@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#define MAX_THREADS 64 /* attention scratch is sized for this many, whatever init says later */
+#define MAX_THREADS 64
 
 static int g_threads = 1;
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
@@ -424,9 +424,9 @@ void flm_rope_ref(float *x, int T, int ld, int64_t pos0, int n_head, int d_head,
             }
 }
 
-size_t flm_attention_scratch_size(int n_kv)
+size_t flm_attention_scratch_size(int n_q, int n_kv, int n_head)
 {
-    return (size_t)(n_kv > 0 ? n_kv : 1) * MAX_THREADS;
+    return (size_t)(n_q > 0 ? n_q : 1) * (size_t)(n_kv > 0 ? n_kv : 1) * (size_t)n_head;
 }
 
 static void key_range(int64_t p, int64_t k_pos0, int n_kv, int context, int *lo, int *hi)
@@ -437,44 +437,52 @@ static void key_range(int64_t p, int64_t k_pos0, int n_kv, int context, int *lo,
     *hi = h >= n_kv ? n_kv - 1 : (int)h;
 }
 
+/* Per head, two single-threaded GEMMs over the keys any query of the block can see:
+ * S = Q_h K_h^T, a masked softmax per row (each query's own window), O_h = P V_h. Heads are
+ * spread over the OpenMP threads. */
 void flm_attention_f32(const float *q, int ldq, const float *k, const float *v, int ldkv, int n_q,
                        int n_kv, int64_t q_pos0, int64_t k_pos0, int context, int n_head,
                        int d_head, float *out, float *scratch)
 {
     float scale = 1.0f / sqrtf((float)d_head);
-    int n_work = n_q * n_head;
-#pragma omp parallel num_threads(g_threads) if (n_work > 1 && n_kv > 16)
-    {
-        float *sc = scratch + (size_t)omp_get_thread_num() * (size_t)(n_kv > 0 ? n_kv : 1);
-#pragma omp for schedule(static)
-        for (int w = 0; w < n_work; w++) {
-            int i = w / n_head, h = w % n_head, lo, hi;
-            const float *qr = q + (size_t)i * ldq + (size_t)h * d_head;
-            float *o = out + (size_t)i * n_head * d_head + (size_t)h * d_head;
+    int lo0, hi0, lo1, hi1, ldo = n_head * d_head;
+    if (n_q <= 0)
+        return;
+    key_range(q_pos0, k_pos0, n_kv, context, &lo0, &hi0);
+    key_range(q_pos0 + n_q - 1, k_pos0, n_kv, context, &lo1, &hi1);
+    int base = lo0, n = hi1 - lo0 + 1; /* keys [base, base + n) */
+    pthread_once(&blas_once, blas_single_thread);
+#pragma omp parallel for num_threads(g_threads) if (n_head > 1 && (double)n_q * n * d_head > 2e4) \
+    schedule(static)
+    for (int h = 0; h < n_head; h++) {
+        float *S = scratch + (size_t)h * n_q * (n > 0 ? n : 1); /* [n_q][n] */
+        if (n > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n, d_head, scale,
+                        q + (size_t)h * d_head, ldq, k + (size_t)base * ldkv + (size_t)h * d_head,
+                        ldkv, 0.0f, S, n);
+        for (int i = 0; i < n_q; i++) {
+            float *row = S + (size_t)i * n, mx = -INFINITY, sum = 0.0f;
+            int lo, hi;
             key_range(q_pos0 + i, k_pos0, n_kv, context, &lo, &hi);
-            memset(o, 0, (size_t)d_head * sizeof *o);
-            if (hi < lo)
-                continue;
-            float mx = -INFINITY, sum = 0.0f;
-            for (int j = lo; j <= hi; j++) {
-                const float *kr = k + (size_t)j * ldkv + (size_t)h * d_head;
-                float s = 0.0f;
-                for (int e = 0; e < d_head; e++)
-                    s += qr[e] * kr[e];
-                sc[j] = s * scale;
-                mx = sc[j] > mx ? sc[j] : mx;
+            lo -= base, hi -= base;
+            for (int j = lo; j <= hi; j++)
+                mx = row[j] > mx ? row[j] : mx;
+            for (int j = 0; j < n; j++) {
+                float e = j >= lo && j <= hi ? expf(row[j] - mx) : 0.0f;
+                row[j] = e;
+                sum += e;
             }
-            for (int j = lo; j <= hi; j++) {
-                sc[j] = expf(sc[j] - mx);
-                sum += sc[j];
-            }
-            for (int j = lo; j <= hi; j++) {
-                const float *vr = v + (size_t)j * ldkv + (size_t)h * d_head;
-                float p = sc[j] / sum;
-                for (int e = 0; e < d_head; e++)
-                    o[e] += p * vr[e];
-            }
+            float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+            for (int j = 0; j < n; j++)
+                row[j] *= inv;
         }
+        if (n > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_q, d_head, n, 1.0f, S, n,
+                        v + (size_t)base * ldkv + (size_t)h * d_head, ldkv, 0.0f,
+                        out + (size_t)h * d_head, ldo);
+        else
+            for (int i = 0; i < n_q; i++)
+                memset(out + (size_t)i * ldo + (size_t)h * d_head, 0, (size_t)d_head * sizeof *out);
     }
 }
 

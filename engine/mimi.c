@@ -827,8 +827,9 @@ int flm_mimi_stream_create(flm_mimi_stream **out, flm_mimi *m, int which, int ma
     s->xqkv = salloc(s, (size_t)steps * 3 * d * sizeof(float));
     s->xatt = salloc(s, (size_t)steps * d * sizeof(float));
     s->xff = salloc(s, (size_t)steps * c->dim_ff * sizeof(float));
-    s->xattn = salloc(s, flm_attention_scratch_size(s->e_xf.cap > s->d_xf.cap ? s->e_xf.cap
-                                                                               : s->d_xf.cap) *
+    s->xattn = salloc(s, flm_attention_scratch_size(steps, s->e_xf.cap > s->d_xf.cap ? s->e_xf.cap
+                                                                                      : s->d_xf.cap,
+                                                    c->n_heads) *
                              sizeof(float));
     s->lat = salloc(s, (size_t)F * D * sizeof(float));
     s->z = salloc(s, (size_t)F * c->q_dim * sizeof(float));

@@ -202,7 +202,7 @@ static void test_attention(int n_head, int d_head, int n_q, int n_kv, int64_t po
     float *v = rnd((size_t)n_kv * d, "v", 1), *q2 = flm_malloc((size_t)n_q * d * 4);
     float *k2 = flm_malloc((size_t)n_kv * d * 4), *o = flm_malloc((size_t)n_q * d * 4);
     float *orf = flm_malloc((size_t)n_q * d * 4);
-    float *scr = flm_malloc(flm_attention_scratch_size(n_kv) * 4);
+    float *scr = flm_malloc(flm_attention_scratch_size(n_q, n_kv, n_head) * 4);
     memcpy(q2, q, (size_t)n_q * d * 4);
     memcpy(k2, k, (size_t)n_kv * d * 4);
     int64_t q_pos0 = pos0 + n_kv - n_q; /* queries are the last n_q keys' positions */
