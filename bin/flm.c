@@ -14,7 +14,8 @@ static const flm_command commands[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: flm <command> [options]   (flm <command> --help for details)\n\ncommands:\n");
+    fprintf(f,
+            "usage: flm <command> [options]   (flm <command> --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nflmstream %s - full-duplex spoken-dialog training data toolkit\n", FLM_VERSION);

@@ -38,18 +38,30 @@ int flm_error_prefix(flm_error *err, const char *fmt, ...)
 const char *flm_error_name(int code)
 {
     switch (code) {
-    case FLM_OK: return "ok";
-    case FLM_EINVAL: return "invalid argument";
-    case FLM_ENOMEM: return "out of memory";
-    case FLM_EIO: return "I/O error";
-    case FLM_EFORMAT: return "format error";
-    case FLM_ECORRUPT: return "corrupt data";
-    case FLM_ERANGE: return "out of range";
-    case FLM_ENOTFOUND: return "not found";
-    case FLM_EDB: return "database error";
-    case FLM_EZSTD: return "zstd error";
-    case FLM_EAUDIO: return "audio error";
-    case FLM_EMISMATCH: return "mismatch";
+    case FLM_OK:
+        return "ok";
+    case FLM_EINVAL:
+        return "invalid argument";
+    case FLM_ENOMEM:
+        return "out of memory";
+    case FLM_EIO:
+        return "I/O error";
+    case FLM_EFORMAT:
+        return "format error";
+    case FLM_ECORRUPT:
+        return "corrupt data";
+    case FLM_ERANGE:
+        return "out of range";
+    case FLM_ENOTFOUND:
+        return "not found";
+    case FLM_EDB:
+        return "database error";
+    case FLM_EZSTD:
+        return "zstd error";
+    case FLM_EAUDIO:
+        return "audio error";
+    case FLM_EMISMATCH:
+        return "mismatch";
     }
     return "unknown error";
 }

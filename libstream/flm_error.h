@@ -24,17 +24,17 @@
 
 enum {
     FLM_OK = 0,
-    FLM_EINVAL = -1,   /* bad argument or parameter value */
-    FLM_ENOMEM = -2,   /* allocation failed */
-    FLM_EIO = -3,      /* read/write/fsync/rename failed (errno in the message) */
-    FLM_EFORMAT = -4,  /* input is not in the expected format (bad magic, version, syntax) */
-    FLM_ECORRUPT = -5, /* checksum mismatch or internally inconsistent data */
-    FLM_ERANGE = -6,   /* index or value out of range */
-    FLM_ENOTFOUND = -7,/* file, record, key or tensor not found */
-    FLM_EDB = -8,      /* SQLite error (its message is included) */
-    FLM_EZSTD = -9,    /* zstd error (its message is included) */
-    FLM_EAUDIO = -10,  /* FFmpeg error (its message is included) */
-    FLM_EMISMATCH = -11/* two things that must agree do not (profiles, index vs shard) */
+    FLM_EINVAL = -1,    /* bad argument or parameter value */
+    FLM_ENOMEM = -2,    /* allocation failed */
+    FLM_EIO = -3,       /* read/write/fsync/rename failed (errno in the message) */
+    FLM_EFORMAT = -4,   /* input is not in the expected format (bad magic, version, syntax) */
+    FLM_ECORRUPT = -5,  /* checksum mismatch or internally inconsistent data */
+    FLM_ERANGE = -6,    /* index or value out of range */
+    FLM_ENOTFOUND = -7, /* file, record, key or tensor not found */
+    FLM_EDB = -8,       /* SQLite error (its message is included) */
+    FLM_EZSTD = -9,     /* zstd error (its message is included) */
+    FLM_EAUDIO = -10,   /* FFmpeg error (its message is included) */
+    FLM_EMISMATCH = -11 /* two things that must agree do not (profiles, index vs shard) */
 };
 
 #define FLM_ERROR_MSG_SIZE 512
@@ -46,7 +46,7 @@ typedef struct flm_error {
 
 /* Records code and a printf-style message in err (if non-NULL) and returns code. */
 FLM_API int flm_error_set(flm_error *err, int code, const char *fmt, ...) FLM_PRINTF(3, 4);
-FLM_API int flm_error_vset(flm_error *err, int code, const char *fmt, va_list ap);
+FLM_API int flm_error_vset(flm_error *err, int code, const char *fmt, va_list ap) FLM_PRINTF(3, 0);
 /* Prepends "prefix: " to an existing message (used to add a file name at a higher level). */
 FLM_API int flm_error_prefix(flm_error *err, const char *fmt, ...) FLM_PRINTF(2, 3);
 /* Short name of a code, e.g. "corrupt". */

@@ -50,8 +50,8 @@ typedef struct flm_codec_profile {
 typedef struct flm_model_profile {
     char name[FLM_PROFILE_NAME_SIZE];
     int32_t version;
-    int32_t delays[FLM_N_CHANNELS];  /* per-channel delay view */
-    int32_t sample_frames;           /* 8192: training sample length */
+    int32_t delays[FLM_N_CHANNELS]; /* per-channel delay view */
+    int32_t sample_frames;          /* 8192: training sample length */
     uint64_t hash;
 } flm_model_profile;
 

@@ -37,7 +37,7 @@ FLM_API void flm_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uin
 FLM_API void flm_rng_init(flm_rng *r, uint64_t seed, const char *sample_id, const char *purpose);
 FLM_API uint32_t flm_rng_u32(flm_rng *r);
 FLM_API uint64_t flm_rng_u64(flm_rng *r);
-FLM_API double flm_rng_uniform(flm_rng *r);                              /* [0, 1) */
+FLM_API double flm_rng_uniform(flm_rng *r);                             /* [0, 1) */
 FLM_API double flm_rng_uniform_range(flm_rng *r, double lo, double hi); /* [lo, hi) */
 FLM_API uint32_t flm_rng_below(flm_rng *r, uint32_t n);                 /* [0, n), n > 0 */
 FLM_API int flm_rng_bernoulli(flm_rng *r, double p);

@@ -35,11 +35,11 @@
 
 /* Per-position loss classes (DESIGN section 3). Weights are recipe configuration. */
 typedef enum flm_loss_class {
-    FLM_LOSS_NONE = 0,     /* listen channels, AUD_EMPTY, padding */
-    FLM_LOSS_SEMANTIC = 1, /* speak codebook 0, non-empty */
-    FLM_LOSS_ACOUSTIC = 2, /* speak codebooks 1..7, non-empty */
-    FLM_LOSS_MONOLOGUE = 3,/* text tokens other than <wait> */
-    FLM_LOSS_WAIT = 4,     /* <wait> on the text channel */
+    FLM_LOSS_NONE = 0,      /* listen channels, AUD_EMPTY, padding */
+    FLM_LOSS_SEMANTIC = 1,  /* speak codebook 0, non-empty */
+    FLM_LOSS_ACOUSTIC = 2,  /* speak codebooks 1..7, non-empty */
+    FLM_LOSS_MONOLOGUE = 3, /* text tokens other than <wait> */
+    FLM_LOSS_WAIT = 4,      /* <wait> on the text channel */
     FLM_N_LOSS_CLASSES = 5
 } flm_loss_class;
 
@@ -73,11 +73,11 @@ typedef struct flm_sample {
     char *stage;         /* "post-training-1", ... */
     char *language;      /* "en", "zh", ... */
     char *corpus;
-    char *speakers;      /* comma-separated */
-    double duration_s;   /* seconds of content (without padding) */
-    flm_meta *meta;      /* [n_meta] */
+    char *speakers;    /* comma-separated */
+    double duration_s; /* seconds of content (without padding) */
+    flm_meta *meta;    /* [n_meta] */
     int32_t n_meta;
-    flm_event *events;   /* [n_events], in insertion order */
+    flm_event *events; /* [n_events], in insertion order */
     int32_t n_events;
     size_t meta_cap, events_cap;
 } flm_sample;
@@ -119,6 +119,13 @@ FLM_API int flm_sample_add_event(flm_sample *s, const char *kind, int32_t frame,
 FLM_API void flm_sample_default_classes(flm_sample *s, int32_t text_wait, int32_t aud_empty,
                                         int32_t aud_pad);
 
+/* The sample as a JSON object: id, style, stage, language, corpus, speakers, n_frames,
+ * duration_s, metadata, events; FLM_JSON_TOKENS adds "tokens" and "loss_class" as 17 arrays;
+ * FLM_JSON_METADATA_ONLY gives just the metadata object. Caller frees with free(); NULL on
+ * allocation failure. */
+enum { FLM_JSON_TOKENS = 1, FLM_JSON_METADATA_ONLY = 2 };
+FLM_API char *flm_sample_to_json(const flm_sample *s, int flags);
+
 /* ---- Delay view ---------------------------------------------------------------------------
  * apply: out[k][t] = t < d[k] ? fill[k] : in[k][t - d[k]] for t in [0, n_frames + max(d)),
  *        so nothing is lost (the output is max(d) columns longer than the input).
@@ -127,7 +134,8 @@ FLM_API void flm_sample_default_classes(flm_sample *s, int32_t text_wait, int32_
  * Matrices are channel-major [FLM_N_CHANNELS][n]. */
 #define FLM_MAX_DELAY 64
 FLM_API int flm_delay_max(const int32_t delays[FLM_N_CHANNELS]);
-FLM_API int flm_delay_apply(const int32_t *in, int32_t n_frames, const int32_t delays[FLM_N_CHANNELS],
+FLM_API int flm_delay_apply(const int32_t *in, int32_t n_frames,
+                            const int32_t delays[FLM_N_CHANNELS],
                             const int32_t fill[FLM_N_CHANNELS], int32_t *out, flm_error *err);
 FLM_API int flm_delay_undo(const int32_t *in, int32_t n_frames_in,
                            const int32_t delays[FLM_N_CHANNELS], int32_t *out, flm_error *err);

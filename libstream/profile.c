@@ -18,7 +18,10 @@ typedef struct field {
     int64_t min, max;
 } field;
 
-#define V(k, t, lo, hi) {#k, t, offsetof(flm_vocab_profile, k), lo, hi}
+#define V(k, t, lo, hi)                                                                            \
+    {                                                                                              \
+#k, t, offsetof(flm_vocab_profile, k), lo, hi                                              \
+    }
 static const field vocab_fields[] = {
     V(name, F_STR, 0, 0),
     V(version, F_INT, 1, 1000000),
@@ -30,7 +33,10 @@ static const field vocab_fields[] = {
     V(text_epad, F_INT, 0, 16777215),
 };
 #undef V
-#define C(k, t, lo, hi) {#k, t, offsetof(flm_codec_profile, k), lo, hi}
+#define C(k, t, lo, hi)                                                                            \
+    {                                                                                              \
+#k, t, offsetof(flm_codec_profile, k), lo, hi                                              \
+    }
 static const field codec_fields[] = {
     C(name, F_STR, 0, 0),
     C(version, F_INT, 1, 1000000),
@@ -42,7 +48,10 @@ static const field codec_fields[] = {
     C(aud_empty, F_INT, 0, 65535),
 };
 #undef C
-#define M(k, t, lo, hi) {#k, t, offsetof(flm_model_profile, k), lo, hi}
+#define M(k, t, lo, hi)                                                                            \
+    {                                                                                              \
+#k, t, offsetof(flm_model_profile, k), lo, hi                                              \
+    }
 static const field model_fields[] = {
     M(name, F_STR, 0, 0),
     M(version, F_INT, 1, 1000000),
@@ -119,8 +128,8 @@ void flm_profiles_delay_fill(const flm_profiles *p, int32_t fill[FLM_N_CHANNELS]
         fill[k] = p->codec.aud_pad;
 }
 
-static int parse_fields(json_t *obj, const char *name, const char *kind, void *base,
-                        const field *f, size_t n, flm_error *err)
+static int parse_fields(json_t *obj, const char *name, const char *kind, void *base, const field *f,
+                        size_t n, flm_error *err)
 {
     const char *key;
     json_t *val;
@@ -164,10 +173,9 @@ static int parse_fields(json_t *obj, const char *name, const char *kind, void *b
                 json_t *e = json_array_get(v, (size_t)k);
                 if (!json_is_integer(e) || json_integer_value(e) < f[i].min ||
                     json_integer_value(e) > f[i].max)
-                    return flm_error_set(err, FLM_EFORMAT,
-                                         "%s: key \"%s\"[%d]: expected an integer in [%lld, %lld]",
-                                         name, f[i].key, k, (long long)f[i].min,
-                                         (long long)f[i].max);
+                    return flm_error_set(
+                        err, FLM_EFORMAT, "%s: key \"%s\"[%d]: expected an integer in [%lld, %lld]",
+                        name, f[i].key, k, (long long)f[i].min, (long long)f[i].max);
                 ((int32_t *)p)[k] = (int32_t)json_integer_value(e);
             }
         }
@@ -185,8 +193,8 @@ static int check_vocab(const flm_vocab_profile *v, const char *name, flm_error *
                                  name, names[i], ids[i], v->text_vocab_size);
         for (int j = 0; j < i; j++)
             if (ids[i] == ids[j])
-                return flm_error_set(err, FLM_EFORMAT, "%s: %s and %s are both %d", name,
-                                     names[j], names[i], ids[i]);
+                return flm_error_set(err, FLM_EFORMAT, "%s: %s and %s are both %d", name, names[j],
+                                     names[i], ids[i]);
     }
     return 0;
 }
@@ -218,9 +226,9 @@ int flm_profile_parse(const char *json, size_t json_size, const char *name, flm_
     int rc;
     const char *kind = json_string_value(json_object_get(root, "kind"));
     if (!json_is_object(root) || !kind) {
-        rc = flm_error_set(err, FLM_EFORMAT,
-                           "%s: expected an object with \"kind\": \"vocab\", \"codec\" or \"model\"",
-                           name);
+        rc = flm_error_set(
+            err, FLM_EFORMAT,
+            "%s: expected an object with \"kind\": \"vocab\", \"codec\" or \"model\"", name);
     } else if (strcmp(kind, "vocab") == 0) {
         flm_vocab_profile v;
         memset(&v, 0, sizeof v);

@@ -99,12 +99,30 @@ static int set_str(char **dst, const char *v)
     return 0;
 }
 
-int flm_sample_set_id(flm_sample *s, const char *v) { return set_str(&s->id, v); }
-int flm_sample_set_style(flm_sample *s, const char *v) { return set_str(&s->style, v); }
-int flm_sample_set_stage(flm_sample *s, const char *v) { return set_str(&s->stage, v); }
-int flm_sample_set_language(flm_sample *s, const char *v) { return set_str(&s->language, v); }
-int flm_sample_set_corpus(flm_sample *s, const char *v) { return set_str(&s->corpus, v); }
-int flm_sample_set_speakers(flm_sample *s, const char *v) { return set_str(&s->speakers, v); }
+int flm_sample_set_id(flm_sample *s, const char *v)
+{
+    return set_str(&s->id, v);
+}
+int flm_sample_set_style(flm_sample *s, const char *v)
+{
+    return set_str(&s->style, v);
+}
+int flm_sample_set_stage(flm_sample *s, const char *v)
+{
+    return set_str(&s->stage, v);
+}
+int flm_sample_set_language(flm_sample *s, const char *v)
+{
+    return set_str(&s->language, v);
+}
+int flm_sample_set_corpus(flm_sample *s, const char *v)
+{
+    return set_str(&s->corpus, v);
+}
+int flm_sample_set_speakers(flm_sample *s, const char *v)
+{
+    return set_str(&s->speakers, v);
+}
 
 const flm_meta *flm_sample_meta_get(const flm_sample *s, const char *key)
 {
@@ -179,8 +197,8 @@ int flm_sample_add_event(flm_sample *s, const char *kind, int32_t frame, int32_t
     char *k = flm_strdup(kind);
     if (!k)
         return FLM_ENOMEM;
-    if (flm_grow((void **)&s->events, &s->events_cap, (size_t)s->n_events + 1,
-                 sizeof *s->events) < 0) {
+    if (flm_grow((void **)&s->events, &s->events_cap, (size_t)s->n_events + 1, sizeof *s->events) <
+        0) {
         flm_free(k);
         return FLM_ENOMEM;
     }

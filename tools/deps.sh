@@ -6,6 +6,7 @@ pkgs=(
   libzstd-dev zstd libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev ffmpeg
   libopenblas-dev espeak-ng sox
+  python3-cffi python3-numpy python3-pytest python3-torch python3-pip python3-wheel
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -21,7 +21,8 @@ int tap_failures(void);
 int tap_done(void);
 
 #define TAP_OK(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define TAP_EQ_INT(got, want, what) tap_eq_int((long long)(got), (long long)(want), __FILE__, __LINE__, what)
+#define TAP_EQ_INT(got, want, what)                                                                \
+    tap_eq_int((long long)(got), (long long)(want), __FILE__, __LINE__, what)
 #define TAP_EQ_STR(got, want, what) tap_eq_str(got, want, __FILE__, __LINE__, what)
 #define TAP_CONTAINS(hay, needle, what) tap_contains(hay, needle, __FILE__, __LINE__, what)
 

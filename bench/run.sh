@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the storage benchmarks and prints their figures (copy them into bench/RESULTS.md).
+# usage: bench/run.sh [WORKDIR]   (needs about 10 GB free in WORKDIR for the random-access run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-/var/tmp/flm-bench}
+mkdir -p "$work"
+tools/build.sh build
+echo "== shard write/read vs zstd CLI, bytes per frame"
+build/bench/bench_shard "$work" 200
+echo "== random access through the index (10 GB dataset)"
+build/bench/bench_random_access "$work" 10 2000
+echo "== training reader (Python): random vs sequential, 2 workers, memory with 1M samples"
+[ -f "$work/reader/index.sqlite" ] || FLM_PROGRESS=0 build/bin/flm demo --out "$work/reader" --samples 4000 --per-shard 100 --seed 5 >/dev/null
+FLMSTREAM_LIB=build/libflmstream.so /usr/bin/python3 bench/bench_reader.py "$work/reader" 2000

@@ -1,0 +1,101 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flm_util.h"
+
+void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total)
+{
+    const char *env = getenv("FLM_PROGRESS");
+    p->label = label;
+    p->unit = unit;
+    p->total = total;
+    p->start = p->last = flm_now();
+    p->tty = isatty(2);
+    p->enabled = !(env && strcmp(env, "0") == 0);
+    p->last_decile = 0;
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    if (s < 0 || s > 1e7)
+        snprintf(buf, n, "--:--");
+    else if (s >= 3600)
+        snprintf(buf, n, "%d:%02d:%02d", (int)s / 3600, (int)s / 60 % 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%d:%02d", (int)s / 60, (int)s % 60);
+}
+
+void cli_progress_update(cli_progress *p, int64_t done)
+{
+    if (!p->enabled || p->total <= 0)
+        return;
+    double now = flm_now(), el = now - p->start;
+    double rate = el > 0 ? (double)done / el : 0;
+    char eta[32];
+    fmt_time(eta, sizeof eta, rate > 0 ? (double)(p->total - done) / rate : -1);
+    if (p->tty) {
+        if (now - p->last < 0.1 && done < p->total)
+            return;
+        p->last = now;
+        int width = 30, fill = (int)(width * (double)done / (double)p->total);
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r%s [%s] %lld/%lld %s  %.1f/s  ETA %s ", p->label, bar, (long long)done,
+                (long long)p->total, p->unit, rate, eta);
+    } else {
+        int decile = (int)(10 * done / p->total);
+        if (decile <= p->last_decile)
+            return;
+        p->last_decile = decile;
+        fprintf(stderr, "%s: %lld/%lld %s (%d%%), %.1f/s, ETA %s\n", p->label, (long long)done,
+                (long long)p->total, p->unit, (int)(100 * done / p->total), rate, eta);
+    }
+}
+
+void cli_progress_finish(cli_progress *p, int64_t done)
+{
+    if (!p->enabled || p->total <= 0)
+        return;
+    if (p->tty) {
+        cli_progress_update(p, done);
+        fputc('\n', stderr);
+    }
+}
+
+const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] != 0)
+        return NULL;
+    if (*i + 1 >= argc) {
+        cli_error("option %s needs a value", name);
+        *bad = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max) {
+        cli_error("%s: expected an integer in [%lld, %lld], got '%s'", opt, (long long)min,
+                  (long long)max, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}

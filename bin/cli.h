@@ -1,0 +1,35 @@
+/* cli.h - helpers shared by the subcommands: progress bar, argument parsing, messages. */
+#ifndef FLM_CLI_H
+#define FLM_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Progress on stderr: a bar with rate and ETA when stderr is a terminal, otherwise a line every
+ * 10 % (so logs of batch jobs stay short). Set FLM_PROGRESS=0 to silence it. */
+typedef struct cli_progress {
+    const char *label;
+    const char *unit; /* "samples", "shards", ... */
+    int64_t total;
+    double start, last;
+    int tty, enabled, last_decile;
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total);
+void cli_progress_update(cli_progress *p, int64_t done);
+void cli_progress_finish(cli_progress *p, int64_t done);
+
+/* "--key value" / "--key=value" parsing: returns the value when argv[*i] is that option and
+ * advances *i; NULL otherwise. Prints an error and sets *bad when the value is missing. */
+const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad);
+/* Parses a non-negative integer option value; prints an error naming the option on failure. */
+int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, int64_t *out);
+
+/* Prints a dataset's totals and its hours by corpus, language, style and stage (or JSON).
+ * Returns 0 or a negative FLM_E* code (message already printed). */
+struct flm_index;
+int cli_print_stats(struct flm_index *idx, int json);
+
+#define cli_error(...) (fprintf(stderr, "flm: " __VA_ARGS__), fputc('\n', stderr))
+
+#endif

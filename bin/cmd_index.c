@@ -1,0 +1,323 @@
+/* flm index: stats, check, merge, quarantine, locate. */
+#include <jansson.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "flm_alloc.h"
+#include "flm_index.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: flm index <subcommand> ...\n"
+            "\n"
+            "  stats DATASET [--json]        samples and hours by corpus, language, style, stage\n"
+            "  check DATASET [--quiet]       verify every record of every shard against the\n"
+            "                                index; exit 1 and list the problems on mismatch\n"
+            "  merge A B ... -o OUT          merge the indexes of independent jobs into OUT: a\n"
+            "                                directory (created; OUT/index.sqlite) or a file\n"
+            "                                ending in .sqlite. Shards stay where they are; the\n"
+            "                                new index refers to them by relative path.\n"
+            "  quarantine DATASET            inputs that failed, with stage and reason\n"
+            "  locate DATASET KEY            which shard and record hold sample KEY\n"
+            "\n"
+            "DATASET is a dataset directory (holding index.sqlite) or an index file.\n");
+}
+
+static flm_index *open_ro(const char *path)
+{
+    flm_index *idx = NULL;
+    flm_error err = {0};
+    if (flm_index_open(&idx, path, FLM_INDEX_READONLY, &err) < 0)
+        cli_error("%s", err.msg);
+    return idx;
+}
+
+typedef struct stats_out {
+    json_t *arr;
+    double total_hours;
+} stats_out;
+
+static void on_stat(void *user, const char *group, int64_t n, int64_t frames, double hours)
+{
+    stats_out *o = user;
+    if (o->arr) {
+        json_array_append_new(o->arr, json_pack("{s:s?,s:I,s:I,s:f}", "value", group, "samples",
+                                                (json_int_t)n, "frames", (json_int_t)frames,
+                                                "hours", hours));
+    } else {
+        double share = !group ? 100.0 : o->total_hours > 0 ? 100 * hours / o->total_hours : 0;
+        printf("  %-24.24s %9lld %12.2f %6.1f%%\n", group ? group : "total", (long long)n, hours,
+               share);
+    }
+    if (!group)
+        o->total_hours = hours;
+}
+
+static void on_quarantine_count(void *user, const char *key, const char *path, const char *stage,
+                                const char *error)
+{
+    (void)key;
+    (void)path;
+    (void)stage;
+    (void)error;
+    (*(int64_t *)user)++;
+}
+
+int cli_print_stats(flm_index *idx, int json)
+{
+    flm_error err = {0};
+    static const char *groups[] = {"corpus", "language", "style", "stage"};
+    stats_out o = {json ? json_array() : NULL, 0};
+    json_t *root = json ? json_object() : NULL;
+    if (!json)
+        printf("%s\n  %-24s %9s %12s %7s\n", flm_index_path(idx), "", "samples", "hours", "");
+    int rc = flm_index_stats(idx, NULL, on_stat, &o, &err);
+    if (json) {
+        json_object_set_new(root, "total", json_incref(json_array_get(o.arr, 0)));
+        json_decref(o.arr);
+    }
+    for (int g = 0; g < 4 && rc == 0; g++) {
+        if (json)
+            o.arr = json_array();
+        else
+            printf("by %s:\n", groups[g]);
+        rc = flm_index_stats(idx, groups[g], on_stat, &o, &err);
+        if (json)
+            json_object_set_new(root, groups[g], o.arr);
+    }
+    int64_t nq = 0;
+    if (rc == 0)
+        rc = flm_index_list_quarantine(idx, on_quarantine_count, &nq, &err);
+    if (json) {
+        json_object_set_new(root, "quarantined_inputs", json_integer(nq));
+        json_dumpf(root, stdout, JSON_COMPACT);
+        putchar('\n');
+        json_decref(root);
+    } else {
+        printf("quarantined inputs: %lld%s\n", (long long)nq,
+               nq ? " (flm index quarantine DATASET lists them)" : "");
+    }
+    if (rc < 0)
+        cli_error("%s", err.msg);
+    return rc;
+}
+
+static int stats(int argc, char **argv)
+{
+    const char *ds = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!ds && argv[i][0] != '-')
+            ds = argv[i];
+        else {
+            cli_error("index stats: unexpected argument '%s'", argv[i]);
+            return 2;
+        }
+    }
+    if (!ds) {
+        usage(stderr);
+        return 2;
+    }
+    flm_index *idx = open_ro(ds);
+    if (!idx)
+        return 1;
+    int rc = cli_print_stats(idx, json);
+    flm_index_close(&idx);
+    return rc < 0;
+}
+
+typedef struct check_ui {
+    int quiet;
+    int64_t notes;
+    cli_progress bar;
+} check_ui;
+
+static void on_problem(void *user, int severity, const char *msg)
+{
+    check_ui *ui = user;
+    if (!severity)
+        ui->notes++;
+    if (severity || !ui->quiet)
+        fprintf(severity ? stdout : stderr, "%s %s\n", severity ? "ERROR" : "note ", msg);
+}
+
+static void on_progress(void *user, int64_t done, int64_t total)
+{
+    check_ui *ui = user;
+    if (done == 1)
+        cli_progress_start(&ui->bar, "check", "shards", total);
+    cli_progress_update(&ui->bar, done);
+    if (done == total)
+        cli_progress_finish(&ui->bar, done);
+}
+
+static int check(int argc, char **argv)
+{
+    const char *ds = NULL;
+    check_ui ui = {0};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--quiet"))
+            ui.quiet = 1;
+        else if (!ds && argv[i][0] != '-')
+            ds = argv[i];
+        else {
+            cli_error("index check: unexpected argument '%s'", argv[i]);
+            return 2;
+        }
+    }
+    if (!ds) {
+        usage(stderr);
+        return 2;
+    }
+    flm_index *idx = open_ro(ds);
+    if (!idx)
+        return 1;
+    flm_error err = {0};
+    int64_t n_err = 0;
+    if (ui.quiet)
+        setenv("FLM_PROGRESS", "0", 1);
+    int64_t n_samples = flm_index_count_samples(idx, &err);
+    int rc = flm_index_check(idx, on_problem, on_progress, &ui, &n_err, &err);
+    if (rc < 0) {
+        cli_error("%s", err.msg);
+    } else if (n_err) {
+        printf("%s: %lld error(s): the index and its shards disagree\n", flm_index_path(idx),
+               (long long)n_err);
+    } else if (!ui.quiet) {
+        printf("%s: OK, %lld samples verified%s\n", flm_index_path(idx), (long long)n_samples,
+               ui.notes ? " (see notes above)" : "");
+    }
+    flm_index_close(&idx);
+    return rc < 0 || n_err > 0;
+}
+
+static int merge(int argc, char **argv)
+{
+    const char *out = NULL;
+    const char **ins = flm_calloc((size_t)argc + 1, sizeof *ins);
+    size_t n = 0;
+    int bad = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *v = cli_opt(argc, argv, &i, "-o", &bad);
+        if (v)
+            out = v;
+        else if (bad)
+            break;
+        else if (argv[i][0] == '-') {
+            cli_error("index merge: unexpected option '%s'", argv[i]);
+            bad = 1;
+        } else {
+            ins[n] = flm_index_resolve_path(argv[i]);
+            n++;
+        }
+    }
+    int rc = 2;
+    if (!bad && (!out || n == 0)) {
+        usage(stderr);
+    } else if (!bad) {
+        flm_error err = {0};
+        /* OUT is an index file when it ends in .sqlite, else a dataset directory (created) */
+        size_t ol = strlen(out);
+        char *dst = NULL;
+        if (ol > 7 && !strcmp(out + ol - 7, ".sqlite")) {
+            dst = flm_strdup(out);
+        } else if (mkdir(out, 0755) < 0 && errno != EEXIST) {
+            cli_error("index merge: cannot create %s: %s", out, strerror(errno));
+            rc = 1;
+        } else {
+            dst = flm_malloc(ol + sizeof(FLM_INDEX_FILE) + 2);
+            if (dst)
+                snprintf(dst, ol + sizeof(FLM_INDEX_FILE) + 2, "%s/%s", out, FLM_INDEX_FILE);
+        }
+        if (dst)
+            rc = flm_index_merge(dst, ins, n, &err) < 0;
+        if (rc)
+            cli_error("index merge: %s", err.msg);
+        else
+            printf("merged %zu indexes into %s\n", n, dst);
+        flm_free(dst);
+    }
+    for (size_t i = 0; i < n; i++)
+        flm_free((void *)ins[i]);
+    flm_free(ins);
+    return rc;
+}
+
+static void on_quarantine(void *user, const char *key, const char *path, const char *stage,
+                          const char *error)
+{
+    (void)user;
+    printf("%s\t%s\t%s\t%s\n", key, path ? path : "-", stage ? stage : "-", error ? error : "-");
+}
+
+static int quarantine(int argc, char **argv)
+{
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    flm_index *idx = open_ro(argv[0]);
+    if (!idx)
+        return 1;
+    flm_error err = {0};
+    int rc = flm_index_list_quarantine(idx, on_quarantine, NULL, &err);
+    if (rc < 0)
+        cli_error("%s", err.msg);
+    flm_index_close(&idx);
+    return rc < 0;
+}
+
+static int locate(int argc, char **argv)
+{
+    if (argc != 2) {
+        usage(stderr);
+        return 2;
+    }
+    flm_index *idx = open_ro(argv[0]);
+    if (!idx)
+        return 1;
+    flm_error err = {0};
+    char *path = NULL;
+    uint64_t rec;
+    int rc = flm_index_locate(idx, argv[1], &path, &rec, &err);
+    if (rc < 0)
+        cli_error("%s", err.msg);
+    else
+        printf("%s:%llu\n", path, (unsigned long long)rec);
+    flm_free(path);
+    flm_index_close(&idx);
+    return rc < 0;
+}
+
+int cmd_index(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+    if (!strcmp(sub, "stats"))
+        return stats(argc - 2, argv + 2);
+    if (!strcmp(sub, "check"))
+        return check(argc - 2, argv + 2);
+    if (!strcmp(sub, "merge"))
+        return merge(argc - 2, argv + 2);
+    if (!strcmp(sub, "quarantine"))
+        return quarantine(argc - 2, argv + 2);
+    if (!strcmp(sub, "locate"))
+        return locate(argc - 2, argv + 2);
+    cli_error("index: unknown subcommand '%s'", sub);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,96 @@
+/* flm_index.h - the SQLite catalog of a dataset (schema: the SQL files in schemas/index/).
+ *
+ * A dataset is a directory: DATASET/index.sqlite and DATASET/shards/NNNNNN.flms. Shard paths in the
+ * index are relative to the index's directory.
+ *
+ *     flm_index *idx = NULL;
+ *     flm_index_open(&idx, "out/index.sqlite", FLM_INDEX_CREATE, &err);   // migrates if older
+ *     int64_t run;
+ *     flm_index_begin_run(idx, "flm demo", recipe_json, seed, &profiles, &run, &err);
+ *     // after flm_shard_writer_finish():
+ *     flm_index_add_shard(idx, run, "shards/000000.flms", file_size, samples, infos, n,
+ *                         done_keys, n_done, &err);      // one transaction
+ *     flm_index_close(&idx);
+ *
+ * Every write is one transaction; the database runs in WAL mode. A handle is for one thread.
+ */
+#ifndef FLM_INDEX_H
+#define FLM_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flm_error.h"
+#include "flm_profile.h"
+#include "flm_shard.h"
+#include "flm_stream.h"
+
+#define FLM_INDEX_FILE "index.sqlite"
+#define FLM_SHARDS_DIR "shards"
+
+enum { FLM_INDEX_READONLY = 1, FLM_INDEX_CREATE = 2 };
+
+typedef struct flm_index flm_index;
+
+/* path: an index file or a dataset directory (then DIR/index.sqlite). */
+FLM_API int flm_index_open(flm_index **idx, const char *path, int flags, flm_error *err);
+FLM_API void flm_index_close(flm_index **idx);
+/* Directory the index lives in (shard paths are relative to it). */
+FLM_API const char *flm_index_dir(const flm_index *idx);
+FLM_API const char *flm_index_path(const flm_index *idx);
+/* PRAGMA user_version after migration, and the newest version this build knows. */
+FLM_API int flm_index_schema_version(flm_index *idx);
+FLM_API int flm_index_latest_schema_version(void);
+
+FLM_API int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_json,
+                                int64_t seed, const flm_profiles *profiles, int64_t *run_id,
+                                flm_error *err);
+/* Registers a finished shard, its samples (in record order, infos from the writer) and marks
+ * the given inputs done, all in one transaction. */
+FLM_API int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path,
+                                uint64_t file_size, const flm_sample *const *samples,
+                                const flm_record_info *infos, size_t n,
+                                const char *const *done_inputs, size_t n_done, flm_error *err);
+/* Records a bad input with the stage that failed and the error; the job goes on. */
+FLM_API int flm_index_quarantine(flm_index *idx, int64_t run_id, const char *key, const char *path,
+                                 const char *stage, const char *error, flm_error *err);
+/* Status of an input: 0 unknown, 1 done, 2 quarantined. */
+FLM_API int flm_index_input_status(flm_index *idx, const char *key, flm_error *err);
+
+/* Finds a sample by key: shard path (absolute or relative to the cwd; caller frees with
+ * flm_free) and record number. FLM_ENOTFOUND if absent. */
+FLM_API int flm_index_locate(flm_index *idx, const char *sample_key, char **shard_path,
+                             uint64_t *record, flm_error *err);
+/* Number of samples in the index. */
+FLM_API int64_t flm_index_count_samples(flm_index *idx, flm_error *err);
+
+/* Aggregates: one callback per group value ("corpus", "language", "style" or "stage"; NULL for
+ * the total), with sample count, frames and hours of content. */
+typedef void (*flm_index_stats_fn)(void *user, const char *group, int64_t n_samples,
+                                   int64_t n_frames, double hours);
+FLM_API int flm_index_stats(flm_index *idx, const char *group_by, flm_index_stats_fn fn, void *user,
+                            flm_error *err);
+/* Quarantined inputs: one callback per input. */
+typedef void (*flm_index_quarantine_fn)(void *user, const char *key, const char *path,
+                                        const char *stage, const char *error);
+FLM_API int flm_index_list_quarantine(flm_index *idx, flm_index_quarantine_fn fn, void *user,
+                                      flm_error *err);
+
+/* Consistency check of index against shards. Each problem is reported through fn (severity 1 =
+ * error, 0 = note such as a leftover temporary file); *n_errors counts errors. The check reads
+ * and verifies every record of every shard. progress (optional) is called after each shard. */
+typedef void (*flm_index_problem_fn)(void *user, int severity, const char *message);
+typedef void (*flm_index_progress_fn)(void *user, int64_t done, int64_t total);
+FLM_API int flm_index_check(flm_index *idx, flm_index_problem_fn fn, flm_index_progress_fn progress,
+                            void *user, int64_t *n_errors, flm_error *err);
+
+/* Merges the indexes of independent jobs into a new index at out_path (which must not exist).
+ * Shard paths are rewritten relative to out_path's directory. Fails, naming the key, if two
+ * inputs hold the same sample key or the same shard file. */
+FLM_API int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_inputs,
+                            flm_error *err);
+
+/* Resolves an index argument (file or dataset directory) to the index file path. Caller frees. */
+FLM_API char *flm_index_resolve_path(const char *arg);
+
+#endif

@@ -1,0 +1,233 @@
+"""Deterministic, weighted, resumable epochs over an flmstream dataset."""
+import json
+import logging
+
+import numpy as np
+
+from ._lib import FlmError, check, ffi, lib
+
+N_CHANNELS = 17
+LOSS_CLASSES = ("none", "semantic", "acoustic", "monologue", "wait")
+# DESIGN section 3: speak semantic a1, speak acoustic a2, monologue b, wait g.
+DEFAULT_LOSS_WEIGHTS = {"semantic": 1.0, "acoustic": 0.5, "monologue": 1.0, "wait": 0.01}
+# Published FLM-Audio profile values (schemas/profiles): initial/pad tokens and delays.
+TEXT_WAIT = 151665
+AUD_PAD = 2048
+FLM_DELAYS = (0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1)
+
+log = logging.getLogger("flmstream")
+
+
+def _recipe(path):
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    return r.get("corpus_weights"), r.get("loss_weights"), r.get("seed")
+
+
+class Dataset:
+    """One rank's view of a shuffled, weighted epoch of a dataset.
+
+    index: dataset directory or index.sqlite. weights: {corpus: weight} (a corpus not listed has
+    weight 1; 5.0 means five copies per epoch, 0.5 each sample with probability 1/2), or recipe: a
+    recipe JSON with "corpus_weights" and "loss_weights". frames: items are padded (or cut) to
+    this many frames. delays: None (aligned time), "flm" (the FLM-Audio delays) or 17 ints.
+    on_error: "raise" (default) or "skip" (log and go to the next sample).
+    """
+
+    def __init__(self, index, seed=0, epoch=0, rank=0, world=1, weights=None, recipe=None,
+                 loss_weights=None, frames=8192, delays=None, on_error="raise", shuffle=True):
+        if recipe is not None:
+            rw, rl, rs = _recipe(recipe)
+            weights = weights if weights is not None else rw
+            loss_weights = loss_weights if loss_weights is not None else rl
+        if on_error not in ("raise", "skip"):
+            raise ValueError("on_error must be 'raise' or 'skip'")
+        self.index = str(index)
+        self.seed, self.epoch, self.rank, self.world = int(seed), int(epoch), int(rank), int(world)
+        self.weights = dict(weights or {})
+        lw = dict(DEFAULT_LOSS_WEIGHTS)
+        lw.update(loss_weights or {})
+        unknown = set(lw) - set(DEFAULT_LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown loss classes {sorted(unknown)}; known: {LOSS_CLASSES[1:]}")
+        self._class_weight = np.array([0.0] + [lw[c] for c in LOSS_CLASSES[1:]], np.float32)
+        self.frames = int(frames)
+        if delays == "flm":
+            delays = FLM_DELAYS
+        self.delays = None if delays is None else tuple(int(d) for d in delays)
+        if self.delays is not None and (len(self.delays) != N_CHANNELS or min(self.delays) < 0):
+            raise ValueError("delays must be 17 non-negative integers")
+        self.on_error = on_error
+        self.shuffle = bool(shuffle)
+        self._start = 0  # global samples of this epoch consumed before this object started
+        self._k = 0  # samples this rank has taken since then
+        self._ds = None
+        self._ep = None
+        self._open()
+
+    # -- C handles -------------------------------------------------------------------------
+    def _open(self):
+        err = ffi.new("flm_error *")
+        p = ffi.new("flm_dataset **")
+        check(lib.flm_dataset_open(p, self.index.encode(), err), err)
+        self._ds = p[0]
+        self._build_epoch()
+
+    def _build_epoch(self):
+        self._close_epoch()
+        err = ffi.new("flm_error *")
+        params = ffi.new("flm_epoch_params *", lib.flm_epoch_default_params())
+        params.seed, params.epoch = self.seed, self.epoch
+        params.rank, params.world, params.start = self.rank, self.world, self._start
+        params.shuffle = 1 if self.shuffle else 0
+        names = [ffi.new("char[]", k.encode()) for k in self.weights]
+        cnames = ffi.new("const char *[]", names) if names else ffi.NULL
+        cweights = ffi.new("double[]", [float(v) for v in self.weights.values()]) if names else ffi.NULL
+        params.corpora, params.weights, params.n_weights = cnames, cweights, len(names)
+        p = ffi.new("flm_epoch **")
+        check(lib.flm_epoch_create(p, self._ds, params, err), err)
+        self._ep = p[0]
+
+    def _close_epoch(self):
+        if self._ep is not None:
+            lib.flm_epoch_destroy(ffi.new("flm_epoch **", self._ep))
+            self._ep = None
+
+    def close(self):
+        self._close_epoch()
+        if self._ds is not None:
+            lib.flm_dataset_close(ffi.new("flm_dataset **", self._ds))
+            self._ds = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    # pickling (DataLoader workers): reopen the C handles in the new process
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_ds"] = state["_ep"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._open()
+
+    # -- epoch -----------------------------------------------------------------------------
+    def __len__(self):
+        """Samples this rank reads in this epoch (from the resume point on)."""
+        return int(lib.flm_epoch_size(self._ep))
+
+    @property
+    def global_size(self):
+        """Samples of the whole epoch, all ranks together (after mixture weights)."""
+        return int(lib.flm_epoch_global_size(self._ep))
+
+    def positions(self):
+        """Global epoch positions of this rank's samples, in order (numpy int64)."""
+        return np.array([lib.flm_epoch_position(self._ep, k) for k in range(len(self))], np.int64)
+
+    def sample_numbers(self):
+        """Dataset sample numbers (index order) of this rank's samples, in order."""
+        return np.array([lib.flm_epoch_sample(self._ep, k) for k in range(len(self))], np.int64)
+
+    def set_epoch(self, epoch):
+        """Starts epoch `epoch` from its beginning."""
+        self.epoch, self._start, self._k = int(epoch), 0, 0
+        self._build_epoch()
+
+    def state_dict(self):
+        """Where this rank is: enough to resume exactly, also with another world size."""
+        return {"seed": self.seed, "epoch": self.epoch, "world": self.world,
+                "consumed": self._start + self._k * self.world, "weights": dict(self.weights)}
+
+    def load_state_dict(self, state):
+        """Continues after the samples consumed according to `state` (no replay). `consumed`
+        counts samples of the epoch taken by all ranks together; a different world size is
+        fine: the remaining positions are split among the new ranks."""
+        if state["seed"] != self.seed or state.get("weights", self.weights) != self.weights:
+            raise ValueError("state is for another seed or mixture; the order would differ")
+        self.epoch = int(state["epoch"])
+        self._start, self._k = int(state["consumed"]), 0
+        self._build_epoch()
+
+    # -- items -----------------------------------------------------------------------------
+    def read_sample(self, n):
+        """Item of dataset sample number n (index order), independent of the epoch."""
+        err = ffi.new("flm_error *")
+        v = ffi.new("flm_record_view *")
+        check(lib.flm_dataset_read(self._ds, n, v, err), err)
+        return self._item(v)
+
+    def __getitem__(self, k):
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        item = self.read_sample(int(lib.flm_epoch_sample(self._ep, k)))
+        item["position"] = int(lib.flm_epoch_position(self._ep, k))
+        return item
+
+    def __iter__(self):
+        while self._k < len(self):
+            k = self._k
+            self._k += 1
+            try:
+                yield self[k]
+            except FlmError as e:
+                if self.on_error == "raise":
+                    raise
+                log.warning("flmstream: skipping epoch position %d: %s",
+                            lib.flm_epoch_position(self._ep, k), e)
+
+    def _item(self, v):
+        t = int(v.n_frames)
+        tokens = np.frombuffer(ffi.buffer(v.tokens, 4 * N_CHANNELS * t), np.int32).reshape(N_CHANNELS, t)
+        classes = np.frombuffer(ffi.buffer(v.loss_class, N_CHANNELS * t), np.uint8).reshape(N_CHANNELS, t)
+        fill = np.array([TEXT_WAIT] + [AUD_PAD] * (N_CHANNELS - 1), np.int32)
+        if self.delays is not None:
+            md = max(self.delays)
+            dt = np.empty((N_CHANNELS, t + md), np.int32)
+            dc = np.zeros((N_CHANNELS, t + md), np.uint8)
+            for ch, d in enumerate(self.delays):
+                dt[ch, :] = fill[ch]
+                dt[ch, d:d + t] = tokens[ch]
+                dc[ch, d:d + t] = classes[ch]
+            tokens, classes, t = dt, dc, t + md
+        n = self.frames
+        out_t = np.repeat(fill[:, None], n, axis=1)
+        out_c = np.zeros((N_CHANNELS, n), np.uint8)
+        m = min(t, n)
+        out_t[:, :m] = tokens[:, :m]
+        out_c[:, :m] = classes[:, :m]
+        mask = np.zeros(n, bool)
+        mask[:m] = True
+        meta, events = self._meta(v)
+
+        def s(p):
+            return None if p == ffi.NULL else ffi.string(p).decode("utf-8")
+
+        return {
+            "id": s(v.id), "style": s(v.style), "stage": s(v.stage), "language": s(v.language),
+            "corpus": s(v.corpus), "speakers": s(v.speakers), "duration_s": float(v.duration_s),
+            "n_frames": int(v.n_frames), "tokens": out_t, "loss_class": out_c,
+            "loss_weight": self._class_weight[out_c], "mask": mask,
+            "metadata": meta, "events": events,
+        }
+
+    @staticmethod
+    def _meta(v):
+        if v.n_meta == 0 and v.n_events == 0:
+            return {}, []
+        err = ffi.new("flm_error *")
+        p = ffi.new("flm_sample **")
+        check(lib.flm_record_to_sample(v, p, err), err)
+        try:
+            txt = lib.flm_sample_to_json(p[0], 0)
+            if txt == ffi.NULL:
+                raise MemoryError("flmstream: out of memory decoding metadata")
+            d = json.loads(ffi.string(txt).decode("utf-8"))
+            lib.free(txt)
+        finally:
+            lib.flm_sample_destroy(p)
+        return d["metadata"], d["events"]

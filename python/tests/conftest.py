@@ -1,0 +1,31 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+FLM = os.environ.get("FLM", os.path.join(ROOT, "build", "bin", "flm"))
+
+
+def flm(*args):
+    env = dict(os.environ, FLM_PROGRESS="0")
+    return subprocess.run([FLM, *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """1200 short synthetic samples in 24 shards, two corpora (synthetic-en, synthetic-zh)."""
+    d = tmp_path_factory.mktemp("ds") / "demo"
+    flm("demo", "--out", str(d), "--samples", "1200", "--per-shard", "50", "--max-frames", "60",
+        "--seed", "9")
+    return str(d)
+
+
+@pytest.fixture()
+def damaged(dataset, tmp_path):
+    d = tmp_path / "damaged"
+    shutil.copytree(dataset, d)
+    return str(d)

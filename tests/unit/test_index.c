@@ -1,0 +1,211 @@
+/* Index: registration, stats, locate, quarantine, check against shards, merge, migrations. */
+#include <math.h>
+#include <sys/stat.h>
+
+#include "flm_alloc.h"
+#include "flm_index.h"
+#include "flm_shard.h"
+#include "flm_synth.h"
+#include "tap.h"
+#include "test_util.h"
+
+static flm_profiles prof;
+
+/* Writes n_shards shards of per samples each into dataset dir, registered in its index. */
+static void build(const char *dir, const char *prefix, int n_shards, int per)
+{
+    flm_index *idx = NULL;
+    flm_error err = {0};
+    if (flm_index_open(&idx, dir, FLM_INDEX_CREATE, &err) < 0) {
+        tap_diag("%s", err.msg);
+        abort();
+    }
+    int64_t run;
+    flm_index_begin_run(idx, "test_index", "{\"recipe\":1}", 5, &prof, &run, &err);
+    flm_synth_params sp = flm_synth_default_params();
+    sp.min_frames = 50;
+    sp.max_frames = 400;
+    flm_shard_params shp = flm_shard_default_params(&prof);
+    for (int k = 0; k < n_shards; k++) {
+        char rel[256], path[1400], key[64];
+        snprintf(rel, sizeof rel, "shards/%s%06d.flms", prefix, k);
+        snprintf(path, sizeof path, "%s/%s", dir, rel);
+        flm_shard_writer *w = NULL;
+        flm_shard_writer_create(&w, path, &shp, &err);
+        flm_sample *s[64];
+        flm_record_info info[64];
+        const char *done[64];
+        char keys[64][64];
+        for (int i = 0; i < per; i++) {
+            snprintf(key, sizeof key, "%s%d-%d", prefix, k, i);
+            flm_synth_sample(&s[i], &prof, &sp, 11, key, &err);
+            flm_shard_writer_add(w, s[i], &info[i], &err);
+            snprintf(keys[i], sizeof keys[i], "input-%s", key);
+            done[i] = keys[i];
+        }
+        flm_shard_writer_finish(w, &err);
+        struct stat st;
+        stat(path, &st);
+        if (flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size, (const flm_sample *const *)s,
+                                info, (size_t)per, done, (size_t)per, &err) < 0)
+            tap_diag("add_shard: %s", err.msg);
+        flm_shard_writer_destroy(&w);
+        for (int i = 0; i < per; i++)
+            flm_sample_destroy(&s[i]);
+    }
+    flm_index_quarantine(idx, run, "input-bad", "/data/bad.flac", "decode",
+                         "/data/bad.flac: Invalid data found when processing input", &err);
+    flm_index_close(&idx);
+}
+
+typedef struct problems {
+    int n;
+    char text[8192];
+} problems;
+
+static void on_problem(void *user, int severity, const char *msg)
+{
+    problems *p = user;
+    p->n += severity;
+    size_t len = strlen(p->text);
+    snprintf(p->text + len, sizeof p->text - len, "%s%s\n", severity ? "E " : "N ", msg);
+}
+
+static int64_t check(const char *dir, problems *p)
+{
+    memset(p, 0, sizeof *p);
+    flm_index *idx = NULL;
+    flm_error err = {0};
+    int64_t n_err = -1;
+    if (flm_index_open(&idx, dir, FLM_INDEX_READONLY, &err) == 0)
+        flm_index_check(idx, on_problem, NULL, p, &n_err, &err);
+    else
+        tap_diag("%s", err.msg);
+    flm_index_close(&idx);
+    return n_err;
+}
+
+typedef struct agg {
+    int64_t n;
+    double hours;
+    int groups;
+} agg;
+
+static void on_stats(void *user, const char *g, int64_t n, int64_t frames, double hours)
+{
+    agg *a = user;
+    a->n += n;
+    a->hours += hours;
+    a->groups++;
+    (void)g;
+    (void)frames;
+}
+
+int main(void)
+{
+    flm_profiles_default(&prof);
+    char a[1024], b[1024], c[1024];
+    temp_dir(a, sizeof a, "idx_a");
+    temp_dir(b, sizeof b, "idx_b");
+    temp_dir(c, sizeof c, "idx_c");
+    build(a, "a", 3, 10);
+    build(b, "b", 2, 7);
+
+    flm_index *idx = NULL;
+    flm_error err = {0};
+    TAP_EQ_INT(flm_index_open(&idx, a, FLM_INDEX_READONLY, &err), 0, "open read-only by directory");
+    TAP_EQ_INT(flm_index_schema_version(idx), flm_index_latest_schema_version(),
+               "user_version is the latest migration");
+    TAP_EQ_INT(flm_index_count_samples(idx, &err), 30, "30 samples indexed");
+    agg total = {0}, by_corpus = {0};
+    flm_index_stats(idx, NULL, on_stats, &total, &err);
+    flm_index_stats(idx, "corpus", on_stats, &by_corpus, &err);
+    TAP_OK(total.n == 30 && by_corpus.n == 30 && by_corpus.groups >= 1,
+           "stats: total and per-corpus counts agree");
+    TAP_OK(total.hours > 0 && fabs(total.hours - by_corpus.hours) < 1e-9, "hours add up");
+    TAP_EQ_INT(flm_index_stats(idx, "colour", on_stats, &total, &err), FLM_EINVAL,
+               "unknown group rejected");
+    char *shard = NULL;
+    uint64_t rec = 0;
+    TAP_EQ_INT(flm_index_locate(idx, "a1-4", &shard, &rec, &err), 0, "locate a sample");
+    TAP_CONTAINS(shard, "shards/a000001.flms", "in the right shard");
+    TAP_EQ_INT(rec, 4, "at the right record");
+    flm_shard_reader *r = NULL;
+    flm_record_view v;
+    int ok =
+        flm_shard_reader_open(&r, shard, &err) == 0 && flm_shard_reader_view(r, rec, &v, &err) == 0;
+    TAP_OK(ok && v.id && strcmp(v.id, "a1-4") == 0, "the located record is that sample");
+    flm_shard_reader_close(&r);
+    flm_free(shard);
+    TAP_EQ_INT(flm_index_locate(idx, "nope", &shard, &rec, &err), FLM_ENOTFOUND, "unknown key");
+    TAP_EQ_INT(flm_index_input_status(idx, "input-a2-3", &err), 1, "input marked done");
+    TAP_EQ_INT(flm_index_input_status(idx, "input-bad", &err), 2, "input quarantined");
+    TAP_EQ_INT(flm_index_input_status(idx, "never-seen", &err), 0, "unknown input");
+    flm_index_close(&idx);
+
+    problems p;
+    TAP_EQ_INT(check(a, &p), 0, "check: a fresh dataset is clean");
+
+    /* a leftover temporary file and an unregistered shard are notes, not errors */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cp %s/shards/a000000.flms %s/shards/zz000009.flms && "
+             "head -c 100 %s/shards/a000000.flms > %s/shards/a000003.flms.tmp-1-0",
+             a, a, a, a);
+    TAP_EQ_INT(system(cmd), 0, "add leftovers");
+    TAP_EQ_INT(check(a, &p), 0, "check: leftovers of a killed writer are not errors");
+    TAP_CONTAINS(p.text, "temporary file", "the temporary file is noted");
+    TAP_CONTAINS(p.text, "not in the index", "the unregistered shard is noted");
+
+    /* merge a and b into c */
+    char ia[1100], ib[1100], ic[1100];
+    snprintf(ia, sizeof ia, "%s/index.sqlite", a);
+    snprintf(ib, sizeof ib, "%s/index.sqlite", b);
+    snprintf(ic, sizeof ic, "%s/index.sqlite", c);
+    const char *ins[2] = {ia, ib};
+    TAP_EQ_INT(flm_index_merge(ic, ins, 2, &err), 0, "merge two indexes");
+    if (err.code)
+        tap_diag("%s", err.msg);
+    TAP_EQ_INT(flm_index_open(&idx, c, FLM_INDEX_READONLY, &err), 0, "open merged");
+    TAP_EQ_INT(flm_index_count_samples(idx, &err), 44, "merged holds 30 + 14 samples");
+    TAP_EQ_INT(flm_index_locate(idx, "b1-6", &shard, &rec, &err), 0, "locate a sample of b");
+    TAP_OK(shard && strstr(shard, "../") != NULL, "shard path rewritten relative to the new index");
+    ok =
+        flm_shard_reader_open(&r, shard, &err) == 0 && flm_shard_reader_view(r, rec, &v, &err) == 0;
+    TAP_OK(ok && strcmp(v.id, "b1-6") == 0, "and it resolves to the right record");
+    flm_shard_reader_close(&r);
+    flm_free(shard);
+    TAP_EQ_INT(flm_index_input_status(idx, "input-bad", &err), 2, "quarantine merged");
+    flm_index_close(&idx);
+    TAP_EQ_INT(check(c, &p), 0, "check: merged index is clean");
+    const char *dup[2] = {ia, ia};
+    char id2[1100];
+    snprintf(id2, sizeof id2, "%s/dup.sqlite", c);
+    TAP_EQ_INT(flm_index_merge(id2, dup, 2, &err), FLM_EMISMATCH, "merging duplicates fails");
+    TAP_CONTAINS(err.msg, "a0-0", "naming the duplicate sample");
+    TAP_EQ_INT(flm_index_merge(ic, ins, 2, &err), FLM_EINVAL, "merge never overwrites an index");
+
+    /* a shard modified behind the index's back (valid, but different content) */
+    snprintf(cmd, sizeof cmd, "cp %s/shards/a000002.flms %s/shards/a000001.flms", a, a);
+    TAP_EQ_INT(system(cmd), 0, "replace a shard");
+    int64_t n = check(a, &p);
+    TAP_OK(n > 0, "check: a replaced shard is caught (%lld errors)", (long long)n);
+    TAP_CONTAINS(p.text, "a000001.flms", "the report names the shard");
+    /* a shard deleted */
+    snprintf(cmd, sizeof cmd, "rm %s/shards/a000000.flms", a);
+    TAP_EQ_INT(system(cmd), 0, "delete a shard");
+    n = check(a, &p);
+    TAP_CONTAINS(p.text, "a000000.flms: cannot open", "check: a deleted shard is caught");
+    /* a flipped byte in a record */
+    snprintf(cmd, sizeof cmd,
+             "printf '\\x55' | dd of=%s/shards/b000001.flms bs=1 seek=200 conv=notrunc 2>/dev/null",
+             b);
+    TAP_EQ_INT(system(cmd), 0, "corrupt a byte of b");
+    TAP_OK(check(b, &p) > 0, "check: a corrupted record is caught");
+    TAP_CONTAINS(p.text, "checksum mismatch", "as a checksum mismatch");
+
+    TAP_EQ_INT(flm_index_open(&idx, "/nonexistent/dir/index.sqlite", FLM_INDEX_READONLY, &err),
+               FLM_ENOTFOUND, "missing index");
+    TAP_CONTAINS(err.msg, "/nonexistent/dir/index.sqlite", "error names it");
+    return tap_done();
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# README command (b): install what is missing, build, and run every test twice: in the normal
+# build (-Werror) and in an AddressSanitizer + UndefinedBehaviorSanitizer build. Also checks the
+# formatting of the C sources. Ends with the line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+tools/deps.sh || exit 1
+passed=0; failed=0
+
+count() { # $1 = build dir: adds its meson test results to the totals
+  local log="$1/meson-logs/testlog.json" p f
+  [ -f "$log" ] || { failed=$((failed + 1)); return; }
+  p=$(python3 -c 'import json,sys; r=[json.loads(l)["result"] for l in open(sys.argv[1])]; print(sum(x in ("OK","EXPECTEDFAIL","SKIP") for x in r), sum(x not in ("OK","EXPECTEDFAIL","SKIP") for x in r))' "$log")
+  passed=$((passed + ${p% *})); failed=$((failed + ${p#* }))
+}
+
+run_suite() { # $1 = build dir, $2 = label, rest = meson setup options
+  local dir=$1 label=$2; shift 2
+  if ! tools/build.sh "$dir" "$@"; then echo "$label: build failed"; failed=$((failed + 1)); return; fi
+  rm -f "$dir/meson-logs/testlog.json"
+  if meson test -C "$dir" --num-processes 2 --print-errorlogs >"$dir/test.log" 2>&1; then
+    echo "$label: $(grep -E '^Ok:' "$dir/test.log" | tr -s ' ') tests ok"
+  else
+    echo "$label: FAILED"; grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|ERROR|TIMEOUT)' "$dir/test.log"
+    grep -E '^(not ok|#)' "$dir/meson-logs/testlog.txt" | head -40
+  fi
+  count "$dir"
+}
+
+run_suite build "build (-Werror)" -Dwerror=true
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+run_suite build-asan "build-asan (ASan+UBSan)" -Db_sanitize=address,undefined -Db_lundef=false
+
+# formatting (.clang-format): one check
+bad=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror 2>&1 | grep -c 'error:' || true)
+if [ "$bad" = 0 ]; then passed=$((passed + 1)); echo "clang-format: ok"
+else failed=$((failed + 1)); echo "clang-format: $bad formatting differences (run clang-format -i)"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
