@@ -53,11 +53,11 @@ static void mimi_flops(const flm_mimi_config *c, int64_t n_frames, double f[FLM_
     }
     *se += conv_flops(C, c->dimension, c->last_kernel, (int)T);
     f[FLM_MIMI_STAGE_XF_ENC] = xf_flops(c, 0, (int)T);
-    f[FLM_MIMI_STAGE_QUANT] = conv_flops(c->dimension, c->dimension, 4, (int)n_frames) +
-                              n_frames * (2.0 * 2 * c->dimension * c->q_dim +
-                                          2.0 * c->n_q * c->bins * c->q_dim);
-    f[FLM_MIMI_STAGE_DEQUANT] = n_frames * 2.0 * 2 * c->dimension * c->q_dim +
-                                2.0 * c->dimension * 4 * n_frames;
+    f[FLM_MIMI_STAGE_QUANT] =
+        conv_flops(c->dimension, c->dimension, 4, (int)n_frames) +
+        n_frames * (2.0 * 2 * c->dimension * c->q_dim + 2.0 * c->n_q * c->bins * c->q_dim);
+    f[FLM_MIMI_STAGE_DEQUANT] =
+        n_frames * 2.0 * 2 * c->dimension * c->q_dim + 2.0 * c->dimension * 4 * n_frames;
     T = 2 * n_frames;
     f[FLM_MIMI_STAGE_XF_DEC] = xf_flops(c, 0, (int)T);
     *sd += conv_flops(c->dimension, 16 * nf, c->kernel_size, (int)T);
@@ -81,7 +81,8 @@ static void signal(float *x, int64_t n, int64_t off)
 {
     for (int64_t i = 0; i < n; i++) {
         double t = (double)(i + off) / 24000.0;
-        x[i] = (float)(0.3 * sin(2 * M_PI * 220 * t) + 0.2 * sin(2 * M_PI * 1234.5 * t * (1 + 0.1 * sin(t))));
+        x[i] = (float)(0.3 * sin(2 * M_PI * 220 * t) +
+                       0.2 * sin(2 * M_PI * 1234.5 * t * (1 + 0.1 * sin(t))));
     }
 }
 
@@ -168,7 +169,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--hour") && i + 1 < argc)
             return hour(argv[i + 1], threads[0] > 1 || n_thr > 1 ? 2 : threads[0]);
         else {
-            fprintf(stderr, "usage: bench_mimi [--seconds S] [--threads N[,M]] [--chunk FRAMES] | --hour CKPT\n");
+            fprintf(stderr, "usage: bench_mimi [--seconds S] [--threads N[,M]] [--chunk FRAMES] | "
+                            "--hour CKPT\n");
             return 2;
         }
     }
@@ -193,8 +195,8 @@ int main(int argc, char **argv)
     double fs[FLM_MIMI_N_STAGES];
     mimi_flops(c, F, fs);
     double fe = sum_stages(fs, 1), fd = sum_stages(fs, 0);
-    printf("OpenBLAS core: %s; OPENBLAS_CORETYPE=%s; OMP_WAIT_POLICY=%s\n",
-           flm_kernels_blas_core(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-",
+    printf("OpenBLAS core: %s; OPENBLAS_CORETYPE=%s; OMP_WAIT_POLICY=%s\n", flm_kernels_blas_core(),
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-",
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "-");
     printf("full-size Mimi (random weights, %.0f MB), %.0f s of audio: %.2f GFLOP encode, %.2f "
            "GFLOP decode; batch step %d frames\n",
@@ -245,20 +247,21 @@ int main(int argc, char **argv)
         double sec[FLM_MIMI_N_STAGES], fsc[FLM_MIMI_N_STAGES];
         flm_mimi_stream_timings(s, sec);
         mimi_flops(c, F / prm.chunk_frames * prm.chunk_frames, fsc);
-        static const char *names[] = {"SEANet enc", "transformer enc", "downsample+RVQ",
+        static const char *names[] = {"SEANet enc",       "transformer enc", "downsample+RVQ",
                                       "dequant+upsample", "transformer dec", "SEANet dec"};
         snprintf(stage_lines[ti], sizeof stage_lines[ti], "%d thread(s):", threads[ti]);
         for (int k = 0; k < FLM_MIMI_N_STAGES; k++) {
             size_t used = strlen(stage_lines[ti]);
-            snprintf(stage_lines[ti] + used, sizeof stage_lines[ti] - used,
-                     " %s %.2f s %.0f GF/s;", names[k], sec[k], fsc[k] / sec[k] / 1e9);
+            snprintf(stage_lines[ti] + used, sizeof stage_lines[ti] - used, " %s %.2f s %.0f GF/s;",
+                     names[k], sec[k], fsc[k] / sec[k] / 1e9);
         }
         flm_free(cc);
         flm_mimi_stream_destroy(&s);
-        printf("| %d | %.1f | %.1f | %.1f | %.1f (%.0f %%) | %.1f | %.1f (%.0f %%) | %.1f | %.1f |\n",
-               threads[ti], sg, sg2, seconds / te, fe / te / 1e9, 100 * fe / te / 1e9 / sg,
-               seconds / td, fd / td / 1e9, 100 * fd / td / 1e9 / sg, Fs / 12.5 / tse,
-               Fs / 12.5 / tsd);
+        printf(
+            "| %d | %.1f | %.1f | %.1f | %.1f (%.0f %%) | %.1f | %.1f (%.0f %%) | %.1f | %.1f |\n",
+            threads[ti], sg, sg2, seconds / te, fe / te / 1e9, 100 * fe / te / 1e9 / sg,
+            seconds / td, fd / td / 1e9, 100 * fd / td / 1e9 / sg, Fs / 12.5 / tse,
+            Fs / 12.5 / tsd);
         fflush(stdout);
     }
     printf("\nper stage (batch-sized stream steps):\n");

@@ -79,8 +79,8 @@ static int model_info(const char *arch, const char *path)
            c->n_filters, c->ratios[0], c->ratios[1], c->ratios[2], c->ratios[3], c->dimension);
     printf("transformers: %d layers, d_model %d, %d heads, ff %d, context %d\n", c->n_layers,
            c->d_model, c->n_heads, c->dim_ff, c->context);
-    printf("quantizer: %d of %d codebooks, %d bins, dimension %d\n", c->n_q, c->n_q_total,
-           c->bins, c->q_dim);
+    printf("quantizer: %d of %d codebooks, %d bins, dimension %d\n", c->n_q, c->n_q_total, c->bins,
+           c->q_dim);
     printf("weights in memory: %.1f MB (float32)\n", flm_mimi_weight_size(m) / 1e6);
     flm_mimi_destroy(&m);
     return 0;
@@ -89,12 +89,10 @@ static int model_info(const char *arch, const char *path)
 int cmd_model(int argc, char **argv)
 {
     const char *arch = NULL, *size = NULL, *seed = "0", *out = NULL;
-    static const struct option opts[] = {{"arch", required_argument, 0, 'a'},
-                                         {"size", required_argument, 0, 's'},
-                                         {"seed", required_argument, 0, 'S'},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"arch", required_argument, 0, 'a'}, {"size", required_argument, 0, 's'},
+        {"seed", required_argument, 0, 'S'}, {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -104,12 +102,24 @@ int cmd_model(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc - 1, argv + 1, "o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'a': arch = optarg; break;
-        case 's': size = optarg; break;
-        case 'S': seed = optarg; break;
-        case 'o': out = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'a':
+            arch = optarg;
+            break;
+        case 's':
+            size = optarg;
+            break;
+        case 'S':
+            seed = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!strcmp(sub, "init")) {

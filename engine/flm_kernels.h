@@ -1,9 +1,9 @@
 /* flm_kernels.h - float32 compute kernels of the engine, each with a plain reference twin.
  *
- *     flm_kernels_init(2);                                 // 2 OpenMP threads, BLAS single-threaded
- *     flm_conv1d c = {.c_in = 64, .c_out = 128, .k = 8, .stride = 4, .dilation = 1,
- *                     .w = w_packed, .b = bias};           // w_packed: flm_conv1d_pack_weight()
- *     flm_conv1d_f32(&c, x, n_out, y);                     // x: [flm_conv1d_n_in(&c, n_out)][64]
+ *     flm_kernels_init(2);                                 // 2 OpenMP threads, BLAS
+ * single-threaded flm_conv1d c = {.c_in = 64, .c_out = 128, .k = 8, .stride = 4, .dilation = 1, .w
+ * = w_packed, .b = bias};           // w_packed: flm_conv1d_pack_weight() flm_conv1d_f32(&c, x,
+ * n_out, y);                     // x: [flm_conv1d_n_in(&c, n_out)][64]
  *
  * Layout: activations are time-major, [T][C] row-major (a frame is a contiguous row), so a
  * strided convolution is one GEMM over overlapping rows and streaming appends rows. The reference
@@ -24,8 +24,8 @@
 
 #include "flm_error.h"
 
-/* Sets the number of OpenMP threads the kernels use (n <= 0: OpenMP's default; at most 64) and makes
- * OpenBLAS single-threaded. Safe to call more than once; call before any other kernel. */
+/* Sets the number of OpenMP threads the kernels use (n <= 0: OpenMP's default; at most 64) and
+ * makes OpenBLAS single-threaded. Safe to call more than once; call before any other kernel. */
 FLM_API void flm_kernels_init(int n_threads);
 FLM_API int flm_kernels_threads(void);
 /* OpenBLAS core name (e.g. "SkylakeX"), "unknown" if not available. */
@@ -49,7 +49,8 @@ typedef enum flm_pad_mode { FLM_PAD_ZERO = 0, FLM_PAD_REPLICATE = 1 } flm_pad_mo
 
 typedef struct flm_conv1d {
     int c_in, c_out, k, stride, dilation;
-    const float *w; /* [c_out][k][c_in] (flm_conv1d_pack_weight of the checkpoint's [c_out][c_in][k]) */
+    const float
+        *w; /* [c_out][k][c_in] (flm_conv1d_pack_weight of the checkpoint's [c_out][c_in][k]) */
     const float *b; /* [c_out] or NULL */
 } flm_conv1d;
 
@@ -71,7 +72,7 @@ FLM_API int flm_conv1d_ref(const float *w, const float *b, int c_in, int c_out, 
 
 typedef struct flm_convtr1d {
     int c_in, c_out, k, stride;
-    int depthwise; /* 1: groups = c_in = c_out, one [k] filter per channel */
+    int depthwise;  /* 1: groups = c_in = c_out, one [k] filter per channel */
     const float *w; /* dense: [k][c_out][c_in] (flm_convtr1d_pack_weight); depthwise: [c][k] */
     const float *b; /* [c_out] or NULL */
 } flm_convtr1d;
@@ -89,7 +90,7 @@ FLM_API void flm_convtr1d_ref(const float *w, const float *b, int c_in, int c_ou
 
 /* --- pointwise and normalisation ---------------------------------------------------------- */
 
-FLM_API void flm_elu_f32(float *x, size_t n);  /* alpha 1: x > 0 ? x : expm1(x) */
+FLM_API void flm_elu_f32(float *x, size_t n); /* alpha 1: x > 0 ? x : expm1(x) */
 FLM_API void flm_elu_ref(float *x, size_t n);
 FLM_API void flm_gelu_f32(float *x, size_t n); /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
 FLM_API void flm_gelu_ref(float *x, size_t n);
@@ -115,8 +116,9 @@ FLM_API void flm_rope_ref(float *x, int T, int ld, int64_t pos0, int n_head, int
 
 /* Causal multi-head attention with a context window. Query i has position q_pos0 + i, key j has
  * position k_pos0 + j; a query at p sees keys at p - context + 1 .. p (context <= 0: all keys
- * up to p). q [n_q][ldq], k and v [n_kv][ldkv], heads at columns h*d_head; out [n_q][n_head*d_head].
- * Scores scaled by 1/sqrt(d_head). scratch: flm_attention_scratch_size(n_q, n_kv, n_head) floats. */
+ * up to p). q [n_q][ldq], k and v [n_kv][ldkv], heads at columns h*d_head; out
+ * [n_q][n_head*d_head]. Scores scaled by 1/sqrt(d_head). scratch: flm_attention_scratch_size(n_q,
+ * n_kv, n_head) floats. */
 FLM_API size_t flm_attention_scratch_size(int n_q, int n_kv, int n_head);
 FLM_API void flm_attention_f32(const float *q, int ldq, const float *k, const float *v, int ldkv,
                                int n_q, int n_kv, int64_t q_pos0, int64_t k_pos0, int context,

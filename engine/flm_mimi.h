@@ -46,26 +46,26 @@ typedef struct flm_mimi flm_mimi;
 typedef struct flm_mimi_stream flm_mimi_stream;
 
 typedef struct flm_mimi_config {
-    int n_filters;          /* SEANet base channels (64) */
-    int dimension;          /* latent channels (512) */
-    int ratios[4];          /* decoder order (8, 6, 5, 4); the encoder uses them reversed */
-    int kernel_size;        /* 7 */
-    int residual_kernel;    /* 3 */
-    int last_kernel;        /* 3 */
+    int n_filters;       /* SEANet base channels (64) */
+    int dimension;       /* latent channels (512) */
+    int ratios[4];       /* decoder order (8, 6, 5, 4); the encoder uses them reversed */
+    int kernel_size;     /* 7 */
+    int residual_kernel; /* 3 */
+    int last_kernel;     /* 3 */
     int d_model, n_heads, n_layers, dim_ff; /* transformers: 512, 8, 8, 2048 */
-    int context;            /* attention context in 25 Hz steps (250) */
-    float max_period;       /* RoPE (10000) */
-    float layer_scale;      /* init value of LayerScale (0.01), used by the random init only */
-    int q_dim;              /* codebook dimension (256) */
-    int bins;               /* codebook size (2048) */
-    int n_q_total;          /* codebooks in the checkpoint (32) */
-    int n_q;                /* codebooks used (8) */
+    int context;                            /* attention context in 25 Hz steps (250) */
+    float max_period;                       /* RoPE (10000) */
+    float layer_scale; /* init value of LayerScale (0.01), used by the random init only */
+    int q_dim;         /* codebook dimension (256) */
+    int bins;          /* codebook size (2048) */
+    int n_q_total;     /* codebooks in the checkpoint (32) */
+    int n_q;           /* codebooks used (8) */
 } flm_mimi_config;
 
 typedef struct flm_mimi_params {
-    int n_q;        /* codebooks to use (default 8) */
-    int context;    /* attention context (default 250) */
-    int n_heads;    /* attention heads (default 8; not recorded in the checkpoint) */
+    int n_q;          /* codebooks to use (default 8) */
+    int context;      /* attention context (default 250) */
+    int n_heads;      /* attention heads (default 8; not recorded in the checkpoint) */
     int chunk_frames; /* frames per internal step of batch encode/decode (default 16) */
 } flm_mimi_params;
 
@@ -78,8 +78,8 @@ FLM_API int flm_mimi_config_preset(const char *size, flm_mimi_config *cfg, flm_e
 
 FLM_API int flm_mimi_load(flm_mimi **out, const char *path, const flm_mimi_params *p,
                           flm_error *err);
-FLM_API int flm_mimi_load_from(flm_mimi **out, const flm_safetensors *st,
-                               const flm_mimi_params *p, flm_error *err);
+FLM_API int flm_mimi_load_from(flm_mimi **out, const flm_safetensors *st, const flm_mimi_params *p,
+                               flm_error *err);
 FLM_API void flm_mimi_destroy(flm_mimi **m);
 FLM_API const flm_mimi_config *flm_mimi_get_config(const flm_mimi *m);
 /* Bytes of weights held in memory. */
@@ -94,8 +94,8 @@ static inline int64_t flm_mimi_n_frames(int64_t n_samples)
 FLM_API int flm_mimi_encode(flm_mimi *m, const float *pcm, int64_t n_samples, int32_t *codes,
                             flm_error *err);
 /* The unquantised latent, [n_frames][dimension] (after the downsample). */
-FLM_API int flm_mimi_encode_latent(flm_mimi *m, const float *pcm, int64_t n_samples,
-                                   float *latent, flm_error *err);
+FLM_API int flm_mimi_encode_latent(flm_mimi *m, const float *pcm, int64_t n_samples, float *latent,
+                                   flm_error *err);
 /* pcm: [n_frames * 1920]; codes out of [0, bins) give FLM_ERANGE naming frame and codebook. */
 FLM_API int flm_mimi_decode(flm_mimi *m, const int32_t *codes, int64_t n_frames, float *pcm,
                             flm_error *err);

@@ -2,13 +2,12 @@
  *
  *     flm_safetensors *st = NULL;
  *     flm_error err = {0};
- *     if (flm_safetensors_open(&st, "model.safetensors.index.json", &err) < 0)   // or a .safetensors
- *         return fprintf(stderr, "%s\n", err.msg), 1;
- *     float *w = flm_malloc(512 * 512 * 4 * sizeof *w);
- *     int64_t shape[] = {512, 512, 4};
- *     if (flm_safetensors_read_f32(st, "downsample.conv.conv.conv.weight", 3, shape, w, &err) < 0)
- *         ...;   // "ckpt.safetensors: tensor 'downsample...': shape [512, 512, 2] in file, expected [512, 512, 4]"
- *     flm_safetensors_close(&st);
+ *     if (flm_safetensors_open(&st, "model.safetensors.index.json", &err) < 0)   // or a
+ * .safetensors return fprintf(stderr, "%s\n", err.msg), 1; float *w = flm_malloc(512 * 512 * 4 *
+ * sizeof *w); int64_t shape[] = {512, 512, 4}; if (flm_safetensors_read_f32(st,
+ * "downsample.conv.conv.conv.weight", 3, shape, w, &err) < 0)
+ *         ...;   // "ckpt.safetensors: tensor 'downsample...': shape [512, 512, 2] in file,
+ * expected [512, 512, 4]" flm_safetensors_close(&st);
  *
  * Format: 8-byte little-endian header length N, N bytes of JSON
  * {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the
@@ -55,7 +54,8 @@ FLM_API int flm_safetensors_open_memory(flm_safetensors **out, const void *buf, 
 FLM_API void flm_safetensors_close(flm_safetensors **st);
 
 FLM_API int flm_safetensors_count(const flm_safetensors *st);
-FLM_API const flm_st_info *flm_safetensors_at(const flm_safetensors *st, int i); /* sorted by name */
+FLM_API const flm_st_info *flm_safetensors_at(const flm_safetensors *st,
+                                              int i); /* sorted by name */
 FLM_API const flm_st_info *flm_safetensors_find(const flm_safetensors *st, const char *name);
 /* Finds name and checks its shape: FLM_ENOTFOUND / FLM_EMISMATCH with both shapes in err. */
 FLM_API int flm_safetensors_check(const flm_safetensors *st, const char *name, int n_dim,
@@ -75,8 +75,8 @@ typedef struct flm_st_entry {
 } flm_st_entry;
 
 /* Serialises entries (in the given order) into a new buffer (*out, caller frees with flm_free). */
-FLM_API int flm_safetensors_write_memory(const flm_st_entry *e, int n, uint8_t **out,
-                                         size_t *size, flm_error *err);
+FLM_API int flm_safetensors_write_memory(const flm_st_entry *e, int n, uint8_t **out, size_t *size,
+                                         flm_error *err);
 /* Writes a file atomically (temporary file + rename). */
 FLM_API int flm_safetensors_write(const char *path, const flm_st_entry *e, int n, flm_error *err);
 

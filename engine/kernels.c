@@ -175,8 +175,8 @@ void flm_conv1d_f32(const flm_conv1d *c, const float *x, int n_out, float *y)
     int group = c->dilation == 1 ? c->stride : 1;
     for (int j0 = 0; j0 < c->k; j0 += group) {
         int gs = c->k - j0 < group ? c->k - j0 : group;
-        flm_gemm_nt_f32(n_out, c->c_out, gs * c->c_in, x + (size_t)j0 * c->dilation * c->c_in,
-                        lda, c->w + (size_t)j0 * c->c_in, c->k * c->c_in, beta, y, c->c_out);
+        flm_gemm_nt_f32(n_out, c->c_out, gs * c->c_in, x + (size_t)j0 * c->dilation * c->c_in, lda,
+                        c->w + (size_t)j0 * c->c_in, c->k * c->c_in, beta, y, c->c_out);
         beta = 1.0f;
     }
 }
@@ -242,8 +242,7 @@ void flm_convtr1d_f32(const flm_convtr1d *c, const float *x, int n_in, float *y,
         return;
     }
     /* scratch[t][j][o] = sum_i x[t][i] w[i][o][j]; then overlap-add the k rows of each t. */
-    flm_gemm_nt_f32(n_in, c->k * co, c->c_in, x, c->c_in, c->w, c->c_in, 0.0f, scratch,
-                    c->k * co);
+    flm_gemm_nt_f32(n_in, c->k * co, c->c_in, x, c->c_in, c->w, c->c_in, 0.0f, scratch, c->k * co);
     for (int t = 0; t < n_in; t++) {
         const float *s = scratch + (size_t)t * c->k * co;
         float *yr = y + (size_t)t * c->stride * co;
@@ -452,7 +451,7 @@ void flm_attention_f32(const float *q, int ldq, const float *k, const float *v, 
     key_range(q_pos0 + n_q - 1, k_pos0, n_kv, context, &lo1, &hi1);
     int base = lo0, n = hi1 - lo0 + 1; /* keys [base, base + n) */
     pthread_once(&blas_once, blas_single_thread);
-#pragma omp parallel for num_threads(g_threads) if (n_head > 1 && (double)n_q * n * d_head > 2e4) \
+#pragma omp parallel for num_threads(g_threads) if (n_head > 1 && (double)n_q * n * d_head > 2e4)  \
     schedule(static)
     for (int h = 0; h < n_head; h++) {
         float *S = scratch + (size_t)h * n_q * (n > 0 ? n : 1); /* [n_q][n] */

@@ -4,8 +4,8 @@
  * d = 512, ff = 2048, qd = 256; conv weights are repacked to [c_out][k][c_in] at load):
  *
  *   encoder.model.0.conv.conv.{weight [nf,1,7], bias}            enc_in
- *   encoder.model.{1,4,7,10}.block.1.conv.conv.{weight [C/2,C,3], bias}   enc_res[i].a  (C = nf*2^i)
- *   encoder.model.{1,4,7,10}.block.3.conv.conv.{weight [C,C/2,1], bias}   enc_res[i].b
+ *   encoder.model.{1,4,7,10}.block.1.conv.conv.{weight [C/2,C,3], bias}   enc_res[i].a  (C =
+ * nf*2^i) encoder.model.{1,4,7,10}.block.3.conv.conv.{weight [C,C/2,1], bias}   enc_res[i].b
  *   encoder.model.{3,6,9,12}.conv.conv.{weight [2C,C,2r], bias}  enc_down[i], r = 4,5,6,8
  *   encoder.model.14.conv.conv.{weight [D,16nf,3], bias}         enc_out
  *   {encoder,decoder}_transformer.transformer.layers.L.
@@ -50,12 +50,12 @@ typedef struct res_w {
 } res_w;
 
 typedef struct xf_layer {
-    float *in_proj;  /* [3d][d] */
-    float *out_proj; /* [d][d] */
+    float *in_proj;               /* [3d][d] */
+    float *out_proj;              /* [d][d] */
     float *n1w, *n1b, *n2w, *n2b; /* [d] */
-    float *lin1;     /* [ff][d] */
-    float *lin2;     /* [d][ff] */
-    float *ls1, *ls2; /* [d] */
+    float *lin1;                  /* [ff][d] */
+    float *lin2;                  /* [d][ff] */
+    float *ls1, *ls2;             /* [d] */
 } xf_layer;
 
 typedef struct vq_part {
@@ -145,8 +145,8 @@ static void emit_convtr(walker *w, flm_convtr1d *c, int c_in, int c_out, int k, 
         *c = (flm_convtr1d){.c_in = c_in, .c_out = c_out, .k = k, .stride = stride};
     emit(w, c ? (float **)&c->w : NULL, PACK_CONVTR, INIT_FANIN, (int64_t)c_out * k, 3,
          (int64_t[]){c_in, c_out, k}, "%s.weight", prefix);
-    emit(w, c ? (float **)&c->b : NULL, PACK_NONE, INIT_ZERO, 0, 1, (int64_t[]){c_out},
-         "%s.bias", prefix);
+    emit(w, c ? (float **)&c->b : NULL, PACK_NONE, INIT_ZERO, 0, 1, (int64_t[]){c_out}, "%s.bias",
+         prefix);
 }
 
 static void emit_res(walker *w, res_w *r, int C, int k, const char *prefix)
@@ -163,13 +163,19 @@ static void emit_xf(walker *w, xf_layer *xf, const flm_mimi_config *c, const cha
     int64_t d = c->d_model, ff = c->dim_ff;
     for (int l = 0; l < c->n_layers; l++) {
         xf_layer *L = xf ? &xf[l] : NULL;
-#define XF(field, pack, init, fan, nd, ...)                                                     \
-    emit(w, L ? &L->field : NULL, pack, init, fan, nd, (int64_t[]){__VA_ARGS__},             \
+#define XF(field, pack, init, fan, nd, ...)                                                        \
+    emit(w, L ? &L->field : NULL, pack, init, fan, nd, (int64_t[]){__VA_ARGS__},                   \
          "%s_transformer.transformer.layers.%d.%s", which, l, xf_names[n_xf++])
-        static const char *const xf_names[] = {
-            "self_attn.in_proj_weight", "self_attn.out_proj.weight", "norm1.weight", "norm1.bias",
-            "norm2.weight", "norm2.bias", "linear1.weight", "linear2.weight",
-            "layer_scale_1.scale", "layer_scale_2.scale"};
+        static const char *const xf_names[] = {"self_attn.in_proj_weight",
+                                               "self_attn.out_proj.weight",
+                                               "norm1.weight",
+                                               "norm1.bias",
+                                               "norm2.weight",
+                                               "norm2.bias",
+                                               "linear1.weight",
+                                               "linear2.weight",
+                                               "layer_scale_1.scale",
+                                               "layer_scale_2.scale"};
         int n_xf = 0;
         XF(in_proj, PACK_NONE, INIT_FANIN, d, 2, 3 * d, d);
         XF(out_proj, PACK_NONE, INIT_FANIN, d, 2, d, d);
@@ -207,8 +213,8 @@ static int walk(const flm_mimi_config *c, flm_mimi *m, int n_levels, wfn fn, voi
     emit_conv(&w, m ? &m->downsample : NULL, D, D, 4, 2, 0, "downsample.conv.conv.conv");
     if (m)
         m->upsample = (flm_convtr1d){.c_in = D, .c_out = D, .k = 4, .stride = 2, .depthwise = 1};
-    emit(&w, m ? (float **)&m->upsample.w : NULL, PACK_NONE, INIT_FANIN, 4, 3,
-         (int64_t[]){D, 1, 4}, "upsample.convtr.convtr.convtr.weight");
+    emit(&w, m ? (float **)&m->upsample.w : NULL, PACK_NONE, INIT_FANIN, 4, 3, (int64_t[]){D, 1, 4},
+         "upsample.convtr.convtr.convtr.weight");
     emit_xf(&w, m ? m->dec_xf : NULL, c, "decoder");
     for (int part = 0; part < 2; part++) {
         const char *pn = part ? "rest" : "first";
@@ -216,16 +222,16 @@ static int walk(const flm_mimi_config *c, flm_mimi *m, int n_levels, wfn fn, voi
         vq_part *v = m ? &m->vq[part] : NULL;
         if (v)
             v->n_levels = n;
-        emit(&w, v ? &v->in_proj : NULL, PACK_NONE, INIT_FANIN, D, 3,
-             (int64_t[]){c->q_dim, D, 1}, "quantizer.rvq_%s.input_proj.weight", pn);
+        emit(&w, v ? &v->in_proj : NULL, PACK_NONE, INIT_FANIN, D, 3, (int64_t[]){c->q_dim, D, 1},
+             "quantizer.rvq_%s.input_proj.weight", pn);
         emit(&w, v ? &v->out_proj : NULL, PACK_NONE, INIT_FANIN, c->q_dim, 3,
              (int64_t[]){D, c->q_dim, 1}, "quantizer.rvq_%s.output_proj.weight", pn);
         for (int l = 0; l < n; l++) {
 #define CB "quantizer.rvq_%s.vq.layers.%d._codebook.%s"
             emit(&w, v ? &v->codebook[l] : NULL, PACK_NONE, INIT_NORMAL, 0, 2,
                  (int64_t[]){c->bins, c->q_dim}, CB, pn, l, "embedding_sum");
-            emit(&w, v ? &v->usage[l] : NULL, PACK_NONE, INIT_USAGE, 0, 1,
-                 (int64_t[]){c->bins}, CB, pn, l, "cluster_usage");
+            emit(&w, v ? &v->usage[l] : NULL, PACK_NONE, INIT_USAGE, 0, 1, (int64_t[]){c->bins}, CB,
+                 pn, l, "cluster_usage");
             emit(&w, NULL, PACK_NONE, INIT_ONE, 0, 1, (int64_t[]){1}, CB, pn, l, "_initialized");
 #undef CB
         }
@@ -241,7 +247,8 @@ static int walk(const flm_mimi_config *c, flm_mimi *m, int n_levels, wfn fn, voi
         emit_res(&w, m ? &m->dec_res[i] : NULL, C / 2, c->residual_kernel, p);
         C /= 2;
     }
-    emit_conv(&w, m ? &m->dec_out : NULL, nf, 1, c->last_kernel, 1, 1, "decoder.model.14.conv.conv");
+    emit_conv(&w, m ? &m->dec_out : NULL, nf, 1, c->last_kernel, 1, 1,
+              "decoder.model.14.conv.conv");
     return w.rc;
 }
 
@@ -257,12 +264,23 @@ int flm_mimi_config_preset(const char *size, flm_mimi_config *c, flm_error *err)
     int tiny = !strcmp(size, "tiny");
     if (!tiny && strcmp(size, "full"))
         return flm_error_set(err, FLM_EINVAL, "unknown Mimi size '%s' (tiny or full)", size);
-    *c = (flm_mimi_config){
-        .n_filters = tiny ? 8 : 64, .dimension = tiny ? 64 : 512, .ratios = {8, 6, 5, 4},
-        .kernel_size = 7, .residual_kernel = 3, .last_kernel = 3, .d_model = tiny ? 64 : 512,
-        .n_heads = 8, .n_layers = tiny ? 2 : 8, .dim_ff = tiny ? 256 : 2048, .context = 250,
-        .max_period = 10000.0f, .layer_scale = 0.01f, .q_dim = tiny ? 16 : 256, .bins = 2048,
-        .n_q_total = tiny ? 8 : 32, .n_q = 8};
+    *c = (flm_mimi_config){.n_filters = tiny ? 8 : 64,
+                           .dimension = tiny ? 64 : 512,
+                           .ratios = {8, 6, 5, 4},
+                           .kernel_size = 7,
+                           .residual_kernel = 3,
+                           .last_kernel = 3,
+                           .d_model = tiny ? 64 : 512,
+                           .n_heads = 8,
+                           .n_layers = tiny ? 2 : 8,
+                           .dim_ff = tiny ? 256 : 2048,
+                           .context = 250,
+                           .max_period = 10000.0f,
+                           .layer_scale = 0.01f,
+                           .q_dim = tiny ? 16 : 256,
+                           .bins = 2048,
+                           .n_q_total = tiny ? 8 : 32,
+                           .n_q = 8};
     return 0;
 }
 
@@ -273,8 +291,9 @@ static const flm_st_info *need(const flm_safetensors *st, const char *name, int 
     if (!in)
         flm_error_set(err, FLM_ENOTFOUND, "Mimi checkpoint: tensor '%s' not found", name);
     else if (in->n_dim != n_dim)
-        flm_error_set(err, FLM_EMISMATCH, "Mimi checkpoint: tensor '%s' has %d dimensions, expected %d",
-                      name, in->n_dim, n_dim);
+        flm_error_set(err, FLM_EMISMATCH,
+                      "Mimi checkpoint: tensor '%s' has %d dimensions, expected %d", name,
+                      in->n_dim, n_dim);
     return in && in->n_dim == n_dim ? in : NULL;
 }
 
@@ -288,7 +307,8 @@ static int infer_config(const flm_safetensors *st, const flm_mimi_params *p, flm
     if (!(a = need(st, "encoder.model.0.conv.conv.weight", 3, err)) ||
         !(b = need(st, "encoder.model.14.conv.conv.weight", 3, err)) ||
         !(r = need(st, "encoder.model.1.block.1.conv.conv.weight", 3, err)) ||
-        !(t = need(st, "encoder_transformer.transformer.layers.0.self_attn.in_proj_weight", 2, err)) ||
+        !(t = need(st, "encoder_transformer.transformer.layers.0.self_attn.in_proj_weight", 2,
+                   err)) ||
         !(f = need(st, "encoder_transformer.transformer.layers.0.linear1.weight", 2, err)) ||
         !(q = need(st, "quantizer.rvq_first.vq.layers.0._codebook.embedding_sum", 2, err)))
         return err ? err->code : FLM_ENOTFOUND;
@@ -524,19 +544,31 @@ static int init_one(void *ctx, const wdesc *d)
     double bound = d->fan_in > 0 ? 1.0 / sqrt((double)d->fan_in) : 0.0;
     for (size_t i = 0; i < n; i++) {
         switch (d->init) {
-        case INIT_FANIN: x[i] = (float)flm_rng_uniform_range(&r, -bound, bound); break;
-        case INIT_ONE: x[i] = 1.0f; break;
-        case INIT_ZERO: x[i] = 0.0f; break;
-        case INIT_SCALE: x[i] = I->c->layer_scale; break;
-        case INIT_NORMAL: x[i] = (float)(CODEBOOK_INIT_STD * flm_rng_normal(&r)); break;
-        default: x[i] = (float)flm_rng_uniform_range(&r, 0.5, 2.0); break; /* INIT_USAGE */
+        case INIT_FANIN:
+            x[i] = (float)flm_rng_uniform_range(&r, -bound, bound);
+            break;
+        case INIT_ONE:
+            x[i] = 1.0f;
+            break;
+        case INIT_ZERO:
+            x[i] = 0.0f;
+            break;
+        case INIT_SCALE:
+            x[i] = I->c->layer_scale;
+            break;
+        case INIT_NORMAL:
+            x[i] = (float)(CODEBOOK_INIT_STD * flm_rng_normal(&r));
+            break;
+        default:
+            x[i] = (float)flm_rng_uniform_range(&r, 0.5, 2.0);
+            break; /* INIT_USAGE */
         }
     }
     return 0;
 }
 
-int flm_mimi_random_checkpoint(const flm_mimi_config *c, uint64_t seed, uint8_t **buf,
-                               size_t *size, flm_error *err)
+int flm_mimi_random_checkpoint(const flm_mimi_config *c, uint64_t seed, uint8_t **buf, size_t *size,
+                               flm_error *err)
 {
     init_ctx I = {.c = c, .seed = seed};
     int rc;
@@ -591,12 +623,13 @@ struct flm_mimi_stream {
     float *act0, *act1; /* [act_n] each: activations, ping-pong */
     float *tmp;         /* [tmp_n]: residual branch */
     float *scr;         /* [scr_n]: transposed-conv GEMM output */
-    float *xh, *xqkv, *xatt, *xff, *xattn; /* transformer scratch [T][d], [T][3d], [T][d], [T][ff] */
-    float *lat;         /* [max_frames][D] */
-    float *z;           /* [max_frames][qd] */
-    float *scores;      /* [max_frames][bins] */
-    float *pcm;         /* [max_frames * 1920] staging (zero-padded last chunk) */
-    int32_t *codes;     /* [max_frames][n_q] staging */
+    float *xh, *xqkv, *xatt, *xff,
+        *xattn;                        /* transformer scratch [T][d], [T][3d], [T][d], [T][ff] */
+    float *lat;                        /* [max_frames][D] */
+    float *z;                          /* [max_frames][qd] */
+    float *scores;                     /* [max_frames][bins] */
+    float *pcm;                        /* [max_frames * 1920] staging (zero-padded last chunk) */
+    int32_t *codes;                    /* [max_frames][n_q] staging */
     double seconds[FLM_MIMI_N_STAGES]; /* time spent per stage, for benchmarks */
     void **allocs;
     size_t n_allocs, cap_allocs, size;
@@ -711,8 +744,10 @@ static void xf_run(flm_mimi_stream *s, const xf_layer *W, xf_state *x, float *io
     if (x->n_kv + T > x->cap) { /* keep the context-1 newest keys, at the front */
         int keep = x->n_kv < c->context - 1 ? x->n_kv : c->context - 1;
         for (int l = 0; l < c->n_layers; l++) {
-            memmove(x->k[l], x->k[l] + (size_t)(x->n_kv - keep) * d, (size_t)keep * d * sizeof(float));
-            memmove(x->v[l], x->v[l] + (size_t)(x->n_kv - keep) * d, (size_t)keep * d * sizeof(float));
+            memmove(x->k[l], x->k[l] + (size_t)(x->n_kv - keep) * d,
+                    (size_t)keep * d * sizeof(float));
+            memmove(x->v[l], x->v[l] + (size_t)(x->n_kv - keep) * d,
+                    (size_t)keep * d * sizeof(float));
         }
         x->k_pos0 += x->n_kv - keep;
         x->n_kv = keep;
@@ -726,7 +761,8 @@ static void xf_run(flm_mimi_stream *s, const xf_layer *W, xf_state *x, float *io
         flm_rope_f32(s->xqkv + d, T, 3 * d, x->pos, H, dh, c->max_period, FLM_ROPE_INTERLEAVED);
         for (int t = 0; t < T; t++) {
             memcpy(kc + (size_t)t * d, s->xqkv + (size_t)t * 3 * d + d, (size_t)d * sizeof(float));
-            memcpy(vc + (size_t)t * d, s->xqkv + (size_t)t * 3 * d + 2 * d, (size_t)d * sizeof(float));
+            memcpy(vc + (size_t)t * d, s->xqkv + (size_t)t * 3 * d + 2 * d,
+                   (size_t)d * sizeof(float));
         }
         flm_attention_f32(s->xqkv, 3 * d, x->k[l], x->v[l], d, T, x->n_kv + T, x->pos, x->k_pos0,
                           c->context, H, dh, s->xatt, s->xattn);
@@ -827,17 +863,17 @@ int flm_mimi_stream_create(flm_mimi_stream **out, flm_mimi *m, int which, int ma
     s->xqkv = salloc(s, (size_t)steps * 3 * d * sizeof(float));
     s->xatt = salloc(s, (size_t)steps * d * sizeof(float));
     s->xff = salloc(s, (size_t)steps * c->dim_ff * sizeof(float));
-    s->xattn = salloc(s, flm_attention_scratch_size(steps, s->e_xf.cap > s->d_xf.cap ? s->e_xf.cap
-                                                                                      : s->d_xf.cap,
-                                                    c->n_heads) *
-                             sizeof(float));
+    s->xattn =
+        salloc(s, flm_attention_scratch_size(
+                      steps, s->e_xf.cap > s->d_xf.cap ? s->e_xf.cap : s->d_xf.cap, c->n_heads) *
+                      sizeof(float));
     s->lat = salloc(s, (size_t)F * D * sizeof(float));
     s->z = salloc(s, (size_t)F * c->q_dim * sizeof(float));
     s->scores = salloc(s, (size_t)F * c->bins * sizeof(float));
     s->pcm = salloc(s, (size_t)L * sizeof(float));
     s->codes = salloc(s, (size_t)F * c->n_q * sizeof(int32_t));
-    if (!s->act0 || !s->act1 || !s->tmp || !s->scr || !s->xh || !s->xqkv || !s->xatt ||
-        !s->xff || !s->xattn || !s->lat || !s->z || !s->scores || !s->pcm || !s->codes)
+    if (!s->act0 || !s->act1 || !s->tmp || !s->scr || !s->xh || !s->xqkv || !s->xatt || !s->xff ||
+        !s->xattn || !s->lat || !s->z || !s->scores || !s->pcm || !s->codes)
         goto fail;
     *out = s;
     return 0;
@@ -869,7 +905,8 @@ void flm_mimi_stream_reset(flm_mimi_stream *s)
         sconv_reset(&s->d_res[i]);
         if (s->d_up[i].partial)
             memset(s->d_up[i].partial, 0,
-                   (size_t)(s->d_up[i].c.k - s->d_up[i].c.stride) * s->d_up[i].c.c_out * sizeof(float));
+                   (size_t)(s->d_up[i].c.k - s->d_up[i].c.stride) * s->d_up[i].c.c_out *
+                       sizeof(float));
     }
     if (s->d_us.partial)
         memset(s->d_us.partial, 0, (size_t)2 * s->d_us.c.c_out * sizeof(float));
@@ -985,8 +1022,7 @@ static void dequantize(flm_mimi_stream *s, const int32_t *codes, int F)
                 for (int i = 0; i < qd; i++)
                     s->z[(size_t)f * qd + i] += e[i];
             }
-        flm_gemm_nt_f32(F, c->dimension, qd, s->z, qd, v->out_proj, qd, beta, s->lat,
-                        c->dimension);
+        flm_gemm_nt_f32(F, c->dimension, qd, s->z, qd, v->out_proj, qd, beta, s->lat, c->dimension);
         beta = 1.0f;
     }
     s->seconds[FLM_MIMI_STAGE_DEQUANT] += flm_now() - t0;
@@ -1076,7 +1112,8 @@ static int batch_encode(flm_mimi *m, const float *pcm, int64_t n_samples, void *
         }
         encode_latent(s, s->pcm, F);
         if (what == OUT_LATENT) {
-            memcpy((float *)out + f0 * c->dimension, s->lat, (size_t)F * c->dimension * sizeof(float));
+            memcpy((float *)out + f0 * c->dimension, s->lat,
+                   (size_t)F * c->dimension * sizeof(float));
             continue;
         }
         quantize(s, F, s->codes);
@@ -1100,8 +1137,8 @@ int flm_mimi_encode_latent(flm_mimi *m, const float *pcm, int64_t n_samples, flo
     return batch_encode(m, pcm, n_samples, latent, OUT_LATENT, err);
 }
 
-static int batch_decode(flm_mimi *m, const int32_t *codes, int64_t n_frames, float *out,
-                        int what, flm_error *err)
+static int batch_decode(flm_mimi *m, const int32_t *codes, int64_t n_frames, float *out, int what,
+                        flm_error *err)
 {
     flm_mimi_stream *s = NULL;
     const flm_mimi_config *c = &m->cfg;
@@ -1126,8 +1163,7 @@ static int batch_decode(flm_mimi *m, const int32_t *codes, int64_t n_frames, flo
     return rc;
 }
 
-int flm_mimi_decode(flm_mimi *m, const int32_t *codes, int64_t n_frames, float *pcm,
-                    flm_error *err)
+int flm_mimi_decode(flm_mimi *m, const int32_t *codes, int64_t n_frames, float *pcm, flm_error *err)
 {
     return batch_decode(m, codes, n_frames, pcm, OUT_CODES, err);
 }

@@ -20,7 +20,7 @@ typedef struct st_file {
     char *path;
     const uint8_t *base; /* whole file */
     size_t size;
-    int mapped;          /* 1: munmap at close */
+    int mapped; /* 1: munmap at close */
 } st_file;
 
 struct flm_safetensors {
@@ -197,12 +197,11 @@ static int parse_file(flm_safetensors *st, int fi, flm_error *err)
         qsort(ranges, (size_t)n_ranges, sizeof *ranges, range_cmp);
     for (int i = 1; i < n_ranges; i++)
         if (ranges[i].begin < ranges[i - 1].end) {
-            flm_error_set(err, FLM_EFORMAT,
-                          "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap", fn,
-                          st->infos[ranges[i - 1].idx].name,
-                          (unsigned long long)ranges[i - 1].begin,
-                          (unsigned long long)ranges[i - 1].end, st->infos[ranges[i].idx].name,
-                          (unsigned long long)ranges[i].begin, (unsigned long long)ranges[i].end);
+            flm_error_set(
+                err, FLM_EFORMAT, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap", fn,
+                st->infos[ranges[i - 1].idx].name, (unsigned long long)ranges[i - 1].begin,
+                (unsigned long long)ranges[i - 1].end, st->infos[ranges[i].idx].name,
+                (unsigned long long)ranges[i].begin, (unsigned long long)ranges[i].end);
             goto fail;
         }
     flm_free(ranges);
@@ -344,8 +343,8 @@ static int open_index(flm_safetensors *st, const char *path, flm_error *err)
         const char *shard = json_string_value(val);
         size_t ls = strlen(shard);
         if (!in || strlen(in->file) < ls || strcmp(in->file + strlen(in->file) - ls, shard)) {
-            rc = flm_error_set(err, FLM_ENOTFOUND, "%s: tensor '%s' is not in shard %s", path,
-                               key, shard);
+            rc = flm_error_set(err, FLM_ENOTFOUND, "%s: tensor '%s' is not in shard %s", path, key,
+                               shard);
             goto done;
         }
     }

@@ -8,9 +8,9 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[FLM_DTYPE_COUNT] = {
-    [FLM_DTYPE_F32] = {"F32", 4},  [FLM_DTYPE_F16] = {"F16", 2}, [FLM_DTYPE_BF16] = {"BF16", 2},
-    [FLM_DTYPE_F64] = {"F64", 8},  [FLM_DTYPE_I64] = {"I64", 8}, [FLM_DTYPE_I32] = {"I32", 4},
-    [FLM_DTYPE_I16] = {"I16", 2},  [FLM_DTYPE_I8] = {"I8", 1},   [FLM_DTYPE_U8] = {"U8", 1},
+    [FLM_DTYPE_F32] = {"F32", 4},   [FLM_DTYPE_F16] = {"F16", 2}, [FLM_DTYPE_BF16] = {"BF16", 2},
+    [FLM_DTYPE_F64] = {"F64", 8},   [FLM_DTYPE_I64] = {"I64", 8}, [FLM_DTYPE_I32] = {"I32", 4},
+    [FLM_DTYPE_I16] = {"I16", 2},   [FLM_DTYPE_I8] = {"I8", 1},   [FLM_DTYPE_U8] = {"U8", 1},
     [FLM_DTYPE_BOOL] = {"BOOL", 1},
 };
 
@@ -61,8 +61,8 @@ void flm_shape_format(char *buf, size_t size, int n_dim, const int64_t *shape)
     buf[0] = 0;
     used += (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < n_dim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "",
-                                 (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (used < size)
         snprintf(buf + used, size - used, "]");
 }
@@ -120,8 +120,8 @@ static uint16_t float_to_half(float f)
         return sign | 0x7e00;
     if (a >= 0x477ff000u) /* rounds to >= 65520: inf */
         return sign | 0x7c00;
-    if (a < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
-        float m = bits_f32(a) * 0x1p24f; /* in units of 2^-24, exact scaling */
+    if (a < 0x38800000u) {                 /* below the smallest normal half: subnormal or zero */
+        float m = bits_f32(a) * 0x1p24f;   /* in units of 2^-24, exact scaling */
         return sign | (uint16_t)lrintf(m); /* lrintf rounds to nearest even */
     }
     uint32_t r = a - (112u << 23);

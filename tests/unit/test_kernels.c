@@ -112,8 +112,8 @@ static void test_conv(int c_in, int c_out, int k, int stride, int dil, flm_pad_m
         for (int o = 0; o < c_out; o++)
             yt[(size_t)t * c_out + o] = yr[(size_t)o * T_out + t];
     double e = flm_norm_err(y, yt, (size_t)n_out * c_out);
-    TAP_OK(T_out == n_out && e < TOL, "conv1d %d->%d k%d s%d d%d %s T%d (%d thr): err %.2e",
-           c_in, c_out, k, stride, dil, pm ? "replicate" : "zero", T, nt, e);
+    TAP_OK(T_out == n_out && e < TOL, "conv1d %d->%d k%d s%d d%d %s T%d (%d thr): err %.2e", c_in,
+           c_out, k, stride, dil, pm ? "replicate" : "zero", T, nt, e);
     flm_free(w), flm_free(b), flm_free(x), flm_free(wp), flm_free(xt), flm_free(y);
     flm_free(yr), flm_free(yt);
 }
@@ -125,7 +125,8 @@ static void test_convtr(int c_in, int c_out, int k, int stride, int dw, int T, i
     float *x = rnd((size_t)c_in * T, "x", 1), *wp = flm_malloc(nw * 4);
     int n_full = (T - 1) * stride + k;
     float *xt = flm_malloc((size_t)T * c_in * 4), *y = flm_malloc((size_t)n_full * c_out * 4);
-    float *scr = flm_malloc((size_t)T * k * c_out * 4), *yr = flm_malloc((size_t)T * stride * c_out * 4);
+    float *scr = flm_malloc((size_t)T * k * c_out * 4),
+          *yr = flm_malloc((size_t)T * stride * c_out * 4);
     if (dw)
         memcpy(wp, w, nw * 4);
     else
@@ -183,7 +184,8 @@ static void test_pointwise(void)
     flm_free(a), flm_free(b);
 
     int T = 37, d = 512;
-    float *x = rnd((size_t)T * d, "ln", 2), *w = rnd((size_t)d, "lnw", 1), *bb = rnd((size_t)d, "lnb", 1);
+    float *x = rnd((size_t)T * d, "ln", 2), *w = rnd((size_t)d, "lnw", 1),
+          *bb = rnd((size_t)d, "lnb", 1);
     float *y = flm_malloc((size_t)T * d * 4), *yr = flm_malloc((size_t)T * d * 4);
     for (int i = 0; i < T * d; i++)
         x[i] += 5.0f; /* a non-zero mean checks the centring */

@@ -50,8 +50,8 @@ static int rebuild(const flm_safetensors *st, const char *target, int edit, uint
         int hit = !strcmp(in->name, target);
         if (hit && edit == EDIT_DROP)
             continue;
-        e[k] = (flm_st_entry){.name = in->name, .dtype = in->dtype, .n_dim = in->n_dim,
-                              .data = in->data};
+        e[k] = (flm_st_entry){
+            .name = in->name, .dtype = in->dtype, .n_dim = in->n_dim, .data = in->data};
         memcpy(e[k].shape, in->shape, sizeof in->shape);
         if (hit && edit == EDIT_RESHAPE) { /* same bytes, different shape */
             e[k].shape[0] = in->shape[1];
@@ -93,8 +93,8 @@ static int load_image(const uint8_t *img, size_t size, const flm_mimi_params *p,
 
 /* Streaming with the given chunk pattern vs batch: codes identical; returns the normalised
  * error of the streamed audio against the batch audio. */
-static double stream_vs_batch(flm_mimi *m, const float *pcm, int F, const int *chunks,
-                              int n_chunks, int *code_diff, double *enc_s, double *str_s)
+static double stream_vs_batch(flm_mimi *m, const float *pcm, int F, const int *chunks, int n_chunks,
+                              int *code_diff, double *enc_s, double *str_s)
 {
     const flm_mimi_config *c = flm_mimi_get_config(m);
     int nq = c->n_q, maxc = 1;
@@ -149,7 +149,7 @@ static double stream_vs_batch(flm_mimi *m, const float *pcm, int F, const int *c
     double rms = 0;
     for (size_t i = 0; i < (size_t)F * FLM_MIMI_FRAME_SIZE; i++)
         rms += (double)ba[i] * ba[i];
-    tap_diag("decoded rms %.3g, streaming vs batch max |diff| %.3g", 
+    tap_diag("decoded rms %.3g, streaming vs batch max |diff| %.3g",
              sqrt(rms / ((double)F * FLM_MIMI_FRAME_SIZE)),
              max_abs(sa, ba, (size_t)F * FLM_MIMI_FRAME_SIZE));
     flm_mimi_stream_destroy(&s);
@@ -204,9 +204,11 @@ static void test_tiny(const char *golden_dir)
         float *pcm = test_signal((int64_t)F * FLM_MIMI_FRAME_SIZE, 1);
         int pat1[] = {1}, pat2[] = {3, 1, 2, 5};
         double e = stream_vs_batch(m, pcm, F, pat1, 1, &diff, NULL, NULL);
-        TAP_OK(diff == 0 && e < 1e-4, "tiny, 1 frame/call: codes differ %d, audio norm err %.2e", diff, e);
+        TAP_OK(diff == 0 && e < 1e-4, "tiny, 1 frame/call: codes differ %d, audio norm err %.2e",
+               diff, e);
         e = stream_vs_batch(m, pcm, F, pat2, 4, &diff, NULL, NULL);
-        TAP_OK(diff == 0 && e < 1e-4, "tiny, chunks 3,1,2,5: codes differ %d, audio norm err %.2e", diff, e);
+        TAP_OK(diff == 0 && e < 1e-4, "tiny, chunks 3,1,2,5: codes differ %d, audio norm err %.2e",
+               diff, e);
         /* a length that is not whole frames is zero-padded */
         int32_t *c1 = flm_malloc(8 * 3 * 4), *c2 = flm_malloc(8 * 3 * 4);
         float *padded = flm_calloc(3 * FLM_MIMI_FRAME_SIZE, 4);
@@ -236,8 +238,10 @@ static void test_tiny(const char *golden_dir)
     const char *t = "decoder_transformer.transformer.layers.1.linear2.weight";
     rebuild(st, t, EDIT_DROP, &bad, &bsize);
     TAP_EQ_INT(load_image(bad, bsize, NULL, &m, &err), FLM_ENOTFOUND, "missing tensor");
-    TAP_CONTAINS(err.msg, "tensor 'decoder_transformer.transformer.layers.1.linear2.weight' not "
-                          "found (expected shape [64, 256])", "missing tensor named with shape");
+    TAP_CONTAINS(err.msg,
+                 "tensor 'decoder_transformer.transformer.layers.1.linear2.weight' not "
+                 "found (expected shape [64, 256])",
+                 "missing tensor named with shape");
     flm_free(bad);
     rebuild(st, t, EDIT_RESHAPE, &bad, &bsize);
     TAP_EQ_INT(load_image(bad, bsize, NULL, &m, &err), FLM_EMISMATCH, "mis-shaped tensor");
@@ -296,7 +300,8 @@ static void test_full(double seconds)
     float *pcm = test_signal((int64_t)F * FLM_MIMI_FRAME_SIZE, 2);
     double tb, ts;
     double e = stream_vs_batch(m, pcm, F, pat, 1, &diff, &tb, &ts);
-    TAP_OK(diff == 0, "full-size %.0f s: streaming codes == batch codes (%d differ)", seconds, diff);
+    TAP_OK(diff == 0, "full-size %.0f s: streaming codes == batch codes (%d differ)", seconds,
+           diff);
     TAP_OK(e < 1e-4, "full-size %.0f s: streaming audio vs batch, norm err %.2e", seconds, e);
     tap_diag("full-size %.0f s: batch enc+dec %.2f s, streaming enc+dec %.2f s", seconds, tb, ts);
     flm_free(pcm);

@@ -44,10 +44,8 @@ static void test_round_trip(void)
     uint16_t h[2] = {0x3c00, 0xbc00};          /* 1, -1 */
     int32_t ints[2] = {7, -7};
     flm_st_entry e[] = {
-        {"b.weight", FLM_DTYPE_F32, 2, {2, 3}, a},
-        {"a.bf", FLM_DTYPE_BF16, 1, {3}, bf},
-        {"c.half", FLM_DTYPE_F16, 2, {1, 2}, h},
-        {"d.ints", FLM_DTYPE_I32, 1, {2}, ints},
+        {"b.weight", FLM_DTYPE_F32, 2, {2, 3}, a},   {"a.bf", FLM_DTYPE_BF16, 1, {3}, bf},
+        {"c.half", FLM_DTYPE_F16, 2, {1, 2}, h},     {"d.ints", FLM_DTYPE_I32, 1, {2}, ints},
         {"e.empty", FLM_DTYPE_F32, 2, {0, 4}, NULL},
     };
     char path[64];
@@ -149,8 +147,8 @@ static void test_bad(void)
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, FLM_EFORMAT, "data_offsets",
                "missing offsets");
     expect_bad("{\"__metadata__\":{\"k\":1}}", 0, FLM_EFORMAT, "not a string", "bad metadata");
-    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8,
-               FLM_EFORMAT, "shape[0]", "fractional dim");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8, FLM_EFORMAT,
+               "shape[0]", "fractional dim");
 }
 
 static void write_file(const char *name, const char *text)
@@ -173,11 +171,10 @@ static void test_sharded(void)
     flm_safetensors_write(p, e1, 1, &err);
     snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
     flm_safetensors_write(p, e2, 2, &err);
-    write_file("model.safetensors.index.json",
-               "{\"metadata\":{\"total_size\":28},\"weight_map\":{"
-               "\"x.a\":\"model-00001-of-00002.safetensors\","
-               "\"y.b\":\"model-00002-of-00002.safetensors\","
-               "\"y.c\":\"model-00002-of-00002.safetensors\"}}");
+    write_file("model.safetensors.index.json", "{\"metadata\":{\"total_size\":28},\"weight_map\":{"
+                                               "\"x.a\":\"model-00001-of-00002.safetensors\","
+                                               "\"y.b\":\"model-00002-of-00002.safetensors\","
+                                               "\"y.c\":\"model-00002-of-00002.safetensors\"}}");
     flm_safetensors *st = NULL;
     int rc = flm_safetensors_open(&st, dir, &err); /* directory: finds the index */
     TAP_EQ_INT(rc, 0, "open sharded via directory");
@@ -192,7 +189,8 @@ static void test_sharded(void)
         TAP_OK(got[1] == 2, "shard 1 values");
         flm_safetensors_close(&st);
     }
-    write_file("bad1.index.json", "{\"weight_map\":{\"x.a\":\"model-00002-of-00002.safetensors\"}}");
+    write_file("bad1.index.json",
+               "{\"weight_map\":{\"x.a\":\"model-00002-of-00002.safetensors\"}}");
     snprintf(p, sizeof p, "%s/bad1.index.json", dir);
     TAP_EQ_INT(flm_safetensors_open(&st, p, &err), FLM_ENOTFOUND, "index names wrong shard");
     TAP_CONTAINS(err.msg, "tensor 'x.a' is not in shard model-00002", "wrong shard message");
@@ -203,9 +201,8 @@ static void test_sharded(void)
     write_file("bad3.index.json", "{\"weight_map\":{\"x.a\":\"../etc/passwd\"}}");
     snprintf(p, sizeof p, "%s/bad3.index.json", dir);
     TAP_EQ_INT(flm_safetensors_open(&st, p, &err), FLM_EFORMAT, "path traversal refused");
-    write_file("bad4.index.json",
-               "{\"weight_map\":{\"y.c\":\"model-00002-of-00002.safetensors\","
-               "\"x.a\":\"dup.safetensors\"}}");
+    write_file("bad4.index.json", "{\"weight_map\":{\"y.c\":\"model-00002-of-00002.safetensors\","
+                                  "\"x.a\":\"dup.safetensors\"}}");
     snprintf(p, sizeof p, "%s/dup.safetensors", dir);
     flm_st_entry e3[] = {{"y.c", FLM_DTYPE_F32, 1, {2}, a}, {"x.a", FLM_DTYPE_F32, 1, {2}, a}};
     flm_safetensors_write(p, e3, 2, &err);
