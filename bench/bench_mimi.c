@@ -2,7 +2,7 @@
  *
  *   bench_mimi [--seconds S] [--threads N,M] [--chunk F]   encode/decode x real-time, GFLOP/s,
  *                                                          sgemm (F: frames per batch step)
- *   bench_mimi --hour CKPT [--threads N]         streaming encode of 1 h, peak RSS
+ *   bench_mimi [--minutes M] --hour CKPT         streaming encode of 1 h (or M min), peak RSS
  *
  * Weights are random (flm_mimi_random_checkpoint, full size): speed does not depend on values.
  * FLOPs are counted from the architecture (2 per multiply-add: convolutions, transposed
@@ -117,7 +117,21 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0;
 }
 
-static int hour(const char *ckpt, int threads)
+/* Current resident set (VmRSS), MB. */
+static double rss_now_mb(void)
+{
+    char line[256];
+    double kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kb = atof(line + 6);
+    if (f)
+        fclose(f);
+    return kb / 1024.0;
+}
+
+static int hour(const char *ckpt, int threads, double minutes)
 {
     flm_error err = {0};
     flm_mimi *m = NULL;
@@ -127,13 +141,13 @@ static int hour(const char *ckpt, int threads)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    double rss_model = peak_rss_mb();
+    double rss_model = peak_rss_mb(), rss_loaded = rss_now_mb();
     flm_mimi_stream *s = NULL;
     const int chunk = 16;
     flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE, chunk, &err);
     float *pcm = flm_malloc((size_t)chunk * FLM_MIMI_FRAME_SIZE * 4);
     int32_t *codes = flm_malloc((size_t)chunk * 8 * 4);
-    int64_t n_frames = 3600 * 25 / 2, hist[8] = {0};
+    int64_t n_frames = (int64_t)(minutes * 60 * 12.5), hist[8] = {0};
     double t0 = flm_now();
     for (int64_t f = 0; f < n_frames; f += chunk) {
         int F = n_frames - f < chunk ? (int)(n_frames - f) : chunk;
@@ -142,11 +156,13 @@ static int hour(const char *ckpt, int threads)
         hist[codes[0] % 8]++;
     }
     double dt = flm_now() - t0;
-    printf("1 h streaming encode (%d threads, chunks of %d frames): %.1f s = %.1fx real-time\n",
-           threads, chunk, dt, 3600 / dt);
-    printf("peak RSS: start %.0f MB, after load %.0f MB, end %.0f MB (weights %.0f MB, stream "
-           "buffers %.1f MB)\n",
-           rss0, rss_model, peak_rss_mb(), flm_mimi_weight_size(m) / 1e6,
+    printf("%.0f min streaming encode (%d threads, chunks of %d frames): %.1f s = %.1fx "
+           "real-time\n",
+           minutes, threads, chunk, dt, minutes * 60 / dt);
+    printf("peak RSS: start %.0f MB, after load %.0f MB (the mapped file counts while loading), "
+           "end %.0f MB; current RSS after load %.0f MB, at the end %.0f MB (weights %.0f MB, "
+           "stream buffers %.1f MB)\n",
+           rss0, rss_model, peak_rss_mb(), rss_loaded, rss_now_mb(), flm_mimi_weight_size(m) / 1e6,
            flm_mimi_stream_size(s) / 1e6);
     flm_mimi_stream_destroy(&s);
     flm_mimi_destroy(&m);
@@ -156,7 +172,7 @@ static int hour(const char *ckpt, int threads)
 
 int main(int argc, char **argv)
 {
-    double seconds = 20;
+    double seconds = 20, minutes = 60;
     int threads[2] = {1, 2}, n_thr = 2;
     flm_mimi_params prm = flm_mimi_default_params();
     for (int i = 1; i < argc; i++) {
@@ -166,8 +182,10 @@ int main(int argc, char **argv)
             n_thr = sscanf(argv[++i], "%d,%d", &threads[0], &threads[1]);
         else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
             prm.chunk_frames = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--minutes") && i + 1 < argc)
+            minutes = atof(argv[++i]);
         else if (!strcmp(argv[i], "--hour") && i + 1 < argc)
-            return hour(argv[i + 1], threads[0] > 1 || n_thr > 1 ? 2 : threads[0]);
+            return hour(argv[i + 1], threads[0] > 1 || n_thr > 1 ? 2 : threads[0], minutes);
         else {
             fprintf(stderr, "usage: bench_mimi [--seconds S] [--threads N[,M]] [--chunk FRAMES] | "
                             "--hour CKPT\n");
