@@ -144,6 +144,54 @@ void flm_conv1d_pack_weight(const float *src, int c_out, int c_in, int k, float 
                 dst[((size_t)o * k + j) * c_in + i] = src[((size_t)o * c_in + i) * k + j];
 }
 
+/* Narrow input (the 1-channel waveform conv, k*c_in = 7): GEMMs with K = 1 would crawl, so
+ * accumulate over taps with the weights transposed to [k*c_in][c_out] (on the stack), the inner
+ * loop running along contiguous output channels. */
+__attribute__((optimize("O3", "tree-vectorize"),
+               target_clones("avx512f", "avx2", "default"))) static void
+conv_narrow_in(const flm_conv1d *c, const float *x, int n_out, float *y)
+{
+    float wt[8192]; /* [k*c_in][c_out] */
+    int kc = c->k * c->c_in, co = c->c_out;
+    for (int o = 0; o < co; o++)
+        for (int j = 0; j < kc; j++)
+            wt[j * co + o] = c->w[(size_t)o * kc + j];
+    for (int t = 0; t < n_out; t++) {
+        float *yr = y + (size_t)t * co;
+        if (!c->b)
+            memset(yr, 0, (size_t)co * sizeof *yr);
+        for (int j = 0; j < c->k; j++)
+            for (int i = 0; i < c->c_in; i++) {
+                float xv = x[((size_t)t * c->stride + (size_t)j * c->dilation) * c->c_in + i];
+                const float *wr = wt + (size_t)(j * c->c_in + i) * co;
+                for (int o = 0; o < co; o++)
+                    yr[o] += xv * wr[o];
+            }
+    }
+}
+
+/* One output channel (the decoder's last conv): output t is a dot product of k*c_in contiguous
+ * floats with the weights; 16 partial sums let the compiler vectorise it. */
+__attribute__((optimize("O3", "tree-vectorize"),
+               target_clones("avx512f", "avx2", "default"))) static void
+conv_one_out(const flm_conv1d *c, const float *x, int n_out, float *y)
+{
+    int n = c->k * c->c_in;
+    for (int t = 0; t < n_out; t++) {
+        const float *xr = x + (size_t)t * c->stride * c->c_in;
+        float acc[16] = {0}, s = c->b ? c->b[0] : 0.0f;
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int l = 0; l < 16; l++)
+                acc[l] += xr[i + l] * c->w[i + l];
+        for (; i < n; i++)
+            s += xr[i] * c->w[i];
+        for (int l = 0; l < 16; l++)
+            s += acc[l];
+        y[t] = s;
+    }
+}
+
 void flm_conv1d_f32(const flm_conv1d *c, const float *x, int n_out, float *y)
 {
     if (n_out <= 0)
@@ -152,20 +200,12 @@ void flm_conv1d_f32(const flm_conv1d *c, const float *x, int n_out, float *y)
         fill_rows(y, n_out, c->c_out, c->b);
     float beta = c->b ? 1.0f : 0.0f;
     int lda = c->stride * c->c_in;
-    if (c->c_in * c->stride < 8) {
-        /* Tiny input (the 1-channel waveform conv): a direct loop beats k GEMMs with K = 1. */
-        for (int t = 0; t < n_out; t++) {
-            float *yr = y + (size_t)t * c->c_out;
-            if (!c->b)
-                memset(yr, 0, (size_t)c->c_out * sizeof *yr);
-            for (int j = 0; j < c->k; j++)
-                for (int i = 0; i < c->c_in; i++) {
-                    float xv = x[((size_t)t * c->stride + (size_t)j * c->dilation) * c->c_in + i];
-                    const float *wr = c->w + (size_t)j * c->c_in + i;
-                    for (int o = 0; o < c->c_out; o++)
-                        yr[o] += xv * wr[(size_t)o * c->k * c->c_in];
-                }
-        }
+    if (c->c_in * c->stride < 8 && (size_t)c->k * c->c_in * c->c_out <= 8192) {
+        conv_narrow_in(c, x, n_out, y);
+        return;
+    }
+    if (c->c_out == 1 && c->dilation == 1) {
+        conv_one_out(c, x, n_out, y);
         return;
     }
     /* Output row t reads input rows t*stride + j (dilation 1): taps j0 .. j0+stride-1 are one
@@ -300,7 +340,9 @@ static inline __attribute__((always_inline)) float expm1_neg(float x)
     return two.f * p + (two.f - 1.0f);
 }
 
-__attribute__((optimize("O3", "tree-vectorize"))) static void elu_run(float *x, size_t n)
+__attribute__((optimize("O3", "tree-vectorize"),
+               target_clones("avx512f", "avx2", "default"))) static void
+elu_run(float *x, size_t n)
 {
     /* min(v,0) and max(v,0) exactly, without branches; expm1_neg(0) == 0 */
     for (size_t i = 0; i < n; i++) {

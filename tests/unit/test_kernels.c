@@ -240,6 +240,9 @@ int main(void)
         test_conv(24, 24, 4, 2, 1, FLM_PAD_REPLICATE, 50, nt);
         test_conv(24, 12, 5, 3, 2, FLM_PAD_REPLICATE, 99, nt);
         test_conv(256, 512, 12, 6, 1, FLM_PAD_ZERO, 120, nt);
+        test_conv(1, 64, 7, 1, 1, FLM_PAD_ZERO, 3000, nt);    /* narrow-input path */
+        test_conv(64, 1, 3, 1, 1, FLM_PAD_ZERO, 1000, nt);    /* one-output path */
+        test_conv(20, 1, 5, 2, 1, FLM_PAD_REPLICATE, 90, nt); /* one-output, strided, tail */
         test_convtr(16, 8, 8, 4, 0, 40, nt);
         test_convtr(64, 32, 16, 8, 0, 12, nt);
         test_convtr(512, 256, 12, 6, 0, 10, nt);
