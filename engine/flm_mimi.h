@@ -66,7 +66,7 @@ typedef struct flm_mimi_params {
     int n_q;          /* codebooks to use (default 8) */
     int context;      /* attention context (default 250) */
     int n_heads;      /* attention heads (default 8; not recorded in the checkpoint) */
-    int chunk_frames; /* frames per internal step of batch encode/decode (default 16) */
+    int chunk_frames; /* frames per internal step of batch encode/decode (default 32) */
 } flm_mimi_params;
 
 enum { FLM_MIMI_ENCODE = 1, FLM_MIMI_DECODE = 2 };

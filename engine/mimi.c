@@ -256,7 +256,7 @@ static int walk(const flm_mimi_config *c, flm_mimi *m, int n_levels, wfn fn, voi
 
 flm_mimi_params flm_mimi_default_params(void)
 {
-    return (flm_mimi_params){.n_q = 8, .context = 250, .n_heads = 8, .chunk_frames = 16};
+    return (flm_mimi_params){.n_q = 8, .context = 250, .n_heads = 8, .chunk_frames = 32};
 }
 
 int flm_mimi_config_preset(const char *size, flm_mimi_config *c, flm_error *err)
