@@ -221,6 +221,14 @@ static void test_tiny(const char *golden_dir)
         TAP_EQ_INT(flm_mimi_decode(m, c2, 3, out, &err), FLM_ERANGE, "code 2048 refused");
         TAP_CONTAINS(err.msg, "code 2048 at frame 2, codebook 1", "bad code message");
         flm_mimi_stream *s = NULL;
+        flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE | FLM_MIMI_DECODE, 2, &err);
+        flm_alloc_fail_after(-1); /* resets the allocation counter */
+        for (int f = 0; f < 6; f++) {
+            flm_mimi_stream_encode(s, pcm + (size_t)f * FLM_MIMI_FRAME_SIZE, 1 + f % 2, c1, &err);
+            flm_mimi_stream_decode(s, c1, 1 + f % 2, out, &err);
+        }
+        TAP_EQ_INT(flm_alloc_count(), 0, "no allocation in the per-frame path");
+        flm_mimi_stream_destroy(&s);
         TAP_EQ_INT(flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE, 1, &err), 0, "encode-only");
         TAP_EQ_INT(flm_mimi_stream_decode(s, c1, 1, out, &err), FLM_EINVAL, "decode on encoder");
         TAP_EQ_INT(flm_mimi_stream_encode(s, pcm, 2, c1, &err), FLM_EINVAL, "too many frames");
