@@ -64,6 +64,11 @@ FLM_API int flm_safetensors_check(const flm_safetensors *st, const char *name, i
 FLM_API int flm_safetensors_read_f32(const flm_safetensors *st, const char *name, int n_dim,
                                      const int64_t *shape, float *dst, flm_error *err);
 
+/* Tells the kernel the mapped pages of this tensor are no longer needed (after copying it), so
+ * they stop counting towards the process's resident memory; the data stays readable (it is
+ * paged in again from the file). No effect on in-memory images. */
+FLM_API void flm_safetensors_release(const flm_safetensors *st, const flm_st_info *info);
+
 /* --- writing --- */
 
 typedef struct flm_st_entry {

@@ -415,6 +415,8 @@ static int load_one(void *ctx, const wdesc *d)
             flm_convtr1d_pack_weight(L->tmp, a, b, k, dst);
     }
     *d->dst = dst;
+    if (rc == 0)
+        flm_safetensors_release(L->st, in); /* copied: drop the mapped pages from our RSS */
     return rc;
 }
 

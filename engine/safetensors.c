@@ -485,6 +485,22 @@ int flm_safetensors_read_f32(const flm_safetensors *st, const char *name, int n_
     return 0;
 }
 
+void flm_safetensors_release(const flm_safetensors *st, const flm_st_info *info)
+{
+    for (int i = 0; i < st->n_files; i++) {
+        const st_file *f = &st->files[i];
+        const uint8_t *p = info->data;
+        if (!f->mapped || p < f->base || p >= f->base + f->size || !info->size)
+            continue;
+        /* only whole pages inside the tensor: neighbours may still be needed */
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = ((uintptr_t)p + page - 1) / page * page;
+        uintptr_t hi = ((uintptr_t)p + info->size) / page * page;
+        if (hi > lo)
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+}
+
 /* ---------------------------------------------------------------- writing */
 
 int flm_safetensors_write_memory(const flm_st_entry *e, int n, uint8_t **out, size_t *size,
