@@ -79,6 +79,10 @@ static void test_round_trip(void)
     TAP_EQ_INT(flm_safetensors_read_f32(st, "d.ints", 1, (int64_t[]){2}, got, &err), FLM_EFORMAT,
                "int tensor refused as float");
     TAP_CONTAINS(err.msg, "dtype I32", "dtype message");
+    flm_safetensors_release(st, flm_safetensors_find(st, "b.weight"));
+    memset(got, 0, sizeof got);
+    flm_safetensors_read_f32(st, "b.weight", 2, (int64_t[]){2, 3}, got, &err);
+    TAP_OK(!memcmp(got, a, sizeof a), "released tensor still reads back");
     const flm_st_info *in = flm_safetensors_find(st, "e.empty");
     TAP_OK(in && in->size == 0 && in->shape[0] == 0, "empty tensor");
     flm_safetensors_close(&st);
