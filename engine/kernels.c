@@ -67,21 +67,19 @@ void flm_gemm_nt_f32(int M, int N, int K, const float *A, int lda, const float *
     }
     /* Many rows: split the rows (each thread streams all weights once, cache-friendly for
      * batch); few rows (streaming): split the output columns so each thread reads only its
-     * share of the weights. */
-    int split_m = M >= 64 * nt;
-#pragma omp parallel num_threads(nt)
-    {
-        int id = omp_get_thread_num(), n = omp_get_num_threads();
-        int total = split_m ? M : N, unit = split_m ? 8 : 16;
-        int per = ((total + n - 1) / n + unit - 1) / unit * unit;
-        int lo = id * per, hi = lo + per < total ? lo + per : total;
-        if (lo < hi) {
-            if (split_m)
-                sgemm_nt(hi - lo, N, K, A + (size_t)lo * lda, lda, B, ldb, beta,
-                         C + (size_t)lo * ldc, ldc);
-            else
-                sgemm_nt(M, hi - lo, K, A, lda, B + (size_t)lo * ldb, ldb, beta, C + lo, ldc);
-        }
+     * share of the weights. Blocks are handed out dynamically, 4 per thread: on a shared machine
+     * a static half each leaves one thread waiting for the one whose core is taken. */
+    int split_m = M >= 64 * nt, total = split_m ? M : N, unit = split_m ? 8 : 16;
+    int per = ((total + 4 * nt - 1) / (4 * nt) + unit - 1) / unit * unit;
+    int n_blocks = (total + per - 1) / per;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int blk = 0; blk < n_blocks; blk++) {
+        int lo = blk * per, hi = lo + per < total ? lo + per : total;
+        if (split_m)
+            sgemm_nt(hi - lo, N, K, A + (size_t)lo * lda, lda, B, ldb, beta, C + (size_t)lo * ldc,
+                     ldc);
+        else
+            sgemm_nt(M, hi - lo, K, A, lda, B + (size_t)lo * ldb, ldb, beta, C + lo, ldc);
     }
 }
 
