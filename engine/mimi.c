@@ -1099,6 +1099,8 @@ static int batch_encode(flm_mimi *m, const float *pcm, int64_t n_samples, void *
     flm_mimi_stream *s = NULL;
     const flm_mimi_config *c = &m->cfg;
     int64_t n_frames = flm_mimi_n_frames(n_samples);
+    if (n_samples < 0 || n_frames > INT32_MAX)
+        return flm_error_set(err, FLM_EINVAL, "Mimi encode: %lld samples", (long long)n_samples);
     int chunk = n_frames < m->chunk_frames ? (int)(n_frames > 0 ? n_frames : 1) : m->chunk_frames;
     int rc = flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE, chunk, err);
     if (rc < 0)
@@ -1144,6 +1146,8 @@ static int batch_decode(flm_mimi *m, const int32_t *codes, int64_t n_frames, flo
 {
     flm_mimi_stream *s = NULL;
     const flm_mimi_config *c = &m->cfg;
+    if (n_frames < 0 || n_frames > INT32_MAX)
+        return flm_error_set(err, FLM_EINVAL, "Mimi decode: %lld frames", (long long)n_frames);
     int chunk = n_frames < m->chunk_frames ? (int)(n_frames > 0 ? n_frames : 1) : m->chunk_frames;
     int rc = flm_mimi_stream_create(&s, m, FLM_MIMI_DECODE, chunk, err);
     if (rc < 0)

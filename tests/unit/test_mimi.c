@@ -216,6 +216,8 @@ static void test_tiny(const char *golden_dir)
         flm_mimi_encode(m, pcm, 2 * FLM_MIMI_FRAME_SIZE + 100, c1, &err);
         flm_mimi_encode(m, padded, 3 * FLM_MIMI_FRAME_SIZE, c2, &err);
         TAP_OK(!memcmp(c1, c2, 8 * 3 * 4), "partial last frame == zero-padded frame");
+        TAP_EQ_INT(flm_mimi_encode(m, pcm, -5, c1, &err), FLM_EINVAL, "negative length");
+        TAP_EQ_INT(flm_mimi_encode(m, pcm, 0, c1, &err), 0, "empty input: no frames");
         c2[5] = 2048;
         float *out = flm_malloc(3 * FLM_MIMI_FRAME_SIZE * 4);
         TAP_EQ_INT(flm_mimi_decode(m, c2, 3, out, &err), FLM_ERANGE, "code 2048 refused");
