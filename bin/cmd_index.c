@@ -1,6 +1,7 @@
 /* flm index: stats, check, merge, quarantine, locate. */
 #include <jansson.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -8,6 +9,8 @@
 #include "commands.h"
 #include "flm_alloc.h"
 #include "flm_index.h"
+#include "flm_shard.h"
+#include "html.h"
 
 static void usage(FILE *f)
 {
@@ -23,6 +26,13 @@ static void usage(FILE *f)
             "                                new index refers to them by relative path.\n"
             "  quarantine DATASET            inputs that failed, with stage and reason\n"
             "  locate DATASET KEY            which shard and record hold sample KEY\n"
+            "  query DATASET SQL [--json]    run one read-only SQL statement on the index\n"
+            "                                (tab-separated with a header, or JSON rows)\n"
+            "  report DATASET --html OUT [--pages N]\n"
+            "                                an HTML report: hours by corpus/language/style/\n"
+            "                                stage, histograms, events, metadata, quarantine,\n"
+            "                                and a sample browser linking to the timelines of\n"
+            "                                the first N samples (default 50; OUT_pages/)\n"
             "\n"
             "DATASET is a dataset directory (holding index.sqlite) or an index file.\n");
 }
@@ -295,6 +305,159 @@ static int locate(int argc, char **argv)
     return rc < 0;
 }
 
+typedef struct query_out {
+    int json, rows;
+    json_t *arr;
+} query_out;
+
+static void on_query_row(void *user, int n, const char *const *names, const char *const *vals)
+{
+    query_out *q = user;
+    if (q->json) {
+        json_t *o = json_object();
+        for (int i = 0; i < n; i++)
+            json_object_set_new(o, names[i], vals[i] ? json_string(vals[i]) : json_null());
+        json_array_append_new(q->arr, o);
+    } else {
+        for (int i = 0; !q->rows && i < n; i++)
+            printf("%s%s", i ? "\t" : "", names[i]);
+        if (!q->rows)
+            putchar('\n');
+        for (int i = 0; i < n; i++)
+            printf("%s%s", i ? "\t" : "", vals[i] ? vals[i] : "NULL");
+        putchar('\n');
+    }
+    q->rows++;
+}
+
+static int query(int argc, char **argv)
+{
+    query_out q = {0, 0, NULL};
+    const char *ds = NULL, *sql = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            q.json = 1;
+        else if (!ds)
+            ds = argv[i];
+        else if (!sql)
+            sql = argv[i];
+        else {
+            cli_error("index query: unexpected argument '%s'", argv[i]);
+            return 2;
+        }
+    }
+    if (!ds || !sql) {
+        usage(stderr);
+        return 2;
+    }
+    flm_index *idx = open_ro(ds);
+    if (!idx)
+        return 1;
+    flm_error err = {0};
+    q.arr = q.json ? json_array() : NULL;
+    int rc = flm_index_query(idx, sql, on_query_row, &q, &err);
+    if (rc < 0)
+        cli_error("%s", err.msg);
+    else if (q.json) {
+        json_dumpf(q.arr, stdout, JSON_COMPACT);
+        putchar('\n');
+    }
+    json_decref(q.arr);
+    flm_index_close(&idx);
+    return rc < 0;
+}
+
+/* Writes timeline pages of the first n samples (index order) into dir as <i>.html. */
+static int write_pages(flm_index *idx, const char *dir, int n, flm_error *err)
+{
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return flm_error_set(err, FLM_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    flm_profiles p;
+    flm_profiles_default(&p);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT sample_key FROM samples ORDER BY id LIMIT %d", n);
+    query_out q = {1, 0, json_array()};
+    int rc = flm_index_query(idx, sql, on_query_row, &q, err);
+    size_t i;
+    json_t *row;
+    json_array_foreach(q.arr, i, row)
+    {
+        const char *key = json_string_value(json_object_get(row, "sample_key"));
+        char *shard = NULL, out[4200], source[4200];
+        uint64_t rec;
+        flm_shard_reader *r = NULL;
+        flm_sample *s = NULL;
+        if (rc == 0)
+            rc = flm_index_locate(idx, key, &shard, &rec, err);
+        if (rc == 0)
+            rc = flm_shard_reader_open(&r, shard, err);
+        if (rc == 0)
+            rc = flm_shard_reader_read(r, rec, &s, err);
+        if (rc == 0) {
+            snprintf(out, sizeof out, "%s/%zu.html", dir, i);
+            snprintf(source, sizeof source, "%s, record %llu", shard, (unsigned long long)rec);
+            FILE *f = fopen(out, "w");
+            if (!f || html_timeline(f, s, &p, source) < 0 || fclose(f) != 0)
+                rc = flm_error_set(err, FLM_EIO, "%s: cannot write", out);
+        }
+        flm_sample_destroy(&s);
+        flm_shard_reader_close(&r);
+        free(shard);
+    }
+    json_decref(q.arr);
+    return rc;
+}
+
+static int report(int argc, char **argv)
+{
+    const char *ds = NULL, *out = NULL, *v;
+    int64_t pages = 50;
+    int bad = 0;
+    for (int i = 0; i < argc; i++) {
+        if ((v = cli_opt(argc, argv, &i, "--html", &bad)))
+            out = v;
+        else if ((v = cli_opt(argc, argv, &i, "--pages", &bad))) {
+            if (cli_parse_i64("--pages", v, 0, 1000, &pages) < 0)
+                return 2;
+        } else if (bad)
+            return 2;
+        else if (!ds && argv[i][0] != '-')
+            ds = argv[i];
+        else {
+            cli_error("index report: unexpected argument '%s'", argv[i]);
+            return 2;
+        }
+    }
+    if (!ds || !out) {
+        usage(stderr);
+        return 2;
+    }
+    flm_index *idx = open_ro(ds);
+    if (!idx)
+        return 1;
+    flm_error err = {0};
+    char pages_dir[4200], pages_rel[4200];
+    size_t ol = strlen(out);
+    snprintf(pages_dir, sizeof pages_dir, "%.*s_pages",
+             (int)(ol > 5 && !strcmp(out + ol - 5, ".html") ? ol - 5 : ol), out);
+    const char *slash = strrchr(pages_dir, '/');
+    snprintf(pages_rel, sizeof pages_rel, "%s", slash ? slash + 1 : pages_dir);
+    int rc = pages > 0 ? write_pages(idx, pages_dir, (int)pages, &err) : 0;
+    FILE *f = rc == 0 ? fopen(out, "w") : NULL;
+    if (rc == 0 && !f)
+        rc = flm_error_set(&err, FLM_EIO, "%s: cannot create: %s", out, strerror(errno));
+    if (rc == 0)
+        rc = html_report(f, idx, pages > 0 ? pages_rel : NULL, (int)pages, &err);
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = flm_error_set(&err, FLM_EIO, "%s: write failed", out);
+    if (rc < 0)
+        cli_error("index report: %s", err.msg);
+    else
+        printf("wrote %s (and %lld sample pages in %s)\n", out, (long long)pages, pages_dir);
+    flm_index_close(&idx);
+    return rc < 0;
+}
+
 int cmd_index(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -317,6 +480,10 @@ int cmd_index(int argc, char **argv)
         return quarantine(argc - 2, argv + 2);
     if (!strcmp(sub, "locate"))
         return locate(argc - 2, argv + 2);
+    if (!strcmp(sub, "query"))
+        return query(argc - 2, argv + 2);
+    if (!strcmp(sub, "report"))
+        return report(argc - 2, argv + 2);
     cli_error("index: unknown subcommand '%s'", sub);
     usage(stderr);
     return 2;

@@ -8,6 +8,7 @@
 #include "flm_alloc.h"
 #include "flm_index.h"
 #include "flm_shard.h"
+#include "html.h"
 #include "timeline.h"
 
 static void usage(FILE *f)
@@ -25,7 +26,10 @@ static void usage(FILE *f)
             "  --frames N     frames in the window (default 12)\n"
             "  --classes      show loss classes instead of token ids\n"
             "  --width W      overview width in characters (default 100)\n"
-            "  --json         machine-readable output (whole sample: tokens, classes, metadata)\n");
+            "  --json         machine-readable output (whole sample: tokens, classes, metadata)\n"
+            "  --html FILE    a self-contained page of the sample's lanes (text, speak, listen,\n"
+            "                 events) with a time axis, zoom and scroll\n"
+            "  --png FILE     the lanes as an image (for reports)\n");
 }
 
 static int list_records(flm_shard_reader *r, int json)
@@ -85,7 +89,7 @@ static int list_records(flm_shard_reader *r, int json)
 
 int cmd_inspect(int argc, char **argv)
 {
-    const char *target = NULL, *key = NULL, *v;
+    const char *target = NULL, *key = NULL, *v, *html = NULL, *png = NULL;
     int json = 0, bad = 0;
     timeline_opts o = {0, 12, 0, 100};
     int64_t x;
@@ -97,6 +101,10 @@ int cmd_inspect(int argc, char **argv)
             json = 1;
         } else if (!strcmp(argv[i], "--classes")) {
             o.classes = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--html", &bad))) {
+            html = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--png", &bad))) {
+            png = v;
         } else if ((v = cli_opt(argc, argv, &i, "--sample", &bad))) {
             key = v;
         } else if ((v = cli_opt(argc, argv, &i, "--from", &bad))) {
@@ -162,7 +170,19 @@ int cmd_inspect(int argc, char **argv)
         } else {
             flm_profiles p;
             flm_profiles_default(&p);
-            if (json) {
+            char source[4200];
+            snprintf(source, sizeof source, "%s, record %llu", path, (unsigned long long)record);
+            if (html || png) {
+                FILE *f = html ? fopen(html, "w") : NULL;
+                if (html && (!f || html_timeline(f, s, &p, source) < 0 || fclose(f) != 0)) {
+                    cli_error("inspect: cannot write %s", html);
+                    rc = 1;
+                }
+                if (png && png_timeline(png, s, &p, &err) < 0) {
+                    cli_error("inspect: %s", err.msg);
+                    rc = 1;
+                }
+            } else if (json) {
                 if (timeline_print_json(stdout, s) < 0) {
                     cli_error("inspect: out of memory");
                     rc = 1;

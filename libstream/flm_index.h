@@ -76,6 +76,13 @@ typedef void (*flm_index_quarantine_fn)(void *user, const char *key, const char 
 FLM_API int flm_index_list_quarantine(flm_index *idx, flm_index_quarantine_fn fn, void *user,
                                       flm_error *err);
 
+/* Runs a read-only SQL query (one statement) on the index; fn gets each row as text (NULL for
+ * SQL NULL). For reports and `flm index query`. Writes are refused. */
+typedef void (*flm_index_row_fn)(void *user, int n_cols, const char *const *names,
+                                 const char *const *values);
+FLM_API int flm_index_query(flm_index *idx, const char *sql, flm_index_row_fn fn, void *user,
+                            flm_error *err);
+
 /* Consistency check of index against shards. Each problem is reported through fn (severity 1 =
  * error, 0 = note such as a leftover temporary file); *n_errors counts errors. The check reads
  * and verifies every record of every shard. progress (optional) is called after each shard. */

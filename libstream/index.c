@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,8 +22,9 @@ extern const size_t flm_index_n_migrations;
 
 struct flm_index {
     sqlite3 *db;
-    char *path; /* index file */
-    char *dir;  /* its directory */
+    char *path;                 /* index file */
+    char *dir;                  /* its directory */
+    int32_t aud_empty, aud_pad; /* codec profile of the current run (for the listen counts) */
 };
 
 static int db_error(flm_index *idx, flm_error *err, const char *what)
@@ -126,7 +128,20 @@ static int create_atomically(flm_index *idx, flm_error *err)
     if (!tmp)
         return flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", idx->path);
     snprintf(tmp, n, "%s.tmp-%ld", idx->path, (long)getpid());
-    unlink(tmp);
+    /* leftovers of a creation that was killed (with their -wal/-shm files) */
+    const char *base = strrchr(idx->path, '/') ? strrchr(idx->path, '/') + 1 : idx->path;
+    size_t bl = strlen(base);
+    DIR *d = opendir(idx->dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strncmp(de->d_name, base, bl) == 0 && strncmp(de->d_name + bl, ".tmp-", 5) == 0) {
+            char stale[PATH_MAX + 256];
+            snprintf(stale, sizeof stale, "%s/%s", idx->dir, de->d_name);
+            unlink(stale);
+        }
+    }
+    if (d)
+        closedir(d);
     char *final = idx->path;
     idx->path = tmp;
     int rc = 0;
@@ -134,6 +149,10 @@ static int create_atomically(flm_index *idx, flm_error *err)
         SQLITE_OK)
         rc = idx->db ? db_error(idx, err, "create")
                      : flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", tmp);
+    /* WAL from the start: switching the journal mode later is itself a write that a kill could
+     * interrupt, leaving a hot rollback journal that read-only opens cannot replay */
+    if (rc == 0)
+        rc = exec(idx, "PRAGMA journal_mode = WAL", err);
     if (rc == 0)
         rc = migrate(idx, err);
     sqlite3_close(idx->db);
@@ -159,6 +178,10 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
         flm_free(idx);
         return flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", path);
     }
+    flm_profiles defaults;
+    flm_profiles_default(&defaults);
+    idx->aud_empty = defaults.codec.aud_empty;
+    idx->aud_pad = defaults.codec.aud_pad;
     char *slash = strrchr(idx->path, '/');
     idx->dir = slash ? flm_malloc((size_t)(slash - idx->path) + 1) : flm_strdup(".");
     int rc;
@@ -181,9 +204,35 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
     if ((flags & FLM_INDEX_CREATE) && stat(idx->path, &st) != 0 &&
         (rc = create_atomically(idx, err)) < 0)
         goto fail;
+    struct statvfs vfs;
+    int ro_fs = statvfs(idx->dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+    if (ro_fs && !(flags & FLM_INDEX_READONLY)) {
+        rc = flm_error_set(err, FLM_EIO, "index %s: cannot write: %s is on a read-only file system",
+                           idx->path, idx->dir);
+        goto fail;
+    }
     int oflags = (flags & FLM_INDEX_READONLY) ? SQLITE_OPEN_READONLY
                                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    if (sqlite3_open_v2(idx->path, &idx->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    /* A WAL database on read-only media cannot create its shared-memory file: open it as
+     * immutable (nothing can change it there anyway). */
+    int orc;
+    if (ro_fs) {
+        char *uri = flm_malloc(3 * strlen(idx->path) + 32), *q = uri;
+        if (uri) {
+            q += sprintf(q, "file:");
+            for (const char *c = idx->path; *c; c++)
+                q += (*c == '%' || *c == '?' || *c == '#') ? sprintf(q, "%%%02X", (unsigned char)*c)
+                                                           : sprintf(q, "%c", *c);
+            sprintf(q, "?immutable=1");
+        }
+        orc = uri ? sqlite3_open_v2(uri, &idx->db, oflags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                                    NULL)
+                  : SQLITE_NOMEM;
+        flm_free(uri);
+    } else {
+        orc = sqlite3_open_v2(idx->path, &idx->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+    }
+    if (orc != SQLITE_OK) {
         rc = idx->db ? db_error(idx, err, "open")
                      : flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", idx->path);
         goto fail;
@@ -195,6 +244,12 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
         if ((rc = exec(idx, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", err)) < 0 ||
             (rc = migrate(idx, err)) < 0)
             goto fail;
+    } else if (flm_index_schema_version(idx) < 0) {
+        rc = flm_error_set(err, FLM_EDB,
+                           "index %s: cannot read: %s (if a job was stopped while writing it, "
+                           "resuming the job recovers it)",
+                           idx->path, sqlite3_errmsg(idx->db));
+        goto fail;
     } else if (flm_index_schema_version(idx) != (int)flm_index_n_migrations) {
         rc = flm_error_set(err, FLM_EFORMAT,
                            "index %s: schema version %d, this build needs %d (open it writable "
@@ -250,6 +305,8 @@ int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_
         sqlite3_bind_text(st, 4, recipe_json, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 5, seed);
     if (p) {
+        idx->aud_empty = p->codec.aud_empty;
+        idx->aud_pad = p->codec.aud_pad;
         hex64(h[0], p->vocab.hash);
         hex64(h[1], p->codec.hash);
         hex64(h[2], p->model.hash);
@@ -283,8 +340,8 @@ int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, ui
                       err)) < 0 ||
         (rc = prepare(idx, &sa,
                       "INSERT INTO samples (sample_key, shard_id, record, n_frames, style, stage, "
-                      "language, corpus, speakers, duration_s, checksum, metadata) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                      "language, corpus, speakers, duration_s, checksum, metadata, n_monologue, "
+                      "n_wait, n_speak, n_listen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       err)) < 0 ||
         (rc = prepare(idx, &ev,
                       "INSERT INTO events (sample_id, kind, frame, n_frames, value) "
@@ -336,6 +393,19 @@ int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, ui
         sqlite3_bind_double(sa, 10, s->duration_s);
         sqlite3_bind_text(sa, 11, ck, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(sa, 12, meta, -1, SQLITE_TRANSIENT);
+        int64_t n_mono = 0, n_wait = 0, n_speak = 0, n_listen = 0;
+        for (int32_t t = 0; t < s->n_frames; t++) {
+            int c = FLM_CLS(s, FLM_CH_TEXT, t);
+            n_mono += c == FLM_LOSS_MONOLOGUE;
+            n_wait += c == FLM_LOSS_WAIT;
+            n_speak += FLM_CLS(s, FLM_CH_SPEAK, t) == FLM_LOSS_SEMANTIC;
+            int32_t l = FLM_TOK(s, FLM_CH_LISTEN, t);
+            n_listen += l != idx->aud_empty && l != idx->aud_pad;
+        }
+        sqlite3_bind_int64(sa, 13, n_mono);
+        sqlite3_bind_int64(sa, 14, n_wait);
+        sqlite3_bind_int64(sa, 15, n_speak);
+        sqlite3_bind_int64(sa, 16, n_listen);
         int step = sqlite3_step(sa);
         free(meta);
         if (step != SQLITE_DONE) {
@@ -527,6 +597,44 @@ int flm_index_list_quarantine(flm_index *idx, flm_index_quarantine_fn fn, void *
         fn(user, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
     rc = step == SQLITE_DONE ? 0 : db_error(idx, err, "quarantine");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int flm_index_query(flm_index *idx, const char *sql, flm_index_row_fn fn, void *user,
+                    flm_error *err)
+{
+    sqlite3_stmt *st;
+    const char *tail = NULL;
+    if (sqlite3_prepare_v2(idx->db, sql, -1, &st, &tail) != SQLITE_OK)
+        return db_error(idx, err, "query");
+    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
+        tail++;
+    if (!st || !sqlite3_stmt_readonly(st) || (tail && *tail)) {
+        sqlite3_finalize(st);
+        return flm_error_set(err, FLM_EINVAL,
+                             "index %s: only one read-only statement (SELECT ...) is allowed",
+                             idx->path);
+    }
+    int n = sqlite3_column_count(st), step, rc = 0;
+    const char **names = flm_calloc((size_t)n + 1, sizeof *names);
+    const char **vals = flm_calloc((size_t)n + 1, sizeof *vals);
+    if (!names || !vals) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        names[i] = sqlite3_column_name(st, i);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < n; i++)
+            vals[i] = (const char *)sqlite3_column_text(st, i);
+        fn(user, n, names, vals);
+    }
+    if (step != SQLITE_DONE)
+        rc = db_error(idx, err, "query");
+done:
+    flm_free(names);
+    flm_free(vals);
     sqlite3_finalize(st);
     return rc;
 }
@@ -814,7 +922,8 @@ int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_in
                       " FROM src.shards;"
                       "INSERT INTO main.samples SELECT id + (SELECT sa FROM off), sample_key, "
                       " shard_id + (SELECT sh FROM off), record, n_frames, style, stage, language,"
-                      " corpus, speakers, duration_s, checksum, metadata FROM src.samples;"
+                      " corpus, speakers, duration_s, checksum, metadata, n_monologue, n_wait,"
+                      " n_speak, n_listen FROM src.samples;"
                       "INSERT INTO main.events SELECT sample_id + (SELECT sa FROM off), kind, "
                       " frame, n_frames, value FROM src.events;"
                       "INSERT INTO main.inputs SELECT key, path, status, stage, error, "

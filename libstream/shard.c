@@ -35,6 +35,7 @@ flm_shard_params flm_shard_default_params(const flm_profiles *profiles)
 struct flm_shard_writer {
     char *path, *tmp_path;
     int fd;
+    int created; /* tmp_path exists on disk (destroy removes it unless finished) */
     int finished;
     ZSTD_CCtx *cctx;
     uint64_t pos;           /* bytes written */
@@ -93,6 +94,7 @@ int flm_shard_writer_create(flm_shard_writer **out, const char *path,
     snprintf(w->tmp_path, tlen, "%s.tmp-%ld-%u", path, (long)getpid(),
              atomic_fetch_add(&counter, 1));
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    w->created = w->fd >= 0;
     if (w->fd < 0) {
         int rc = flm_error_set(err, FLM_EIO, "%s: cannot create: %s", w->tmp_path, strerror(errno));
         flm_shard_writer_destroy(&w);
@@ -210,7 +212,7 @@ void flm_shard_writer_destroy(flm_shard_writer **wp)
         return;
     if (w->fd >= 0)
         close(w->fd);
-    if (!w->finished && w->tmp_path)
+    if (w->created && !w->finished)
         unlink(w->tmp_path);
     ZSTD_freeCCtx(w->cctx);
     flm_free(w->path);

@@ -5,7 +5,7 @@ pkgs=(
   build-essential meson ninja-build pkg-config clang python3
   libzstd-dev zstd libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev ffmpeg
-  libopenblas-dev espeak-ng sox
+  libopenblas-dev espeak-ng sox valgrind chromium
   python3-cffi python3-numpy python3-pytest python3-torch python3-pip python3-wheel
 )
 missing=()

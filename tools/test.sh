@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # README command (b): install what is missing, build, and run every test twice: in the normal
-# build (-Werror) and in an AddressSanitizer + UndefinedBehaviorSanitizer build. Also checks the
-# formatting of the C sources. Ends with the line "N passed, N failed".
+# build (-Werror), its unit suite again under valgrind memcheck, and in an AddressSanitizer +
+# UndefinedBehaviorSanitizer build. Also checks the formatting of the C sources. Ends with the line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh || exit 1
 passed=0; failed=0
 
-count() { # $1 = build dir: adds its meson test results to the totals
-  local log="$1/meson-logs/testlog.json" p f
+count() { # $1 = meson test log (json): adds its results to the totals
+  local log="$1" p f
   [ -f "$log" ] || { failed=$((failed + 1)); return; }
   p=$(python3 -c 'import json,sys; r=[json.loads(l)["result"] for l in open(sys.argv[1])]; print(sum(x in ("OK","EXPECTEDFAIL","SKIP") for x in r), sum(x not in ("OK","EXPECTEDFAIL","SKIP") for x in r))' "$log")
   passed=$((passed + ${p% *})); failed=$((failed + ${p#* }))
@@ -24,10 +24,20 @@ run_suite() { # $1 = build dir, $2 = label, rest = meson setup options
     echo "$label: FAILED"; grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|ERROR|TIMEOUT)' "$dir/test.log"
     grep -E '^(not ok|#)' "$dir/meson-logs/testlog.txt" | head -40
   fi
-  count "$dir"
+  count "$dir/meson-logs/testlog.json"
 }
 
 run_suite build "build (-Werror)" -Dwerror=true
+
+# the unit suite once more under valgrind memcheck (FLM_TEST_FAST trims the exhaustive loops)
+rm -f build/meson-logs/testlog-valgrind.json
+if meson test -C build --setup valgrind --suite unit --num-processes 2 >build/test-valgrind.log 2>&1; then
+  echo "valgrind (unit suite): $(grep -E '^Ok:' build/test-valgrind.log | tr -s ' ') tests ok"
+else
+  echo "valgrind (unit suite): FAILED"; grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|ERROR|TIMEOUT)' build/test-valgrind.log
+  grep -E '==[0-9]+==|^not ok' build/meson-logs/testlog-valgrind.txt | head -40
+fi
+count build/meson-logs/testlog-valgrind.json
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suite build-asan "build-asan (ASan+UBSan)" -Db_sanitize=address,undefined -Db_lundef=false
 

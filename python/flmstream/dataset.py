@@ -30,7 +30,7 @@ class Dataset:
     index: dataset directory or index.sqlite. weights: {corpus: weight} (a corpus not listed has
     weight 1; 5.0 means five copies per epoch, 0.5 each sample with probability 1/2), or recipe: a
     recipe JSON with "corpus_weights" and "loss_weights". frames: items are padded (or cut) to
-    this many frames. delays: None (aligned time), "flm" (the FLM-Audio delays) or 17 ints.
+    this many frames. The corpus name "*" sets the weight of every corpus not listed. delays: None (aligned time), "flm" (the FLM-Audio delays) or 17 ints.
     on_error: "raise" (default) or "skip" (log and go to the next sample).
     """
 
@@ -80,9 +80,11 @@ class Dataset:
         params.seed, params.epoch = self.seed, self.epoch
         params.rank, params.world, params.start = self.rank, self.world, self._start
         params.shuffle = 1 if self.shuffle else 0
-        names = [ffi.new("char[]", k.encode()) for k in self.weights]
+        listed = {k: float(v) for k, v in self.weights.items() if k != "*"}
+        params.default_weight = float(self.weights.get("*", 1.0))
+        names = [ffi.new("char[]", k.encode()) for k in listed]
         cnames = ffi.new("const char *[]", names) if names else ffi.NULL
-        cweights = ffi.new("double[]", [float(v) for v in self.weights.values()]) if names else ffi.NULL
+        cweights = ffi.new("double[]", list(listed.values())) if names else ffi.NULL
         params.corpora, params.weights, params.n_weights = cnames, cweights, len(names)
         p = ffi.new("flm_epoch **")
         check(lib.flm_epoch_create(p, self._ds, params, err), err)

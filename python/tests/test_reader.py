@@ -74,6 +74,22 @@ def test_mixture_weights(dataset):
         flmstream.Dataset(dataset, weights={"synthetic-en": -1})
 
 
+def test_recipe_weights_and_loss_weights(dataset, tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({
+        "kind": "recipe", "name": "t", "stage": "post-training-2",
+        "corpus_weights": {"*": 2.0, "synthetic-zh": 0.0},
+        "loss_weights": {"semantic": 3.0, "acoustic": 0.25, "monologue": 1.0, "wait": 0.0}}))
+    flm("recipe", "check", str(recipe))  # the C validator accepts it
+    base = flmstream.Dataset(dataset, seed=1)
+    n_en = sum(base[k]["corpus"] == "synthetic-en" for k in range(len(base)))
+    ds = flmstream.Dataset(dataset, seed=1, recipe=str(recipe))
+    assert len(ds) == 2 * n_en  # "*" = 2 for synthetic-en, synthetic-zh dropped
+    item = ds[0]
+    want = np.array([0, 3.0, 0.25, 1.0, 0.0], np.float32)[item["loss_class"]]
+    assert (item["loss_weight"] == want).all()
+
+
 def test_items_equal_flm_inspect(dataset):
     ds = flmstream.Dataset(dataset, seed=2, frames=100)
     for k in (0, 1, 77, len(ds) - 1):

@@ -75,4 +75,11 @@ cp "$W/b/shards/000000.flms" "$W/c/shards/000004.flms"
 out=$("$FLM" index check "$W/c" 2>&1)
 like "$out" "000004.flms: holds 5 records, the index says 8" "a swapped shard is caught"
 
+# recipes
+out=$("$FLM" recipe check "$(dirname "$0")/../../schemas/recipes/post-training-2.json"); ok $? "shipped recipe validates"
+like "$out" "transcribed x0.5" "and shows the corpus weights"
+printf '{"kind":"recipe","name":"x","stage":"s","packing":{"lead":5}}' > "$W/bad-recipe.json"
+out=$("$FLM" recipe check "$W/bad-recipe.json" 2>&1); is $? 1 "a bad recipe fails"
+like "$out" "bad-recipe.json: key \"packing.lead\": expected an integer in \[0, 2\]" "naming file and key"
+
 done_testing

@@ -2,7 +2,10 @@
 #include <math.h>
 #include <sys/stat.h>
 
+#include <sqlite3.h>
+
 #include "flm_alloc.h"
+#include "flm_util.h"
 #include "flm_index.h"
 #include "flm_shard.h"
 #include "flm_synth.h"
@@ -101,6 +104,42 @@ static void on_stats(void *user, const char *g, int64_t n, int64_t frames, doubl
     (void)frames;
 }
 
+/* An index written by schema version 1 migrates to the latest on a writable open. */
+static void migration(const char *dir)
+{
+    char path[1200], sql_path[1200];
+    snprintf(path, sizeof path, "%s/v1.sqlite", dir);
+    snprintf(sql_path, sizeof sql_path, "%s/schemas/index/001-init.sql", SOURCE_ROOT);
+    char *sql = NULL;
+    size_t n;
+    sqlite3 *db = NULL;
+    int ok = flm_read_file(sql_path, &sql, &n, 1 << 20, NULL) == 0 &&
+             sqlite3_open(path, &db) == SQLITE_OK &&
+             sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK &&
+             sqlite3_exec(db,
+                          "PRAGMA user_version = 1; INSERT INTO runs (started_at, tool_version,"
+                          " command) VALUES ('t', '0', 'old')",
+                          NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    flm_free(sql);
+    TAP_OK(ok, "a version-1 index made from schemas/index/001-init.sql");
+    flm_index *idx = NULL;
+    flm_error err = {0};
+    TAP_EQ_INT(flm_index_open(&idx, path, FLM_INDEX_READONLY, &err), FLM_EFORMAT,
+               "read-only open of an old index asks for a migration");
+    TAP_CONTAINS(err.msg, "schema version 1", "saying which version it found");
+    TAP_EQ_INT(flm_index_open(&idx, path, 0, &err), 0, "writable open migrates");
+    TAP_EQ_INT(flm_index_schema_version(idx), flm_index_latest_schema_version(), "to the latest");
+    flm_index_close(&idx);
+    ok =
+        sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_exec(db, "SELECT n_monologue, n_wait, n_speak, n_listen FROM samples", NULL, NULL,
+                     NULL) == SQLITE_OK &&
+        sqlite3_exec(db, "SELECT 1 FROM runs WHERE command = 'old'", NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    TAP_OK(ok, "new columns exist and old rows are kept");
+}
+
 int main(void)
 {
     flm_profiles_default(&prof);
@@ -109,6 +148,7 @@ int main(void)
     temp_dir(b, sizeof b, "idx_b");
     temp_dir(c, sizeof c, "idx_c");
     build(a, "a", 3, 10);
+    migration(c);
     build(b, "b", 2, 7);
 
     flm_index *idx = NULL;
@@ -203,6 +243,45 @@ int main(void)
     TAP_EQ_INT(system(cmd), 0, "corrupt a byte of b");
     TAP_OK(check(b, &p) > 0, "check: a corrupted record is caught");
     TAP_CONTAINS(p.text, "checksum mismatch", "as a checksum mismatch");
+
+    /* injected allocation failures at every site of open, add_shard, locate and check */
+    int alloc_bad = 0, alloc_ok = 0;
+    for (int k = 0; k < 120; k++) {
+        char d[1100], rel[64];
+        snprintf(d, sizeof d, "%s/alloc%d", c, k);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/shards && cp %s/shards/b000000.flms %s/shards/", d,
+                 b, d);
+        if (system(cmd) != 0)
+            abort();
+        snprintf(rel, sizeof rel, "shards/b000000.flms");
+        flm_sample *s1 = random_sample(3, k, 20);
+        flm_record_info ri = {0};
+        const flm_sample *one[1] = {s1};
+        flm_index *ix = NULL;
+        char *sp = NULL;
+        uint64_t rr;
+        int64_t ne = 0;
+        flm_alloc_fail_after(k);
+        int64_t run = 0;
+        int rc = flm_index_open(&ix, d, FLM_INDEX_CREATE, &err);
+        if (rc == 0)
+            rc = flm_index_begin_run(ix, "alloc", NULL, 0, &prof, &run, &err);
+        if (rc == 0)
+            rc = flm_index_add_shard(ix, run, rel, 1, one, &ri, 1, NULL, 0, &err);
+        if (rc == 0)
+            rc = flm_index_locate(ix, s1->id, &sp, &rr, &err);
+        if (rc == 0)
+            rc = flm_index_check(ix, NULL, NULL, NULL, &ne, &err);
+        flm_alloc_fail_after(-1);
+        alloc_ok += rc == 0;
+        alloc_bad += rc < 0 && rc != FLM_ENOMEM && rc != FLM_EDB;
+        flm_free(sp);
+        flm_index_close(&ix);
+        flm_sample_destroy(&s1);
+    }
+    TAP_EQ_INT(alloc_bad, 0,
+               "injected allocation failures give FLM_ENOMEM (or a wrapped SQLite error)");
+    TAP_OK(alloc_ok > 0, "and the calls succeed once past every allocation site");
 
     TAP_EQ_INT(flm_index_open(&idx, "/nonexistent/dir/index.sqlite", FLM_INDEX_READONLY, &err),
                FLM_ENOTFOUND, "missing index");

@@ -1,0 +1,146 @@
+#include "html.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char flm_asset_flm_css[];
+extern const char flm_asset_timeline_js[];
+
+static void esc(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        default:
+            fputc(*s, f);
+        }
+    }
+}
+
+/* Runs of equal state over the frames: [[start, length, state], ...]. */
+static json_t *runs(const flm_sample *s,
+                    const char *(*state)(const flm_sample *, const flm_profiles *, int32_t),
+                    const flm_profiles *p)
+{
+    json_t *a = json_array();
+    int32_t start = 0;
+    for (int32_t t = 1; t <= s->n_frames; t++) {
+        if (t < s->n_frames && strcmp(state(s, p, t), state(s, p, start)) == 0)
+            continue;
+        json_array_append_new(
+            a, json_pack("[i,i,s]", (int)start, (int)(t - start), state(s, p, start)));
+        start = t;
+    }
+    return a;
+}
+
+static const char *speak_state(const flm_sample *s, const flm_profiles *p, int32_t t)
+{
+    int32_t v = FLM_TOK(s, FLM_CH_SPEAK, t);
+    if (FLM_CLS(s, FLM_CH_SPEAK, t) == FLM_LOSS_SEMANTIC)
+        return "target";
+    return v == p->codec.aud_empty || v == p->codec.aud_pad ? "empty" : "codes";
+}
+
+static const char *listen_state(const flm_sample *s, const flm_profiles *p, int32_t t)
+{
+    int32_t v = FLM_TOK(s, FLM_CH_LISTEN, t);
+    return v == p->codec.aud_empty || v == p->codec.aud_pad ? "empty" : "codes";
+}
+
+char *html_timeline_data(const flm_sample *s, const flm_profiles *p)
+{
+    char *sj = flm_sample_to_json(s, 0);
+    json_t *sample = sj ? json_loads(sj, 0, NULL) : NULL;
+    free(sj);
+    if (!sample)
+        return NULL;
+    json_t *text = json_array(), *waits = json_array();
+    int32_t wait_at = -1;
+    for (int32_t t = 0; t <= s->n_frames; t++) {
+        int32_t v = t < s->n_frames ? FLM_TOK(s, FLM_CH_TEXT, t) : -1;
+        int is_wait = t < s->n_frames && v == p->vocab.text_wait;
+        if (is_wait && wait_at < 0)
+            wait_at = t;
+        if (!is_wait && wait_at >= 0) {
+            json_array_append_new(waits, json_pack("[i,i]", (int)wait_at, (int)(t - wait_at)));
+            wait_at = -1;
+        }
+        if (t < s->n_frames && !is_wait) {
+            const char *kind = v == p->vocab.text_asr      ? "asr"
+                               : v == p->vocab.text_answer ? "answer"
+                                                           : "tok";
+            json_array_append_new(text, json_pack("[i,i,s,n]", (int)t, (int)v, kind));
+        }
+    }
+    json_t *o = json_pack(
+        "{s:o,s:i,s:f,s:o,s:o,s:o,s:o}", "sample", sample, "n_frames", (int)s->n_frames, "frame_s",
+        (double)p->codec.samples_per_frame / p->codec.sample_rate, "text", text, "wait_runs", waits,
+        "speak", runs(s, speak_state, p), "listen", runs(s, listen_state, p));
+    char *out = o ? json_dumps(o, JSON_COMPACT | JSON_ESCAPE_SLASH) : NULL;
+    json_decref(o);
+    return out;
+}
+
+int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source)
+{
+    char *data = html_timeline_data(s, p);
+    if (!data)
+        return -1;
+    fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>");
+    esc(f, s->id);
+    fprintf(f, " - flm inspect</title>\n<style>\n%s</style></head>\n<body>\n<h1>",
+            flm_asset_flm_css);
+    esc(f, s->id);
+    fprintf(f, "</h1>\n<p class=\"muted\">");
+    esc(f, source);
+    double frame_s = (double)p->codec.samples_per_frame / p->codec.sample_rate;
+    fprintf(f, "</p>\n<table id=\"summary\">\n");
+    const char *keys[5] = {"style", "stage", "language", "corpus", "speakers"};
+    const char *vals[5] = {s->style, s->stage, s->language, s->corpus, s->speakers};
+    for (int i = 0; i < 5; i++) {
+        fprintf(f, "<tr><th>%s</th><td>", keys[i]);
+        esc(f, vals[i] ? vals[i] : "-");
+        fprintf(f, "</td></tr>\n");
+    }
+    fprintf(f, "<tr><th>length</th><td>%d frames, %.2f s</td></tr>\n</table>\n", s->n_frames,
+            s->n_frames * frame_s);
+    if (s->n_meta) {
+        fprintf(f, "<h2>metadata</h2>\n<table id=\"metadata\">\n");
+        for (int32_t i = 0; i < s->n_meta; i++) {
+            const flm_meta *m = &s->meta[i];
+            fprintf(f, "<tr><th>");
+            esc(f, m->key);
+            fprintf(f, "</th><td>");
+            if (m->type == FLM_META_INT)
+                fprintf(f, "%lld", (long long)m->i);
+            else if (m->type == FLM_META_REAL)
+                fprintf(f, "%.6g", m->r);
+            else
+                esc(f, m->s);
+            fprintf(f, "</td></tr>\n");
+        }
+        fprintf(f, "</table>\n");
+    }
+    fprintf(f,
+            "<h2>timeline</h2>\n<div class=\"controls\"><button id=\"zoom-out\">&minus;</button> "
+            "<button id=\"zoom-in\">+</button> <span id=\"zoom\"></span> <span class=\"muted\">"
+            "(ctrl + wheel zooms; scroll sideways; hover for details)</span></div>\n"
+            "<div id=\"scroller\"><div id=\"canvas\"></div></div>\n");
+    fprintf(f, "<script type=\"application/json\" id=\"flm-data\">%s</script>\n", data);
+    fprintf(f, "<script>\n%s</script>\n</body></html>\n", flm_asset_timeline_js);
+    free(data);
+    return ferror(f) ? -1 : 0;
+}

@@ -1,0 +1,24 @@
+/* html.h - self-contained HTML pages and PNG images of packed data (issue 12).
+ * Pages embed their data as JSON (<script type="application/json" id="flm-data">), their CSS
+ * and JS (bin/assets/, embedded at build time): no network, one file. */
+#ifndef FLM_HTML_H
+#define FLM_HTML_H
+
+#include <stdio.h>
+
+#include "flm_index.h"
+#include "flm_profile.h"
+#include "flm_stream.h"
+
+/* The lanes of one sample: text, speak, listen, events, with a time axis, zoom and scroll. */
+int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source);
+/* The JSON the timeline page is built from (caller frees with free()). */
+char *html_timeline_data(const flm_sample *s, const flm_profiles *p);
+/* A PNG of the lanes (one column per frame, or per bucket of frames above 1600 frames). */
+int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err);
+/* The dataset report: aggregates in SQL, histograms, events, augmentation keys, quarantine, and
+ * a sample browser linking to timeline pages written into pages_dir (NULL: no links). */
+int html_report(FILE *f, flm_index *idx, const char *pages_dir_rel, int n_pages_linked,
+                flm_error *err);
+
+#endif

@@ -1,0 +1,231 @@
+#include "flm_recipe.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "flm_alloc.h"
+#include "flm_util.h"
+
+static int bad(flm_error *err, const char *name, const char *key, const char *what)
+{
+    return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s\": %s", name, key, what);
+}
+
+/* Rejects keys of obj not in allowed (NULL-terminated). */
+static int only_keys(json_t *obj, const char *const *allowed, const char *name, const char *where,
+                     flm_error *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            ok |= strcmp(*a, key) == 0;
+        if (!ok)
+            return flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"%s%s%.64s\"", name, where,
+                                 *where ? "." : "", key);
+    }
+    return 0;
+}
+
+static int get_num(json_t *obj, const char *key, const char *path, double lo, double hi,
+                   double *out, const char *name, flm_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0; /* optional: keep the default */
+    if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi)) {
+        char what[96];
+        snprintf(what, sizeof what, "expected a number in [%g, %g]", lo, hi);
+        return bad(err, name, path, what);
+    }
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int get_int(json_t *obj, const char *key, const char *path, int64_t lo, int64_t hi,
+                   int32_t *out, const char *name, flm_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        char what[96];
+        snprintf(what, sizeof what, "expected an integer in [%lld, %lld]", (long long)lo,
+                 (long long)hi);
+        return bad(err, name, path, what);
+    }
+    *out = (int32_t)json_integer_value(v);
+    return 0;
+}
+
+void flm_recipe_free(flm_recipe *r)
+{
+    for (size_t i = 0; i < r->n_corpora; i++)
+        flm_free(r->corpus[i]);
+    flm_free(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+static void defaults(flm_recipe *r)
+{
+    memset(r, 0, sizeof *r);
+    r->version = 1;
+    r->p_tts = 0.5;
+    r->lead = 2;
+    r->silence_min_s = 0.08;
+    r->silence_max_s = 3.0;
+    r->sample_frames = 8192;
+    r->loss_weight[FLM_LOSS_SEMANTIC] = 1.0;
+    r->loss_weight[FLM_LOSS_ACOUSTIC] = 0.5;
+    r->loss_weight[FLM_LOSS_MONOLOGUE] = 1.0;
+    r->loss_weight[FLM_LOSS_WAIT] = 0.01;
+    r->default_corpus_weight = 1.0;
+}
+
+static int parse(json_t *root, const char *name, flm_recipe *r, flm_error *err)
+{
+    static const char *top[] = {"kind",    "name",           "version", "stage",        "seed",
+                                "formats", "corpus_weights", "packing", "loss_weights", "comment",
+                                NULL};
+    int rc = only_keys(root, top, name, "", err);
+    if (rc < 0)
+        return rc;
+    const char *kind = json_string_value(json_object_get(root, "kind"));
+    if (!kind || strcmp(kind, "recipe") != 0)
+        return bad(err, name, "kind", "expected \"recipe\"");
+    const char *s = json_string_value(json_object_get(root, "name"));
+    if (!s || !*s || strlen(s) >= sizeof r->name)
+        return bad(err, name, "name", "expected a string of 1..63 bytes");
+    snprintf(r->name, sizeof r->name, "%s", s);
+    s = json_string_value(json_object_get(root, "stage"));
+    if (!s || !*s || strlen(s) >= sizeof r->stage)
+        return bad(err, name, "stage", "expected a string of 1..63 bytes");
+    snprintf(r->stage, sizeof r->stage, "%s", s);
+    if ((rc = get_int(root, "version", "version", 1, 1, &r->version, name, err)) < 0)
+        return rc;
+    json_t *seed = json_object_get(root, "seed");
+    if (seed && (!json_is_integer(seed) || json_integer_value(seed) < 0))
+        return bad(err, name, "seed", "expected a non-negative integer");
+    r->seed = seed ? (uint64_t)json_integer_value(seed) : 0;
+
+    json_t *f = json_object_get(root, "formats");
+    if (f) {
+        static const char *keys[] = {"tts", "asr", NULL};
+        double tts = -1, asr = -1;
+        if (!json_is_object(f))
+            return bad(err, name, "formats", "expected an object {\"tts\": p, \"asr\": 1 - p}");
+        if ((rc = only_keys(f, keys, name, "formats", err)) < 0 ||
+            (rc = get_num(f, "tts", "formats.tts", 0, 1, &tts, name, err)) < 0 ||
+            (rc = get_num(f, "asr", "formats.asr", 0, 1, &asr, name, err)) < 0)
+            return rc;
+        if (tts < 0 || asr < 0 || fabs(tts + asr - 1) > 1e-9)
+            return bad(err, name, "formats", "\"tts\" and \"asr\" must both be given and sum to 1");
+        r->p_tts = tts;
+    }
+    json_t *pk = json_object_get(root, "packing");
+    if (pk) {
+        static const char *keys[] = {"lead",          "lag",           "silence_min_s",
+                                     "silence_max_s", "sample_frames", NULL};
+        if (!json_is_object(pk))
+            return bad(err, name, "packing", "expected an object");
+        if ((rc = only_keys(pk, keys, name, "packing", err)) < 0 ||
+            (rc = get_int(pk, "lead", "packing.lead", 0, 2, &r->lead, name, err)) < 0 ||
+            (rc = get_int(pk, "lag", "packing.lag", 0, 64, &r->lag, name, err)) < 0 ||
+            (rc = get_num(pk, "silence_min_s", "packing.silence_min_s", 0, 60, &r->silence_min_s,
+                          name, err)) < 0 ||
+            (rc = get_num(pk, "silence_max_s", "packing.silence_max_s", 0, 60, &r->silence_max_s,
+                          name, err)) < 0 ||
+            (rc = get_int(pk, "sample_frames", "packing.sample_frames", 1, FLM_MAX_FRAMES,
+                          &r->sample_frames, name, err)) < 0)
+            return rc;
+        if (r->silence_max_s < r->silence_min_s)
+            return bad(err, name, "packing.silence_max_s", "is below packing.silence_min_s");
+    }
+    json_t *lw = json_object_get(root, "loss_weights");
+    if (lw) {
+        static const char *keys[] = {"semantic", "acoustic", "monologue", "wait", NULL};
+        if (!json_is_object(lw))
+            return bad(err, name, "loss_weights", "expected an object");
+        if ((rc = only_keys(lw, keys, name, "loss_weights", err)) < 0)
+            return rc;
+        for (int c = 1; c < FLM_N_LOSS_CLASSES; c++) {
+            char path[64];
+            snprintf(path, sizeof path, "loss_weights.%s", flm_loss_class_name(c));
+            if ((rc = get_num(lw, flm_loss_class_name(c), path, 0, 1e4, &r->loss_weight[c], name,
+                              err)) < 0)
+                return rc;
+        }
+    }
+    json_t *cw = json_object_get(root, "corpus_weights");
+    if (cw) {
+        if (!json_is_object(cw))
+            return bad(err, name, "corpus_weights", "expected an object {corpus: weight}");
+        const char *key;
+        json_t *v;
+        json_object_foreach(cw, key, v)
+        {
+            char path[128];
+            snprintf(path, sizeof path, "corpus_weights.%.100s", key);
+            if (!json_is_number(v) || !(json_number_value(v) >= 0 && json_number_value(v) <= 1000))
+                return bad(err, name, path, "expected a number in [0, 1000]");
+            if (strcmp(key, "*") == 0) {
+                r->default_corpus_weight = json_number_value(v);
+                continue;
+            }
+            if (r->n_corpora == FLM_RECIPE_MAX_CORPORA)
+                return bad(err, name, "corpus_weights", "too many corpora (max 256)");
+            if (!(r->corpus[r->n_corpora] = flm_strdup(key)))
+                return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", name);
+            r->corpus_weight[r->n_corpora++] = json_number_value(v);
+        }
+    }
+    return 0;
+}
+
+int flm_recipe_parse(const char *json, size_t size, const char *name, flm_recipe *r, flm_error *err)
+{
+    defaults(r);
+    json_error_t jerr;
+    json_t *root = json_loadb(json, size, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return flm_error_set(err, FLM_EFORMAT, "%s:%d:%d: invalid JSON: %s", name, jerr.line,
+                             jerr.column, jerr.text);
+    int rc = json_is_object(root) ? parse(root, name, r, err)
+                                  : flm_error_set(err, FLM_EFORMAT, "%s: expected an object", name);
+    json_decref(root);
+    if (rc == 0 && !(r->json = flm_malloc(size + 1)))
+        rc = flm_error_set(err, FLM_ENOMEM, "%s: out of memory", name);
+    if (rc == 0) {
+        memcpy(r->json, json, size);
+        r->json[size] = 0;
+    }
+    if (rc < 0)
+        flm_recipe_free(r);
+    return rc;
+}
+
+int flm_recipe_load(const char *path, flm_recipe *r, flm_error *err)
+{
+    char *buf;
+    size_t n;
+    int rc = flm_read_file(path, &buf, &n, 1 << 20, err);
+    if (rc < 0) {
+        memset(r, 0, sizeof *r);
+        return rc;
+    }
+    rc = flm_recipe_parse(buf, n, path, r, err);
+    flm_free(buf);
+    return rc;
+}
+
+double flm_recipe_corpus_weight(const flm_recipe *r, const char *corpus)
+{
+    for (size_t i = 0; i < r->n_corpora; i++)
+        if (strcmp(r->corpus[i], corpus) == 0)
+            return r->corpus_weight[i];
+    return r->default_corpus_weight;
+}

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""HTML views (issue 12) in a real browser: headless Chromium loads the pages written by
+`flm inspect --html` and `flm index report --html`; the test checks there is no console output,
+that lanes, tokens, events and tables are in the DOM with the expected counts, compares the data
+embedded in the pages with an independent derivation (and with a golden file), checks the PNG,
+and saves screenshots as artifacts. TAP output.
+
+usage: check_pages.py FLM WORKDIR GOLDEN_DIR
+"""
+import json
+import os
+import re
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import zlib
+from html.parser import HTMLParser
+
+FLM, WORK, GOLDEN = sys.argv[1], sys.argv[2], sys.argv[3]
+n_tests = n_failed = 0
+
+
+def ok(cond, what, detail=""):
+    global n_tests, n_failed
+    n_tests += 1
+    print(("ok" if cond else "not ok") + f" {n_tests} - {what}")
+    if not cond:
+        n_failed += 1
+        for line in str(detail).splitlines()[:20]:
+            print("#   " + line)
+
+
+def flm(*args):
+    return subprocess.run([FLM, *args], check=True, capture_output=True, text=True,
+                          env=dict(os.environ, FLM_PROGRESS="0")).stdout
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+def browser(page, shot):
+    """DOM after scripts ran, and the console lines Chromium logged."""
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={WORK}/chromium-profile", "--enable-logging=stderr",
+            "--v=0", "--window-size=1400,1000"]
+    dom = subprocess.run(args + ["--dump-dom", "file://" + os.path.abspath(page)], capture_output=True,
+                         text=True, timeout=120)
+    subprocess.run(args + [f"--screenshot={shot}", "file://" + os.path.abspath(page)],
+                   capture_output=True, timeout=120)
+    console = [l for l in dom.stderr.splitlines() if ":CONSOLE" in l]
+    return dom.stdout, console
+
+
+class Dom(HTMLParser):
+    """Counts elements by id and class; keeps table rows by table id."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids, self.classes, self.tables, self.links = set(), {}, {}, 0
+        self._table = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        for c in (a.get("class") or "").split():
+            self.classes[c] = self.classes.get(c, 0) + 1
+        if tag == "table":
+            self._table = a.get("id")
+            self.tables[self._table] = 0
+        if tag == "tr" and self._table:
+            self.tables[self._table] += 1
+        if tag == "a" and self._table == "samples":
+            self.links += 1
+
+
+def embedded(html):
+    m = re.search(r'<script type="application/json" id="flm-data">(.*?)</script>', html, re.S)
+    return json.loads(m.group(1)) if m else None
+
+
+def expected_timeline_data(s):
+    """The page data derived independently from `flm inspect --json`."""
+    text, waits, run = [], [], None
+    for t, v in enumerate(s["tokens"][0]):
+        if v == 151665:
+            run = run or [t, 0]
+            run[1] += 1
+        else:
+            if run:
+                waits.append(run)
+                run = None
+            text.append([t, v, "asr" if v == 151666 else "answer" if v == 151667 else "tok", None])
+    if run:
+        waits.append(run)
+
+    def runs(states):
+        out = []
+        for t, st in enumerate(states):
+            if out and out[-1][2] == st:
+                out[-1][1] += 1
+            else:
+                out.append([t, 1, st])
+        return out
+
+    speak = runs(["target" if c == 1 else "empty" if v in (2048, 2049) else "codes"
+                  for v, c in zip(s["tokens"][1], s["loss_class"][1])])
+    listen = runs(["empty" if v in (2048, 2049) else "codes" for v in s["tokens"][9]])
+    return {"text": text, "wait_runs": waits, "speak": speak, "listen": listen,
+            "n_frames": s["n_frames"]}
+
+
+def png_pixels(path):
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, w, h = 8, b"", 0, 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        crc = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]
+        assert zlib.crc32(kind + body) == crc, "chunk CRC"
+        if kind == b"IHDR":
+            w, h = struct.unpack(">II", body[:8])
+        if kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    rows = [raw[y * (1 + 3 * w) + 1:(y + 1) * (1 + 3 * w)] for y in range(h)]
+    return w, h, rows
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    ds = os.path.join(WORK, "ds")
+    shutil.rmtree(ds, ignore_errors=True)
+    flm("demo", "--out", ds, "--samples", "30", "--per-shard", "10", "--max-frames", "400",
+        "--seed", "5")
+    db = sqlite3.connect(os.path.join(ds, "index.sqlite"))
+    key = db.execute("SELECT s.sample_key FROM samples s JOIN events e ON e.sample_id = s.id "
+                     "ORDER BY s.id LIMIT 1").fetchone()[0]
+    loc = flm("index", "locate", ds, key).strip()
+    sample = json.loads(flm("inspect", loc, "--json"))
+    page, png = os.path.join(WORK, "timeline.html"), os.path.join(WORK, "timeline.png")
+    flm("inspect", loc, "--html", page, "--png", png)
+
+    html = open(page, encoding="utf-8").read()
+    ok("http" not in re.sub(r'"[^"]*"', "", html.split("<script>")[-1]) and "src=" not in html
+       and "href=\"http" not in html, "timeline page is self-contained (no external resources)")
+    data = embedded(html)
+    want = expected_timeline_data(sample)
+    ok(data is not None and all(data[k] == v for k, v in want.items()),
+       "embedded data equals an independent derivation from flm inspect --json",
+       json.dumps({k: (data or {}).get(k) for k in want})[:2000])
+    ok(data and data["sample"]["events"] == sample["events"] and data["sample"]["id"] == key,
+       "embedded events and id match")
+
+    dom, console = browser(page, os.path.join(WORK, "timeline-screenshot.png"))
+    ok(not console, "timeline page: no console messages or errors in Chromium", "\n".join(console))
+    d = Dom()
+    d.feed(dom)
+    ok({"lane-text", "lane-speak", "lane-listen", "lane-events", "axis"} <= d.ids,
+       "lanes and time axis are in the DOM", sorted(d.ids))
+    n_tok = sum(v != 151665 for v in sample["tokens"][0])
+    ok(d.classes.get("tok", 0) == n_tok, f"{n_tok} text tokens rendered",
+       f"DOM has {d.classes.get('tok', 0)}")
+    ok(d.classes.get("wait", 0) == len(want["wait_runs"]), "<wait> runs shaded",
+       f"{d.classes.get('wait', 0)} vs {len(want['wait_runs'])}")
+    ok(d.classes.get("event", 0) == len(sample["events"]) > 0,
+       f"{len(sample['events'])} events marked", d.classes.get("event", 0))
+    ok(d.classes.get("tick", 0) >= 2, "time axis has ticks")
+    ok(os.path.getsize(os.path.join(WORK, "timeline-screenshot.png")) > 1000, "screenshot saved")
+
+    w, h, rows = png_pixels(png)
+    ok(w == sample["n_frames"] and h == 86, f"PNG is {w}x{h}: one column per frame, 4 lanes + axis")
+    tok_cols = [t for t, v in enumerate(sample["tokens"][0]) if v != 151665]
+    ok(all(rows[0][3 * t:3 * t + 3] == bytes([0x3a, 0x7b, 0xd5]) for t in tok_cols) and
+       all(rows[0][3 * t:3 * t + 3] == bytes([0xe8, 0xe8, 0xe8])
+           for t in range(w) if t not in set(tok_cols)),
+       "PNG text lane: blue where tokens, grey where <wait>")
+    ev = sample["events"][0]["frame"]
+    ok(rows[3 * 20 + 2][3 * ev:3 * ev + 3] == bytes([0xc0, 0x39, 0x2b]), "PNG marks the event")
+
+    # golden: a fixed small sample's page data
+    gds = os.path.join(WORK, "golden-ds")
+    shutil.rmtree(gds, ignore_errors=True)
+    flm("demo", "--out", gds, "--samples", "2", "--max-frames", "60", "--seed", "5")
+    gpage = os.path.join(WORK, "golden.html")
+    flm("inspect", gds, "--sample", "synthetic/5/000001", "--html", gpage)
+    got = embedded(open(gpage, encoding="utf-8").read())
+    golden = json.load(open(os.path.join(GOLDEN, "timeline_data.json")))
+    ok(got == golden, "page data equals tests/golden/timeline_data.json",
+       json.dumps(got)[:1500])
+
+    # the report
+    report = os.path.join(WORK, "report.html")
+    flm("index", "report", ds, "--html", report, "--pages", "5")
+    rdata = embedded(open(report, encoding="utf-8").read())
+    n, hours = db.execute("SELECT count(*), round(sum(duration_s) / 3600.0, 3) FROM samples").fetchone()
+    ok(rdata["totals"][0][0] == n and abs(rdata["totals"][0][1] - hours) < 1e-9,
+       "report totals equal the SQL totals")
+    ok(sum(r[1] for r in rdata["duration_hist"]) == n, "duration histogram covers every sample")
+    n_ev = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    ok(sum(r[1] for r in rdata["events"]) == n_ev, "event statistics cover every event")
+    rdom, rconsole = browser(report, os.path.join(WORK, "report-screenshot.png"))
+    ok(not rconsole, "report page: no console messages or errors", "\n".join(rconsole))
+    rd = Dom()
+    rd.feed(rdom)
+    corpora = db.execute("SELECT count(DISTINCT corpus) FROM samples").fetchone()[0]
+    ok(rd.tables.get("by-corpus") == corpora + 1, "corpus table has one row per corpus",
+       rd.tables)
+    ok(rd.tables.get("samples") == n + 1 and rd.links == 5,
+       "sample browser lists every sample and links the first 5 timelines", (rd.tables, rd.links))
+    ok(all(os.path.exists(os.path.join(WORK, "report_pages", f"{i}.html")) for i in range(5)),
+       "linked timeline pages exist")
+
+    print(f"1..{n_tests}")
+    return 1 if n_failed else 0
+
+
+if __name__ == "__main__":
+    if not CHROMIUM:
+        print("1..0 # SKIP chromium is not installed (tools/deps.sh installs it)")
+        sys.exit(0)
+    sys.exit(main())
