@@ -41,11 +41,12 @@ static int chunk(FILE *f, const char *type, const uint8_t *data, uint32_t n)
     uint8_t h[8];
     be32(h, n);
     memcpy(h + 4, type, 4);
-    uint32_t c = crc(crc(0, (const uint8_t *)type, 4), data, n);
+    uint32_t c = crc(crc(0, (const uint8_t *)type, 4), data ? data : (const uint8_t *)"", n);
     uint8_t t[4];
     be32(t, c);
-    return fwrite(h, 1, 8, f) == 8 && fwrite(data, 1, n, f) == n && fwrite(t, 1, 4, f) == 4 ? 0
-                                                                                            : -1;
+    int ok = fwrite(h, 1, 8, f) == 8 && (n == 0 || fwrite(data, 1, n, f) == n) &&
+             fwrite(t, 1, 4, f) == 4;
+    return ok ? 0 : -1;
 }
 
 /* rgb: [h][w][3]. */
