@@ -5,7 +5,11 @@
  *
  * codes.npy: NumPy v1.0, little-endian int32, shape (n_q, n_frames) (decode also takes
  * (1, n_q, n_frames)). Audio is decoded to 24 kHz mono by FFmpeg and streamed through the codec
- * in steps of 32 frames (memory does not grow with the input, except the codes). */
+ * in steps of 32 frames (memory does not grow with the input, except the codes).
+ *
+ *   flm render SHARD:N -o sample.wav --model MIMI.safetensors      (stereo: left = listen,
+ *                                                                   right = speak)
+ * Frames whose 8 codes are not all codec codes (empty/pad tokens) are rendered as silence. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,8 @@
 #include "flm_audio.h"
 #include "flm_kernels.h"
 #include "flm_mimi.h"
+#include "flm_shard.h"
+#include "flm_stream.h"
 #include "flm_util.h"
 
 #define STEP 32 /* frames per codec call */
@@ -287,4 +293,122 @@ int cmd_codec(int argc, char **argv)
     fprintf(stderr, "flm codec: unknown subcommand '%s'\n", sub);
     usage(stderr);
     return 2;
+}
+
+/* Codes of frames [f0, f0+F) of one side (8 channels from first_ch) into fc [F][8]; silent[f]
+ * is set where a frame holds no codec codes (empty/pad tokens). */
+static void side_codes(const flm_sample *smp, int first_ch, int f0, int F, int bins, int32_t *fc,
+                       uint8_t *silent)
+{
+    int T = smp->n_frames;
+    for (int f = 0; f < F; f++) {
+        silent[f] = 0;
+        for (int q = 0; q < FLM_N_CODEBOOKS; q++) {
+            int32_t v = smp->tokens[(size_t)(first_ch + q) * T + f0 + f];
+            silent[f] |= v < 0 || v >= bins;
+            fc[f * FLM_N_CODEBOOKS + q] = v < 0 || v >= bins ? 0 : v;
+        }
+    }
+}
+
+/* Both sides through two decoder streams, STEP frames at a time, into a stereo writer. */
+static int render_sample(flm_mimi *m, const flm_sample *smp, const char *out, flm_error *err)
+{
+    flm_mimi_stream *s[2] = {NULL, NULL};
+    flm_audio_writer *w = NULL;
+    int32_t fc[STEP * FLM_N_CODEBOOKS];
+    uint8_t silent[STEP];
+    const int first_ch[2] = {FLM_CH_LISTEN, FLM_CH_SPEAK}; /* left, right */
+    float *pcm = flm_malloc((size_t)STEP * FLM_MIMI_FRAME_SIZE * sizeof *pcm);
+    float *lr = flm_malloc((size_t)STEP * FLM_MIMI_FRAME_SIZE * 2 * sizeof *lr);
+    int bins = flm_mimi_get_config(m)->bins, rc = 0;
+    if (!pcm || !lr)
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+    for (int k = 0; k < 2 && rc == 0; k++)
+        rc = flm_mimi_stream_create(&s[k], m, FLM_MIMI_DECODE, STEP, err);
+    if (rc == 0)
+        rc = flm_audio_writer_create(&w, out, FLM_AUDIO_WAV_F32, FLM_MIMI_SAMPLE_RATE, 2, err);
+    for (int f0 = 0; f0 < smp->n_frames && rc == 0; f0 += STEP) {
+        int F = smp->n_frames - f0 < STEP ? smp->n_frames - f0 : STEP;
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            side_codes(smp, first_ch[k], f0, F, bins, fc, silent);
+            rc = flm_mimi_stream_decode(s[k], fc, F, pcm, err);
+            for (size_t i = 0; rc == 0 && i < (size_t)F * FLM_MIMI_FRAME_SIZE; i++)
+                lr[2 * i + (size_t)k] = silent[i / FLM_MIMI_FRAME_SIZE] ? 0.0f : pcm[i];
+        }
+        if (rc == 0)
+            rc = flm_audio_writer_write(w, lr, (size_t)F * FLM_MIMI_FRAME_SIZE, err);
+    }
+    if (rc == 0)
+        rc = flm_audio_writer_finish(w, err);
+    flm_audio_writer_destroy(&w);
+    flm_mimi_stream_destroy(&s[0]);
+    flm_mimi_stream_destroy(&s[1]);
+    flm_free(pcm);
+    flm_free(lr);
+    return rc;
+}
+
+int cmd_render(int argc, char **argv)
+{
+    const char *out = NULL, *model = NULL;
+    int c, threads = 0, rc = 1;
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 't':
+            threads = atoi(optarg);
+            break;
+        case 'h':
+            printf("usage: flm render SHARD:N -o sample.wav --model MIMI.safetensors\n");
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    if (!out || !model || optind != argc - 1) {
+        fprintf(stderr, "usage: flm render SHARD:N -o sample.wav --model MIMI.safetensors\n");
+        return 2;
+    }
+    flm_kernels_init(threads);
+    flm_error err = {0};
+    char *path = flm_strdup(argv[optind]), *colon = path ? strrchr(path, ':') : NULL, *end;
+    flm_shard_reader *r = NULL;
+    flm_sample *smp = NULL;
+    flm_mimi *m = NULL;
+    unsigned long long idx = colon ? strtoull(colon + 1, &end, 10) : 0;
+    if (!colon || !colon[1] || *end) {
+        fprintf(stderr, "flm render: expected SHARD:N, got '%s'\n", argv[optind]);
+        flm_free(path);
+        return 2;
+    }
+    *colon = 0;
+    if (flm_shard_reader_open(&r, path, &err) < 0 ||
+        flm_shard_reader_read(r, (uint64_t)idx, &smp, &err) < 0 ||
+        flm_mimi_load(&m, model, NULL, &err) < 0)
+        goto done;
+    if (render_sample(m, smp, out, &err) < 0)
+        goto done;
+    printf("%s:%llu: %d frames (%.2f s) -> %s (left: listen, right: speak)\n", path, idx,
+           smp->n_frames, smp->n_frames / 12.5, out);
+    rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "flm render: %s\n", err.msg);
+    flm_mimi_destroy(&m);
+    flm_sample_destroy(&smp);
+    flm_shard_reader_close(&r);
+    flm_free(path);
+    return rc;
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # flm codec encode/decode end to end on the golden Mimi: the CLI (FFmpeg decode of the int16
 # wav, streaming in 32-frame steps, npy out) must give moshi's batch.codes exactly, and decoding
-# those codes must give batch.decoded within 1e-4.
+# those codes must give batch.decoded within 1e-4. Then flm render on a demo shard.
 # usage: test_codec.sh FLM GOLDEN_DIR
 set -u
 flm=$1
@@ -58,5 +58,19 @@ printf 'not audio' > "$tmp/x.wav"
 if "$flm" codec encode "$tmp/x.wav" -o "$tmp/x.npy" --model "$g/mimi_weights.safetensors" >"$tmp/out" 2>&1; then bad "non-audio input refused"; else grep -q "not a recognized" "$tmp/out" && ok "non-audio input refused" || bad "non-audio message"; fi
 printf 'junk' > "$tmp/j.npy"
 if "$flm" codec decode "$tmp/j.npy" -o "$tmp/j.wav" --model "$g/mimi_weights.safetensors" >"$tmp/out" 2>&1; then bad "bad npy refused"; else grep -q "not a NumPy" "$tmp/out" && ok "bad npy refused" || bad "bad npy message"; fi
+# flm render: a packed sample from a demo shard -> stereo wav (left listen, right speak)
+run "demo shard" "$flm" demo --out "$tmp/ds" --samples 1 --per-shard 1 --seed 2
+run "render SHARD:0" "$flm" render "$tmp/ds/shards/000000.flms:0" -o "$tmp/r.wav" --model "$g/mimi_weights.safetensors"
+frames=$(sed -n 's/.*: \([0-9]*\) frames.*/\1/p' "$tmp/out")
+cmp_py "render: stereo, 24 kHz, 1920 samples per frame" "$lib
+b = open(tmp + '/r.wav', 'rb').read()
+ch, rate = struct.unpack('<HI', b[22:28]); i = b.index(b'data'); n = struct.unpack('<I', b[i + 4:i + 8])[0] // 8
+assert ch == 2 and rate == 24000 and n == $frames * 1920 and n > 0, (ch, rate, n)
+x = struct.unpack('<%df' % (2 * n), b[i + 8:i + 8 + 8 * n])
+nz = [sum(1 for v in x[k::2] if v != 0) for k in (0, 1)]
+assert nz[0] + nz[1] > 0, 'all silence'
+print('%d frames; non-zero samples: listen %d, speak %d' % (n // 1920, nz[0], nz[1]))"
+if "$flm" render "$tmp/ds/shards/000000.flms:7" -o "$tmp/r7.wav" --model "$g/mimi_weights.safetensors" >"$tmp/out" 2>&1; then bad "record out of range refused"; else ok "record out of range refused"; fi
+if "$flm" render "$tmp/ds/shards/000000.flms" -o "$tmp/r7.wav" --model "$g/mimi_weights.safetensors" >"$tmp/out" 2>&1; then bad "SHARD without :N refused"; else grep -q "expected SHARD:N" "$tmp/out" && ok "SHARD without :N refused" || bad "SHARD:N message"; fi
 echo "1..$n"
 exit $fail
