@@ -29,7 +29,9 @@ static void usage(FILE *f)
             "  --json         machine-readable output (whole sample: tokens, classes, metadata)\n"
             "  --html FILE    a self-contained page of the sample's lanes (text, speak, listen,\n"
             "                 events) with a time axis, zoom and scroll\n"
-            "  --png FILE     the lanes as an image (for reports)\n");
+            "  --png FILE     the lanes as an image (for reports)\n"
+            "  --tokenizer F  tokenizer.json to show the text tokens decoded in --html pages\n"
+            "                 (default: $FLM_TOKENIZER when set)\n");
 }
 
 static int list_records(flm_shard_reader *r, int json)
@@ -90,6 +92,7 @@ static int list_records(flm_shard_reader *r, int json)
 int cmd_inspect(int argc, char **argv)
 {
     const char *target = NULL, *key = NULL, *v, *html = NULL, *png = NULL;
+    const char *tok_path = getenv("FLM_TOKENIZER");
     int json = 0, bad = 0;
     timeline_opts o = {0, 12, 0, 100};
     int64_t x;
@@ -103,6 +106,8 @@ int cmd_inspect(int argc, char **argv)
             o.classes = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--html", &bad))) {
             html = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
+            tok_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--png", &bad))) {
             png = v;
         } else if ((v = cli_opt(argc, argv, &i, "--sample", &bad))) {
@@ -172,9 +177,20 @@ int cmd_inspect(int argc, char **argv)
             flm_profiles_default(&p);
             char source[4200];
             snprintf(source, sizeof source, "%s, record %llu", path, (unsigned long long)record);
-            if (html || png) {
+            flm_tokenizer *tok = NULL;
+            if (html && tok_path && *tok_path) {
+                flm_tokenizer_params tp = flm_tokenizer_default_params();
+                tp.vocab = &p.vocab;
+                if (flm_tokenizer_load(&tok, tok_path, &tp, &err) < 0) {
+                    cli_error("inspect: %s", err.msg);
+                    rc = 1;
+                }
+            }
+            if (rc != 0) {
+                /* the tokenizer did not load: said above */
+            } else if (html || png) {
                 FILE *f = html ? fopen(html, "w") : NULL;
-                if (html && (!f || html_timeline(f, s, &p, source) < 0 || fclose(f) != 0)) {
+                if (html && (!f || html_timeline(f, s, &p, source, tok) < 0 || fclose(f) != 0)) {
                     cli_error("inspect: cannot write %s", html);
                     rc = 1;
                 }
@@ -192,6 +208,7 @@ int cmd_inspect(int argc, char **argv)
                        (unsigned long long)flm_shard_reader_count(r));
                 timeline_print(stdout, s, &p, &o);
             }
+            flm_tokenizer_destroy(&tok);
         }
         flm_sample_destroy(&s);
     }

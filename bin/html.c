@@ -1,3 +1,4 @@
+#include "flm_alloc.h"
 #include "html.h"
 
 #include <jansson.h>
@@ -60,7 +61,7 @@ static const char *listen_state(const flm_sample *s, const flm_profiles *p, int3
     return v == p->codec.aud_empty || v == p->codec.aud_pad ? "empty" : "codes";
 }
 
-char *html_timeline_data(const flm_sample *s, const flm_profiles *p)
+char *html_timeline_data(const flm_sample *s, const flm_profiles *p, const flm_tokenizer *tok)
 {
     char *sj = flm_sample_to_json(s, 0);
     json_t *sample = sj ? json_loads(sj, 0, NULL) : NULL;
@@ -82,7 +83,15 @@ char *html_timeline_data(const flm_sample *s, const flm_profiles *p)
             const char *kind = v == p->vocab.text_asr      ? "asr"
                                : v == p->vocab.text_answer ? "answer"
                                                            : "tok";
-            json_array_append_new(text, json_pack("[i,i,s,n]", (int)t, (int)v, kind));
+            char *piece = NULL;
+            size_t size = 0, cap = 0;
+            json_t *pj = json_null();
+            if (tok && !strcmp(kind, "tok") &&
+                flm_tokenizer_decode(tok, &v, 1, FLM_TOKENIZER_LOSSY, &piece, &size, &cap, NULL) ==
+                    0)
+                pj = json_stringn(piece, size);
+            flm_free(piece);
+            json_array_append_new(text, json_pack("[i,i,s,o]", (int)t, (int)v, kind, pj));
         }
     }
     json_t *o = json_pack(
@@ -94,9 +103,10 @@ char *html_timeline_data(const flm_sample *s, const flm_profiles *p)
     return out;
 }
 
-int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source)
+int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
+                  const flm_tokenizer *tok)
 {
-    char *data = html_timeline_data(s, p);
+    char *data = html_timeline_data(s, p, tok);
     if (!data)
         return -1;
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>");

@@ -9,11 +9,14 @@
 #include "flm_index.h"
 #include "flm_profile.h"
 #include "flm_stream.h"
+#include "flm_tokenizer.h"
 
-/* The lanes of one sample: text, speak, listen, events, with a time axis, zoom and scroll. */
-int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source);
+/* The lanes of one sample: text, speak, listen, events, with a time axis, zoom and scroll. With a
+ * tokenizer (may be NULL) the text lane shows each token decoded. */
+int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
+                  const flm_tokenizer *tok);
 /* The JSON the timeline page is built from (caller frees with free()). */
-char *html_timeline_data(const flm_sample *s, const flm_profiles *p);
+char *html_timeline_data(const flm_sample *s, const flm_profiles *p, const flm_tokenizer *tok);
 /* A PNG of the lanes (one column per frame, or per bucket of frames above 1600 frames). */
 int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err);
 /* The dataset report: aggregates in SQL, histograms, events, augmentation keys, quarantine, and

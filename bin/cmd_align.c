@@ -1,0 +1,442 @@
+/* flm align: transcripts (whisper, funasr, srt, vtt, moshi, jsonl) -> sentence JSONL. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "flm_align.h"
+#include "flm_alloc.h"
+#include "flm_audio.h"
+#include "flm_index.h"
+#include "flm_profile.h"
+#include "flm_tokenizer.h"
+#include "flm_util.h"
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f, "usage: flm align --from FORMAT TRANSCRIPT... -o OUT.jsonl [options]\n"
+           "\n"
+           "Imports transcripts, splits them into English/Chinese sentences, refines the split\n"
+           "times to pauses of the decoded audio and writes one JSON line per utterance\n"
+           "(schemas/sentences.schema.json; the input of flm pack). Every rejected item is\n"
+           "written to the rejects report with file, line and reason; the job goes on.\n"
+           "\n"
+           "  --from F           whisper | funasr | srt | vtt | moshi | jsonl\n"
+           "  -o OUT             output JSONL ('-' for stdout)\n"
+           "  --audio FILE       audio of the (single) transcript; default: the transcript's\n"
+           "                     name with the extension of --audio-ext (jsonl lines name theirs)\n"
+           "  --audio-ext EXT    default wav\n"
+           "  --rejects FILE     rejects report (JSONL); default OUT with .rejects.jsonl\n"
+           "  --index DATASET    also record each reject in the dataset index's quarantine\n"
+           "  --tokenizer FILE   tokenizer.json for token counts (default: an estimate)\n"
+           "  --language CODE    language when the input gives none (default: from the script)\n"
+           "  --corpus NAME      corpus when the input gives none\n"
+           "  --speaker NAME     speaker when the input gives none\n"
+           "  --no-refine        do not decode the audio: no refinement, no duration checks\n"
+           "  --max-duration S   split longer sentences at clause punctuation (default 20)\n"
+           "  --max-tokens N     same for the token count (default 200)\n"
+           "  --margin S         silence kept around each sentence (default 0.04)\n"
+           "  --window S         how far a split may move from its estimate (default 1.5)\n"
+           "\n"
+           "Frames: [start_frame, end_frame) are the 80 ms frames that overlap [start, end)\n"
+           "(docs/align.md).\n");
+}
+
+typedef struct job {
+    const char *from_name, *out_path, *audio, *audio_ext, *rejects_path, *index_path;
+    const char *tok_path, *language, *corpus, *speaker;
+    int format, refine;
+    flm_align_params ap;
+    flm_profiles prof;
+    flm_tokenizer *tok;
+    flm_index *idx;
+    int64_t run;
+    flm_align_idset *ids;
+    FILE *out, *rej;
+    /* the last decoded file, kept for the next utterance of the same file (moshi speakers,
+     * manifest lines cutting one recording) */
+    char *cache_path;
+    int cache_mode;
+    float *cache; /* [cache_n][cache_nch] */
+    int64_t cache_n;
+    int32_t cache_nch;
+    /* summary */
+    int64_t n_files, n_utts_in, n_segs_in, n_utts_out, n_sents_out, n_rejects;
+    int64_t by_reason[FLM_REJECT_N_REASONS];
+    double sec_in, sec_out;
+} job;
+
+static double parse_sec(const char *opt, const char *v, int *bad)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || !(x >= 0) || x > 1e6) {
+        cli_error("%s '%s': expected a non-negative number of seconds", opt, v);
+        *bad = 1;
+    }
+    return x;
+}
+
+/* Writes the rejects recorded in t since *done to the report and the index. */
+static int flush_rejects(job *j, flm_transcript *t, size_t *done)
+{
+    for (; *done < t->n_rejects; (*done)++) {
+        const flm_align_reject *r = &t->rejects[*done];
+        json_t *o = json_object();
+        json_object_set_new(o, "file", json_string(r->file));
+        json_object_set_new(o, "line", json_integer(r->line));
+        json_object_set_new(o, "where", json_string(r->where));
+        json_object_set_new(o, "id", json_string(r->id));
+        json_object_set_new(o, "reason", json_string(flm_align_reason_name(r->reason)));
+        json_object_set_new(o, "detail", json_string(r->detail));
+        char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        if (!txt || fprintf(j->rej, "%s\n", txt) < 0) {
+            free(txt);
+            cli_error("%s: cannot write", j->rejects_path);
+            return 1;
+        }
+        free(txt);
+        j->n_rejects++;
+        j->by_reason[r->reason]++;
+        if (j->idx) {
+            char key[1024], msg[700];
+            snprintf(key, sizeof key, "align:%s:%d:%s:%s", r->file, (int)r->line, r->where, r->id);
+            snprintf(msg, sizeof msg, "%s: %s", flm_align_reason_name(r->reason), r->detail);
+            flm_error err = {0};
+            if (flm_index_quarantine(j->idx, j->run, key, r->file, "align", msg, &err) < 0) {
+                cli_error("%s", err.msg);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Decodes the utterance's audio (its channel) and sets its duration; a failure rejects it.
+ * *x is the job's buffer (valid until the next call). */
+static int load_audio(job *j, flm_transcript *t, size_t i, float **x, int64_t *n)
+{
+    flm_utterance *u = &t->utts[i];
+    struct stat st;
+    *x = NULL;
+    *n = 0;
+    if (stat(u->audio, &st) != 0)
+        return flm_transcript_reject_utterance(t, i, FLM_REJECT_MISSING_AUDIO, "%s: not found",
+                                               u->audio);
+    if (!j->refine)
+        return 0;
+    flm_audio_params p = flm_audio_default_params();
+    p.sample_rate = j->prof.codec.sample_rate;
+    p.mode = u->channel >= 0 ? FLM_AUDIO_PER_CHANNEL : FLM_AUDIO_MONO;
+    if (!j->cache_path || strcmp(j->cache_path, u->audio) || j->cache_mode != p.mode) {
+        flm_free(j->cache);
+        flm_free(j->cache_path);
+        j->cache = NULL;
+        j->cache_path = NULL;
+        flm_error err = {0};
+        if (flm_audio_read_file(u->audio, &p, &j->cache, &j->cache_n, &j->cache_nch, &err) < 0)
+            return err.code == FLM_ENOMEM
+                       ? err.code
+                       : flm_transcript_reject_utterance(t, i, FLM_REJECT_BAD_AUDIO, "%s", err.msg);
+        if (!(j->cache_path = flm_strdup(u->audio)))
+            return FLM_ENOMEM;
+        j->cache_mode = p.mode;
+    }
+    if (u->channel >= j->cache_nch)
+        return flm_transcript_reject_utterance(t, i, FLM_REJECT_BAD_CHANNEL,
+                                               "channel %d, the audio has %d", (int)u->channel,
+                                               (int)j->cache_nch);
+    float *mono = j->cache;
+    if (j->cache_nch > 1) { /* one channel out of the interleaved samples */
+        if (!(mono = flm_malloc((size_t)(j->cache_n ? j->cache_n : 1) * sizeof *mono)))
+            return FLM_ENOMEM;
+        for (int64_t k = 0; k < j->cache_n; k++)
+            mono[k] = j->cache[k * j->cache_nch + u->channel];
+    }
+    u->duration = (double)j->cache_n / p.sample_rate;
+    *x = mono;
+    *n = j->cache_n;
+    return 0;
+}
+
+static int fill_default(char **dst, const char *v)
+{
+    if ((*dst)[0] || !v)
+        return 0;
+    char *c = flm_strdup(v);
+    if (!c)
+        return FLM_ENOMEM;
+    flm_free(*dst);
+    *dst = c;
+    return 0;
+}
+
+static int process_utterance(job *j, flm_transcript *t, size_t i)
+{
+    flm_utterance *u = &t->utts[i];
+    flm_error err = {0};
+    j->n_utts_in++;
+    j->n_segs_in += (int64_t)u->n_segs;
+    for (size_t k = 0; k < u->n_segs; k++)
+        if (isfinite(u->segs[k].end) && u->segs[k].end > u->segs[k].start)
+            j->sec_in += u->segs[k].end - u->segs[k].start;
+    if (fill_default(&u->language, j->language) || fill_default(&u->corpus, j->corpus) ||
+        fill_default(&u->speaker, j->speaker))
+        return FLM_ENOMEM;
+    int dup = flm_align_idset_add(j->ids, u->id);
+    if (dup < 0)
+        return dup;
+    if (dup)
+        return flm_transcript_reject_utterance(t, i, FLM_REJECT_DUPLICATE_ID,
+                                               "id '%s' was seen before", u->id);
+    float *x = NULL;
+    int64_t n = 0;
+    int rc = load_audio(j, t, i, &x, &n);
+    if (!rc)
+        rc = flm_transcript_validate(t, i, &j->ap, j->tok);
+    if (!rc && !u->rejected && (rc = flm_utterance_split(u, &j->ap, j->tok, &err)) < 0)
+        cli_error("%s", err.msg);
+    if (!rc && !u->rejected && x &&
+        (rc = flm_utterance_refine(u, x, n, j->prof.codec.sample_rate, &j->ap, &err)) < 0)
+        cli_error("%s", err.msg);
+    if (x != j->cache)
+        flm_free(x);
+    if (!rc)
+        rc = flm_utterance_finish(t, i, &j->ap, &j->prof.codec, j->tok);
+    if (rc || u->rejected)
+        return rc;
+    char *line = NULL;
+    if ((rc = flm_utterance_to_json(u, &line, &err)) < 0) {
+        cli_error("%s", err.msg);
+        return rc;
+    }
+    if (fprintf(j->out, "%s\n", line) < 0) {
+        flm_free(line);
+        cli_error("%s: cannot write", j->out_path);
+        return FLM_EIO;
+    }
+    flm_free(line);
+    j->n_utts_out++;
+    j->n_sents_out += (int64_t)u->n_sents;
+    for (size_t k = 0; k < u->n_sents; k++)
+        j->sec_out += u->sents[k].end - u->sents[k].start;
+    return 0;
+}
+
+static int process_file(job *j, const char *path)
+{
+    flm_transcript t = {0};
+    flm_error err = {0};
+    char *data = NULL;
+    size_t size = 0, done = 0;
+    int rc = 0;
+    char audio_buf[4096];
+    const char *audio = j->audio;
+    if (!audio && j->format != FLM_ALIGN_JSONL) {
+        snprintf(audio_buf, sizeof audio_buf, "%s", path);
+        char *dot = strrchr(audio_buf, '.'), *slash = strrchr(audio_buf, '/');
+        if (dot && (!slash || dot > slash))
+            *dot = 0;
+        size_t l = strlen(audio_buf);
+        snprintf(audio_buf + l, sizeof audio_buf - l, ".%s", j->audio_ext);
+        audio = audio_buf;
+    }
+    j->n_files++;
+    rc = flm_read_file(path, &data, &size, (size_t)1 << 30, &err);
+    if (!rc)
+        rc = flm_transcript_import(&t, j->format, path, data, size, audio, &err);
+    flm_free(data);
+    if (rc == FLM_ENOMEM) {
+        cli_error("%s", err.msg);
+        flm_transcript_free(&t);
+        return 1;
+    }
+    if (rc) { /* the whole file is unusable: one reject, the job goes on */
+        flm_transcript_free(&t);
+        int line = 0;
+        const char *l = strstr(err.msg, ": line ");
+        if (l)
+            line = atoi(l + 7);
+        rc = flm_transcript_reject(&t, path, line, "", "", FLM_REJECT_PARSE, "%s", err.msg);
+    }
+    for (size_t i = 0; i < t.n_utts && rc == 0; i++)
+        rc = process_utterance(j, &t, i);
+    if (rc == FLM_ENOMEM)
+        cli_error("%s: out of memory", path);
+    int frc = rc == 0 || rc == FLM_EIO ? flush_rejects(j, &t, &done) : 0;
+    flm_transcript_free(&t);
+    return rc || frc ? 1 : 0;
+}
+
+static int setup(job *j)
+{
+    flm_error err = {0};
+    if (j->tok_path) {
+        flm_tokenizer_params tp = flm_tokenizer_default_params();
+        tp.lossy_utf8 = 1;
+        if (flm_tokenizer_load(&j->tok, j->tok_path, &tp, &err) < 0) {
+            cli_error("%s", err.msg);
+            return 1;
+        }
+    }
+    if (j->index_path) {
+        if (flm_index_open(&j->idx, j->index_path, FLM_INDEX_CREATE, &err) < 0 ||
+            flm_index_begin_run(j->idx, "flm align", NULL, 0, &j->prof, &j->run, &err) < 0) {
+            cli_error("%s", err.msg);
+            return 1;
+        }
+    }
+    if (flm_align_idset_create(&j->ids, &err) < 0) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    j->out = strcmp(j->out_path, "-") ? fopen(j->out_path, "w") : stdout;
+    if (!j->out) {
+        cli_error("%s: cannot create", j->out_path);
+        return 1;
+    }
+    j->rej = fopen(j->rejects_path, "w");
+    if (!j->rej) {
+        cli_error("%s: cannot create", j->rejects_path);
+        return 1;
+    }
+    return 0;
+}
+
+static void summary(const job *j, FILE *f)
+{
+    fprintf(f,
+            "flm align: %lld files, %lld utterances (%lld segments) in, %lld utterances "
+            "(%lld sentences) out\n",
+            (long long)j->n_files, (long long)j->n_utts_in, (long long)j->n_segs_in,
+            (long long)j->n_utts_out, (long long)j->n_sents_out);
+    fprintf(f, "  hours: %.4f in segments, %.4f kept in sentences\n", j->sec_in / 3600,
+            j->sec_out / 3600);
+    fprintf(f, "  rejected: %lld (report: %s%s)\n", (long long)j->n_rejects, j->rejects_path,
+            j->idx ? ", and the index's quarantine" : "");
+    for (int r = 1; r < FLM_REJECT_N_REASONS; r++)
+        if (j->by_reason[r])
+            fprintf(f, "    %-14s %lld\n", flm_align_reason_name(r), (long long)j->by_reason[r]);
+}
+
+int cmd_align(int argc, char **argv)
+{
+    job j = {.audio_ext = "wav", .refine = 1};
+    j.ap = flm_align_default_params();
+    flm_profiles_default(&j.prof);
+    const char *v;
+    const char **files = calloc((size_t)argc, sizeof *files);
+    int n_files = 0, bad = 0, rc = 1;
+    char rej_buf[4096];
+    if (!files)
+        return 1;
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            free(files);
+            return 0;
+        } else if ((v = cli_opt(argc, argv, &i, "--from", &bad))) {
+            j.from_name = v;
+        } else if ((v = cli_opt(argc, argv, &i, "-o", &bad))) {
+            j.out_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--audio", &bad))) {
+            j.audio = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--audio-ext", &bad))) {
+            j.audio_ext = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--rejects", &bad))) {
+            j.rejects_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--index", &bad))) {
+            j.index_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
+            j.tok_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--language", &bad))) {
+            j.language = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--corpus", &bad))) {
+            j.corpus = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--speaker", &bad))) {
+            j.speaker = v;
+        } else if (!strcmp(a, "--no-refine")) {
+            j.refine = 0;
+        } else if ((v = cli_opt(argc, argv, &i, "--max-duration", &bad))) {
+            j.ap.max_duration = parse_sec("--max-duration", v, &bad);
+        } else if ((v = cli_opt(argc, argv, &i, "--max-tokens", &bad))) {
+            int64_t x;
+            bad |= cli_parse_i64("--max-tokens", v, 1, 1 << 20, &x) != 0;
+            j.ap.max_tokens = (int32_t)x;
+        } else if ((v = cli_opt(argc, argv, &i, "--margin", &bad))) {
+            j.ap.margin = parse_sec("--margin", v, &bad);
+        } else if ((v = cli_opt(argc, argv, &i, "--window", &bad))) {
+            j.ap.search_window = parse_sec("--window", v, &bad);
+        } else if (a[0] == '-' && a[1]) {
+            cli_error("align: unknown option '%s'", a);
+            bad = 1;
+        } else {
+            files[n_files++] = a;
+        }
+    }
+    if (!bad && !(j.format = flm_align_format_from_name(j.from_name))) {
+        cli_error("align: --from '%s': expected whisper, funasr, srt, vtt, moshi or jsonl",
+                  j.from_name ? j.from_name : "");
+        bad = 1;
+    }
+    if (!bad && (!j.out_path || n_files == 0)) {
+        cli_error("align: %s", !j.out_path ? "missing -o OUT" : "no transcript given");
+        bad = 1;
+    }
+    if (!bad && j.audio && n_files > 1) {
+        cli_error("align: --audio names the audio of one transcript, %d were given", n_files);
+        bad = 1;
+    }
+    if (bad) {
+        usage(stderr);
+        free(files);
+        return 2;
+    }
+    if (!j.rejects_path) {
+        const char *o = strcmp(j.out_path, "-") ? j.out_path : "align";
+        snprintf(rej_buf, sizeof rej_buf, "%s", o);
+        size_t l = strlen(rej_buf);
+        if (l > 6 && !strcmp(rej_buf + l - 6, ".jsonl"))
+            rej_buf[l - 6] = 0;
+        l = strlen(rej_buf);
+        snprintf(rej_buf + l, sizeof rej_buf - l, ".rejects.jsonl");
+        j.rejects_path = rej_buf;
+    }
+    if (setup(&j) == 0) {
+        cli_progress p;
+        cli_progress_start(&p, "align", "files", n_files);
+        rc = 0;
+        for (int i = 0; i < n_files && !rc; i++) {
+            rc = process_file(&j, files[i]);
+            cli_progress_update(&p, i + 1);
+        }
+        cli_progress_finish(&p, n_files);
+        if (j.out != stdout && j.out && fclose(j.out) != 0) {
+            cli_error("%s: cannot write", j.out_path);
+            rc = 1;
+        }
+        j.out = NULL;
+        if (!rc)
+            summary(&j, strcmp(j.out_path, "-") ? stdout : stderr);
+    }
+    if (j.out && j.out != stdout)
+        fclose(j.out);
+    if (j.rej && fclose(j.rej) != 0 && !rc) {
+        cli_error("%s: cannot write", j.rejects_path);
+        rc = 1;
+    }
+    flm_tokenizer_destroy(&j.tok);
+    flm_index_close(&j.idx);
+    flm_align_idset_destroy(&j.ids);
+    flm_free(j.cache);
+    flm_free(j.cache_path);
+    free(files);
+    return rc;
+}

@@ -1,0 +1,293 @@
+/* cmd_tokenize.c - `flm tokenize` and `flm detokenize`: text lines <-> token ids. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "flm_alloc.h"
+#include "flm_profile.h"
+#include "flm_tokenizer.h"
+
+static const char tokenize_help[] =
+    "usage: flm tokenize [--ids | --pieces] [--tokenizer FILE] [options] [TEXT_FILE...]\n"
+    "\n"
+    "Encodes each input line (stdin when no file is given; the line's \\n is not part of it,\n"
+    "a \\r before it is) with a HuggingFace tokenizer.json (Qwen2.5 byte-level BPE) and prints\n"
+    "one output line per input line.\n"
+    "\n"
+    "  --ids              print token ids separated by spaces (default)\n"
+    "  --pieces           print the tokens as written in tokenizer.json (\"Ġworld\" = \" world\")\n"
+    "  --tokenizer FILE   the tokenizer.json (default: $FLM_TOKENIZER)\n"
+    "  --profile FILE     vocabulary profile JSON whose <wait>/<asr>/<answer> ids are reserved:\n"
+    "                     they are never produced from text; 'builtin' = the FLM-Audio defaults\n"
+    "  --whole            encode the whole input as one text (newlines included), not per line\n"
+    "  --lossy            replace invalid UTF-8 by U+FFFD instead of failing\n"
+    "  --no-added         tokenize added-token strings such as <|im_end|> as plain text\n"
+    "\n"
+    "Invalid UTF-8 stops with 'FILE:LINE: invalid UTF-8 at byte offset N' and exit status 1.\n"
+    "example:\n"
+    "  $ echo 'Hello world' | flm tokenize --tokenizer tokenizer.json\n"
+    "  9707 1879\n";
+
+static const char detokenize_help[] =
+    "usage: flm detokenize [--tokenizer FILE] [options] [IDS_FILE...]\n"
+    "\n"
+    "Decodes lines of token ids (separated by spaces, tabs or commas; stdin when no file is\n"
+    "given) and prints one text line per input line.\n"
+    "\n"
+    "  --tokenizer FILE   the tokenizer.json (default: $FLM_TOKENIZER)\n"
+    "  --profile FILE     vocabulary profile JSON (see flm tokenize --help); 'builtin' = defaults\n"
+    "  --skip-special     drop special tokens (<|im_end|>, the profile's <wait>/<asr>/<answer>)\n"
+    "  --lossy            replace bytes that are not valid UTF-8 by U+FFFD (as the reference)\n"
+    "\n"
+    "example:\n"
+    "  $ echo '9707 1879' | flm detokenize --tokenizer tokenizer.json\n"
+    "  Hello world\n";
+
+typedef struct opts {
+    const char *tokenizer;
+    const char *profile;
+    int pieces, whole, lossy, no_added, skip_special;
+    int n_files;
+    char **files;
+} opts;
+
+static int parse(int argc, char **argv, opts *o, int tokenize, const char *help)
+{
+    memset(o, 0, sizeof *o);
+    o->tokenizer = getenv("FLM_TOKENIZER");
+    o->files = argv + argc;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            return 0;
+        } else if ((!strcmp(a, "--tokenizer") || !strcmp(a, "--profile")) && i + 1 < argc) {
+            *(a[2] == 't' ? &o->tokenizer : &o->profile) = argv[++i];
+        } else if (tokenize && !strcmp(a, "--ids")) {
+            o->pieces = 0;
+        } else if (tokenize && !strcmp(a, "--pieces")) {
+            o->pieces = 1;
+        } else if (tokenize && !strcmp(a, "--whole")) {
+            o->whole = 1;
+        } else if (tokenize && !strcmp(a, "--no-added")) {
+            o->no_added = 1;
+        } else if (!tokenize && !strcmp(a, "--skip-special")) {
+            o->skip_special = 1;
+        } else if (!strcmp(a, "--lossy")) {
+            o->lossy = 1;
+        } else if (!strcmp(a, "--")) {
+            o->files = argv + i + 1;
+            o->n_files = argc - i - 1;
+            break;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "flm %s: unknown or incomplete option '%s'\n%s", argv[0], a, help);
+            return 2;
+        } else {
+            o->files = argv + i;
+            o->n_files = argc - i;
+            for (int k = i; k < argc; k++)
+                if (argv[k][0] == '-' && argv[k][1]) {
+                    fprintf(stderr, "flm %s: options must come before files ('%s')\n", argv[0],
+                            argv[k]);
+                    return 2;
+                }
+            break;
+        }
+    }
+    if (!o->tokenizer) {
+        fprintf(stderr, "flm %s: no tokenizer: pass --tokenizer FILE or set FLM_TOKENIZER\n",
+                argv[0]);
+        return 2;
+    }
+    return -1;
+}
+
+static int load(const opts *o, const char *cmd, flm_tokenizer **tok)
+{
+    flm_error err = {0};
+    flm_profiles prof;
+    flm_tokenizer_params params = flm_tokenizer_default_params();
+    params.lossy_utf8 = o->lossy;
+    params.split_added = !o->no_added;
+    if (o->profile) {
+        flm_profiles_default(&prof);
+        if (strcmp(o->profile, "builtin") && flm_profile_load_file(o->profile, &prof, &err) < 0) {
+            fprintf(stderr, "flm %s: %s\n", cmd, err.msg);
+            return 1;
+        }
+        params.vocab = &prof.vocab;
+    }
+    if (flm_tokenizer_load(tok, o->tokenizer, &params, &err) < 0) {
+        fprintf(stderr, "flm %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* Calls fn on each line (or the whole content) of each input; stops at the first failure. */
+typedef int (*line_fn)(void *ctx, const char *name, long line, char *text, size_t size);
+
+static int for_each_input(const opts *o, const char *cmd, line_fn fn, void *ctx)
+{
+    int n = o->n_files ? o->n_files : 1;
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (int f = 0; f < n && !rc; f++) {
+        const char *name = o->n_files ? o->files[f] : "<stdin>";
+        FILE *in = o->n_files && strcmp(name, "-") ? fopen(name, "rb") : stdin;
+        if (!in) {
+            fprintf(stderr, "flm %s: %s: %s\n", cmd, name, strerror(errno));
+            rc = 1;
+            break;
+        }
+        if (o->whole) {
+            size_t size = 0, got;
+            char chunk[65536];
+            while (!rc && (got = fread(chunk, 1, sizeof chunk, in)) > 0) {
+                char *p = realloc(line, size + got + 1);
+                if (!p) {
+                    fprintf(stderr, "flm %s: out of memory\n", cmd);
+                    rc = 1;
+                    break;
+                }
+                line = p;
+                memcpy(line + size, chunk, got);
+                size += got;
+            }
+            if (!rc)
+                rc = fn(ctx, name, 1, line ? line : "", size);
+        } else {
+            ssize_t len;
+            long lineno = 0;
+            while (!rc && (len = getline(&line, &cap, in)) >= 0) {
+                lineno++;
+                if (len > 0 && line[len - 1] == '\n')
+                    line[--len] = 0;
+                rc = fn(ctx, name, lineno, line, (size_t)len);
+            }
+        }
+        if (in != stdin)
+            fclose(in);
+    }
+    free(line);
+    if (!rc && fflush(stdout) != 0) {
+        fprintf(stderr, "flm %s: writing output: %s\n", cmd, strerror(errno));
+        rc = 1;
+    }
+    return rc;
+}
+
+typedef struct tok_ctx {
+    const flm_tokenizer *tok;
+    flm_token_buf buf;
+    int pieces;
+} tok_ctx;
+
+static int tokenize_line(void *ctx, const char *name, long line, char *text, size_t size)
+{
+    tok_ctx *c = ctx;
+    flm_error err = {0};
+    if (flm_tokenizer_encode(c->tok, text, size, &c->buf, &err) < 0) {
+        fprintf(stderr, "flm tokenize: %s:%ld: %s\n", name, line, err.msg);
+        return 1;
+    }
+    for (size_t i = 0; i < c->buf.n_ids; i++) {
+        if (i)
+            putchar(' ');
+        if (c->pieces)
+            fputs(flm_tokenizer_piece(c->tok, c->buf.ids[i]), stdout);
+        else
+            printf("%d", c->buf.ids[i]);
+    }
+    putchar('\n');
+    return 0;
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    opts o;
+    int rc = parse(argc, argv, &o, 1, tokenize_help);
+    if (rc >= 0)
+        return rc;
+    tok_ctx c = {0};
+    flm_tokenizer *tok = NULL;
+    if (load(&o, "tokenize", &tok))
+        return 1;
+    c.tok = tok;
+    c.pieces = o.pieces;
+    rc = for_each_input(&o, "tokenize", tokenize_line, &c);
+    flm_token_buf_free(&c.buf);
+    flm_tokenizer_destroy(&tok);
+    return rc;
+}
+
+typedef struct detok_ctx {
+    const flm_tokenizer *tok;
+    int flags;
+    int32_t *ids;
+    size_t cap_ids;
+    char *text;
+    size_t text_cap;
+} detok_ctx;
+
+static int detokenize_line(void *ctx, const char *name, long line, char *text, size_t size)
+{
+    detok_ctx *c = ctx;
+    size_t n = 0;
+    char *p = text, *end;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',' || *p == '\r')
+            p++;
+        if (!*p)
+            break;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX ||
+            (*end && *end != ' ' && *end != '\t' && *end != ',' && *end != '\r')) {
+            fprintf(stderr,
+                    "flm detokenize: %s:%ld: column %zu: expected a token id, found '%.16s'\n",
+                    name, line, (size_t)(p - text) + 1, p);
+            return 1;
+        }
+        if (flm_grow((void **)&c->ids, &c->cap_ids, n + 1, sizeof *c->ids) < 0) {
+            fprintf(stderr, "flm detokenize: out of memory\n");
+            return 1;
+        }
+        c->ids[n++] = (int32_t)v;
+        p = end;
+    }
+    (void)size;
+    flm_error err = {0};
+    size_t out_size;
+    if (flm_tokenizer_decode(c->tok, c->ids, n, c->flags, &c->text, &out_size, &c->text_cap, &err) <
+        0) {
+        fprintf(stderr, "flm detokenize: %s:%ld: %s\n", name, line, err.msg);
+        return 1;
+    }
+    fwrite(c->text, 1, out_size, stdout);
+    putchar('\n');
+    return 0;
+}
+
+int cmd_detokenize(int argc, char **argv)
+{
+    opts o;
+    int rc = parse(argc, argv, &o, 0, detokenize_help);
+    if (rc >= 0)
+        return rc;
+    detok_ctx c = {0};
+    flm_tokenizer *tok = NULL;
+    if (load(&o, "detokenize", &tok))
+        return 1;
+    c.tok = tok;
+    c.flags =
+        (o.skip_special ? FLM_TOKENIZER_SKIP_SPECIAL : 0) | (o.lossy ? FLM_TOKENIZER_LOSSY : 0);
+    rc = for_each_input(&o, "detokenize", detokenize_line, &c);
+    flm_free(c.ids);
+    flm_free(c.text);
+    flm_tokenizer_destroy(&tok);
+    return rc;
+}
