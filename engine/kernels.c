@@ -1,0 +1,571 @@
+/* Kernels: fast versions (OpenBLAS + OpenMP, time-major) and their plain reference twins
+ * (channel-major, PyTorch formulation, double accumulation). See flm_kernels.h. */
+#include "flm_kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <string.h>
+
+#define MAX_THREADS 64
+
+static int g_threads = 1;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_single_thread(void)
+{
+    /* OpenBLAS's own pool would compete with ours on the same cores; we split the work. */
+    openblas_set_num_threads(1);
+}
+
+void flm_kernels_init(int n_threads)
+{
+    pthread_once(&blas_once, blas_single_thread);
+    g_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+    if (g_threads < 1)
+        g_threads = 1;
+    if (g_threads > MAX_THREADS)
+        g_threads = MAX_THREADS;
+}
+
+int flm_kernels_threads(void)
+{
+    return g_threads;
+}
+
+const char *flm_kernels_blas_core(void)
+{
+    const char *s = openblas_get_corename();
+    return s ? s : "unknown";
+}
+
+/* ---------------------------------------------------------------- GEMM */
+
+/* C[M][N] = A[M][K] B[N][K]^T + beta C, asked of BLAS as the column-major product
+ * C^T = B A^T: OpenBLAS then packs the weights B as its "A" operand and the activations once as
+ * its "B". Asked the row-major way, it re-packed the activations for every block of output
+ * channels, which cost more than the multiply itself on the narrow early SEANet layers (perf:
+ * 39 % of encode time in sgemm_incopy). */
+static void sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, N, M, K, 1.0f, B, ldb, A, lda, beta, C,
+                ldc);
+}
+
+void flm_gemm_nt_f32(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    int nt = g_threads;
+    if (M <= 0 || N <= 0)
+        return;
+    pthread_once(&blas_once, blas_single_thread);
+    if (nt <= 1 || (double)M * N * K < 262144.0) {
+        sgemm_nt(M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* Many rows: split the rows (each thread streams all weights once, cache-friendly for
+     * batch); few rows (streaming): split the output columns so each thread reads only its
+     * share of the weights. Blocks are handed out dynamically, 4 per thread: on a shared machine
+     * a static half each leaves one thread waiting for the one whose core is taken. */
+    int split_m = M >= 64 * nt, total = split_m ? M : N, unit = split_m ? 8 : 16;
+    int per = ((total + 4 * nt - 1) / (4 * nt) + unit - 1) / unit * unit;
+    int n_blocks = (total + per - 1) / per;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int blk = 0; blk < n_blocks; blk++) {
+        int lo = blk * per, hi = lo + per < total ? lo + per : total;
+        if (split_m)
+            sgemm_nt(hi - lo, N, K, A + (size_t)lo * lda, lda, B, ldb, beta, C + (size_t)lo * ldc,
+                     ldc);
+        else
+            sgemm_nt(M, hi - lo, K, A, lda, B + (size_t)lo * ldb, ldb, beta, C + lo, ldc);
+    }
+}
+
+void flm_gemm_nt_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += (double)A[(size_t)i * lda + k] * B[(size_t)j * ldb + k];
+            float *c = &C[(size_t)i * ldc + j];
+            *c = (float)(s + (beta != 0.0f ? (double)beta * *c : 0.0));
+        }
+}
+
+static void fill_rows(float *y, int T, int n, const float *b)
+{
+    for (int t = 0; t < T; t++)
+        memcpy(y + (size_t)t * n, b, (size_t)n * sizeof *y);
+}
+
+void flm_linear_f32(int T, int n_in, int n_out, const float *x, const float *w, const float *b,
+                    float *y)
+{
+    if (b)
+        fill_rows(y, T, n_out, b);
+    flm_gemm_nt_f32(T, n_out, n_in, x, n_in, w, n_in, b ? 1.0f : 0.0f, y, n_out);
+}
+
+void flm_linear_ref(int T, int n_in, int n_out, const float *x, const float *w, const float *b,
+                    float *y)
+{
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < n_out; o++) {
+            double s = b ? b[o] : 0.0;
+            for (int i = 0; i < n_in; i++)
+                s += (double)x[(size_t)t * n_in + i] * w[(size_t)o * n_in + i];
+            y[(size_t)t * n_out + o] = (float)s;
+        }
+}
+
+/* ---------------------------------------------------------------- conv1d */
+
+int flm_conv1d_pad(const flm_conv1d *c)
+{
+    return (c->k - 1) * c->dilation + 1 - c->stride;
+}
+
+int flm_conv1d_n_in(const flm_conv1d *c, int n_out)
+{
+    return (n_out - 1) * c->stride + (c->k - 1) * c->dilation + 1;
+}
+
+void flm_conv1d_pack_weight(const float *src, int c_out, int c_in, int k, float *dst)
+{
+    for (int o = 0; o < c_out; o++)
+        for (int i = 0; i < c_in; i++)
+            for (int j = 0; j < k; j++)
+                dst[((size_t)o * k + j) * c_in + i] = src[((size_t)o * c_in + i) * k + j];
+}
+
+/* Narrow input (the 1-channel waveform conv, k*c_in = 7): GEMMs with K = 1 would crawl, so
+ * accumulate over taps with the weights transposed to [k*c_in][c_out] (on the stack), the inner
+ * loop running along contiguous output channels. */
+__attribute__((optimize("O3", "tree-vectorize"),
+               target_clones("avx512f", "avx2", "default"))) static void
+conv_narrow_in(const flm_conv1d *c, const float *x, int n_out, float *y)
+{
+    float wt[8192]; /* [k*c_in][c_out] */
+    int kc = c->k * c->c_in, co = c->c_out;
+    for (int o = 0; o < co; o++)
+        for (int j = 0; j < kc; j++)
+            wt[j * co + o] = c->w[(size_t)o * kc + j];
+    for (int t = 0; t < n_out; t++) {
+        float *yr = y + (size_t)t * co;
+        if (!c->b)
+            memset(yr, 0, (size_t)co * sizeof *yr);
+        for (int j = 0; j < c->k; j++)
+            for (int i = 0; i < c->c_in; i++) {
+                float xv = x[((size_t)t * c->stride + (size_t)j * c->dilation) * c->c_in + i];
+                const float *wr = wt + (size_t)(j * c->c_in + i) * co;
+                for (int o = 0; o < co; o++)
+                    yr[o] += xv * wr[o];
+            }
+    }
+}
+
+/* One output channel (the decoder's last conv): output t is a dot product of k*c_in contiguous
+ * floats with the weights; 16 partial sums let the compiler vectorise it. */
+__attribute__((optimize("O3", "tree-vectorize"),
+               target_clones("avx512f", "avx2", "default"))) static void
+conv_one_out(const flm_conv1d *c, const float *x, int n_out, float *y)
+{
+    int n = c->k * c->c_in;
+    for (int t = 0; t < n_out; t++) {
+        const float *xr = x + (size_t)t * c->stride * c->c_in;
+        float acc[16] = {0}, s = c->b ? c->b[0] : 0.0f;
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int l = 0; l < 16; l++)
+                acc[l] += xr[i + l] * c->w[i + l];
+        for (; i < n; i++)
+            s += xr[i] * c->w[i];
+        for (int l = 0; l < 16; l++)
+            s += acc[l];
+        y[t] = s;
+    }
+}
+
+void flm_conv1d_f32(const flm_conv1d *c, const float *x, int n_out, float *y)
+{
+    if (n_out <= 0)
+        return;
+    if (c->b)
+        fill_rows(y, n_out, c->c_out, c->b);
+    float beta = c->b ? 1.0f : 0.0f;
+    int lda = c->stride * c->c_in;
+    if (c->c_in * c->stride < 8 && (size_t)c->k * c->c_in * c->c_out <= 8192) {
+        conv_narrow_in(c, x, n_out, y);
+        return;
+    }
+    if (c->c_out == 1 && c->dilation == 1) {
+        conv_one_out(c, x, n_out, y);
+        return;
+    }
+    /* Output row t reads input rows t*stride + j (dilation 1): taps j0 .. j0+stride-1 are one
+     * contiguous run of stride*c_in floats, so each group of `stride` taps is a GEMM whose A
+     * matrix is x itself (row step lda = stride*c_in) - no im2col copy. A dilated conv takes
+     * one tap per GEMM. */
+    int group = c->dilation == 1 ? c->stride : 1;
+    for (int j0 = 0; j0 < c->k; j0 += group) {
+        int gs = c->k - j0 < group ? c->k - j0 : group;
+        flm_gemm_nt_f32(n_out, c->c_out, gs * c->c_in, x + (size_t)j0 * c->dilation * c->c_in, lda,
+                        c->w + (size_t)j0 * c->c_in, c->k * c->c_in, beta, y, c->c_out);
+        beta = 1.0f;
+    }
+}
+
+int flm_conv1d_ref(const float *w, const float *b, int c_in, int c_out, int k, int stride,
+                   int dilation, flm_pad_mode pad, const float *x_cm, int T, float *y_cm)
+{
+    int k_eff = (k - 1) * dilation + 1;
+    int pad_total = k_eff - stride;
+    /* moshi get_extra_padding_for_conv1d: make the last window complete. */
+    double n_frames = (double)(T - k_eff + pad_total) / stride + 1.0;
+    int ideal = ((int)ceil(n_frames) - 1) * stride + (k_eff - pad_total);
+    int extra = ideal - T > 0 ? ideal - T : 0;
+    int Tp = pad_total + T + extra;
+    int T_out = (Tp - k_eff) / stride + 1;
+    for (int o = 0; o < c_out; o++)
+        for (int t = 0; t < T_out; t++) {
+            double s = b ? b[o] : 0.0;
+            for (int i = 0; i < c_in; i++)
+                for (int j = 0; j < k; j++) {
+                    int p = t * stride + j * dilation - pad_total; /* index into x */
+                    double v;
+                    if (p < 0)
+                        v = pad == FLM_PAD_REPLICATE ? x_cm[(size_t)i * T] : 0.0;
+                    else if (p >= T)
+                        v = 0.0; /* right padding is always zeros */
+                    else
+                        v = x_cm[(size_t)i * T + p];
+                    s += v * w[((size_t)o * c_in + i) * k + j];
+                }
+            y_cm[(size_t)o * T_out + t] = (float)s;
+        }
+    return T_out;
+}
+
+/* ---------------------------------------------------------------- transposed conv1d */
+
+void flm_convtr1d_pack_weight(const float *src, int c_in, int c_out, int k, float *dst)
+{
+    for (int i = 0; i < c_in; i++)
+        for (int o = 0; o < c_out; o++)
+            for (int j = 0; j < k; j++)
+                dst[((size_t)j * c_out + o) * c_in + i] = src[((size_t)i * c_out + o) * k + j];
+}
+
+void flm_convtr1d_f32(const flm_convtr1d *c, const float *x, int n_in, float *y, float *scratch)
+{
+    int n_y = (n_in - 1) * c->stride + c->k, co = c->c_out;
+    if (n_in <= 0)
+        return;
+    if (c->b)
+        fill_rows(y, n_y, co, c->b);
+    else
+        memset(y, 0, (size_t)n_y * co * sizeof *y);
+    if (c->depthwise) {
+        for (int t = 0; t < n_in; t++)
+            for (int j = 0; j < c->k; j++) {
+                float *yr = y + ((size_t)t * c->stride + j) * co;
+                const float *xr = x + (size_t)t * co;
+                for (int ch = 0; ch < co; ch++)
+                    yr[ch] += xr[ch] * c->w[(size_t)ch * c->k + j];
+            }
+        return;
+    }
+    /* scratch[t][j][o] = sum_i x[t][i] w[i][o][j]; then overlap-add the k rows of each t. */
+    flm_gemm_nt_f32(n_in, c->k * co, c->c_in, x, c->c_in, c->w, c->c_in, 0.0f, scratch, c->k * co);
+    for (int t = 0; t < n_in; t++) {
+        const float *s = scratch + (size_t)t * c->k * co;
+        float *yr = y + (size_t)t * c->stride * co;
+        for (size_t e = 0; e < (size_t)c->k * co; e++)
+            yr[e] += s[e];
+    }
+}
+
+void flm_convtr1d_ref(const float *w, const float *b, int c_in, int c_out, int k, int stride,
+                      int depthwise, const float *x_cm, int T, float *y_cm)
+{
+    int T_full = (T - 1) * stride + k, T_out = T * stride; /* causal: drop the last k - stride */
+    (void)T_full;
+    for (int o = 0; o < c_out; o++)
+        for (int u = 0; u < T_out; u++) {
+            double s = b ? b[o] : 0.0;
+            for (int t = 0; t < T; t++) {
+                int j = u - t * stride;
+                if (j < 0 || j >= k)
+                    continue;
+                if (depthwise)
+                    s += (double)x_cm[(size_t)o * T + t] * w[(size_t)o * k + j];
+                else
+                    for (int i = 0; i < c_in; i++)
+                        s += (double)x_cm[(size_t)i * T + t] * w[((size_t)i * c_out + o) * k + j];
+            }
+            y_cm[(size_t)o * T_out + u] = (float)s;
+        }
+}
+
+/* ---------------------------------------------------------------- pointwise */
+
+/* expm1(x) for x <= 0 without a libm call, so the ELU loop vectorises: x = n ln2 + r with
+ * |r| <= ln2/2 (ln2 split in two for an exact product), e^r - 1 by its Taylor series to r^8
+ * (truncation < 2e-9 relative), then e^x - 1 = 2^n (e^r - 1) + (2^n - 1). Absolute error about
+ * 1e-7 (the test checks against double expm1); below -88, -1. */
+static inline __attribute__((always_inline)) float expm1_neg(float x)
+{
+    float c = x + 88.0f; /* branch-free clamp to >= -88 (keeps the loop vectorisable) */
+    x -= (c - fabsf(c)) * 0.5f;
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest via 1.5*2^23 */
+    float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
+    float p = 1.0f / 40320;
+    p = p * r + 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r * r + r; /* e^r - 1 */
+    union {
+        float f;
+        int32_t i;
+    } two = {.i = ((int32_t)n + 127) << 23};
+    return two.f * p + (two.f - 1.0f);
+}
+
+__attribute__((optimize("O3", "tree-vectorize"),
+               target_clones("avx512f", "avx2", "default"))) static void
+elu_run(float *x, size_t n)
+{
+    /* min(v,0) and max(v,0) exactly, without branches; expm1_neg(0) == 0 */
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = (v + fabsf(v)) * 0.5f + expm1_neg((v - fabsf(v)) * 0.5f);
+    }
+}
+
+void flm_elu_f32(float *x, size_t n)
+{
+    int nt = n > 65536 ? g_threads : 1;
+    if (nt <= 1) {
+        elu_run(x, n);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        size_t per = (n / (size_t)omp_get_num_threads() + 15) / 16 * 16;
+        size_t lo = per * (size_t)omp_get_thread_num();
+        if (lo < n)
+            elu_run(x + lo, n - lo < per ? n - lo : per);
+    }
+}
+
+void flm_elu_ref(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0.0f ? x[i] : (float)expm1((double)x[i]);
+}
+
+void flm_gelu_f32(float *x, size_t n)
+{
+#pragma omp parallel for num_threads(g_threads) if (n > 65536) schedule(static)
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void flm_gelu_ref(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
+}
+
+void flm_layer_norm_f32(int T, int d, const float *x, const float *w, const float *b, float eps,
+                        float *y)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * d;
+        float *yr = y + (size_t)t * d;
+        float mean = 0.0f, var = 0.0f;
+        for (int i = 0; i < d; i++)
+            mean += xr[i];
+        mean /= (float)d;
+        for (int i = 0; i < d; i++)
+            var += (xr[i] - mean) * (xr[i] - mean);
+        float inv = 1.0f / sqrtf(var / (float)d + eps);
+        for (int i = 0; i < d; i++)
+            yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
+    }
+}
+
+void flm_layer_norm_ref(int T, int d, const float *x, const float *w, const float *b, float eps,
+                        float *y)
+{
+    for (int t = 0; t < T; t++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < d; i++)
+            mean += x[(size_t)t * d + i];
+        mean /= d;
+        for (int i = 0; i < d; i++) {
+            double e = x[(size_t)t * d + i] - mean;
+            var += e * e;
+        }
+        var /= d;
+        for (int i = 0; i < d; i++)
+            y[(size_t)t * d + i] =
+                (float)((x[(size_t)t * d + i] - mean) / sqrt(var + eps) * w[i] + b[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- RoPE and attention */
+
+void flm_rope_f32(float *x, int T, int ld, int64_t pos0, int n_head, int d_head, float max_period,
+                  flm_rope_kind kind)
+{
+    int half = d_head / 2;
+    /* float32 throughout, as torch computes exp(arange * -log(max_period)*2/D) and cos(f * t). */
+    float step = (float)(-log((double)max_period) * 2.0 / d_head);
+    for (int t = 0; t < T; t++) {
+        float pos = (float)(pos0 + t);
+        for (int i = 0; i < half; i++) {
+            float ang = expf((float)i * step) * pos;
+            float cr = cosf(ang), sr = sinf(ang);
+            for (int h = 0; h < n_head; h++) {
+                float *p = x + (size_t)t * ld + (size_t)h * d_head;
+                int a = kind == FLM_ROPE_INTERLEAVED ? 2 * i : i;
+                int bi = kind == FLM_ROPE_INTERLEAVED ? 2 * i + 1 : i + half;
+                float re = p[a], im = p[bi];
+                p[a] = re * cr - im * sr;
+                p[bi] = re * sr + im * cr;
+            }
+        }
+    }
+}
+
+void flm_rope_ref(float *x, int T, int ld, int64_t pos0, int n_head, int d_head, float max_period,
+                  flm_rope_kind kind)
+{
+    int half = d_head / 2;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < n_head; h++)
+            for (int i = 0; i < half; i++) {
+                double theta = (double)(pos0 + t) * pow((double)max_period, -2.0 * i / d_head);
+                float *p = x + (size_t)t * ld + (size_t)h * d_head;
+                int a = kind == FLM_ROPE_INTERLEAVED ? 2 * i : i;
+                int bi = kind == FLM_ROPE_INTERLEAVED ? 2 * i + 1 : i + half;
+                double re = p[a], im = p[bi];
+                p[a] = (float)(re * cos(theta) - im * sin(theta));
+                p[bi] = (float)(re * sin(theta) + im * cos(theta));
+            }
+}
+
+size_t flm_attention_scratch_size(int n_q, int n_kv, int n_head)
+{
+    return (size_t)(n_q > 0 ? n_q : 1) * (size_t)(n_kv > 0 ? n_kv : 1) * (size_t)n_head;
+}
+
+static void key_range(int64_t p, int64_t k_pos0, int n_kv, int context, int *lo, int *hi)
+{
+    int64_t first = context > 0 ? p - context + 1 : INT64_MIN / 2;
+    int64_t l = first - k_pos0, h = p - k_pos0;
+    *lo = l < 0 ? 0 : (int)l;
+    *hi = h >= n_kv ? n_kv - 1 : (int)h;
+}
+
+/* Per head, two single-threaded GEMMs over the keys any query of the block can see:
+ * S = Q_h K_h^T, a masked softmax per row (each query's own window), O_h = P V_h. Heads are
+ * spread over the OpenMP threads. */
+void flm_attention_f32(const float *q, int ldq, const float *k, const float *v, int ldkv, int n_q,
+                       int n_kv, int64_t q_pos0, int64_t k_pos0, int context, int n_head,
+                       int d_head, float *out, float *scratch)
+{
+    float scale = 1.0f / sqrtf((float)d_head);
+    int lo0, hi0, lo1, hi1, ldo = n_head * d_head;
+    if (n_q <= 0)
+        return;
+    key_range(q_pos0, k_pos0, n_kv, context, &lo0, &hi0);
+    key_range(q_pos0 + n_q - 1, k_pos0, n_kv, context, &lo1, &hi1);
+    int base = lo0, n = hi1 - lo0 + 1; /* keys [base, base + n) */
+    pthread_once(&blas_once, blas_single_thread);
+#pragma omp parallel for num_threads(g_threads) if (n_head > 1 && (double)n_q * n * d_head > 2e4)  \
+    schedule(static)
+    for (int h = 0; h < n_head; h++) {
+        float *S = scratch + (size_t)h * n_q * (n > 0 ? n : 1); /* [n_q][n] */
+        if (n > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n, d_head, scale,
+                        q + (size_t)h * d_head, ldq, k + (size_t)base * ldkv + (size_t)h * d_head,
+                        ldkv, 0.0f, S, n);
+        for (int i = 0; i < n_q; i++) {
+            float *row = S + (size_t)i * n, mx = -INFINITY, sum = 0.0f;
+            int lo, hi;
+            key_range(q_pos0 + i, k_pos0, n_kv, context, &lo, &hi);
+            lo -= base, hi -= base;
+            for (int j = lo; j <= hi; j++)
+                mx = row[j] > mx ? row[j] : mx;
+            for (int j = 0; j < n; j++) {
+                float e = j >= lo && j <= hi ? expf(row[j] - mx) : 0.0f;
+                row[j] = e;
+                sum += e;
+            }
+            float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+            for (int j = 0; j < n; j++)
+                row[j] *= inv;
+        }
+        if (n > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_q, d_head, n, 1.0f, S, n,
+                        v + (size_t)base * ldkv + (size_t)h * d_head, ldkv, 0.0f,
+                        out + (size_t)h * d_head, ldo);
+        else
+            for (int i = 0; i < n_q; i++)
+                memset(out + (size_t)i * ldo + (size_t)h * d_head, 0, (size_t)d_head * sizeof *out);
+    }
+}
+
+void flm_attention_ref(const float *q, int ldq, const float *k, const float *v, int ldkv, int n_q,
+                       int n_kv, int64_t q_pos0, int64_t k_pos0, int context, int n_head,
+                       int d_head, float *out)
+{
+    for (int i = 0; i < n_q; i++)
+        for (int h = 0; h < n_head; h++) {
+            int64_t p = q_pos0 + i;
+            double mx = -INFINITY, sum = 0, acc[1024] = {0};
+            /* mask as in moshi: key allowed iff 0 <= p - pos_k < context */
+            for (int pass = 0; pass < 2; pass++)
+                for (int j = 0; j < n_kv; j++) {
+                    int64_t delta = p - (k_pos0 + j);
+                    if (delta < 0 || (context > 0 && delta >= context))
+                        continue;
+                    double s = 0;
+                    for (int e = 0; e < d_head; e++)
+                        s += (double)q[(size_t)i * ldq + h * d_head + e] *
+                             k[(size_t)j * ldkv + h * d_head + e];
+                    s /= sqrt((double)d_head);
+                    if (pass == 0) {
+                        mx = s > mx ? s : mx;
+                    } else {
+                        double pr = exp(s - mx);
+                        sum += pr;
+                        for (int e = 0; e < d_head && e < 1024; e++)
+                            acc[e] += pr * v[(size_t)j * ldkv + h * d_head + e];
+                    }
+                }
+            for (int e = 0; e < d_head && e < 1024; e++)
+                out[(size_t)i * n_head * d_head + h * d_head + e] =
+                    sum > 0 ? (float)(acc[e] / sum) : 0.0f;
+        }
+}
+
+double flm_norm_err(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num) / (den > 1e-300 ? sqrt(den) : 1e-150);
+}

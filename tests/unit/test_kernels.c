@@ -1,0 +1,258 @@
+/* Every engine kernel against its reference twin (normalised error), at 1 and 2 threads,
+ * plus the dtype conversions. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flm_alloc.h"
+#include "flm_kernels.h"
+#include "flm_rng.h"
+#include "flm_tensor.h"
+#include "tap.h"
+
+#define TOL 2e-6
+
+static float *rnd(size_t n, const char *what, float scale)
+{
+    flm_rng r;
+    float *p = flm_malloc(n * sizeof *p);
+    flm_rng_init(&r, 42, what, "test");
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)flm_rng_normal(&r) * scale;
+    return p;
+}
+
+static void test_conversions(void)
+{
+    float f[] = {1.0f, -2.5f, 65504.0f, 0x1p-24f, 1e-8f, 70000.0f, 0.333333343f, -0.0f};
+    uint16_t h[8];
+    float back[8];
+    flm_f32_to_f16(f, h, 8);
+    TAP_EQ_INT(h[0], 0x3c00, "f16(1.0)");
+    TAP_EQ_INT(h[1], 0xc100, "f16(-2.5)");
+    TAP_EQ_INT(h[2], 0x7bff, "f16(65504) = max");
+    TAP_EQ_INT(h[3], 0x0001, "f16(2^-24) = smallest subnormal");
+    TAP_EQ_INT(h[4], 0x0000, "f16(1e-8) underflows to 0");
+    TAP_EQ_INT(h[5], 0x7c00, "f16(70000) = inf");
+    TAP_EQ_INT(h[6], 0x3555, "f16(1/3) rounds to nearest");
+    TAP_EQ_INT(h[7], 0x8000, "f16(-0)");
+    flm_f16_to_f32(h, back, 8);
+    TAP_OK(back[0] == 1.0f && back[1] == -2.5f && back[2] == 65504.0f && back[3] == 0x1p-24f &&
+               isinf(back[5]),
+           "f16 -> f32 exact on representable values");
+    flm_f32_to_bf16(f, h, 8);
+    TAP_EQ_INT(h[0], 0x3f80, "bf16(1.0)");
+    TAP_EQ_INT(h[6], 0x3eab, "bf16(1/3) rounds to nearest");
+    flm_bf16_to_f32(h, back, 8);
+    TAP_OK(back[0] == 1.0f && back[1] == -2.5f, "bf16 -> f32");
+    /* every f16 bit pattern round-trips through f32 (except NaN payloads) */
+    int bad = 0;
+    for (uint32_t u = 0; u < 65536; u++) {
+        uint16_t a = (uint16_t)u, b;
+        float x;
+        flm_f16_to_f32(&a, &x, 1);
+        flm_f32_to_f16(&x, &b, 1);
+        if (!isnan(x) && a != b)
+            bad++;
+    }
+    TAP_EQ_INT(bad, 0, "all 65536 f16 values round-trip");
+    uint8_t raw[4] = {0x80, 0x3f, 0x00, 0x3c}; /* bf16 1.0, f16 1.0, little-endian */
+    float two[2];
+    flm_convert_to_f32(FLM_DTYPE_BF16, raw, two, 1);
+    flm_convert_to_f32(FLM_DTYPE_F16, raw + 2, two + 1, 1);
+    TAP_OK(two[0] == 1.0f && two[1] == 1.0f, "convert_to_f32 little-endian bf16/f16");
+    TAP_EQ_INT(flm_convert_to_f32(FLM_DTYPE_I32, raw, two, 1), FLM_EINVAL, "convert I32 refused");
+    TAP_EQ_INT(flm_dtype_parse("BF16"), FLM_DTYPE_BF16, "dtype parse");
+    TAP_EQ_INT(flm_dtype_parse("Q4"), -1, "unknown dtype");
+}
+
+static void test_gemm(int nt)
+{
+    int shapes[][3] = {{1, 7, 5}, {3, 512, 512}, {130, 96, 64}, {700, 33, 129}, {2, 1536, 512}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = rnd((size_t)M * K, "A", 1), *B = rnd((size_t)N * K, "B", 1);
+        float *C = rnd((size_t)M * N, "C", 1), *R = flm_malloc((size_t)M * N * sizeof *R);
+        memcpy(R, C, (size_t)M * N * sizeof *R);
+        flm_gemm_nt_f32(M, N, K, A, K, B, K, 0.5f, C, N);
+        flm_gemm_nt_ref(M, N, K, A, K, B, K, 0.5f, R, N);
+        double e = flm_norm_err(C, R, (size_t)M * N);
+        TAP_OK(e < TOL, "gemm %dx%dx%d beta .5 (%d thr): err %.2e", M, N, K, nt, e);
+        float *y = flm_malloc((size_t)M * N * sizeof *y), *bias = rnd((size_t)N, "bias", 1);
+        flm_linear_f32(M, K, N, A, B, bias, y);
+        flm_linear_ref(M, K, N, A, B, bias, R);
+        e = flm_norm_err(y, R, (size_t)M * N);
+        TAP_OK(e < TOL, "linear %dx%d->%d (%d thr): err %.2e", M, K, N, nt, e);
+        flm_free(A), flm_free(B), flm_free(C), flm_free(R), flm_free(y), flm_free(bias);
+    }
+}
+
+/* Pads x_cm [c][T] causally into a time-major buffer and runs the fast kernel. */
+static void test_conv(int c_in, int c_out, int k, int stride, int dil, flm_pad_mode pm, int T,
+                      int nt)
+{
+    float *w = rnd((size_t)c_out * c_in * k, "w", 0.3f), *b = rnd((size_t)c_out, "b", 1);
+    float *x = rnd((size_t)c_in * T, "x", 1), *wp = flm_malloc((size_t)c_out * c_in * k * 4);
+    flm_conv1d c = {c_in, c_out, k, stride, dil, wp, b};
+    flm_conv1d_pack_weight(w, c_out, c_in, k, wp);
+    int pad = flm_conv1d_pad(&c), n_out = T / stride, n_in = flm_conv1d_n_in(&c, n_out);
+    float *xt = flm_calloc((size_t)n_in * c_in, 4), *y = flm_malloc((size_t)n_out * c_out * 4);
+    float *yr = flm_malloc((size_t)c_out * (T / stride + 1) * 4), *yt;
+    for (int t = 0; t < n_in; t++)
+        for (int i = 0; i < c_in; i++) {
+            int p = t - pad;
+            xt[(size_t)t * c_in + i] = p < 0 ? (pm == FLM_PAD_REPLICATE ? x[(size_t)i * T] : 0)
+                                             : (p < T ? x[(size_t)i * T + p] : 0);
+        }
+    flm_conv1d_f32(&c, xt, n_out, y);
+    int T_out = flm_conv1d_ref(w, b, c_in, c_out, k, stride, dil, pm, x, T, yr);
+    yt = flm_malloc((size_t)n_out * c_out * 4);
+    for (int t = 0; t < n_out; t++)
+        for (int o = 0; o < c_out; o++)
+            yt[(size_t)t * c_out + o] = yr[(size_t)o * T_out + t];
+    double e = flm_norm_err(y, yt, (size_t)n_out * c_out);
+    TAP_OK(T_out == n_out && e < TOL, "conv1d %d->%d k%d s%d d%d %s T%d (%d thr): err %.2e", c_in,
+           c_out, k, stride, dil, pm ? "replicate" : "zero", T, nt, e);
+    flm_free(w), flm_free(b), flm_free(x), flm_free(wp), flm_free(xt), flm_free(y);
+    flm_free(yr), flm_free(yt);
+}
+
+static void test_convtr(int c_in, int c_out, int k, int stride, int dw, int T, int nt)
+{
+    size_t nw = dw ? (size_t)c_in * k : (size_t)c_in * c_out * k;
+    float *w = rnd(nw, "w", 0.3f), *b = dw ? NULL : rnd((size_t)c_out, "b", 1);
+    float *x = rnd((size_t)c_in * T, "x", 1), *wp = flm_malloc(nw * 4);
+    int n_full = (T - 1) * stride + k;
+    float *xt = flm_malloc((size_t)T * c_in * 4), *y = flm_malloc((size_t)n_full * c_out * 4);
+    float *scr = flm_malloc((size_t)T * k * c_out * 4),
+          *yr = flm_malloc((size_t)T * stride * c_out * 4);
+    if (dw)
+        memcpy(wp, w, nw * 4);
+    else
+        flm_convtr1d_pack_weight(w, c_in, c_out, k, wp);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < c_in; i++)
+            xt[(size_t)t * c_in + i] = x[(size_t)i * T + t];
+    flm_convtr1d c = {c_in, c_out, k, stride, dw, wp, b};
+    flm_convtr1d_f32(&c, xt, T, y, scr);
+    flm_convtr1d_ref(w, b, c_in, c_out, k, stride, dw, x, T, yr);
+    double num = 0, den = 0;
+    for (int u = 0; u < T * stride; u++)
+        for (int o = 0; o < c_out; o++) {
+            double d = y[(size_t)u * c_out + o] - yr[(size_t)o * T * stride + u];
+            num += d * d;
+            den += (double)yr[(size_t)o * T * stride + u] * yr[(size_t)o * T * stride + u];
+        }
+    double e = sqrt(num / den);
+    TAP_OK(e < TOL, "convtr1d %d->%d k%d s%d%s T%d (%d thr): err %.2e", c_in, c_out, k, stride,
+           dw ? " depthwise" : "", T, nt, e);
+    flm_free(w), flm_free(b), flm_free(x), flm_free(wp), flm_free(xt), flm_free(y);
+    flm_free(scr), flm_free(yr);
+}
+
+static void test_pointwise(void)
+{
+    size_t n = 100000;
+    float *a = rnd(n, "pw", 3), *b = flm_malloc(n * 4);
+    memcpy(b, a, n * 4);
+    flm_elu_f32(a, n);
+    flm_elu_ref(b, n);
+    double e = flm_norm_err(a, b, n);
+    TAP_OK(e < 1e-6, "elu err %.2e", e);
+    flm_free(a);
+    a = rnd(n, "pw", 3);
+    memcpy(b, a, n * 4);
+    flm_gelu_f32(a, n);
+    flm_gelu_ref(b, n);
+    e = flm_norm_err(a, b, n);
+    TAP_OK(e < 1e-6, "gelu (exact erf) err %.2e", e);
+    float g = 1.0f;
+    flm_gelu_f32(&g, 1);
+    TAP_OK(fabsf(g - 0.8413447460685429f) < 1e-6f, "gelu(1) = %.7f (exact, not tanh)", g);
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) { /* elementwise, dense over [-100, 0] */
+        float xv = -100.0f * (float)i / 200000.0f, yv = xv;
+        flm_elu_f32(&yv, 1);
+        double d = fabs(yv - expm1((double)xv));
+        worst = d > worst ? d : worst;
+    }
+    TAP_OK(worst < 2e-7, "elu max |err| on [-100, 0]: %.2e", worst);
+    float v = -1.0f;
+    flm_elu_f32(&v, 1);
+    TAP_OK(fabsf(v - (float)expm1(-1.0)) < 1e-7f, "elu(-1) = expm1(-1)");
+    flm_free(a), flm_free(b);
+
+    int T = 37, d = 512;
+    float *x = rnd((size_t)T * d, "ln", 2), *w = rnd((size_t)d, "lnw", 1),
+          *bb = rnd((size_t)d, "lnb", 1);
+    float *y = flm_malloc((size_t)T * d * 4), *yr = flm_malloc((size_t)T * d * 4);
+    for (int i = 0; i < T * d; i++)
+        x[i] += 5.0f; /* a non-zero mean checks the centring */
+    flm_layer_norm_f32(T, d, x, w, bb, 1e-5f, y);
+    flm_layer_norm_ref(T, d, x, w, bb, 1e-5f, yr);
+    e = flm_norm_err(y, yr, (size_t)T * d);
+    TAP_OK(e < TOL, "layer_norm err %.2e", e);
+    flm_free(x), flm_free(w), flm_free(bb), flm_free(y), flm_free(yr);
+}
+
+static void test_attention(int n_head, int d_head, int n_q, int n_kv, int64_t pos0, int ctx,
+                           flm_rope_kind rk, int nt)
+{
+    int d = n_head * d_head;
+    float *q = rnd((size_t)n_q * d, "q", 1), *k = rnd((size_t)n_kv * d, "k", 1);
+    float *v = rnd((size_t)n_kv * d, "v", 1), *q2 = flm_malloc((size_t)n_q * d * 4);
+    float *k2 = flm_malloc((size_t)n_kv * d * 4), *o = flm_malloc((size_t)n_q * d * 4);
+    float *orf = flm_malloc((size_t)n_q * d * 4);
+    float *scr = flm_malloc(flm_attention_scratch_size(n_q, n_kv, n_head) * 4);
+    memcpy(q2, q, (size_t)n_q * d * 4);
+    memcpy(k2, k, (size_t)n_kv * d * 4);
+    int64_t q_pos0 = pos0 + n_kv - n_q; /* queries are the last n_q keys' positions */
+    flm_rope_f32(q, n_q, d, q_pos0, n_head, d_head, 10000.0f, rk);
+    flm_rope_f32(k, n_kv, d, pos0, n_head, d_head, 10000.0f, rk);
+    flm_rope_ref(q2, n_q, d, q_pos0, n_head, d_head, 10000.0f, rk);
+    flm_rope_ref(k2, n_kv, d, pos0, n_head, d_head, 10000.0f, rk);
+    double e_rope = flm_norm_err(k, k2, (size_t)n_kv * d);
+    /* float32 angles lose precision at large positions exactly like the reference code does */
+    double rope_tol = pos0 > 1000 ? 1e-3 : 1e-5;
+    TAP_OK(e_rope < rope_tol, "rope %s pos0 %lld: err %.2e (tol %.0e)",
+           rk == FLM_ROPE_HALF ? "half" : "interleaved", (long long)pos0, e_rope, rope_tol);
+    flm_attention_f32(q, d, k, v, d, n_q, n_kv, q_pos0, pos0, ctx, n_head, d_head, o, scr);
+    flm_attention_ref(q, d, k, v, d, n_q, n_kv, q_pos0, pos0, ctx, n_head, d_head, orf);
+    double e = flm_norm_err(o, orf, (size_t)n_q * d);
+    TAP_OK(e < TOL, "attention h%d dh%d q%d kv%d ctx%d (%d thr): err %.2e", n_head, d_head, n_q,
+           n_kv, ctx, nt, e);
+    flm_free(q), flm_free(k), flm_free(v), flm_free(q2), flm_free(k2), flm_free(o);
+    flm_free(orf), flm_free(scr);
+}
+
+int main(void)
+{
+    test_conversions();
+    for (int nt = 1; nt <= 2; nt++) {
+        flm_kernels_init(nt);
+        test_gemm(nt);
+        test_conv(1, 16, 7, 1, 1, FLM_PAD_ZERO, 960, nt);
+        test_conv(16, 8, 3, 1, 1, FLM_PAD_ZERO, 300, nt);
+        test_conv(16, 8, 3, 1, 2, FLM_PAD_ZERO, 300, nt);
+        test_conv(8, 16, 8, 4, 1, FLM_PAD_ZERO, 480, nt);
+        test_conv(32, 64, 16, 8, 1, FLM_PAD_ZERO, 160, nt);
+        test_conv(24, 24, 4, 2, 1, FLM_PAD_REPLICATE, 50, nt);
+        test_conv(24, 12, 5, 3, 2, FLM_PAD_REPLICATE, 99, nt);
+        test_conv(256, 512, 12, 6, 1, FLM_PAD_ZERO, 120, nt);
+        test_conv(1, 64, 7, 1, 1, FLM_PAD_ZERO, 3000, nt);    /* narrow-input path */
+        test_conv(64, 1, 3, 1, 1, FLM_PAD_ZERO, 1000, nt);    /* one-output path */
+        test_conv(20, 1, 5, 2, 1, FLM_PAD_REPLICATE, 90, nt); /* one-output, strided, tail */
+        test_convtr(16, 8, 8, 4, 0, 40, nt);
+        test_convtr(64, 32, 16, 8, 0, 12, nt);
+        test_convtr(512, 256, 12, 6, 0, 10, nt);
+        test_convtr(24, 24, 4, 2, 1, 30, nt);
+        test_attention(8, 8, 50, 50, 0, 250, FLM_ROPE_INTERLEAVED, nt);
+        test_attention(8, 8, 50, 50, 0, 10, FLM_ROPE_INTERLEAVED, nt);
+        test_attention(4, 16, 2, 30, 100, 10, FLM_ROPE_HALF, nt);
+        test_attention(8, 64, 2, 251, 4000, 250, FLM_ROPE_INTERLEAVED, nt);
+        test_attention(2, 32, 7, 7, 3, 0, FLM_ROPE_HALF, nt);
+    }
+    test_pointwise();
+    return tap_done();
+}
