@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command (b): install what is missing, build, and run every test twice: in the normal
 # build (-Werror), its unit suite again under valgrind memcheck, and in an AddressSanitizer +
-# UndefinedBehaviorSanitizer build. Also checks the formatting of the C sources. Ends with the line "N passed, N failed".
+# UndefinedBehaviorSanitizer build. Also checks the formatting of the C sources.
+# Ends with the line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh || exit 1
@@ -29,9 +30,11 @@ run_suite() { # $1 = build dir, $2 = label, rest = meson setup options
 
 run_suite build "build (-Werror)" -Dwerror=true
 
-# the unit suite once more under valgrind memcheck (FLM_TEST_FAST trims the exhaustive loops)
+# the unit suite once more under valgrind memcheck (FLM_TEST_FAST trims the exhaustive loops;
+# the "heavy" numeric tests -- Mimi, audio decode, augmentation -- run under ASan only)
 rm -f build/meson-logs/testlog-valgrind.json
-if meson test -C build --setup valgrind --suite unit --num-processes 2 >build/test-valgrind.log 2>&1; then
+if meson test -C build --setup valgrind --suite unit --no-suite heavy --num-processes 2 \
+    >build/test-valgrind.log 2>&1; then
   echo "valgrind (unit suite): $(grep -E '^Ok:' build/test-valgrind.log | tr -s ' ') tests ok"
 else
   echo "valgrind (unit suite): FAILED"; grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|ERROR|TIMEOUT)' build/test-valgrind.log
