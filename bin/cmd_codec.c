@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "render.h"
 #include "flm_alloc.h"
 #include "flm_audio.h"
 #include "flm_kernels.h"
@@ -311,40 +312,71 @@ static void side_codes(const flm_sample *smp, int first_ch, int f0, int F, int b
     }
 }
 
-/* Both sides through two decoder streams, STEP frames at a time, into a stereo writer. */
-static int render_sample(flm_mimi *m, const flm_sample *smp, const char *out, flm_error *err)
+int render_sides(flm_mimi *m, const flm_sample *smp, float **listen, float **speak,
+                 int64_t *n_samples, flm_error *err)
 {
     flm_mimi_stream *s[2] = {NULL, NULL};
-    flm_audio_writer *w = NULL;
     int32_t fc[STEP * FLM_N_CODEBOOKS];
     uint8_t silent[STEP];
-    const int first_ch[2] = {FLM_CH_LISTEN, FLM_CH_SPEAK}; /* left, right */
+    const int first_ch[2] = {FLM_CH_LISTEN, FLM_CH_SPEAK};
+    size_t n = (size_t)smp->n_frames * FLM_MIMI_FRAME_SIZE;
+    float *out[2] = {flm_malloc((n ? n : 1) * sizeof(float)),
+                     flm_malloc((n ? n : 1) * sizeof(float))};
     float *pcm = flm_malloc((size_t)STEP * FLM_MIMI_FRAME_SIZE * sizeof *pcm);
-    float *lr = flm_malloc((size_t)STEP * FLM_MIMI_FRAME_SIZE * 2 * sizeof *lr);
     int bins = flm_mimi_get_config(m)->bins, rc = 0;
-    if (!pcm || !lr)
-        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+    if (!pcm || !out[0] || !out[1])
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory rendering %d frames", smp->n_frames);
     for (int k = 0; k < 2 && rc == 0; k++)
         rc = flm_mimi_stream_create(&s[k], m, FLM_MIMI_DECODE, STEP, err);
-    if (rc == 0)
-        rc = flm_audio_writer_create(&w, out, FLM_AUDIO_WAV_F32, FLM_MIMI_SAMPLE_RATE, 2, err);
     for (int f0 = 0; f0 < smp->n_frames && rc == 0; f0 += STEP) {
         int F = smp->n_frames - f0 < STEP ? smp->n_frames - f0 : STEP;
         for (int k = 0; k < 2 && rc == 0; k++) {
             side_codes(smp, first_ch[k], f0, F, bins, fc, silent);
             rc = flm_mimi_stream_decode(s[k], fc, F, pcm, err);
+            float *dst = out[k] + (size_t)f0 * FLM_MIMI_FRAME_SIZE;
             for (size_t i = 0; rc == 0 && i < (size_t)F * FLM_MIMI_FRAME_SIZE; i++)
-                lr[2 * i + (size_t)k] = silent[i / FLM_MIMI_FRAME_SIZE] ? 0.0f : pcm[i];
+                dst[i] = silent[i / FLM_MIMI_FRAME_SIZE] ? 0.0f : pcm[i];
         }
-        if (rc == 0)
-            rc = flm_audio_writer_write(w, lr, (size_t)F * FLM_MIMI_FRAME_SIZE, err);
+    }
+    flm_mimi_stream_destroy(&s[0]);
+    flm_mimi_stream_destroy(&s[1]);
+    flm_free(pcm);
+    if (rc < 0) {
+        flm_free(out[0]);
+        flm_free(out[1]);
+        return rc;
+    }
+    *listen = out[0];
+    *speak = out[1];
+    *n_samples = (int64_t)n;
+    return 0;
+}
+
+/* Both sides decoded (render_sides), interleaved into a stereo wav: listen left, speak right. */
+static int render_sample(flm_mimi *m, const flm_sample *smp, const char *out, flm_error *err)
+{
+    float *sides[2] = {NULL, NULL};
+    int64_t n = 0;
+    flm_audio_writer *w = NULL;
+    enum { CHUNK = 1 << 16 };
+    float *lr = flm_malloc(2 * CHUNK * sizeof *lr);
+    int rc = lr ? render_sides(m, smp, &sides[0], &sides[1], &n, err)
+                : flm_error_set(err, FLM_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = flm_audio_writer_create(&w, out, FLM_AUDIO_WAV_F32, FLM_MIMI_SAMPLE_RATE, 2, err);
+    for (int64_t i0 = 0; i0 < n && rc == 0; i0 += CHUNK) {
+        int64_t c = n - i0 < CHUNK ? n - i0 : CHUNK;
+        for (int64_t i = 0; i < c; i++) {
+            lr[2 * i] = sides[0][i0 + i];
+            lr[2 * i + 1] = sides[1][i0 + i];
+        }
+        rc = flm_audio_writer_write(w, lr, (size_t)c, err);
     }
     if (rc == 0)
         rc = flm_audio_writer_finish(w, err);
     flm_audio_writer_destroy(&w);
-    flm_mimi_stream_destroy(&s[0]);
-    flm_mimi_stream_destroy(&s[1]);
-    flm_free(pcm);
+    flm_free(sides[0]);
+    flm_free(sides[1]);
     flm_free(lr);
     return rc;
 }

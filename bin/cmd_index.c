@@ -397,7 +397,7 @@ static int write_pages(flm_index *idx, const char *dir, int n, flm_error *err)
             snprintf(out, sizeof out, "%s/%zu.html", dir, i);
             snprintf(source, sizeof source, "%s, record %llu", shard, (unsigned long long)rec);
             FILE *f = fopen(out, "w");
-            if (!f || html_timeline(f, s, &p, source, NULL) < 0 || fclose(f) != 0)
+            if (!f || html_timeline(f, s, &p, source, NULL, NULL) < 0 || fclose(f) != 0)
                 rc = flm_error_set(err, FLM_EIO, "%s: cannot write", out);
         }
         flm_sample_destroy(&s);

@@ -8,7 +8,9 @@
 #include "flm_alloc.h"
 #include "flm_index.h"
 #include "flm_shard.h"
+#include "flm_mimi.h"
 #include "html.h"
+#include "render.h"
 #include "timeline.h"
 
 static void usage(FILE *f)
@@ -31,7 +33,9 @@ static void usage(FILE *f)
             "                 events) with a time axis, zoom and scroll\n"
             "  --png FILE     the lanes as an image (for reports)\n"
             "  --tokenizer F  tokenizer.json to show the text tokens decoded in --html pages\n"
-            "                 (default: $FLM_TOKENIZER when set)\n");
+            "                 (default: $FLM_TOKENIZER when set)\n"
+            "  --codec MIMI   Mimi checkpoint: --html pages get a waveform lane per side and\n"
+            "                 (up to 120 s) an audio player per side\n");
 }
 
 static int list_records(flm_shard_reader *r, int json)
@@ -92,7 +96,7 @@ static int list_records(flm_shard_reader *r, int json)
 int cmd_inspect(int argc, char **argv)
 {
     const char *target = NULL, *key = NULL, *v, *html = NULL, *png = NULL;
-    const char *tok_path = getenv("FLM_TOKENIZER");
+    const char *tok_path = getenv("FLM_TOKENIZER"), *codec = NULL;
     int json = 0, bad = 0;
     timeline_opts o = {0, 12, 0, 100};
     int64_t x;
@@ -106,6 +110,8 @@ int cmd_inspect(int argc, char **argv)
             o.classes = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--html", &bad))) {
             html = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
+            codec = v;
         } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
             tok_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--png", &bad))) {
@@ -186,11 +192,25 @@ int cmd_inspect(int argc, char **argv)
                     rc = 1;
                 }
             }
+            html_audio audio = {NULL, NULL, 0};
+            if (rc == 0 && html && codec) {
+                flm_mimi *m = NULL;
+                float *l = NULL, *sp = NULL;
+                if (flm_mimi_load(&m, codec, NULL, &err) < 0 ||
+                    render_sides(m, s, &l, &sp, &audio.n_samples, &err) < 0) {
+                    cli_error("inspect: %s", err.msg);
+                    rc = 1;
+                }
+                audio.listen = l;
+                audio.speak = sp;
+                flm_mimi_destroy(&m);
+            }
             if (rc != 0) {
-                /* the tokenizer did not load: said above */
+                /* the tokenizer or the codec did not load: said above */
             } else if (html || png) {
                 FILE *f = html ? fopen(html, "w") : NULL;
-                if (html && (!f || html_timeline(f, s, &p, source, tok) < 0 || fclose(f) != 0)) {
+                if (html &&
+                    (!f || html_timeline(f, s, &p, source, tok, &audio) < 0 || fclose(f) != 0)) {
                     cli_error("inspect: cannot write %s", html);
                     rc = 1;
                 }
@@ -209,6 +229,8 @@ int cmd_inspect(int argc, char **argv)
                 timeline_print(stdout, s, &p, &o);
             }
             flm_tokenizer_destroy(&tok);
+            flm_free((void *)audio.listen);
+            flm_free((void *)audio.speak);
         }
         flm_sample_destroy(&s);
     }

@@ -2,6 +2,8 @@
 #include "html.h"
 
 #include <jansson.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,12 +105,92 @@ char *html_timeline_data(const flm_sample *s, const flm_profiles *p, const flm_t
     return out;
 }
 
+/* Peak |x| per frame, 0..100 relative to the side's loudest frame. */
+static json_t *peaks(const float *x, int64_t n, int32_t n_frames, int32_t spf)
+{
+    json_t *a = json_array();
+    float top = 1e-9f;
+    for (int64_t i = 0; i < n; i++)
+        top = fabsf(x[i]) > top ? fabsf(x[i]) : top;
+    for (int32_t t = 0; t < n_frames; t++) {
+        float m = 0;
+        for (int64_t i = (int64_t)t * spf; i < (int64_t)(t + 1) * spf && i < n; i++)
+            m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
+        json_array_append_new(a, json_integer((json_int_t)lrintf(100.0f * m / top)));
+    }
+    return a;
+}
+
+/* A 16-bit mono WAV of x as a base64 data URI, written straight to f. */
+static void wav_data_uri(FILE *f, const float *x, int64_t n, int rate)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t data = (uint32_t)(2 * n);
+    uint8_t h[44] = {'R', 'I', 'F', 'F', 0,  0, 0,   0,   'W', 'A', 'V', 'E', 'f', 'm', 't',
+                     ' ', 16,  0,   0,   0,  1, 0,   1,   0,   0,   0,   0,   0,   0,   0,
+                     0,   0,   2,   0,   16, 0, 'd', 'a', 't', 'a', 0,   0,   0,   0};
+    uint32_t vals[4] = {36 + data, (uint32_t)rate, (uint32_t)rate * 2, data};
+    int at[4] = {4, 24, 28, 40};
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 4; i++)
+            h[at[k] + i] = (uint8_t)(vals[k] >> (8 * i));
+    fputs("data:audio/wav;base64,", f);
+    uint8_t tri[3];
+    int fill = 0;
+    for (int64_t i = -22; i < n; i++) { /* 22 two-byte units of header, then samples */
+        uint8_t b2[2];
+        if (i < 0) {
+            b2[0] = h[2 * (i + 22)];
+            b2[1] = h[2 * (i + 22) + 1];
+        } else {
+            float v = x[i] > 1 ? 1 : x[i] < -1 ? -1 : x[i];
+            int16_t q = (int16_t)lrintf(v * 32767.0f);
+            b2[0] = (uint8_t)q;
+            b2[1] = (uint8_t)((uint16_t)q >> 8);
+        }
+        for (int k = 0; k < 2; k++) {
+            tri[fill++] = b2[k];
+            if (fill == 3) {
+                fputc(b64[tri[0] >> 2], f);
+                fputc(b64[(tri[0] & 3) << 4 | tri[1] >> 4], f);
+                fputc(b64[(tri[1] & 15) << 2 | tri[2] >> 6], f);
+                fputc(b64[tri[2] & 63], f);
+                fill = 0;
+            }
+        }
+    }
+    if (fill) {
+        if (fill == 1)
+            tri[1] = 0;
+        tri[2] = 0;
+        fputc(b64[tri[0] >> 2], f);
+        fputc(b64[(tri[0] & 3) << 4 | tri[1] >> 4], f);
+        fputc(fill == 2 ? b64[(tri[1] & 15) << 2] : '=', f);
+        fputc('=', f);
+    }
+}
+
 int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
-                  const flm_tokenizer *tok)
+                  const flm_tokenizer *tok, const html_audio *audio)
 {
     char *data = html_timeline_data(s, p, tok);
     if (!data)
         return -1;
+    if (audio && audio->listen && audio->speak) { /* add the waveform peaks to the page data */
+        json_t *o = json_loads(data, 0, NULL);
+        free(data);
+        json_object_set_new(
+            o, "waves",
+            json_pack(
+                "{s:o,s:o}", "listen",
+                peaks(audio->listen, audio->n_samples, s->n_frames, p->codec.samples_per_frame),
+                "speak",
+                peaks(audio->speak, audio->n_samples, s->n_frames, p->codec.samples_per_frame)));
+        data = json_dumps(o, JSON_COMPACT | JSON_ESCAPE_SLASH);
+        json_decref(o);
+        if (!data)
+            return -1;
+    }
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>");
     esc(f, s->id);
     fprintf(f, " - flm inspect</title>\n<style>\n%s</style></head>\n<body>\n<h1>",
@@ -143,6 +225,24 @@ int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const cha
             fprintf(f, "</td></tr>\n");
         }
         fprintf(f, "</table>\n");
+    }
+    if (audio && audio->listen && audio->speak) {
+        double secs = (double)audio->n_samples / p->codec.sample_rate;
+        fprintf(f, "<h2>audio (decoded by the codec)</h2>\n");
+        if (secs <= 120) {
+            const char *name[2] = {"listen", "speak"};
+            const float *x[2] = {audio->listen, audio->speak};
+            for (int k = 0; k < 2; k++) {
+                fprintf(f, "<p>%s: <audio controls id=\"audio-%s\" src=\"", name[k], name[k]);
+                wav_data_uri(f, x[k], audio->n_samples, p->codec.sample_rate);
+                fprintf(f, "\"></audio></p>\n");
+            }
+        } else {
+            fprintf(f,
+                    "<p class=\"muted\">%.0f s is too long to embed players (limit 120 s): "
+                    "listen with <code>flm render</code>.</p>\n",
+                    secs);
+        }
     }
     fprintf(f,
             "<h2>timeline</h2>\n<div class=\"controls\"><button id=\"zoom-out\">&minus;</button> "

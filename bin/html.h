@@ -12,9 +12,14 @@
 #include "flm_tokenizer.h"
 
 /* The lanes of one sample: text, speak, listen, events, with a time axis, zoom and scroll. With a
- * tokenizer (may be NULL) the text lane shows each token decoded. */
+ * tokenizer (may be NULL) the text lane shows each token decoded; with audio (may be NULL) the
+ * page adds a waveform lane per side and, up to 120 s, an audio player per side. */
+typedef struct html_audio {
+    const float *listen, *speak; /* [n_samples] 24 kHz mono, decoded by the codec; NULL: none */
+    int64_t n_samples;
+} html_audio;
 int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
-                  const flm_tokenizer *tok);
+                  const flm_tokenizer *tok, const html_audio *audio);
 /* The JSON the timeline page is built from (caller frees with free()). */
 char *html_timeline_data(const flm_sample *s, const flm_profiles *p, const flm_tokenizer *tok);
 /* A PNG of the lanes (one column per frame, or per bucket of frames above 1600 frames). */

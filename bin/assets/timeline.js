@@ -52,6 +52,21 @@
       for (const [s, n, state] of runs)
         if (state !== "empty") box(l, "seg-" + state, s, n, name + " " + state + ": frames " + s + "-" + (s + n - 1));
     }
+    if (data.waves) {
+      for (const name of ["listen", "speak"]) {
+        const l = lane(canvas, "wave-" + name, name + " wave");
+        const c = el("canvas", null, l, { position: "absolute", left: labelW + "px", top: "2px" });
+        c.id = "wave-canvas-" + name;
+        c.width = Math.max(1, data.n_frames * px);
+        c.height = 30;
+        const g = c.getContext("2d");
+        g.fillStyle = name === "speak" ? "#2e9e5b" : "#3a7bd5";
+        data.waves[name].forEach((v, f) => {
+          const h = Math.max(1, (v / 100) * 28);
+          g.fillRect(f * px, 15 - h / 2, Math.max(1, px - (px > 3 ? 1 : 0)), h);
+        });
+      }
+    }
     const ev = lane(canvas, "events", "events");
     for (const e of data.sample.events)
       box(ev, "event", e.frame, Math.max(1, e.n_frames), e.kind + " at frame " + e.frame + " (" + (e.frame * data.frame_s).toFixed(2) + " s), " + e.n_frames + " frames, value " + e.value, e.kind);

@@ -201,6 +201,45 @@ def main():
         print(f"ok {n_tests + 1} # SKIP tokenizer.json not installed (tests/tokenizer/fetch.sh)")
         globals()["n_tests"] += 1
 
+    # with a codec: waveform lanes and audio players of both sides, equal to `flm render`
+    mimi = os.path.join(WORK, "tiny-mimi.safetensors")
+    flm("model", "init", "--arch", "mimi", "--size", "tiny", "--seed", "1", "-o", mimi)
+    apage, wav = os.path.join(WORK, "timeline-audio.html"), os.path.join(WORK, "render.wav")
+    flm("inspect", loc, "--html", apage, "--codec", mimi)
+    flm("render", loc, "-o", wav, "--model", mimi)
+    ahtml = open(apage, encoding="utf-8").read()
+    adata = embedded(ahtml)
+    ok(adata and all(len(adata["waves"][k]) == sample["n_frames"] for k in ("listen", "speak")),
+       "codec: one waveform peak per frame for each side")
+    uris = dict(re.findall(r'<audio controls id="audio-(\w+)" src="data:audio/wav;base64,([^"]+)"',
+                           ahtml))
+    import base64
+    import wave
+    import io
+    rendered = open(wav, "rb").read()
+    # render.wav: float32 stereo (listen left); page: s16 mono per side
+    def f32_stereo(b):
+        pos = b.index(b"data") + 8
+        n = (len(b) - pos) // 8
+        return struct.unpack(f"<{2 * n}f", b[pos:pos + 8 * n])
+    lr = f32_stereo(rendered)
+    same = set(uris) == {"listen", "speak"}
+    for k, side in (("listen", 0), ("speak", 1)):
+        if k not in uris:
+            break
+        w = wave.open(io.BytesIO(base64.b64decode(uris[k])))
+        pcm = struct.unpack(f"<{w.getnframes()}h", w.readframes(w.getnframes()))
+        ref = lr[side::2]
+        same &= w.getframerate() == 24000 and len(pcm) == len(ref) == sample["n_frames"] * 1920
+        same &= all(abs(a / 32767.0 - max(-1.0, min(1.0, r))) <= 1.5 / 32767 for a, r in zip(pcm, ref))
+    ok(same, "codec: the embedded players hold both sides exactly as flm render decodes them (s16)")
+    adom, aconsole = browser(apage, os.path.join(WORK, "timeline-audio-screenshot.png"))
+    ok(not aconsole, "codec page: no console messages or errors", "\n".join(aconsole))
+    ad = Dom()
+    ad.feed(adom)
+    ok({"audio-listen", "audio-speak", "wave-canvas-listen", "wave-canvas-speak"} <= ad.ids,
+       "codec page: two players and two waveform canvases in the DOM", sorted(ad.ids))
+
     # golden: a fixed small sample's page data
     gds = os.path.join(WORK, "golden-ds")
     shutil.rmtree(gds, ignore_errors=True)
