@@ -37,6 +37,27 @@ static void usage(FILE *f)
             "DATASET is a dataset directory (holding index.sqlite) or an index file.\n");
 }
 
+/* Parses "DATASET [FLAG]" in any order; -1 (message printed) on anything else. */
+static int dataset_and_flag(int argc, char **argv, const char *sub, const char *flag,
+                            const char **ds, int *set)
+{
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], flag))
+            *set = 1;
+        else if (!*ds && argv[i][0] != '-')
+            *ds = argv[i];
+        else {
+            cli_error("index %s: unexpected argument '%s'", sub, argv[i]);
+            return -1;
+        }
+    }
+    if (!*ds) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
 static flm_index *open_ro(const char *path)
 {
     flm_index *idx = NULL;
@@ -120,20 +141,8 @@ static int stats(int argc, char **argv)
 {
     const char *ds = NULL;
     int json = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (!ds && argv[i][0] != '-')
-            ds = argv[i];
-        else {
-            cli_error("index stats: unexpected argument '%s'", argv[i]);
-            return 2;
-        }
-    }
-    if (!ds) {
-        usage(stderr);
+    if (dataset_and_flag(argc, argv, "stats", "--json", &ds, &json) < 0)
         return 2;
-    }
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
@@ -171,20 +180,8 @@ static int check(int argc, char **argv)
 {
     const char *ds = NULL;
     check_ui ui = {0};
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--quiet"))
-            ui.quiet = 1;
-        else if (!ds && argv[i][0] != '-')
-            ds = argv[i];
-        else {
-            cli_error("index check: unexpected argument '%s'", argv[i]);
-            return 2;
-        }
-    }
-    if (!ds) {
-        usage(stderr);
+    if (dataset_and_flag(argc, argv, "check", "--quiet", &ds, &ui.quiet) < 0)
         return 2;
-    }
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;

@@ -10,7 +10,7 @@
 extern const char flm_asset_flm_css[];
 extern const char flm_asset_timeline_js[];
 
-static void esc(FILE *f, const char *s)
+void html_escape(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
@@ -192,19 +192,19 @@ int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const cha
             return -1;
     }
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>");
-    esc(f, s->id);
+    html_escape(f, s->id);
     fprintf(f, " - flm inspect</title>\n<style>\n%s</style></head>\n<body>\n<h1>",
             flm_asset_flm_css);
-    esc(f, s->id);
+    html_escape(f, s->id);
     fprintf(f, "</h1>\n<p class=\"muted\">");
-    esc(f, source);
+    html_escape(f, source);
     double frame_s = (double)p->codec.samples_per_frame / p->codec.sample_rate;
     fprintf(f, "</p>\n<table id=\"summary\">\n");
     const char *keys[5] = {"style", "stage", "language", "corpus", "speakers"};
     const char *vals[5] = {s->style, s->stage, s->language, s->corpus, s->speakers};
     for (int i = 0; i < 5; i++) {
         fprintf(f, "<tr><th>%s</th><td>", keys[i]);
-        esc(f, vals[i] ? vals[i] : "-");
+        html_escape(f, vals[i] ? vals[i] : "-");
         fprintf(f, "</td></tr>\n");
     }
     fprintf(f, "<tr><th>length</th><td>%d frames, %.2f s</td></tr>\n</table>\n", s->n_frames,
@@ -214,14 +214,14 @@ int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const cha
         for (int32_t i = 0; i < s->n_meta; i++) {
             const flm_meta *m = &s->meta[i];
             fprintf(f, "<tr><th>");
-            esc(f, m->key);
+            html_escape(f, m->key);
             fprintf(f, "</th><td>");
             if (m->type == FLM_META_INT)
                 fprintf(f, "%lld", (long long)m->i);
             else if (m->type == FLM_META_REAL)
                 fprintf(f, "%.6g", m->r);
             else
-                esc(f, m->s);
+                html_escape(f, m->s);
             fprintf(f, "</td></tr>\n");
         }
         fprintf(f, "</table>\n");

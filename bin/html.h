@@ -11,6 +11,9 @@
 #include "flm_stream.h"
 #include "flm_tokenizer.h"
 
+/* Writes s with <, >, & and " escaped for HTML text and attribute values. */
+void html_escape(FILE *f, const char *s);
+
 /* The lanes of one sample: text, speak, listen, events, with a time axis, zoom and scroll. With a
  * tokenizer (may be NULL) the text lane shows each token decoded; with audio (may be NULL) the
  * page adds a waveform lane per side and, up to 120 s, an audio player per side. */

@@ -40,33 +40,11 @@ static json_t *query(flm_index *idx, const char *sql, int numbers, flm_error *er
     return r.arr;
 }
 
-static void esc(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        default:
-            fputc(*s, f);
-        }
-    }
-}
-
 static void cell(FILE *f, json_t *v)
 {
     if (json_is_string(v)) {
         fputs("<td>", f);
-        esc(f, json_string_value(v));
+        html_escape(f, json_string_value(v));
     } else if (json_is_number(v)) {
         double d = json_number_value(v);
         if (d == (double)(long long)d)
@@ -188,7 +166,7 @@ int html_report(FILE *f, flm_index *idx, const char *pages_dir, int n_pages, flm
             "<title>flmstream dataset report</title>\n<style>\n%s</style></head>\n<body>\n"
             "<h1>Dataset report</h1>\n<p class=\"muted\">",
             flm_asset_flm_css);
-    esc(f, flm_index_path(idx));
+    html_escape(f, flm_index_path(idx));
     fprintf(f, "</p>\n<table id=\"totals\"><tr><th>samples</th><th>hours</th><th>frames</th>"
                "<th>shards</th><th>quarantined inputs</th></tr>\n<tr>");
     size_t j;
@@ -231,7 +209,7 @@ int html_report(FILE *f, flm_index *idx, const char *pages_dir, int n_pages, flm
         fputs("<tr>", f);
         if (pages_dir && (int)i < n_pages) {
             fprintf(f, "<td><a href=\"%s/%zu.html\">", pages_dir, i);
-            esc(f, json_string_value(json_array_get(row, 0)));
+            html_escape(f, json_string_value(json_array_get(row, 0)));
             fputs("</a></td>", f);
         } else {
             cell(f, json_array_get(row, 0));
