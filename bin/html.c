@@ -63,7 +63,8 @@ static const char *listen_state(const flm_sample *s, const flm_profiles *p, int3
     return v == p->codec.aud_empty || v == p->codec.aud_pad ? "empty" : "codes";
 }
 
-char *html_timeline_data(const flm_sample *s, const flm_profiles *p, const flm_tokenizer *tok)
+/* The page data: the sample, its text tokens, <wait> runs and activity runs. */
+static json_t *timeline_object(const flm_sample *s, const flm_profiles *p, const flm_tokenizer *tok)
 {
     char *sj = flm_sample_to_json(s, 0);
     json_t *sample = sj ? json_loads(sj, 0, NULL) : NULL;
@@ -100,9 +101,7 @@ char *html_timeline_data(const flm_sample *s, const flm_profiles *p, const flm_t
         "{s:o,s:i,s:f,s:o,s:o,s:o,s:o}", "sample", sample, "n_frames", (int)s->n_frames, "frame_s",
         (double)p->codec.samples_per_frame / p->codec.sample_rate, "text", text, "wait_runs", waits,
         "speak", runs(s, speak_state, p), "listen", runs(s, listen_state, p));
-    char *out = o ? json_dumps(o, JSON_COMPACT | JSON_ESCAPE_SLASH) : NULL;
-    json_decref(o);
-    return out;
+    return o;
 }
 
 /* Peak |x| per frame, 0..100 relative to the side's loudest frame. */
@@ -173,12 +172,10 @@ static void wav_data_uri(FILE *f, const float *x, int64_t n, int rate)
 int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
                   const flm_tokenizer *tok, const html_audio *audio)
 {
-    char *data = html_timeline_data(s, p, tok);
-    if (!data)
+    json_t *o = timeline_object(s, p, tok);
+    if (!o)
         return -1;
-    if (audio && audio->listen && audio->speak) { /* add the waveform peaks to the page data */
-        json_t *o = json_loads(data, 0, NULL);
-        free(data);
+    if (audio && audio->listen && audio->speak) /* the waveform peaks of both sides */
         json_object_set_new(
             o, "waves",
             json_pack(
@@ -186,11 +183,10 @@ int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const cha
                 peaks(audio->listen, audio->n_samples, s->n_frames, p->codec.samples_per_frame),
                 "speak",
                 peaks(audio->speak, audio->n_samples, s->n_frames, p->codec.samples_per_frame)));
-        data = json_dumps(o, JSON_COMPACT | JSON_ESCAPE_SLASH);
-        json_decref(o);
-        if (!data)
-            return -1;
-    }
+    char *data = json_dumps(o, JSON_COMPACT | JSON_ESCAPE_SLASH);
+    json_decref(o);
+    if (!data)
+        return -1;
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>");
     html_escape(f, s->id);
     fprintf(f, " - flm inspect</title>\n<style>\n%s</style></head>\n<body>\n<h1>",

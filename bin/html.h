@@ -23,8 +23,6 @@ typedef struct html_audio {
 } html_audio;
 int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
                   const flm_tokenizer *tok, const html_audio *audio);
-/* The JSON the timeline page is built from (caller frees with free()). */
-char *html_timeline_data(const flm_sample *s, const flm_profiles *p, const flm_tokenizer *tok);
 /* A PNG of the lanes (one column per frame, or per bucket of frames above 1600 frames). */
 int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err);
 /* The dataset report: aggregates in SQL, histograms, events, augmentation keys, quarantine, and

@@ -8,6 +8,7 @@
 #include "flm_alloc.h"
 #include "flm_index.h"
 #include "flm_rng.h"
+#include "flm_util.h"
 
 #define CACHE_SIZE 16 /* open shard readers kept per dataset handle */
 
@@ -29,17 +30,6 @@ struct flm_dataset {
     } cache[CACHE_SIZE];
     uint64_t clock;
 };
-
-static char *path_join(const char *dir, const char *rel)
-{
-    if (rel[0] == '/')
-        return flm_strdup(rel);
-    size_t n = strlen(dir) + strlen(rel) + 2;
-    char *p = flm_malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, rel);
-    return p;
-}
 
 static int load(flm_dataset *ds, const char *index_path, flm_error *err)
 {
@@ -79,7 +69,7 @@ static int load(flm_dataset *ds, const char *index_path, flm_error *err)
     for (int64_t k = 0; sqlite3_step(st) == SQLITE_ROW && k < ds->n_shards; k++) {
         dense[sqlite3_column_int64(st, 0)] = (int32_t)k;
         ds->shard_paths[k] =
-            path_join(flm_index_dir(idx), (const char *)sqlite3_column_text(st, 1));
+            flm_path_join(flm_index_dir(idx), (const char *)sqlite3_column_text(st, 1));
         if (!ds->shard_paths[k]) {
             flm_free(dense);
             rc = flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", index_path);

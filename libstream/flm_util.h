@@ -20,6 +20,9 @@ FLM_API int flm_read_file(const char *path, char **out, size_t *size, size_t max
 FLM_API int flm_write_all(int fd, const void *buf, size_t n);
 /* pread(2) exactly n bytes; returns bytes read (< n at end of file) or -1 with errno. */
 FLM_API long long flm_pread_full(int fd, void *buf, size_t n, uint64_t offset);
+/* dir/rel, or rel alone when it is absolute or dir is "."; caller frees with flm_free. NULL when
+ * out of memory. (Shard paths in an index are relative to the index's directory.) */
+FLM_API char *flm_path_join(const char *dir, const char *rel);
 /* fsync the directory containing path (makes a rename durable). */
 FLM_API int flm_fsync_dir(const char *path);
 /* Monotonic clock in seconds. */

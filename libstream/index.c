@@ -491,24 +491,13 @@ int flm_index_input_status(flm_index *idx, const char *key, flm_error *err)
     return rc;
 }
 
-static char *join_path(const char *dir, const char *rel)
-{
-    if (rel[0] == '/' || strcmp(dir, ".") == 0)
-        return flm_strdup(rel);
-    size_t n = strlen(dir) + strlen(rel) + 2;
-    char *p = flm_malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, rel);
-    return p;
-}
-
 static int locate_row(flm_index *idx, sqlite3_stmt *st, char **shard_path, uint64_t *record,
                       const char *what, flm_error *err)
 {
     int step = sqlite3_step(st);
     int rc;
     if (step == SQLITE_ROW) {
-        *shard_path = join_path(idx->dir, (const char *)sqlite3_column_text(st, 0));
+        *shard_path = flm_path_join(idx->dir, (const char *)sqlite3_column_text(st, 0));
         *record = (uint64_t)sqlite3_column_int64(st, 1);
         rc = *shard_path ? 0 : flm_error_set(err, FLM_ENOMEM, "out of memory");
     } else if (step == SQLITE_DONE) {
@@ -664,7 +653,7 @@ static void problem(checker *c, int severity, const char *fmt, ...)
 static void check_shard(flm_index *idx, checker *c, int64_t shard_id, const char *rel,
                         int64_t n_records, int64_t file_size, sqlite3_stmt *samples)
 {
-    char *path = join_path(idx->dir, rel);
+    char *path = flm_path_join(idx->dir, rel);
     if (!path) {
         problem(c, 1, "shard %s: out of memory", rel);
         return;
@@ -733,7 +722,7 @@ static void check_shard(flm_index *idx, checker *c, int64_t shard_id, const char
 /* Files in DIR/shards that the index does not list: leftovers of killed writers. */
 static void check_orphans(flm_index *idx, checker *c, sqlite3_stmt *known)
 {
-    char *dir = join_path(idx->dir, FLM_SHARDS_DIR);
+    char *dir = flm_path_join(idx->dir, FLM_SHARDS_DIR);
     DIR *d = dir ? opendir(dir) : NULL;
     if (!d) {
         flm_free(dir);

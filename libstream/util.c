@@ -79,6 +79,17 @@ long long flm_pread_full(int fd, void *buf, size_t n, uint64_t offset)
     return (long long)got;
 }
 
+char *flm_path_join(const char *dir, const char *rel)
+{
+    if (rel[0] == '/' || strcmp(dir, ".") == 0)
+        return flm_strdup(rel);
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *p = flm_malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, rel);
+    return p;
+}
+
 int flm_fsync_dir(const char *path)
 {
     char tmp[4096];
