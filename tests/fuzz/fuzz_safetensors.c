@@ -3,7 +3,6 @@
  * Built with -Dfuzz=true (clang): libFuzzer drives LLVMFuzzerTestOneInput. Otherwise the replay
  * main below runs each file (or each file in each directory) named on the command line, which is
  * how `meson test --suite fuzz-regress` replays the saved corpus and past crashes. */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,44 +31,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     flm_safetensors_close(&st);
     return 0;
 }
-
-#ifndef FLM_LIBFUZZER
-static int run_file(const char *path)
-{
-    char *data;
-    size_t n;
-    flm_error err = {0};
-    if (flm_read_file(path, &data, &n, 64u << 20, &err) < 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
-    LLVMFuzzerTestOneInput((const uint8_t *)data, n);
-    flm_free(data);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int n = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            bad |= run_file(argv[i]);
-            n++;
-            continue;
-        }
-        struct dirent *e;
-        char path[4096];
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
-            bad |= run_file(path);
-            n++;
-        }
-        closedir(d);
-    }
-    printf("replayed %d inputs\n", n);
-    return bad || n == 0;
-}
-#endif

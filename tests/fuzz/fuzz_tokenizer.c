@@ -6,14 +6,12 @@
  *   odd:  the rest is text for a small built-in tokenizer (or the file named by $FLM_TOKENIZER):
  *         strict mode must either encode it or report exactly the first invalid UTF-8 offset,
  *         and then decode(encode(x)) == NFC(x); lossy mode must always encode.
- * Any broken invariant aborts. Built with -DFLM_LIBFUZZER for libFuzzer; otherwise main()
- * replays the files (or the files of the directories) named on the command line.
+ * Any broken invariant aborts. Built for libFuzzer with -Dfuzz=true; otherwise linked
+ * with replay.c, which replays the saved corpus (meson test, suite fuzz-regress).
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "flm_alloc.h"
 #include "flm_tokenizer.h"
@@ -153,54 +151,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_json(data + 1, size - 1);
     return 0;
 }
-
-#ifndef FLM_LIBFUZZER
-static int run_file(const char *path)
-{
-    char *data;
-    size_t size;
-    flm_error err = {0};
-    if (flm_read_file(path, &data, &size, 64 << 20, &err) < 0) {
-        fprintf(stderr, "fuzz_tokenizer: %s\n", err.msg);
-        return -1;
-    }
-    LLVMFuzzerTestOneInput((const uint8_t *)data, size);
-    flm_free(data);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int n = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            struct dirent **list;
-            int m = scandir(argv[i], &list, NULL, alphasort);
-            if (m < 0) {
-                perror(argv[i]);
-                return 1;
-            }
-            for (int k = 0; k < m; k++) {
-                char path[4096];
-                snprintf(path, sizeof path, "%s/%s", argv[i], list[k]->d_name);
-                if (list[k]->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-                    if (run_file(path) < 0)
-                        return 1;
-                    n++;
-                }
-                free(list[k]);
-            }
-            free(list);
-        } else {
-            if (run_file(argv[i]) < 0)
-                return 1;
-            n++;
-        }
-    }
-    flm_tokenizer_destroy(&strict_tok);
-    flm_tokenizer_destroy(&lossy_tok);
-    printf("fuzz_tokenizer: %d inputs replayed\n", n);
-    return n > 0 ? 0 : 1;
-}
-#endif
