@@ -17,6 +17,23 @@ void cli_progress_start(cli_progress *p, const char *label, const char *unit, in
     p->tty = isatty(2);
     p->enabled = !(env && strcmp(env, "0") == 0);
     p->last_decile = 0;
+    p->scale = 1;
+}
+
+void cli_progress_start_scaled(cli_progress *p, const char *label, const char *unit, int64_t total,
+                               double scale)
+{
+    cli_progress_start(p, label, unit, total);
+    p->scale = scale;
+}
+
+/* "123" for counts, "1.25" for scaled amounts. */
+static void fmt_amount(char *buf, size_t n, const cli_progress *p, double v)
+{
+    if (p->scale == 1)
+        snprintf(buf, n, "%.0f", v);
+    else
+        snprintf(buf, n, "%.3g", v / p->scale);
 }
 
 static void fmt_time(char *buf, size_t n, double s)
@@ -37,6 +54,12 @@ void cli_progress_update(cli_progress *p, int64_t done)
     double rate = el > 0 ? (double)done / el : 0;
     char eta[32];
     fmt_time(eta, sizeof eta, rate > 0 ? (double)(p->total - done) / rate : -1);
+    char d[32], t[32], r[32];
+    fmt_amount(d, sizeof d, p, (double)done);
+    fmt_amount(t, sizeof t, p, (double)p->total);
+    fmt_amount(r, sizeof r, p, rate);
+    if (p->scale == 1)
+        snprintf(r, sizeof r, "%.1f", rate);
     if (p->tty) {
         if (now - p->last < 0.1 && done < p->total)
             return;
@@ -46,15 +69,14 @@ void cli_progress_update(cli_progress *p, int64_t done)
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\r%s [%s] %lld/%lld %s  %.1f/s  ETA %s ", p->label, bar, (long long)done,
-                (long long)p->total, p->unit, rate, eta);
+        fprintf(stderr, "\r%s [%s] %s/%s %s  %s/s  ETA %s ", p->label, bar, d, t, p->unit, r, eta);
     } else {
         int decile = (int)(10 * done / p->total);
         if (decile <= p->last_decile)
             return;
         p->last_decile = decile;
-        fprintf(stderr, "%s: %lld/%lld %s (%d%%), %.1f/s, ETA %s\n", p->label, (long long)done,
-                (long long)p->total, p->unit, (int)(100 * done / p->total), rate, eta);
+        fprintf(stderr, "%s: %s/%s %s (%d%%), %s/s, ETA %s\n", p->label, d, t, p->unit,
+                (int)(100 * done / p->total), r, eta);
     }
 }
 

@@ -11,11 +11,15 @@ typedef struct cli_progress {
     const char *label;
     const char *unit; /* "samples", "shards", ... */
     int64_t total;
+    double scale; /* done and total are shown divided by it (1 = counts, shown as integers) */
     double start, last;
     int tty, enabled, last_decile;
 } cli_progress;
 
 void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total);
+/* The same with counts in 1/scale of the unit (e.g. frames shown as hours: scale 45000). */
+void cli_progress_start_scaled(cli_progress *p, const char *label, const char *unit, int64_t total,
+                               double scale);
 void cli_progress_update(cli_progress *p, int64_t done);
 void cli_progress_finish(cli_progress *p, int64_t done);
 

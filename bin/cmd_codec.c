@@ -15,17 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codes.h"
 #include "commands.h"
 #include "render.h"
 #include "flm_alloc.h"
 #include "flm_audio.h"
 #include "flm_kernels.h"
 #include "flm_mimi.h"
+#include "flm_npy.h"
 #include "flm_shard.h"
 #include "flm_stream.h"
 #include "flm_util.h"
-
-#define STEP 32 /* frames per codec call */
 
 static void usage(FILE *f)
 {
@@ -37,151 +37,30 @@ static void usage(FILE *f)
                "codes.npy holds int32 codes of shape (n_q, n_frames), 12.5 frames per second.\n");
 }
 
-static int write_npy(const char *path, const int32_t *codes, int n_q, int64_t n_frames)
-{
-    char hdr[128];
-    int n =
-        snprintf(hdr, sizeof hdr, "{'descr': '<i4', 'fortran_order': False, 'shape': (%d, %lld), }",
-                 n_q, (long long)n_frames);
-    int total = (10 + n + 1 + 63) / 64 * 64; /* magic + version + len + header + '\n' */
-    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
-    flm_put_u16(pre + 8, (uint16_t)(total - 10));
-    memset(hdr + n, ' ', (size_t)(total - 10 - n - 1));
-    hdr[total - 10 - 1] = '\n';
-    FILE *f = fopen(path, "wb");
-    int ok = f && fwrite(pre, 1, 10, f) == 10 &&
-             fwrite(hdr, 1, (size_t)(total - 10), f) == (size_t)(total - 10);
-    for (int64_t i = 0; ok && i < (int64_t)n_q * n_frames; i++) {
-        uint8_t b[4];
-        flm_put_u32(b, (uint32_t)codes[i]);
-        ok = fwrite(b, 1, 4, f) == 4;
-    }
-    if (f && fclose(f) != 0)
-        ok = 0;
-    return ok ? 0 : -1;
-}
-
-/* Reads an int32 (n_q, T) or (1, n_q, T) C-order npy; *codes is [n_q][T], caller frees. */
-static int read_npy(const char *path, int32_t **codes, int *n_q, int64_t *n_frames, char *msg,
-                    size_t msg_size)
-{
-    char *buf = NULL;
-    size_t size;
-    flm_error err = {0};
-    long long d[3] = {0};
-    int nd = 0;
-    *codes = NULL;
-    if (flm_read_file(path, &buf, &size, (size_t)1 << 31, &err) < 0) {
-        snprintf(msg, msg_size, "%s", err.msg);
-        return -1;
-    }
-    const uint8_t *u = (const uint8_t *)buf;
-    size_t hl = size >= 10 ? flm_get_u16(u + 8) : 0, off = 10 + hl;
-    if (size < 10 || memcmp(u, "\x93NUMPY", 6) || u[6] != 1 || off > size) {
-        snprintf(msg, msg_size, "%s: not a NumPy v1 .npy file", path);
-        goto fail;
-    }
-    char hdr[256] = {0};
-    memcpy(hdr, buf + 10, hl < sizeof hdr - 1 ? hl : sizeof hdr - 1);
-    const char *sh = strstr(hdr, "'shape': (");
-    if (!strstr(hdr, "'descr': '<i4'") || !strstr(hdr, "'fortran_order': False") || !sh) {
-        snprintf(msg, msg_size, "%s: expected int32 ('<i4'), C order; header is %s", path, hdr);
-        goto fail;
-    }
-    nd = sscanf(sh + 10, "%lld, %lld, %lld", &d[0], &d[1], &d[2]);
-    if (nd == 3 && d[0] == 1)
-        d[0] = d[1], d[1] = d[2], nd = 2;
-    if (nd != 2 || d[0] < 1 || d[0] > 64 || d[1] < 0 || d[1] > INT32_MAX ||
-        (size - off) != (size_t)(d[0] * d[1] * 4)) {
-        snprintf(msg, msg_size,
-                 "%s: shape must be (n_q, n_frames) with n_q 1..64 and the data "
-                 "must match it (%zu data bytes)",
-                 path, size - off);
-        goto fail;
-    }
-    *codes = flm_malloc((size_t)(d[0] * d[1] * 4) + 1);
-    if (!*codes) {
-        snprintf(msg, msg_size, "out of memory");
-        goto fail;
-    }
-    for (long long i = 0; i < d[0] * d[1]; i++)
-        (*codes)[i] = (int32_t)flm_get_u32(u + off + 4 * i);
-    *n_q = (int)d[0];
-    *n_frames = d[1];
-    flm_free(buf);
-    return 0;
-fail:
-    flm_free(buf);
-    return -1;
-}
-
 static int encode(const char *in, const char *out, const char *model, int n_q)
 {
     flm_error err = {0};
     flm_mimi *m = NULL;
     flm_mimi_stream *s = NULL;
-    flm_audio_decoder *d = NULL;
-    float *pcm = NULL;
-    int32_t *fc = NULL, *codes = NULL, *t = NULL;
-    size_t cap = 0;
+    int32_t *codes = NULL;
     int64_t n_frames = 0;
-    int rc = 1;
     flm_mimi_params p = flm_mimi_default_params();
     p.n_q = n_q;
-    flm_audio_params ap = flm_audio_default_params();
-    if (flm_mimi_load(&m, model, &p, &err) < 0 ||
-        flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE, STEP, &err) < 0 ||
-        flm_audio_decoder_open(&d, in, &ap, &err) < 0)
-        goto done;
-    pcm = flm_malloc((size_t)STEP * FLM_MIMI_FRAME_SIZE * sizeof *pcm);
-    fc = flm_malloc((size_t)STEP * n_q * sizeof *fc);
-    if (!pcm || !fc) {
-        flm_error_set(&err, FLM_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int eof = 0; !eof;) {
-        size_t have = 0, want = (size_t)STEP * FLM_MIMI_FRAME_SIZE, got;
-        while (have < want) {
-            if (flm_audio_decoder_read(d, pcm + have, want - have, &got, &err) < 0)
-                goto done;
-            if (!got) {
-                eof = 1;
-                break;
-            }
-            have += got;
-        }
-        int F = (int)flm_mimi_n_frames((int64_t)have);
-        if (!F)
-            break;
-        memset(pcm + have, 0, ((size_t)F * FLM_MIMI_FRAME_SIZE - have) * sizeof *pcm);
-        if (flm_mimi_stream_encode(s, pcm, F, fc, &err) < 0 ||
-            flm_grow((void **)&codes, &cap, (size_t)(n_frames + F) * n_q, sizeof *codes) < 0)
-            goto done;
-        memcpy(codes + n_frames * n_q, fc, (size_t)F * n_q * sizeof *fc);
-        n_frames += F;
-    }
-    t = flm_malloc((size_t)(n_frames * n_q + 1) * sizeof *t); /* [frames][n_q] -> [n_q][frames] */
-    if (!t) {
-        flm_error_set(&err, FLM_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int64_t f = 0; f < n_frames; f++)
-        for (int q = 0; q < n_q; q++)
-            t[q * n_frames + f] = codes[f * n_q + q];
-    if (write_npy(out, t, n_q, n_frames) < 0) {
-        flm_error_set(&err, FLM_EIO, "%s: cannot write", out);
-        goto done;
-    }
-    printf("%s: %lld frames x %d codebooks -> %s\n", in, (long long)n_frames, n_q, out);
-    rc = 0;
-done:
-    if (rc)
+    int rc = flm_mimi_load(&m, model, &p, &err);
+    if (rc == 0)
+        rc = flm_mimi_stream_create(&s, m, FLM_MIMI_ENCODE, CODES_STEP, &err);
+    if (rc == 0)
+        rc = codes_encode_file(s, n_q, in, -1, &codes, &n_frames, NULL, &err);
+    if (rc == 0)
+        rc = flm_npy_write_codes(out, codes, n_q, n_frames, &err);
+    if (rc == 0)
+        printf("%s: %lld frames x %d codebooks -> %s\n", in, (long long)n_frames, n_q, out);
+    else
         fprintf(stderr, "flm codec encode: %s\n", err.msg);
-    flm_audio_decoder_destroy(&d);
     flm_mimi_stream_destroy(&s);
     flm_mimi_destroy(&m);
-    flm_free(pcm), flm_free(fc), flm_free(codes), flm_free(t);
-    return rc;
+    flm_free(codes);
+    return rc < 0;
 }
 
 static int decode(const char *in, const char *out, const char *model, const char *format)
@@ -192,32 +71,32 @@ static int decode(const char *in, const char *out, const char *model, const char
     flm_audio_writer *w = NULL;
     int32_t *codes = NULL, *fc = NULL;
     float *pcm = NULL;
-    int n_q, rc = 1;
+    int32_t n_q;
+    int rc = 1;
     int64_t n_frames;
-    char msg[FLM_ERROR_MSG_SIZE];
     int32_t fmt = flm_audio_format_from_name(format);
     if (fmt <= 0) {
         fprintf(stderr, "flm codec decode: unknown --format '%s'\n", format);
         return 2;
     }
-    if (read_npy(in, &codes, &n_q, &n_frames, msg, sizeof msg) < 0) {
-        fprintf(stderr, "flm codec decode: %s\n", msg);
+    if (flm_npy_read_codes(in, &codes, &n_q, &n_frames, &err) < 0) {
+        fprintf(stderr, "flm codec decode: %s\n", err.msg);
         return 1;
     }
     flm_mimi_params p = flm_mimi_default_params();
     p.n_q = n_q;
     if (flm_mimi_load(&m, model, &p, &err) < 0 ||
-        flm_mimi_stream_create(&s, m, FLM_MIMI_DECODE, STEP, &err) < 0 ||
+        flm_mimi_stream_create(&s, m, FLM_MIMI_DECODE, CODES_STEP, &err) < 0 ||
         flm_audio_writer_create(&w, out, fmt, FLM_MIMI_SAMPLE_RATE, 1, &err) < 0)
         goto done;
-    pcm = flm_malloc((size_t)STEP * FLM_MIMI_FRAME_SIZE * sizeof *pcm);
-    fc = flm_malloc((size_t)STEP * n_q * sizeof *fc);
+    pcm = flm_malloc((size_t)CODES_STEP * FLM_MIMI_FRAME_SIZE * sizeof *pcm);
+    fc = flm_malloc((size_t)CODES_STEP * n_q * sizeof *fc);
     if (!pcm || !fc) {
         flm_error_set(&err, FLM_ENOMEM, "out of memory");
         goto done;
     }
-    for (int64_t f0 = 0; f0 < n_frames; f0 += STEP) {
-        int F = n_frames - f0 < STEP ? (int)(n_frames - f0) : STEP;
+    for (int64_t f0 = 0; f0 < n_frames; f0 += CODES_STEP) {
+        int F = n_frames - f0 < CODES_STEP ? (int)(n_frames - f0) : CODES_STEP;
         for (int f = 0; f < F; f++)
             for (int q = 0; q < n_q; q++)
                 fc[f * n_q + q] = codes[q * n_frames + f0 + f];
@@ -316,20 +195,20 @@ int render_sides(flm_mimi *m, const flm_sample *smp, float **listen, float **spe
                  int64_t *n_samples, flm_error *err)
 {
     flm_mimi_stream *s[2] = {NULL, NULL};
-    int32_t fc[STEP * FLM_N_CODEBOOKS];
-    uint8_t silent[STEP];
+    int32_t fc[CODES_STEP * FLM_N_CODEBOOKS];
+    uint8_t silent[CODES_STEP];
     const int first_ch[2] = {FLM_CH_LISTEN, FLM_CH_SPEAK};
     size_t n = (size_t)smp->n_frames * FLM_MIMI_FRAME_SIZE;
     float *out[2] = {flm_malloc((n ? n : 1) * sizeof(float)),
                      flm_malloc((n ? n : 1) * sizeof(float))};
-    float *pcm = flm_malloc((size_t)STEP * FLM_MIMI_FRAME_SIZE * sizeof *pcm);
+    float *pcm = flm_malloc((size_t)CODES_STEP * FLM_MIMI_FRAME_SIZE * sizeof *pcm);
     int bins = flm_mimi_get_config(m)->bins, rc = 0;
     if (!pcm || !out[0] || !out[1])
         rc = flm_error_set(err, FLM_ENOMEM, "out of memory rendering %d frames", smp->n_frames);
     for (int k = 0; k < 2 && rc == 0; k++)
-        rc = flm_mimi_stream_create(&s[k], m, FLM_MIMI_DECODE, STEP, err);
-    for (int f0 = 0; f0 < smp->n_frames && rc == 0; f0 += STEP) {
-        int F = smp->n_frames - f0 < STEP ? smp->n_frames - f0 : STEP;
+        rc = flm_mimi_stream_create(&s[k], m, FLM_MIMI_DECODE, CODES_STEP, err);
+    for (int f0 = 0; f0 < smp->n_frames && rc == 0; f0 += CODES_STEP) {
+        int F = smp->n_frames - f0 < CODES_STEP ? smp->n_frames - f0 : CODES_STEP;
         for (int k = 0; k < 2 && rc == 0; k++) {
             side_codes(smp, first_ch[k], f0, F, bins, fc, silent);
             rc = flm_mimi_stream_decode(s[k], fc, F, pcm, err);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -30,22 +29,6 @@ static void usage(FILE *f)
         "\n"
         "defaults: --samples 64 --per-shard 16 --seed 1 --max-frames 8192 (samples are 600..F\n"
         "frames long, or F when F < 600)\n");
-}
-
-/* Removes temporary files left by killed writers (one writer per dataset directory). */
-static void remove_leftovers(const char *shards_dir)
-{
-    DIR *d = opendir(shards_dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strstr(de->d_name, FLM_SHARD_SUFFIX ".tmp-")) {
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", shards_dir, de->d_name);
-            unlink(p);
-        }
-    closedir(d);
 }
 
 static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, int64_t per,
@@ -124,7 +107,7 @@ int cmd_demo(int argc, char **argv)
         cli_error("demo: cannot create %s: %s", shards, strerror(errno));
         return 1;
     }
-    remove_leftovers(shards);
+    flm_shard_remove_leftovers(shards);
     flm_profiles p;
     flm_profiles_default(&p);
     flm_error err = {0};

@@ -46,7 +46,8 @@ FLM_API int flm_index_begin_run(flm_index *idx, const char *command, const char 
                                 int64_t seed, const flm_profiles *profiles, int64_t *run_id,
                                 flm_error *err);
 /* Registers a finished shard, its samples (in record order, infos from the writer) and marks
- * the given inputs done, all in one transaction. */
+ * the given inputs done, all in one transaction. rel_path NULL with n 0 only marks the inputs
+ * done (work that produced no sample). */
 FLM_API int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path,
                                 uint64_t file_size, const flm_sample *const *samples,
                                 const flm_record_info *infos, size_t n,

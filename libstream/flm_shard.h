@@ -70,6 +70,9 @@ FLM_API flm_shard_params flm_shard_default_params(const flm_profiles *profiles);
 
 typedef struct flm_shard_writer flm_shard_writer;
 
+/* Removes the temporary files killed writers left in dir (call before writing into a dataset
+ * directory that has one writer: a job resuming). Returns how many were removed. */
+FLM_API int flm_shard_remove_leftovers(const char *dir);
 /* Creates "<path>.tmp-<pid>-<n>" beside path; nothing exists under path until finish. */
 FLM_API int flm_shard_writer_create(flm_shard_writer **w, const char *path,
                                     const flm_shard_params *params, flm_error *err);

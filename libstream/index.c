@@ -358,17 +358,23 @@ int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, ui
     int64_t frames = 0;
     for (size_t i = 0; i < n; i++)
         frames += samples[i]->n_frames;
-    sqlite3_bind_text(sh, 1, rel_path, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(sh, 2, run_id);
-    sqlite3_bind_int64(sh, 3, (int64_t)n);
-    sqlite3_bind_int64(sh, 4, frames);
-    sqlite3_bind_int64(sh, 5, (int64_t)file_size);
-    sqlite3_bind_text(sh, 6, now, -1, SQLITE_STATIC);
-    if (sqlite3_step(sh) != SQLITE_DONE) {
-        rc = db_error(idx, err, rel_path);
+    int64_t shard_id = 0;
+    if (rel_path) {
+        sqlite3_bind_text(sh, 1, rel_path, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(sh, 2, run_id);
+        sqlite3_bind_int64(sh, 3, (int64_t)n);
+        sqlite3_bind_int64(sh, 4, frames);
+        sqlite3_bind_int64(sh, 5, (int64_t)file_size);
+        sqlite3_bind_text(sh, 6, now, -1, SQLITE_STATIC);
+        if (sqlite3_step(sh) != SQLITE_DONE) {
+            rc = db_error(idx, err, rel_path);
+            goto fail;
+        }
+        shard_id = sqlite3_last_insert_rowid(idx->db);
+    } else if (n > 0) {
+        rc = flm_error_set(err, FLM_EINVAL, "index %s: samples without a shard", idx->path);
         goto fail;
     }
-    int64_t shard_id = sqlite3_last_insert_rowid(idx->db);
     for (size_t i = 0; i < n; i++) {
         const flm_sample *s = samples[i];
         char ck[17];

@@ -1,6 +1,7 @@
 /* Shard writer and reader. Format: docs/shard-format.md. */
 #include "flm_shard.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -514,4 +515,20 @@ int flm_shard_reader_read(flm_shard_reader *r, uint64_t i, flm_sample **out, flm
     if (rc < 0)
         return rc;
     return flm_record_to_sample(&v, out, err);
+}
+
+int flm_shard_remove_leftovers(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strstr(de->d_name, FLM_SHARD_SUFFIX ".tmp-")) {
+            char *p = flm_path_join(dir, de->d_name);
+            n += p && unlink(p) == 0;
+            flm_free(p);
+        }
+    if (d)
+        closedir(d);
+    return n;
 }

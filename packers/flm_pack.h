@@ -23,6 +23,8 @@
  * ("pack.text_overruns"). The first speech starts after one such silence. Pairs are placed in order
  * until the next would not fit in sample_frames; the sample ends after the last pair plus a
  * trailing silence (cut at sample_frames). Loss classes follow flm_sample_default_classes.
+ * Metadata "pack.layout" says where each pair went: one line per pair, "TEXT_AT SPEECH_AT ID"
+ * (frames; ID the pair's id, "-" when NULL), so a user can find any sentence in the sample.
  *
  * Word-level (Moshi-style) layout, for the ablation of paper Table 7: each word's tokens start at
  * frame floor(start * frame_rate) (shifted later, in order, when the previous word's tokens are

@@ -148,9 +148,21 @@ int flm_pack_sentences(flm_sample **out, const flm_profiles *p, const flm_packer
         }
     }
     int64_t speech_frames = 0;
+    size_t layout_size = 1;
+    for (size_t i = 0; i < used; i++)
+        layout_size += 24 + (pairs[i].id ? strlen(pairs[i].id) : 1);
+    char *layout = flm_malloc(layout_size), *lp = layout;
+    if (!layout) {
+        flm_sample_destroy(&smp);
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory packing %s", sample_id);
+        goto done;
+    }
+    *lp = 0;
     for (size_t i = 0; i < used; i++) {
         const flm_pack_pair *q = &pairs[i];
         extent e = pair_extent(pp, q, starts[i]);
+        lp += snprintf(lp, layout_size - (size_t)(lp - layout), "%s%d %d %s", i ? "\n" : "",
+                       e.text_at, e.speech_at, q->id ? q->id : "-");
         memcpy(&FLM_TOK(smp, FLM_CH_TEXT, e.text_at), q->text, sizeof(int32_t) * (size_t)q->n_text);
         for (int c = 0; c < FLM_N_CODEBOOKS; c++)
             memcpy(&FLM_TOK(smp, speech_ch + c, e.speech_at), q->codes + (size_t)c * q->n_frames,
@@ -165,11 +177,14 @@ int flm_pack_sentences(flm_sample **out, const flm_profiles *p, const flm_packer
         flm_sample_meta_set_int(smp, "pack.text_overruns", overruns) ||
         flm_sample_meta_set_int(smp, "pack.speech_frames", speech_frames) ||
         flm_sample_meta_set_int(smp, pp->style == FLM_PACK_TTS ? "pack.lead" : "pack.lag",
-                                pp->style == FLM_PACK_TTS ? pp->lead : pp->lag)) {
+                                pp->style == FLM_PACK_TTS ? pp->lead : pp->lag) ||
+        flm_sample_meta_set_text(smp, "pack.layout", layout)) {
+        flm_free(layout);
         flm_sample_destroy(&smp);
         rc = flm_error_set(err, FLM_ENOMEM, "out of memory packing %s", sample_id);
         goto done;
     }
+    flm_free(layout);
     *out = smp;
     *n_used = used;
 done:

@@ -7,7 +7,7 @@ pkgs=(
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev ffmpeg
   libopenblas-dev espeak-ng sox valgrind chromium
   python3-cffi python3-numpy python3-pytest python3-torch python3-pip python3-wheel
-  libutf8proc-dev nodejs
+  libutf8proc-dev nodejs openmpi-bin libopenmpi-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do
