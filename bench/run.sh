@@ -11,5 +11,5 @@ build/bench/bench_shard "$work" 200
 echo "== random access through the index (10 GB dataset)"
 build/bench/bench_random_access "$work" 10 2000
 echo "== training reader (Python): random vs sequential, 2 workers, memory with 1M samples"
-[ -f "$work/reader/index.sqlite" ] || FLM_PROGRESS=0 build/bin/flm demo --out "$work/reader" --samples 4000 --per-shard 100 --seed 5 >/dev/null
+[ -f "$work/reader/index.sqlite" ] || FLM_PROGRESS=0 build/bin/flm demo --synthetic --out "$work/reader" --samples 4000 --per-shard 100 --seed 5 >/dev/null
 FLMSTREAM_LIB=build/libflmstream.so /usr/bin/python3 bench/bench_reader.py "$work/reader" 2000

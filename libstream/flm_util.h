@@ -23,6 +23,10 @@ FLM_API long long flm_pread_full(int fd, void *buf, size_t n, uint64_t offset);
 /* dir/rel, or rel alone when it is absolute or dir is "."; caller frees with flm_free. NULL when
  * out of memory. (Shard paths in an index are relative to the index's directory.) */
 FLM_API char *flm_path_join(const char *dir, const char *rel);
+/* path (absolute, or relative to the current directory) as seen from directory dir (same rules),
+ * lexically: "a/b.wav" from "out" is "../a/b.wav". Symbolic links are not resolved. Caller frees;
+ * NULL when out of memory or the current directory is unknown. */
+FLM_API char *flm_path_relative(const char *path, const char *dir);
 /* fsync the directory containing path (makes a rename durable). */
 FLM_API int flm_fsync_dir(const char *path);
 /* Monotonic clock in seconds. */

@@ -144,9 +144,9 @@ int flm_npy_write_codes(const char *path, const int32_t *codes, int32_t n_q, int
                         flm_error *err)
 {
     char hdr[128];
-    int n = snprintf(hdr, sizeof hdr,
-                     "{'descr': '<i4', 'fortran_order': False, 'shape': (%d, %lld), }", (int)n_q,
-                     (long long)n_frames);
+    int n =
+        snprintf(hdr, sizeof hdr, "{'descr': '<i4', 'fortran_order': False, 'shape': (%d, %lld), }",
+                 (int)n_q, (long long)n_frames);
     size_t total = ((size_t)10 + (size_t)n + 1 + 63) / 64 * 64; /* magic..len + dict + '\n' */
     size_t count = (size_t)n_q * (size_t)n_frames, bytes = total + 4 * count;
     uint8_t *buf = flm_malloc(bytes);

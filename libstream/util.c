@@ -108,3 +108,58 @@ double flm_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+/* Absolute, normalised path: components of p (relative to the cwd) without "." and "..". The
+ * result is written into out as '/'-separated components; returns their count or -1. */
+static int path_components(const char *p, char *buf, size_t size, const char **comp, int max)
+{
+    char cwd[4096];
+    if (p[0] == '/')
+        snprintf(buf, size, "%s", p);
+    else if (getcwd(cwd, sizeof cwd))
+        snprintf(buf, size, "%s/%s", cwd, p);
+    else
+        return -1;
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(t, "."))
+            continue;
+        if (!strcmp(t, "..")) {
+            n -= n > 0;
+            continue;
+        }
+        if (n == max)
+            return -1;
+        comp[n++] = t;
+    }
+    return n;
+}
+
+char *flm_path_relative(const char *path, const char *dir)
+{
+    enum { MAXC = 512 };
+    char a[4096], b[4096];
+    const char *pc[MAXC], *dc[MAXC];
+    int np = path_components(path, a, sizeof a, pc, MAXC);
+    int nd = path_components(dir, b, sizeof b, dc, MAXC);
+    if (np < 0 || nd < 0)
+        return NULL;
+    int common = 0;
+    while (common < np && common < nd && !strcmp(pc[common], dc[common]))
+        common++;
+    size_t size = 1 + 3 * (size_t)(nd - common);
+    for (int i = common; i < np; i++)
+        size += strlen(pc[i]) + 1;
+    char *out = flm_malloc(size + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (int i = common; i < nd; i++)
+        o += sprintf(o, "../");
+    for (int i = common; i < np; i++)
+        o += sprintf(o, "%s%s", pc[i], i + 1 < np ? "/" : "");
+    if (o == out)
+        sprintf(o, ".");
+    else if (o[-1] == '/')
+        o[-1] = 0;
+    return out;
+}

@@ -28,15 +28,15 @@ static int opt_str(json_t *o, const char *key, char **out, const char *where, fl
     return 0;
 }
 
-static int path_str(json_t *o, const char *key, const char *base_dir, char **out,
-                    const char *where, flm_error *err)
+static int path_str(json_t *o, const char *key, const char *base_dir, char **out, const char *where,
+                    flm_error *err)
 {
     json_t *v = json_object_get(o, key);
     if (!v)
         return 0;
     if (!json_is_string(v) || !json_string_length(v))
-        return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s\": expected a non-empty path",
-                             where, key);
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s\": expected a non-empty path", where,
+                             key);
     const char *p = json_string_value(v);
     *out = flm_path_join(base_dir && *base_dir ? base_dir : ".", p);
     return *out ? 0 : flm_error_set(err, FLM_ENOMEM, "%s: out of memory", where);
@@ -57,9 +57,9 @@ static int get_frame(json_t *s, const char *key, size_t i, int64_t *v, const cha
 int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t line_no,
                        const char *base_dir, flm_pack_utt *u, flm_error *err)
 {
-    static const char *const keys[] = {"id",     "audio",    "codes",    "channel",   "language",
+    static const char *const keys[] = {"id",      "audio",  "codes",    "channel",   "language",
                                        "speaker", "corpus", "duration", "sentences", NULL};
-    static const char *const skeys[] = {"text",      "start", "end", "start_frame",
+    static const char *const skeys[] = {"text",      "start",      "end", "start_frame",
                                         "end_frame", "confidence", NULL};
     char where[512];
     snprintf(where, sizeof where, "%s:%lld", file, (long long)line_no);
@@ -91,8 +91,8 @@ int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t l
     }
     for (const unsigned char *c = (const unsigned char *)json_string_value(v); *c; c++)
         if (*c < 0x20 || *c == 0x7f) {
-            rc = flm_error_set(err, FLM_EFORMAT, "%s: key \"id\": control character 0x%02x",
-                               where, *c);
+            rc = flm_error_set(err, FLM_EFORMAT, "%s: key \"id\": control character 0x%02x", where,
+                               *c);
             goto done;
         }
     if (!(u->id = flm_strdup(json_string_value(v)))) {
@@ -106,7 +106,8 @@ int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t l
         (rc = opt_str(o, "corpus", &u->corpus, where, err)) < 0)
         goto done;
     if (!u->audio && !u->codes) {
-        rc = flm_error_set(err, FLM_EFORMAT, "%s: key \"audio\": missing (and no \"codes\")", where);
+        rc =
+            flm_error_set(err, FLM_EFORMAT, "%s: key \"audio\": missing (and no \"codes\")", where);
         goto done;
     }
     if ((v = json_object_get(o, "channel")) &&
@@ -146,8 +147,8 @@ int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t l
         json_object_foreach(s, k, v)
         {
             if (!is_in(k, skeys)) {
-                rc = flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"sentences[%zu].%s\"",
-                                   where, i, k);
+                rc = flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"sentences[%zu].%s\"", where,
+                                   i, k);
                 goto done;
             }
         }

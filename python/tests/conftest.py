@@ -19,7 +19,7 @@ def flm(*args):
 def dataset(tmp_path_factory):
     """1200 short synthetic samples in 24 shards, two corpora (synthetic-en, synthetic-zh)."""
     d = tmp_path_factory.mktemp("ds") / "demo"
-    flm("demo", "--out", str(d), "--samples", "1200", "--per-shard", "50", "--max-frames", "60",
+    flm("demo", "--synthetic", "--out", str(d), "--samples", "1200", "--per-shard", "50", "--max-frames", "60",
         "--seed", "9")
     return str(d)
 

@@ -59,7 +59,7 @@ if "$flm" codec encode "$tmp/x.wav" -o "$tmp/x.npy" --model "$g/mimi_weights.saf
 printf 'junk' > "$tmp/j.npy"
 if "$flm" codec decode "$tmp/j.npy" -o "$tmp/j.wav" --model "$g/mimi_weights.safetensors" >"$tmp/out" 2>&1; then bad "bad npy refused"; else grep -q "not a NumPy" "$tmp/out" && ok "bad npy refused" || bad "bad npy message"; fi
 # flm render: a packed sample from a demo shard -> stereo wav (left listen, right speak)
-run "demo shard" "$flm" demo --out "$tmp/ds" --samples 1 --per-shard 1 --seed 2
+run "demo shard" "$flm" demo --synthetic --out "$tmp/ds" --samples 1 --per-shard 1 --seed 2
 run "render SHARD:0" "$flm" render "$tmp/ds/shards/000000.flms:0" -o "$tmp/r.wav" --model "$g/mimi_weights.safetensors"
 frames=$(sed -n 's/.*: \([0-9]*\) frames.*/\1/p' "$tmp/out")
 cmp_py "render: stereo, 24 kHz, 1920 samples per frame" "$lib

@@ -11,13 +11,13 @@ rm -rf "$W"; mkdir -p "$W"
 export FLM_PROGRESS=0
 ARGS="--samples 240 --per-shard 6 --seed 7"
 
-"$FLM" demo --out "$W/ref" $ARGS >/dev/null; ok $? "uninterrupted reference run"
+"$FLM" demo --synthetic --out "$W/ref" $ARGS >/dev/null; ok $? "uninterrupted reference run"
 
 TRIALS=${FLM_CRASH_TRIALS:-24}
 bad_check=0; bad_shard=0; tmp_valid=0; tmp_bad=0; kills=0; runs=0; restarts=0
 while [ "$kills" -lt "$TRIALS" ] && [ "$runs" -lt 200 ]; do
     runs=$((runs + 1))
-    "$FLM" demo --out "$W/job" $ARGS >/dev/null 2>&1 &
+    "$FLM" demo --synthetic --out "$W/job" $ARGS >/dev/null 2>&1 &
     pid=$!
     sleep "0.$(( RANDOM % 8 ))$(( RANDOM % 10 ))"   # a random moment in the first 0.8 s
     if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
@@ -49,7 +49,7 @@ is "$bad_shard" 0 "every file under a final shard name is a valid shard"
 is "$tmp_bad" 0 "a killed writer's temporary file is either rejected as unfinished or complete and valid"
 diag "$tmp_valid temporary files were complete (killed between footer and rename)"
 
-out=$("$FLM" demo --out "$W/job" $ARGS); ok $? "rerun finishes the job"
+out=$("$FLM" demo --synthetic --out "$W/job" $ARGS); ok $? "rerun finishes the job"
 "$FLM" index check "$W/job" --quiet; ok $? "finished dataset checks clean"
 q="SELECT sample_key, checksum, n_frames FROM samples ORDER BY sample_key"
 a=$(sqlite3 "$W/ref/index.sqlite" "$q" | md5sum); b=$(sqlite3 "$W/job/index.sqlite" "$q" | md5sum)

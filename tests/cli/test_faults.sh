@@ -13,11 +13,11 @@ export FLM_PROGRESS=0
 ARGS="--samples 120 --per-shard 10 --seed 21"
 q="SELECT sample_key, checksum FROM samples ORDER BY sample_key"
 
-"$FLM" demo --out "$W/ref" $ARGS >/dev/null; ok $? "undisturbed reference run"
+"$FLM" demo --synthetic --out "$W/ref" $ARGS >/dev/null; ok $? "undisturbed reference run"
 ref=$(sqlite3 "$W/ref/index.sqlite" "$q" | md5sum)
 
 if mount -t tmpfs -o size=2m tmpfs "$W/full" 2>/dev/null; then
-    out=$("$FLM" demo --out "$W/full/ds" $ARGS 2>&1 >/dev/null); rc=$?
+    out=$("$FLM" demo --synthetic --out "$W/full/ds" $ARGS 2>&1 >/dev/null); rc=$?
     is "$rc" 1 "disk full: the job stops with exit 1 (no crash)"
     # the shard being written or the index, whichever needed the space first
     like "$out" "\(shards/0000[0-9][0-9].flms.tmp-[0-9-]*: write failed: No space left on device\|index .*/full/ds/index.sqlite: .*database or disk is full\)" \
@@ -27,14 +27,14 @@ if mount -t tmpfs -o size=2m tmpfs "$W/full" 2>/dev/null; then
     n=$(sqlite3 "$W/full/ds/index.sqlite" "SELECT count(*) FROM samples")
     ok $((n == 0 || n >= 120)) "some shards were finished before the disk filled ($n samples)"
     mount -o remount,size=64m "$W/full"
-    "$FLM" demo --out "$W/full/ds" $ARGS >/dev/null; ok $? "with space again, the rerun completes"
+    "$FLM" demo --synthetic --out "$W/full/ds" $ARGS >/dev/null; ok $? "with space again, the rerun completes"
     is "$(sqlite3 "$W/full/ds/index.sqlite" "$q" | md5sum)" "$ref" "same dataset as the undisturbed run"
     umount "$W/full"
 
-    "$FLM" demo --out "$W/ro/ds" $ARGS >/dev/null
-    mount -t tmpfs -o size=64m tmpfs "$W/ro" && "$FLM" demo --out "$W/ro/ds" --samples 10 >/dev/null
+    "$FLM" demo --synthetic --out "$W/ro/ds" $ARGS >/dev/null
+    mount -t tmpfs -o size=64m tmpfs "$W/ro" && "$FLM" demo --synthetic --out "$W/ro/ds" --samples 10 >/dev/null
     mount -o remount,ro "$W/ro"
-    out=$("$FLM" demo --out "$W/ro/ds" $ARGS 2>&1 >/dev/null); rc=$?
+    out=$("$FLM" demo --synthetic --out "$W/ro/ds" $ARGS 2>&1 >/dev/null); rc=$?
     is "$rc" 1 "read-only output: exit 1, no crash"
     like "$out" "ro/ds" "the error names the dataset path"
     like "$out" "[Rr]ead-only" "and says it is read-only"
@@ -49,7 +49,7 @@ bad=0; stops=0; runs=0
 while [ "$stops" -lt 12 ] && [ "$runs" -lt 100 ]; do
     runs=$((runs + 1))
     sig=$([ $((runs % 2)) = 0 ] && echo TERM || echo INT)
-    "$FLM" demo --out "$W/sig" $ARGS >/dev/null 2>&1 &
+    "$FLM" demo --synthetic --out "$W/sig" $ARGS >/dev/null 2>&1 &
     pid=$!
     sleep "0.$(( RANDOM % 3 ))$(( RANDOM % 10 ))"
     kill -s "$sig" "$pid" 2>/dev/null && stops=$((stops + 1))
@@ -59,6 +59,6 @@ while [ "$stops" -lt 12 ] && [ "$runs" -lt 100 ]; do
 done
 diag "$stops runs stopped by SIGTERM/SIGINT"
 is "$bad" 0 "the index is consistent after every SIGTERM/SIGINT"
-"$FLM" demo --out "$W/sig" $ARGS >/dev/null; ok $? "resume after signals completes"
+"$FLM" demo --synthetic --out "$W/sig" $ARGS >/dev/null; ok $? "resume after signals completes"
 is "$(sqlite3 "$W/sig/index.sqlite" "$q" | md5sum)" "$ref" "same dataset as the undisturbed run"
 done_testing

@@ -178,4 +178,13 @@ PC check "$d/ds" "$d/s.jsonl" --flm "$FLM" --tokenizer "$TOK" --recipe "$R1" --s
 ok $? "the checker finds each sentence's tokens and its Mimi codes (flm codec encode of the file)"
 out=$("$FLM" pack --tokenizer "$TOK" --recipe "$R1" --out "$d/rnd" "$d/s.jsonl" 2>&1)
 like "$out" "WARNING: no --codec given: encoding with a RANDOM Mimi" "no codec: a loud warning"
+# ---- flm demo: the README's main job ---------------------------------------------------------
+out=$(FLM_TOKENIZER=$TOK "$FLM" demo --out "$W/demo" --codec "$d/mimi.safetensors" 2>&1); ok $? "flm demo"
+like "$out" "10 utterances (30 sentences) out" "demo: espeak-ng corpus aligned into 30 sentences"
+like "$out" "10 utterances, 30 sentences -> " "demo: every sentence packed"
+like "$out" "(tts style)" "demo shows a TTS timeline"
+like "$out" "(asr style)" "demo shows an ASR timeline"
+"$FLM" index check "$W/demo/dataset" --quiet >/dev/null; ok $? "demo dataset checks clean"
+out=$(FLM_TOKENIZER=$TOK "$FLM" demo --out "$W/demo" --codec "$d/mimi.safetensors" 2>&1)
+like "$out" "0 groups packed (1 already done)" "a second demo run redoes nothing"
 done_testing

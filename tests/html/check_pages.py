@@ -136,7 +136,7 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     ds = os.path.join(WORK, "ds")
     shutil.rmtree(ds, ignore_errors=True)
-    flm("demo", "--out", ds, "--samples", "30", "--per-shard", "10", "--max-frames", "400",
+    flm("demo", "--synthetic", "--out", ds, "--samples", "30", "--per-shard", "10", "--max-frames", "400",
         "--seed", "5")
     db = sqlite3.connect(os.path.join(ds, "index.sqlite"))
     key = db.execute("SELECT s.sample_key FROM samples s JOIN events e ON e.sample_id = s.id "
@@ -243,7 +243,7 @@ def main():
     # golden: a fixed small sample's page data
     gds = os.path.join(WORK, "golden-ds")
     shutil.rmtree(gds, ignore_errors=True)
-    flm("demo", "--out", gds, "--samples", "2", "--max-frames", "60", "--seed", "5")
+    flm("demo", "--synthetic", "--out", gds, "--samples", "2", "--max-frames", "60", "--seed", "5")
     gpage = os.path.join(WORK, "golden.html")
     flm("inspect", gds, "--sample", "synthetic/5/000001", "--html", gpage)
     got = embedded(open(gpage, encoding="utf-8").read())
