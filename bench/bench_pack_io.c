@@ -47,7 +47,8 @@ static void on_row(void *user, int n_cols, const char *const *names, const char 
         if (flm_grow((void **)&R->r, &R->cap, R->n + 1, sizeof *R->r) < 0 ||
             flm_shard_reader_read(r, i, &s, &R->err) < 0)
             R->failed = 1;
-        else if (flm_record_encode(s, &R->r[R->n].buf, &R->r[R->n].size, &cap, &R->err) < 0)
+        else if ((R->r[R->n].buf = NULL, R->r[R->n].size = 0,
+                  flm_record_encode(s, &R->r[R->n].buf, &R->r[R->n].size, &cap, &R->err) < 0))
             R->failed = 1;
         else
             R->n++;

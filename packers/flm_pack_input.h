@@ -43,7 +43,5 @@ typedef struct flm_pack_utt {
 FLM_API int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t line_no,
                                const char *base_dir, flm_pack_utt *u, flm_error *err);
 FLM_API void flm_pack_utt_free(flm_pack_utt *u);
-/* Frames of speech in the utterance's sentences (what it contributes to packed samples). */
-FLM_API int64_t flm_pack_utt_frames(const flm_pack_utt *u);
 
 #endif

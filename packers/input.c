@@ -204,11 +204,3 @@ void flm_pack_utt_free(flm_pack_utt *u)
     u->channel = -1;
     u->duration = -1;
 }
-
-int64_t flm_pack_utt_frames(const flm_pack_utt *u)
-{
-    int64_t n = 0;
-    for (size_t i = 0; i < u->n_sents; i++)
-        n += u->sents[i].end_frame - u->sents[i].start_frame;
-    return n;
-}
