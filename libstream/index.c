@@ -901,9 +901,10 @@ int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_in
     }
     flm_index *idx = NULL;
     int rc = flm_index_open(&idx, out, FLM_INDEX_CREATE, err);
-    flm_free(out);
-    if (rc < 0)
+    if (rc < 0) {
+        flm_free(out);
         return rc;
+    }
     merge_ctx *m = flm_calloc(1, sizeof *m);
     if (!m || !realpath(idx->dir, m->from)) {
         rc = flm_error_set(err, FLM_EIO, "%s: cannot resolve its directory", idx->path);
@@ -982,5 +983,18 @@ int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_in
 done:
     flm_free(m);
     flm_index_close(&idx);
+    if (rc < 0) {
+        /* a failed merge leaves no output: the same command can be run again once the inputs
+         * are fixed (merge refuses to write over an existing index) */
+        size_t n = strlen(out) + 8;
+        char *side = flm_malloc(n);
+        for (int i = 0; side && i < 2; i++) {
+            snprintf(side, n, "%s%s", out, i ? "-shm" : "-wal");
+            unlink(side);
+        }
+        flm_free(side);
+        unlink(out);
+    }
+    flm_free(out);
     return rc;
 }
