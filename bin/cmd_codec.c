@@ -83,6 +83,8 @@ static int read_npy(const char *path, int32_t **codes, int *n_q, int64_t *n_fram
     }
     char hdr[256] = {0};
     memcpy(hdr, buf + 10, hl < sizeof hdr - 1 ? hl : sizeof hdr - 1);
+    for (size_t n = strlen(hdr); n > 0 && (hdr[n - 1] == ' ' || hdr[n - 1] == '\n'); n--)
+        hdr[n - 1] = 0; /* the padding, which would end the message in a blank line */
     const char *sh = strstr(hdr, "'shape': (");
     if (!strstr(hdr, "'descr': '<i4'") || !strstr(hdr, "'fortran_order': False") || !sh) {
         snprintf(msg, msg_size, "%s: expected int32 ('<i4'), C order; header is %s", path, hdr);
