@@ -417,6 +417,10 @@ put("profile/unknown_key.json", edited(vocab, ["text_waitt"], 151665))
 put("profile/wrong_type.json", edited(vocab, ["text_wait"], "151665"))
 put("profile/out_of_range.json", edited(vocab, ["text_wait"], 999999))
 put("profile/not_object.json", "[]\n")
+SCHEMAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "schemas")
+for kind, src in (("codec", "codec-mimi.json"), ("model", "model-flm-audio.json")):
+    with open(os.path.join(SCHEMAS, "profiles", src), "rb") as f:
+        put("profile/%s_kind.json" % kind, f.read())  # valid, but not the vocab profile asked for
 
 BYTES = [chr(c) for c in range(33, 127)] + [chr(c) for c in range(161, 173)] + [
     chr(c) for c in range(174, 256)]
