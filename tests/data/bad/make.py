@@ -148,6 +148,8 @@ put("good/moshi.json", '{"alignments": [["Good", [0.1, 0.5], "SPEAKER_MAIN"], '
     '["morning.", [0.6, 1.4], "SPEAKER_MAIN"]]}')
 put("good/jsonl.jsonl", json.dumps({"id": "good", "audio": "speech.wav", "segments": [
     {"start": 0.1, "end": 1.4, "text": "Good morning."}]}) + "\n")
+put("whisper/empty.json", b"")
+put("whisper/no_segments.json", whisper([]))
 put("whisper/malformed.json", '{"segments": [{"start": 0.0, "end": 1.0, "text": "Hi."}')
 put("whisper/not_object.json", "[1, 2, 3]")
 put("whisper/segments_not_array.json", '{"segments": "0.0 --> 1.0 Hello."}')
@@ -173,8 +175,10 @@ put("funasr/text_is_number.json", funasr([{"text": 42, "start": 0, "end": 1000}]
 put("funasr/reversed_time.json", funasr([{"text": "Hello there.", "start": 1500, "end": 500}]))
 put("funasr/negative_time.json", funasr([{"text": "Hello there.", "start": -500, "end": 500}]))
 put("funasr/end_past_audio.json", funasr([{"text": "Hello there.", "start": 0, "end": 60000}]))
+put("funasr/empty_array.json", "[]\n")
 put("funasr/empty_text.json", funasr([{"text": "", "start": 0, "end": 1000}]))
 
+put("srt/empty.srt", b"")
 put("srt/bad_timing.srt", "1\n00:00:00,000 -> 00:00:01,000\nHello there.\n")
 put("srt/reversed_time.srt", "1\n00:00:02,000 --> 00:00:01,000\nHello there.\n")
 put("srt/overlap.srt", "1\n00:00:00,000 --> 00:00:02,000\nHello there.\n\n"
@@ -192,6 +196,7 @@ put("vtt/invalid_utf8.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello \xc3 ther
 put("vtt/end_past_audio.vtt", "WEBVTT\n\n00:00.000 --> 10:00.000\nHello there.\n")
 put("vtt/empty_cue.vtt", "WEBVTT\n\n00:00.000 --> 00:01.000\n<i></i>\n")
 
+put("moshi/no_alignments.json", '{"alignments": []}')
 put("moshi/malformed.json", '{"alignments": [["Hello", [0.0, 0.5], "SPEAKER_MAIN"]')
 put("moshi/alignments_not_array.json", '{"alignments": {"Hello": [0, 1]}}')
 put("moshi/word_not_array.json", '{"alignments": ["Hello"]}')
@@ -214,6 +219,7 @@ def manifest(rel, *lines):
 
 
 GOOD = "../good/speech.wav"
+put("jsonl/blank_lines.jsonl", "\n  \n\n")
 put("jsonl/not_json.jsonl", "{not json at all}\n")
 put("jsonl/invalid_utf8.jsonl", b'{"id": "x", "audio": "../good/speech.wav", "text": "caf\xe9."}\n')
 manifest("jsonl/wrong_type.jsonl", line(id="x", audio=GOOD, segments="Hello there."))
