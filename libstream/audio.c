@@ -171,35 +171,39 @@ static int fail(flm_audio_decoder *d, flm_error *err, int code, const char *fmt,
 }
 
 /* FFmpeg's wav demuxer ignores a data chunk size larger than the file (it then reads to the
- * end), so a PCM wav cut at a sample boundary would pass as a shorter recording. The size the
- * header declares is read here, in samples; -1 when unknown. Sizes of 2 GiB and more, and 0, are
- * the placeholders of streaming writers. The read position is restored. */
-static int64_t wav_declared_samples(flm_audio_decoder *d, const AVStream *st)
+ * end), so a PCM wav cut at a sample boundary would pass as a shorter recording; and it takes a
+ * "fact" chunk's sample count as the duration, which streaming writers fill with a placeholder
+ * (SoX: 0x1ffffc00). For PCM wav the length is therefore the data chunk's own size, in samples,
+ * -1 when unknown: 0 and sizes from 0x7f000000 up are the placeholders of streaming writers
+ * (FFmpeg writes 0xffffffff, SoX 0x7ffff000 minus its header). Returns 0 for other files (the
+ * demuxer's duration stands), 1 with *samples set. The read position is restored. */
+static int wav_pcm_declared(flm_audio_decoder *d, const AVStream *st, int64_t *samples)
 {
     AVIOContext *pb = d->fmt->pb;
     const AVCodecParameters *cp = st->codecpar;
     if (!pb || strcmp(d->fmt->iformat->name, "wav") != 0 || cp->block_align <= 0 ||
         cp->codec_id < AV_CODEC_ID_PCM_S16LE || cp->codec_id >= AV_CODEC_ID_ADPCM_IMA_QT)
-        return -1;
-    int64_t saved = avio_tell(pb), declared = -1, pos = 12;
+        return 0;
+    int64_t saved = avio_tell(pb), pos = 12;
     uint8_t h[12];
+    *samples = -1;
     if (saved < 0 || avio_seek(pb, 0, SEEK_SET) < 0)
-        return -1;
+        return 1;
     if (avio_read(pb, h, 12) == 12 && !memcmp(h, "RIFF", 4) && !memcmp(h + 8, "WAVE", 4)) {
         for (int i = 0; i < 64; i++) { /* chunks before "data": fmt, fact, LIST, ... */
             if (avio_seek(pb, pos, SEEK_SET) < 0 || avio_read(pb, h, 8) != 8)
                 break;
             uint32_t size = flm_get_u32(h + 4);
             if (!memcmp(h, "data", 4)) {
-                if (size > 0 && size < 0x80000000u)
-                    declared = size / (uint32_t)cp->block_align;
+                if (size > 0 && size < 0x7f000000u)
+                    *samples = size / (uint32_t)cp->block_align;
                 break;
             }
             pos += 8 + (int64_t)size + (size & 1);
         }
     }
     avio_seek(pb, saved, SEEK_SET);
-    return declared;
+    return 1;
 }
 
 static int open_common(flm_audio_decoder *d, flm_error *err)
@@ -304,8 +308,9 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
         d->fmt->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE)
         d->src_expected =
             av_rescale_q(st->duration, st->time_base, (AVRational){1, d->cc->sample_rate});
-    if (d->src_expected < 0)
-        d->src_expected = wav_declared_samples(d, st);
+    int64_t declared;
+    if (wav_pcm_declared(d, st, &declared))
+        d->src_expected = declared;
     d->pkt = av_packet_alloc();
     d->frame = av_frame_alloc();
     if (!d->pkt || !d->frame)
