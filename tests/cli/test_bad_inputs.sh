@@ -96,6 +96,12 @@ for k in $(printf '%s\n' "${!kind_rows[@]}" | sort); do
     diag "$k: $(printf '%s\n' ${kind_rows[$k]} | sort -u | wc -l) inputs"
 done
 
+# the checks behind those messages must not refuse good files that look alike
+for g in float streamed_sox streamed_ffmpeg; do
+    out=$("$FLM" audio convert "$D/good/$g.wav" -o "$W/$g.wav" 2>&1)
+    like "$out" "24000 samples = 1.000 s" "good/$g.wav converts (1 s, not refused)"
+done
+
 # batch: each importer's good transcript with all its bad ones in one job, quarantined in an index
 for fmt in whisper funasr srt vtt moshi; do
     b=$W/batch/$fmt

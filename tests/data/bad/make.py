@@ -104,6 +104,13 @@ run(FLM, "model", "init", "--arch", "mimi", "--size", "tiny", "--seed", "1", "-o
 pcm = b"".join(struct.pack("<f", 0.25 * ((i % 48) / 24.0 - 1.0)) for i in range(24000))
 
 # --- audio ---------------------------------------------------------------------------------------
+# good wavs the checks below must not refuse: float samples, and the length placeholders of
+# writers streaming to a pipe (SoX: a fact chunk of 0x1ffffc00 samples and data of 0x7ffff000
+# bytes less its header; FFmpeg: 0xffffffff)
+put("good/float.wav", wav(3, 1, 24000, 32, pcm))
+put("good/streamed_sox.wav", wav(3, 1, 24000, 32, pcm, data_size=0x7ffff000 - 0x50,
+                                 extra_chunk=b"fact" + struct.pack("<II", 4, 0x1ffffc00)))
+put("good/streamed_ffmpeg.wav", wav(1, 1, 24000, 16, bytes(48000), data_size=0xFFFFFFFF))
 put("audio/empty.wav", b"")
 put("audio/text.mp3", "this is not audio, just a line of text\n" * 4)
 put("audio/random.flac", bytes((i * 131 + 7) % 251 for i in range(5000)))
