@@ -275,6 +275,9 @@ static int process_file(job *j, const char *path)
             line = atoi(l + 7);
         rc = flm_transcript_reject(&t, path, line, "", "", FLM_REJECT_PARSE, "%s", err.msg);
     }
+    if (rc == 0 && t.n_utts == 0 && t.n_rejects == 0) /* an empty FunASR array, moshi alignments */
+        rc = flm_transcript_reject(&t, path, 0, "", "", FLM_REJECT_NO_SENTENCES,
+                                   "no utterance in the file");
     for (size_t i = 0; i < t.n_utts && rc == 0; i++)
         rc = process_utterance(j, &t, i);
     if (rc == FLM_ENOMEM)

@@ -100,8 +100,11 @@ static int decode(const char *in, const char *out, const char *model, const char
         for (int f = 0; f < F; f++)
             for (int q = 0; q < n_q; q++)
                 fc[f * n_q + q] = codes[q * n_frames + f0 + f];
-        if (flm_mimi_stream_decode(s, fc, F, pcm, &err) < 0 ||
-            flm_audio_writer_write(w, pcm, (size_t)F * FLM_MIMI_FRAME_SIZE, &err) < 0)
+        if (flm_mimi_stream_decode(s, fc, F, pcm, &err) < 0) {
+            flm_error_prefix(&err, "%s", in); /* a bad code: name the file it came from */
+            goto done;
+        }
+        if (flm_audio_writer_write(w, pcm, (size_t)F * FLM_MIMI_FRAME_SIZE, &err) < 0)
             goto done;
     }
     if (flm_audio_writer_finish(w, &err) < 0)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -232,9 +233,10 @@ static int merge(int argc, char **argv)
         /* OUT is an index file when it ends in .sqlite, else a dataset directory (created) */
         size_t ol = strlen(out);
         char *dst = NULL;
+        int made = 0;
         if (ol > 7 && !strcmp(out + ol - 7, ".sqlite")) {
             dst = flm_strdup(out);
-        } else if (mkdir(out, 0755) < 0 && errno != EEXIST) {
+        } else if (!(made = mkdir(out, 0755) == 0) && errno != EEXIST) {
             cli_error("index merge: cannot create %s: %s", out, strerror(errno));
             rc = 1;
         } else {
@@ -244,9 +246,11 @@ static int merge(int argc, char **argv)
         }
         if (dst)
             rc = flm_index_merge(dst, ins, n, &err) < 0;
-        if (rc)
+        if (rc && dst)
             cli_error("index merge: %s", err.msg);
-        else
+        if (rc && made)
+            rmdir(out); /* the directory this merge created, left empty by the failure */
+        if (!rc)
             printf("merged %zu indexes into %s\n", n, dst);
         flm_free(dst);
     }

@@ -113,9 +113,23 @@ static int load(const opts *o, const char *cmd, flm_tokenizer **tok)
     params.split_added = !o->no_added;
     if (o->profile) {
         flm_profiles_default(&prof);
-        if (strcmp(o->profile, "builtin") && flm_profile_load_file(o->profile, &prof, &err) < 0) {
-            fprintf(stderr, "flm %s: %s\n", cmd, err.msg);
-            return 1;
+        if (strcmp(o->profile, "builtin")) {
+            /* loaded over zeros: a codec or model profile leaves the vocab empty instead of
+             * silently keeping the defaults */
+            flm_profiles got;
+            memset(&got, 0, sizeof got);
+            if (flm_profile_load_file(o->profile, &got, &err) < 0) {
+                fprintf(stderr, "flm %s: %s\n", cmd, err.msg);
+                return 1;
+            }
+            if (got.vocab.text_vocab_size == 0) {
+                fprintf(stderr,
+                        "flm %s: %s: not a vocab profile (--profile needs \"kind\": "
+                        "\"vocab\")\n",
+                        cmd, o->profile);
+                return 1;
+            }
+            prof.vocab = got.vocab;
         }
         params.vocab = &prof.vocab;
     }

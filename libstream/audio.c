@@ -170,6 +170,42 @@ static int fail(flm_audio_decoder *d, flm_error *err, int code, const char *fmt,
     return flm_error_set(err, code, "%s", d->err_msg);
 }
 
+/* FFmpeg's wav demuxer ignores a data chunk size larger than the file (it then reads to the
+ * end), so a PCM wav cut at a sample boundary would pass as a shorter recording; and it takes a
+ * "fact" chunk's sample count as the duration, which streaming writers fill with a placeholder
+ * (SoX: 0x1ffffc00). For PCM wav the length is therefore the data chunk's own size, in samples,
+ * -1 when unknown: 0 and sizes from 0x7f000000 up are the placeholders of streaming writers
+ * (FFmpeg writes 0xffffffff, SoX 0x7ffff000 minus its header). Returns 0 for other files (the
+ * demuxer's duration stands), 1 with *samples set. The read position is restored. */
+static int wav_pcm_declared(flm_audio_decoder *d, const AVStream *st, int64_t *samples)
+{
+    AVIOContext *pb = d->fmt->pb;
+    const AVCodecParameters *cp = st->codecpar;
+    if (!pb || strcmp(d->fmt->iformat->name, "wav") != 0 || cp->block_align <= 0 ||
+        cp->codec_id < AV_CODEC_ID_PCM_S16LE || cp->codec_id >= AV_CODEC_ID_ADPCM_IMA_QT)
+        return 0;
+    int64_t saved = avio_tell(pb), pos = 12;
+    uint8_t h[12];
+    *samples = -1;
+    if (saved < 0 || avio_seek(pb, 0, SEEK_SET) < 0)
+        return 1;
+    if (avio_read(pb, h, 12) == 12 && !memcmp(h, "RIFF", 4) && !memcmp(h + 8, "WAVE", 4)) {
+        for (int i = 0; i < 64; i++) { /* chunks before "data": fmt, fact, LIST, ... */
+            if (avio_seek(pb, pos, SEEK_SET) < 0 || avio_read(pb, h, 8) != 8)
+                break;
+            uint32_t size = flm_get_u32(h + 4);
+            if (!memcmp(h, "data", 4)) {
+                if (size > 0 && size < 0x7f000000u)
+                    *samples = size / (uint32_t)cp->block_align;
+                break;
+            }
+            pos += 8 + (int64_t)size + (size & 1);
+        }
+    }
+    avio_seek(pb, saved, SEEK_SET);
+    return 1;
+}
+
 static int open_common(flm_audio_decoder *d, flm_error *err)
 {
     char reason[256];
@@ -272,6 +308,9 @@ static int open_common(flm_audio_decoder *d, flm_error *err)
         d->fmt->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE)
         d->src_expected =
             av_rescale_q(st->duration, st->time_base, (AVRational){1, d->cc->sample_rate});
+    int64_t declared;
+    if (wav_pcm_declared(d, st, &declared))
+        d->src_expected = declared;
     d->pkt = av_packet_alloc();
     d->frame = av_frame_alloc();
     if (!d->pkt || !d->frame)
@@ -512,6 +551,29 @@ static int setup_swr(flm_audio_decoder *d, const AVFrame *f, flm_error *err)
     return 0;
 }
 
+/* A float source can hold NaN or infinity, which the resampler would smear over its filter and
+ * every later stage (loudness, augmentation, Mimi) would turn into garbage: refused, with the
+ * time of the first one. */
+static int check_finite(flm_audio_decoder *d, const AVFrame *f, flm_error *err)
+{
+    enum AVSampleFormat packed = av_get_packed_sample_fmt(f->format);
+    if (packed != AV_SAMPLE_FMT_FLT && packed != AV_SAMPLE_FMT_DBL)
+        return 0;
+    int planar = av_sample_fmt_is_planar(f->format), nch = f->ch_layout.nb_channels;
+    size_t n = (size_t)f->nb_samples * (size_t)(planar ? 1 : nch);
+    for (int p = 0; p < (planar ? nch : 1); p++)
+        for (size_t i = 0; i < n; i++) {
+            double x = packed == AV_SAMPLE_FMT_FLT ? ((const float *)f->extended_data[p])[i]
+                                                   : ((const double *)f->extended_data[p])[i];
+            if (!isfinite(x))
+                return fail(d, err, FLM_ECORRUPT, "non-finite sample (%s) at %.3f s",
+                            isnan(x) ? "NaN" : "infinity",
+                            (double)(d->src_decoded + (int64_t)(planar ? i : i / (size_t)nch)) /
+                                f->sample_rate);
+        }
+    return 0;
+}
+
 static int take_frame(flm_audio_decoder *d, flm_error *err)
 {
     AVFrame *f = d->frame;
@@ -536,6 +598,8 @@ static int take_frame(flm_audio_decoder *d, flm_error *err)
         if ((r = setup_swr(d, f, err)) < 0)
             goto out;
     }
+    if ((r = check_finite(d, f, err)) < 0)
+        goto out;
     r = convert(d, (const uint8_t **)f->extended_data, f->nb_samples, err);
     d->src_decoded += f->nb_samples;
     d->cfg_src += f->nb_samples;

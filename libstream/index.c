@@ -94,20 +94,68 @@ int flm_index_schema_version(flm_index *idx)
     return v;
 }
 
-static int migrate(flm_index *idx, flm_error *err)
+/* Names of up to a few tables of a database at schema version 0 (comma-separated into buf);
+ * returns how many there are. A version-0 database with tables is not ours: migrating it would
+ * add our tables to someone else's database. */
+static int foreign_tables(flm_index *idx, char *buf, size_t size)
 {
-    int v = flm_index_schema_version(idx);
-    if (v < 0)
-        return db_error(idx, err, "reading the schema version");
+    sqlite3_stmt *st;
+    int n = 0;
+    buf[0] = 0;
+    if (sqlite3_prepare_v2(idx->db,
+                           "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND "
+                           "name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        size_t len = strlen(buf);
+        if (n < 4 && name && len + strlen(name) + 8 < size)
+            snprintf(buf + len, size - len, "%s%s", n ? ", " : "", name);
+        else if (n == 4 && len + 8 < size)
+            snprintf(buf + len, size - len, ", ...");
+        n++;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Why a database at schema version v cannot be used by this build (0 if it can be migrated). */
+static int check_version(flm_index *idx, int v, int writable, flm_error *err)
+{
+    char tables[256];
     if (v > (int)flm_index_n_migrations)
         return flm_error_set(err, FLM_EFORMAT,
                              "index %s: schema version %d is newer than this build (%d); "
                              "upgrade flmstream",
                              idx->path, v, (int)flm_index_n_migrations);
+    if (v == 0 && foreign_tables(idx, tables, sizeof tables) > 0)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "index %s: not a flmstream index (an SQLite database with other "
+                             "tables: %s)",
+                             idx->path, tables);
+    if (v == 0 && !writable)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "index %s: not a flmstream index (an empty database)", idx->path);
+    if (v != (int)flm_index_n_migrations && !writable)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "index %s: schema version %d, this build needs %d (open it writable "
+                             "once to migrate)",
+                             idx->path, v, (int)flm_index_n_migrations);
+    return 0;
+}
+
+static int migrate(flm_index *idx, flm_error *err)
+{
+    int v = flm_index_schema_version(idx), rc;
+    if (v < 0)
+        return db_error(idx, err, "reading the schema version");
+    if ((rc = check_version(idx, v, 1, err)) < 0)
+        return rc;
     for (size_t i = (size_t)v; i < flm_index_n_migrations; i++) {
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %zu;", i + 1);
-        int rc = exec(idx, "BEGIN IMMEDIATE", err);
+        rc = exec(idx, "BEGIN IMMEDIATE", err);
         if (rc == 0 && (rc = exec(idx, flm_index_migrations[i], err)) == 0 &&
             (rc = exec(idx, pragma, err)) == 0)
             rc = exec(idx, "COMMIT", err);
@@ -241,7 +289,10 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
     if ((rc = exec(idx, "PRAGMA foreign_keys = ON", err)) < 0)
         goto fail;
     if (!(flags & FLM_INDEX_READONLY)) {
-        if ((rc = exec(idx, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", err)) < 0 ||
+        /* checked before switching to WAL, which would already write to a foreign database */
+        int v = flm_index_schema_version(idx);
+        if ((v >= 0 && (rc = check_version(idx, v, 1, err)) < 0) ||
+            (rc = exec(idx, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", err)) < 0 ||
             (rc = migrate(idx, err)) < 0)
             goto fail;
     } else if (flm_index_schema_version(idx) < 0) {
@@ -250,11 +301,7 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
                            "resuming the job recovers it)",
                            idx->path, sqlite3_errmsg(idx->db));
         goto fail;
-    } else if (flm_index_schema_version(idx) != (int)flm_index_n_migrations) {
-        rc = flm_error_set(err, FLM_EFORMAT,
-                           "index %s: schema version %d, this build needs %d (open it writable "
-                           "once to migrate)",
-                           idx->path, flm_index_schema_version(idx), (int)flm_index_n_migrations);
+    } else if ((rc = check_version(idx, flm_index_schema_version(idx), 0, err)) < 0) {
         goto fail;
     }
     *out = idx;
@@ -860,9 +907,10 @@ int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_in
     }
     flm_index *idx = NULL;
     int rc = flm_index_open(&idx, out, FLM_INDEX_CREATE, err);
-    flm_free(out);
-    if (rc < 0)
+    if (rc < 0) {
+        flm_free(out);
         return rc;
+    }
     merge_ctx *m = flm_calloc(1, sizeof *m);
     if (!m || !realpath(idx->dir, m->from)) {
         rc = flm_error_set(err, FLM_EIO, "%s: cannot resolve its directory", idx->path);
@@ -941,5 +989,18 @@ int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_in
 done:
     flm_free(m);
     flm_index_close(&idx);
+    if (rc < 0) {
+        /* a failed merge leaves no output: the same command can be run again once the inputs
+         * are fixed (merge refuses to write over an existing index) */
+        size_t n = strlen(out) + 8;
+        char *side = flm_malloc(n);
+        for (int i = 0; side && i < 2; i++) {
+            snprintf(side, n, "%s%s", out, i ? "-shm" : "-wal");
+            unlink(side);
+        }
+        flm_free(side);
+        unlink(out);
+    }
+    flm_free(out);
     return rc;
 }

@@ -50,6 +50,8 @@ int flm_npy_parse_codes(const void *data, size_t size, const char *name, int32_t
     for (size_t i = 0; i < n; i++)
         if (hdr[i] < 0x20 || hdr[i] > 0x7e)
             hdr[i] = ' ';
+    while (n > 0 && hdr[n - 1] == ' ') /* the padding would end messages in blanks */
+        hdr[--n] = 0;
     const char *descr = dict_value(hdr, "descr"), *fo = dict_value(hdr, "fortran_order"),
                *shape = dict_value(hdr, "shape");
     int width = 0, is_signed = 1;
