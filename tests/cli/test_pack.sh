@@ -73,6 +73,28 @@ d = json.load(sys.stdin); n, k = d["samples"], d["tts"]
 sd = math.sqrt(n * 0.8 * 0.2)
 print("ok" if n >= 300 and abs(k - 0.8 * n) <= 4 * sd else f"bad: {k} of {n} TTS, want 0.8 +- {4 * sd / n:.3f}")')
 is "$verdict" ok "TTS share of samples is 0.8 within 4 sigma ($res)"
+# the recipe's corpus weights (post-training-2: transcribed x0.5, the others x5) act when training
+# reads the dataset: count each corpus in an epoch of the Python reader
+LIB=$(cd "$(dirname "$FLM")/.." && pwd)/libflmstream.so
+if ldd "$LIB" | grep -q libasan; then
+    diag "skipped the epoch-mixing check: the Python reader cannot load an ASan library"
+else
+    verdict=$(FLMSTREAM_LIB=$LIB PYTHONPATH=$SRC/../../python $PY - "$d/ds" "$SRC/../../schemas/recipes/post-training-2.json" <<'EOF'
+import collections, math, sys
+import flmstream
+path, recipe = sys.argv[1:3]
+plain = flmstream.Dataset(path, seed=11, epoch=0)
+base = collections.Counter(plain[i]["corpus"] for i in range(len(plain)))
+ds = flmstream.Dataset(path, seed=11, epoch=0, recipe=recipe)
+got = collections.Counter(ds[i]["corpus"] for i in range(len(ds)))
+n_t, n_a = base["transcribed"], base["annotated"]
+sd = math.sqrt(n_t * 0.25)
+ok = n_t >= 100 and got["annotated"] == 5 * n_a and abs(got["transcribed"] - 0.5 * n_t) <= 4 * sd
+print("ok" if ok else f"bad: {dict(got)} from {dict(base)}")
+EOF
+)
+    is "$verdict" ok "an epoch with post-training-2's weights holds each annotated sample 5 times and half the transcribed ones (4 sigma)"
+fi
 
 # ---- broken inputs: quarantined with the right stage, good ones land; retry ------------------
 d=$W/bad; mkdir -p "$d"
@@ -170,11 +192,22 @@ espeak-ng -v cmn -w "$d/b.wav" "今天天气很好。我们去公园散步吧。
 printf '%s\n' '{"id": "a", "audio": "a.wav", "corpus": "demo", "text": "Good morning. The weather is lovely today. Shall we walk to the harbour?"}' \
     '{"id": "b", "audio": "b.wav", "corpus": "demo", "text": "今天天气很好。我们去公园散步吧。"}' >"$d/m.jsonl"
 "$FLM" align --from jsonl "$d/m.jsonl" -o "$d/s.jsonl" --tokenizer "$TOK" >/dev/null 2>&1; ok $? "flm align the espeak-ng corpus"
-out=$("$FLM" pack --tokenizer "$TOK" --recipe "$R1" --codec "$d/mimi.safetensors" --out "$d/ds" "$d/s.jsonl" 2>&1)
+# plus broken audio: not audio at all, a missing file, a channel the file does not have
+head -c 3000 /dev/urandom >"$d/noise.wav"
+a=$(head -1 "$d/s.jsonl")
+{ cat "$d/s.jsonl"
+  echo "$a" | sed 's/"id":"a"/"id":"bad-garbage"/; s/"audio":"a.wav"/"audio":"noise.wav"/'
+  echo "$a" | sed 's/"id":"a"/"id":"bad-missing"/; s/"audio":"a.wav"/"audio":"gone.wav"/'
+  echo "$a" | sed 's/"id":"a"/"id":"bad-channel"/; s/"channel":-1/"channel":3/'; } >"$d/s2.jsonl"
+out=$("$FLM" pack --tokenizer "$TOK" --recipe "$R1" --codec "$d/mimi.safetensors" --out "$d/ds" "$d/s2.jsonl" 2>&1)
 ok $? "flm pack from audio with a Mimi checkpoint"
-like "$out" "2 utterances, 5 sentences" "all 5 sentences packed"
+like "$out" "2 utterances, 5 sentences" "all 5 sentences of the good files packed"
+q=$("$FLM" index quarantine "$d/ds")
+like "$q" "audio	bad-garbage: .*noise.wav" "audio that is not audio: quarantined at stage audio, naming the file"
+like "$q" "audio	bad-missing: .*gone.wav.*No such file" "a missing audio file: quarantined, naming it"
+like "$q" "audio	bad-channel: .*channel 3 requested, the file has 1" "a channel the file lacks: quarantined"
 sil=$(PC silence "$d/sil" --flm "$FLM" --codec "$d/mimi.safetensors")
-PC check "$d/ds" "$d/s.jsonl" --flm "$FLM" --tokenizer "$TOK" --recipe "$R1" --silence "$sil" --codec "$d/mimi.safetensors" --require-all >/dev/null
+PC check "$d/ds" "$d/s2.jsonl" --flm "$FLM" --tokenizer "$TOK" --recipe "$R1" --silence "$sil" --codec "$d/mimi.safetensors" --require-all >/dev/null
 ok $? "the checker finds each sentence's tokens and its Mimi codes (flm codec encode of the file)"
 out=$("$FLM" pack --tokenizer "$TOK" --recipe "$R1" --out "$d/rnd" "$d/s.jsonl" 2>&1)
 like "$out" "WARNING: no --codec given: encoding with a RANDOM Mimi" "no codec: a loud warning"
