@@ -184,6 +184,52 @@ is "$bad_check" 0 "flm index check accepts the index after every kill"
 is "$(samples "$d/job")" "$ref" "same samples, same bytes per sample as the uninterrupted run"
 "$FLM" index check "$d/job" --quiet >/dev/null; ok $? "the resumed dataset checks clean"
 
+# ---- disk full, read-only output, SIGTERM/SIGINT (issue 11) ---------------------------------
+d=$W/faults; mkdir -p "$d/full" "$d/ro"
+PC make "$d/in" --seed 43 --utts 1500
+recipe 3 2 1 0.5 300 "$R1" >"$d/r.json"
+fpack() { pack --recipe "$d/r.json" --out "$1" --per-shard 4 "$d/in/sentences.jsonl"; }
+fpack "$d/ref" >/dev/null 2>&1; ok $? "undisturbed reference run"
+ref=$(samples "$d/ref")
+if mount -t tmpfs -o size=1m tmpfs "$d/full" 2>/dev/null; then
+    out=$(fpack "$d/full/ds" 2>&1 >/dev/null); rc=$?
+    is "$rc" 1 "disk full: flm pack stops with exit 1 (no crash)"
+    like "$out" "No space left on device\|database or disk is full" "the error says the disk is full"
+    like "$out" "full/ds" "and names the file"
+    "$FLM" index check "$d/full/ds" --quiet; ok $? "the index is consistent with the shards on disk"
+    ls "$d"/full/ds/shards/*.tmp-* >/dev/null 2>&1; is $? 2 "no temporary shard is left behind"
+    mount -o remount,size=64m "$d/full"
+    fpack "$d/full/ds" >/dev/null 2>&1; ok $? "with space again, the rerun completes"
+    is "$(samples "$d/full/ds")" "$ref" "same samples as the undisturbed run"
+    umount "$d/full"
+    mount -t tmpfs -o size=64m tmpfs "$d/ro" && fpack "$d/ro/ds" >/dev/null 2>&1
+    PC make "$d/in2" --seed 44 --utts 20
+    mount -o remount,ro "$d/ro"
+    out=$(pack --recipe "$d/r.json" --out "$d/ro/ds" "$d/in/sentences.jsonl" "$d/in2/sentences.jsonl" 2>&1 >/dev/null); rc=$?
+    is "$rc" 1 "appending to a read-only dataset: exit 1, no crash"
+    like "$out" "ro/ds.*[Rr]ead-only" "the error names the path and says it is read-only"
+    "$FLM" index check "$d/ro/ds" --quiet; ok $? "the read-only dataset is still consistent"
+    umount "$d/ro"
+else
+    for i in $(seq 1 11); do echo "ok $((_n + 1)) # SKIP cannot mount tmpfs (not root)"; _n=$((_n + 1)); done
+fi
+bad=0; stops=0; runs=0
+while [ "$stops" -lt 12 ] && [ "$runs" -lt 100 ]; do
+    runs=$((runs + 1))
+    sig=$([ $((runs % 2)) = 0 ] && echo TERM || echo INT)
+    (exec "$FLM" pack --tokenizer "$TOK" --silence-codes $SIL --recipe "$d/r.json" --out "$d/sig" --per-shard 4 "$d/in/sentences.jsonl") >/dev/null 2>&1 &
+    pid=$!
+    sleep "$($PY -c 'import random; print(random.uniform(0, 0.6))')"
+    kill -s "$sig" "$pid" 2>/dev/null && stops=$((stops + 1))
+    wait "$pid" 2>/dev/null
+    [ -f "$d/sig/index.sqlite" ] && { "$FLM" index check "$d/sig" --quiet >/dev/null 2>&1 || bad=$((bad + 1)); }
+    [ "$(samples "$d/sig")" = "$ref" ] && rm -rf "$d/sig"
+done
+diag "$stops runs stopped by SIGTERM/SIGINT"
+is "$bad" 0 "the index is consistent after every SIGTERM/SIGINT"
+fpack "$d/sig" >/dev/null 2>&1; ok $? "resume after signals completes"
+is "$(samples "$d/sig")" "$ref" "same samples as the undisturbed run"
+
 # ---- from audio: espeak-ng -> flm align -> flm pack with a Mimi -----------------------------
 d=$W/audio; mkdir -p "$d"
 "$FLM" model init --arch mimi --size tiny --seed 3 -o "$d/mimi.safetensors" >/dev/null
