@@ -21,6 +21,7 @@
 #include "flm_index.h"
 #include "flm_shard.h"
 #include "flm_synth.h"
+#include "flm_tokenizer.h"
 #include "timeline.h"
 
 extern char **environ;
@@ -190,7 +191,7 @@ static int demo_synthetic(int argc, char **argv)
     }
     if (found) {
         printf("\n$ flm inspect %s:%llu\n", path, (unsigned long long)rec);
-        timeline_opts o = {0, 12, 0, 100};
+        timeline_opts o = {.n_frames = 12, .width = 100};
         while (o.from < s->n_frames && FLM_TOK(s, FLM_CH_TEXT, o.from) == p.vocab.text_wait)
             o.from++; /* start the window just before the first sentence */
         o.from = o.from > 0 ? o.from - 1 : 0;
@@ -324,7 +325,8 @@ static void first_value(void *user, int n_cols, const char *const *names, const 
 }
 
 /* Prints the first sample of the style, its window starting just before its first sentence. */
-static int show_sample(flm_index *idx, const flm_profiles *p, const char *style)
+static int show_sample(flm_index *idx, const flm_profiles *p, const flm_tokenizer *tok,
+                       const char *style)
 {
     char sql[160], *key = NULL, *path = NULL;
     snprintf(sql, sizeof sql,
@@ -341,8 +343,9 @@ static int show_sample(flm_index *idx, const flm_profiles *p, const char *style)
     if (rc == 0 && (rc = flm_index_locate(idx, key, &path, &rec, &err)) == 0 &&
         (rc = flm_shard_reader_open(&r, path, &err)) == 0 &&
         (rc = flm_shard_reader_read(r, rec, &s, &err)) == 0) {
-        printf("\n$ flm inspect %s:%llu    (%s style)\n", path, (unsigned long long)rec, style);
-        timeline_opts o = {0, 16, 0, 100};
+        printf("\n$ flm inspect %s:%llu --tokenizer ...    (%s style)\n", path,
+               (unsigned long long)rec, style);
+        timeline_opts o = {.n_frames = 16, .width = 100, .tok = tok};
         int speech = !strcmp(style, "tts") ? FLM_CH_SPEAK : FLM_CH_LISTEN;
         while (o.from < s->n_frames && FLM_TOK(s, FLM_CH_TEXT, o.from) == p->vocab.text_wait &&
                FLM_TOK(s, speech, o.from) == FLM_TOK(s, speech, 0))
@@ -437,9 +440,18 @@ static int demo_real(int argc, char **argv)
         cli_error("demo: %s", err.msg);
         return 1;
     }
+    flm_tokenizer *tk = NULL;
+    flm_tokenizer_params tp = flm_tokenizer_default_params();
+    tp.vocab = &p.vocab;
+    if (flm_tokenizer_load(&tk, tok, &tp, &err) < 0) {
+        cli_error("demo: %s", err.msg);
+        flm_index_close(&idx);
+        return 1;
+    }
     printf("\n$ flm index stats %s\n", ds);
-    rc = cli_print_stats(idx, 0) < 0 || show_sample(idx, &p, "tts") < 0 ||
-         show_sample(idx, &p, "asr") < 0;
+    rc = cli_print_stats(idx, 0) < 0 || show_sample(idx, &p, tk, "tts") < 0 ||
+         show_sample(idx, &p, tk, "asr") < 0;
+    flm_tokenizer_destroy(&tk);
     flm_index_close(&idx);
     if (rc == 0)
         printf(

@@ -32,7 +32,8 @@ static void usage(FILE *f)
             "  --html FILE    a self-contained page of the sample's lanes (text, speak, listen,\n"
             "                 events) with a time axis, zoom and scroll\n"
             "  --png FILE     the lanes as an image (for reports)\n"
-            "  --tokenizer F  tokenizer.json to show the text tokens decoded in --html pages\n"
+            "  --tokenizer F  tokenizer.json: the text tokens decoded (a row under the text in\n"
+            "                 the timeline, and in --html pages)\n"
             "                 (default: $FLM_TOKENIZER when set)\n"
             "  --codec MIMI   Mimi checkpoint: --html pages get a waveform lane per side and\n"
             "                 (up to 120 s) an audio player per side\n");
@@ -98,7 +99,7 @@ int cmd_inspect(int argc, char **argv)
     const char *target = NULL, *key = NULL, *v, *html = NULL, *png = NULL;
     const char *tok_path = getenv("FLM_TOKENIZER"), *codec = NULL;
     int json = 0, bad = 0;
-    timeline_opts o = {0, 12, 0, 100};
+    timeline_opts o = {.n_frames = 12, .width = 100};
     int64_t x;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -184,7 +185,7 @@ int cmd_inspect(int argc, char **argv)
             char source[4200];
             snprintf(source, sizeof source, "%s, record %llu", path, (unsigned long long)record);
             flm_tokenizer *tok = NULL;
-            if (html && tok_path && *tok_path) {
+            if ((html || (!png && !json)) && tok_path && *tok_path) {
                 flm_tokenizer_params tp = flm_tokenizer_default_params();
                 tp.vocab = &p.vocab;
                 if (flm_tokenizer_load(&tok, tok_path, &tp, &err) < 0) {
@@ -226,6 +227,7 @@ int cmd_inspect(int argc, char **argv)
             } else {
                 printf("shard     %s, record %llu of %llu\n", path, (unsigned long long)record,
                        (unsigned long long)flm_shard_reader_count(r));
+                o.tok = tok;
                 timeline_print(stdout, s, &p, &o);
             }
             flm_tokenizer_destroy(&tok);

@@ -113,7 +113,7 @@ typedef struct job {
     flm_mimi_stream *stream;
     int32_t silence[FLM_N_CODEBOOKS];
     int have_silence;
-    int rank, world, per_shard, retry;
+    int rank, world, per_shard, retry, mpi;
     flm_index *idx;
     int64_t run;
     /* the shard being written */
@@ -1062,6 +1062,7 @@ static int run_job(job *J, int64_t *n_bad)
                     (long long)dup);
     }
     cli_progress_start_scaled(&J->bar, "pack", "h", total, 12.5 * 3600);
+    J->bar.enabled &= !J->mpi || J->rank == 0; /* under mpirun one bar (rank 0's) is enough */
     for (size_t i = 0; rc == 0 && i < n_gs + n_rs; i++) {
         if (!todo[i])
             continue;
@@ -1160,6 +1161,7 @@ int cmd_pack(int argc, char **argv)
         MPI_Comm_rank(MPI_COMM_WORLD, &r);
         MPI_Comm_size(MPI_COMM_WORLD, &n);
         rank = r, world = n, mpi = 1;
+        J.mpi = 1;
     }
 #endif
     J.rank = rank < 0 ? 0 : (int)rank;

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flm_alloc.h"
+
 static double frame_s(const flm_profiles *p, int32_t t)
 {
     return t * (double)p->codec.samples_per_frame / p->codec.sample_rate;
@@ -123,6 +125,61 @@ static void cell(FILE *f, const flm_sample *s, const flm_profiles *p, int ch, in
         fprintf(f, " %6d", v);
 }
 
+/* Columns a UTF-8 string takes in a terminal (East Asian wide characters take two). */
+static int display_width(const char *u)
+{
+    int w = 0;
+    for (const unsigned char *c = (const unsigned char *)u; *c; c++) {
+        if ((*c & 0xc0) == 0x80)
+            continue;
+        uint32_t cp = *c;
+        if (*c >= 0xe0 && c[1] && c[2])
+            cp = (uint32_t)(*c & 0x0f) << 12 | (uint32_t)(c[1] & 0x3f) << 6 | (c[2] & 0x3f);
+        w += cp >= 0x1100 && ((cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) ||
+                              (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
+                              (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+                              (cp >= 0xffe0 && cp <= 0xffe6))
+                 ? 2
+                 : 1;
+    }
+    return w;
+}
+
+/* One cell of the decoded-text row: the token's text (spaces shown as '_'), cut to 6 columns. */
+static void piece_cell(FILE *f, const flm_tokenizer *tok, const flm_profiles *p, int32_t id)
+{
+    char *text = NULL, cut[64];
+    size_t size = 0, cap = 0;
+    flm_error err = {0};
+    if (id == p->vocab.text_wait || id == p->vocab.text_asr || id == p->vocab.text_answer ||
+        flm_tokenizer_decode(tok, &id, 1, FLM_TOKENIZER_LOSSY, &text, &size, &cap, &err) < 0) {
+        fprintf(f, " %6s", "");
+        flm_free(text);
+        return;
+    }
+    size_t n = 0;
+    int w = 0;
+    for (size_t i = 0; i < size && n < sizeof cut - 4;) { /* whole characters, at most 6 columns */
+        size_t len = 1;
+        while (i + len < size && ((unsigned char)text[i + len] & 0xc0) == 0x80)
+            len++;
+        char one[8] = {0};
+        memcpy(one, text + i, len < 7 ? len : 7);
+        int cw = display_width(one);
+        if (w + cw > 6)
+            break;
+        if (text[i] == ' ' || text[i] == '\n')
+            cut[n++] = '_';
+        else
+            memcpy(cut + n, one, len), n += len;
+        w += cw;
+        i += len;
+    }
+    cut[n] = 0;
+    fprintf(f, " %*s%s", 6 - w, "", cut);
+    flm_free(text);
+}
+
 void timeline_print(FILE *f, const flm_sample *s, const flm_profiles *p, const timeline_opts *o)
 {
     print_summary(f, s, p);
@@ -155,6 +212,12 @@ void timeline_print(FILE *f, const flm_sample *s, const flm_profiles *p, const t
         for (int32_t t = from; t < to; t++)
             cell(f, s, p, ch, t, o->classes);
         fprintf(f, "\n");
+        if (ch == FLM_CH_TEXT && o->tok && !o->classes) {
+            fprintf(f, "%-9s", "  (text)");
+            for (int32_t t = from; t < to; t++)
+                piece_cell(f, o->tok, p, FLM_TOK(s, FLM_CH_TEXT, t));
+            fprintf(f, "\n");
+        }
     }
     int any = 0;
     for (int32_t i = 0; i < s->n_events; i++)

@@ -7,11 +7,13 @@
 
 #include "flm_profile.h"
 #include "flm_stream.h"
+#include "flm_tokenizer.h"
 
 typedef struct timeline_opts {
-    int32_t from, n_frames; /* detail window */
-    int classes;            /* show loss classes instead of token values */
-    int width;              /* overview strip width in characters */
+    int32_t from, n_frames;   /* detail window */
+    int classes;              /* show loss classes instead of token values */
+    int width;                /* overview strip width in characters */
+    const flm_tokenizer *tok; /* when set, a row of the text tokens decoded (NULL: none) */
 } timeline_opts;
 
 void timeline_print(FILE *f, const flm_sample *s, const flm_profiles *p, const timeline_opts *o);
