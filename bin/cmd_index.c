@@ -18,7 +18,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: flm index <subcommand> ...\n"
             "\n"
-            "  stats DATASET [--json]        samples and hours by corpus, language, style, stage\n"
+            "  stats DATASET [--json]        samples and hours by corpus, language, style, stage;\n"
+            "                                for SFT dialogs also interruption rate, overlap,\n"
+            "                                reaction delays and noise/gain/echo rates\n"
             "  check DATASET [--quiet]       verify every record of every shard against the\n"
             "                                index; exit 1 and list the problems on mismatch\n"
             "  merge A B ... -o OUT          merge the indexes of independent jobs into OUT: a\n"
@@ -99,6 +101,56 @@ static void on_quarantine_count(void *user, const char *key, const char *path, c
     (*(int64_t *)user)++;
 }
 
+/* The SFT section (issue 9): interruptions, overlap, reaction delays, augmentation rates. */
+static void print_dialogs(const flm_index_dialog_report *d, json_t *root)
+{
+    if (!d->n_dialogs && !d->n_augmented)
+        return;
+    if (root) {
+        json_t *r = json_array();
+        for (int32_t i = 0; i < d->n_reactions; i++)
+            json_array_append_new(r, json_pack("{s:f,s:I}", "reaction_s", d->reaction_s[i],
+                                               "interrupts", (json_int_t)d->reaction_count[i]));
+        json_object_set_new(
+            root, "dialogs",
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:o,s:I,s:I,s:I,s:I,s:f,s:f}", "samples",
+                      (json_int_t)d->n_dialogs, "eligible_turns", (json_int_t)d->n_eligible,
+                      "interrupts", (json_int_t)d->n_interrupts, "backchannels",
+                      (json_int_t)d->n_backchannels, "cuts", (json_int_t)d->n_cuts,
+                      "dropped_tokens", (json_int_t)d->n_dropped_tokens, "interruption_rate",
+                      d->interruption_rate, "mean_overlap_s", d->mean_overlap_s, "reaction_delays",
+                      r, "augmented", (json_int_t)d->n_augmented, "noise", (json_int_t)d->n_noise,
+                      "gain", (json_int_t)d->n_gain, "echo", (json_int_t)d->n_echo,
+                      "mean_echo_gain", d->mean_echo_gain, "mean_echo_delay_s",
+                      d->mean_echo_delay_s));
+        return;
+    }
+    if (d->n_dialogs) {
+        printf(
+            "dialogs: %lld samples; interruption rate %.3f (%lld interrupts + %lld back-channels "
+            "over %lld model turns followed by a user turn); mean overlap %.3f s; %lld cuts, "
+            "%lld tokens dropped\n",
+            (long long)d->n_dialogs, d->interruption_rate, (long long)d->n_interrupts,
+            (long long)d->n_backchannels, (long long)d->n_eligible, d->mean_overlap_s,
+            (long long)d->n_cuts, (long long)d->n_dropped_tokens);
+        if (d->n_reactions) {
+            printf("reaction delays:");
+            for (int32_t i = 0; i < d->n_reactions; i++)
+                printf(" %.3f s x%lld", d->reaction_s[i], (long long)d->reaction_count[i]);
+            printf("\n");
+        }
+    }
+    if (d->n_augmented) {
+        double n = (double)d->n_augmented;
+        printf("augmentation: %lld samples; noise %.1f%%, gain %.1f%%, echo %.1f%%",
+               (long long)d->n_augmented, 100 * d->n_noise / n, 100 * d->n_gain / n,
+               100 * d->n_echo / n);
+        if (d->n_echo)
+            printf(" (mean gain %.3f, mean delay %.3f s)", d->mean_echo_gain, d->mean_echo_delay_s);
+        printf("\n");
+    }
+}
+
 int cli_print_stats(flm_index *idx, int json)
 {
     flm_error err = {0};
@@ -121,6 +173,9 @@ int cli_print_stats(flm_index *idx, int json)
         if (json)
             json_object_set_new(root, groups[g], o.arr);
     }
+    flm_index_dialog_report d;
+    if (rc == 0 && (rc = flm_index_dialog_stats(idx, &d, &err)) == 0)
+        print_dialogs(&d, root);
     int64_t nq = 0;
     if (rc == 0)
         rc = flm_index_list_quarantine(idx, on_quarantine_count, &nq, &err);

@@ -71,6 +71,28 @@ typedef void (*flm_index_stats_fn)(void *user, const char *group, int64_t n_samp
                                    int64_t n_frames, double hours);
 FLM_API int flm_index_stats(flm_index *idx, const char *group_by, flm_index_stats_fn fn, void *user,
                             flm_error *err);
+/* SFT dialog and augmentation figures (DESIGN 3.5, 5), from the samples' "dialog.*" and
+ * "aug.*" metadata and the events table (packers/flm_dialog.h, augment/flm_augment.h).
+ * Durations in seconds use each sample's own seconds per frame (duration_s / n_frames). */
+#define FLM_INDEX_MAX_REACTIONS 16
+typedef struct flm_index_dialog_report {
+    int64_t n_dialogs;        /* samples with "dialog.turns" */
+    int64_t n_eligible;       /* model turns followed by a user turn, in free-input samples */
+    int64_t n_interrupts;     /* "interrupt" events */
+    int64_t n_backchannels;   /* "backchannel" events */
+    int64_t n_cuts;           /* "cut" events */
+    int64_t n_dropped_tokens; /* sum of "dialog.dropped_tokens" */
+    double interruption_rate; /* (interrupts + backchannels) / eligible; 0 without eligible turns */
+    double mean_overlap_s;    /* over interrupt and backchannel events */
+    int32_t n_reactions;      /* distinct reaction delays (the first FLM_INDEX_MAX_REACTIONS) */
+    double reaction_s[FLM_INDEX_MAX_REACTIONS];      /* ascending */
+    int64_t reaction_count[FLM_INDEX_MAX_REACTIONS]; /* interrupt events with that delay */
+    int64_t n_augmented;                             /* samples with "aug.noise" metadata */
+    int64_t n_noise, n_gain, n_echo;          /* of those, with noise / gain / echo applied */
+    double mean_echo_gain, mean_echo_delay_s; /* over samples with echo */
+} flm_index_dialog_report;
+FLM_API int flm_index_dialog_stats(flm_index *idx, flm_index_dialog_report *out, flm_error *err);
+
 /* Quarantined inputs: one callback per input. */
 typedef void (*flm_index_quarantine_fn)(void *user, const char *key, const char *path,
                                         const char *stage, const char *error);

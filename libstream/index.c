@@ -624,6 +624,87 @@ int flm_index_stats(flm_index *idx, const char *group_by, flm_index_stats_fn fn,
     return rc;
 }
 
+/* Runs sql (one row expected) and stores its columns as doubles into out[0..n). */
+static int one_row(flm_index *idx, const char *sql, double *out, int n, flm_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(idx, &st, sql, err);
+    if (rc < 0)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        for (int i = 0; i < n; i++)
+            out[i] = sqlite3_column_double(st, i);
+    else
+        rc = db_error(idx, err, "dialog stats");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int flm_index_dialog_stats(flm_index *idx, flm_index_dialog_report *out, flm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    double v[8] = {0};
+    int rc = one_row(
+        idx,
+        "SELECT count(*), coalesce(sum(json_extract(metadata, '$.\"dialog.eligible\"')), 0), "
+        "coalesce(sum(json_extract(metadata, '$.\"dialog.dropped_tokens\"')), 0) "
+        "FROM samples WHERE json_extract(metadata, '$.\"dialog.turns\"') IS NOT NULL",
+        v, 3, err);
+    if (rc < 0)
+        return rc;
+    out->n_dialogs = (int64_t)v[0];
+    out->n_eligible = (int64_t)v[1];
+    out->n_dropped_tokens = (int64_t)v[2];
+    if ((rc = one_row(idx,
+                      "SELECT coalesce(sum(e.kind = 'interrupt'), 0), "
+                      "coalesce(sum(e.kind = 'backchannel'), 0), coalesce(sum(e.kind = 'cut'), 0), "
+                      "coalesce(avg(CASE WHEN e.kind IN ('interrupt', 'backchannel') THEN "
+                      "e.n_frames * s.duration_s / s.n_frames END), 0) "
+                      "FROM events e JOIN samples s ON s.id = e.sample_id "
+                      "WHERE e.kind IN ('interrupt', 'backchannel', 'cut') AND s.n_frames > 0",
+                      v, 4, err)) < 0)
+        return rc;
+    out->n_interrupts = (int64_t)v[0];
+    out->n_backchannels = (int64_t)v[1];
+    out->n_cuts = (int64_t)v[2];
+    out->mean_overlap_s = v[3];
+    if (out->n_eligible > 0)
+        out->interruption_rate =
+            (double)(out->n_interrupts + out->n_backchannels) / (double)out->n_eligible;
+    if ((rc = one_row(
+             idx,
+             "SELECT count(*), coalesce(sum(json_extract(metadata, '$.\"aug.noise\"') = 1), 0), "
+             "coalesce(sum(json_extract(metadata, '$.\"aug.gain\"') = 1), 0), "
+             "coalesce(sum(json_extract(metadata, '$.\"aug.echo\"') = 1), 0), "
+             "coalesce(avg(CASE WHEN json_extract(metadata, '$.\"aug.echo\"') = 1 THEN "
+             "json_extract(metadata, '$.\"aug.echo_gain\"') END), 0), "
+             "coalesce(avg(CASE WHEN json_extract(metadata, '$.\"aug.echo\"') = 1 THEN "
+             "json_extract(metadata, '$.\"aug.echo_delay_s\"') END), 0) "
+             "FROM samples WHERE json_extract(metadata, '$.\"aug.noise\"') IS NOT NULL",
+             v, 6, err)) < 0)
+        return rc;
+    out->n_augmented = (int64_t)v[0];
+    out->n_noise = (int64_t)v[1];
+    out->n_gain = (int64_t)v[2];
+    out->n_echo = (int64_t)v[3];
+    out->mean_echo_gain = v[4];
+    out->mean_echo_delay_s = v[5];
+    sqlite3_stmt *st;
+    if ((rc = prepare(idx, &st,
+                      "SELECT value, count(*) FROM events WHERE kind = 'interrupt' GROUP BY value "
+                      "ORDER BY value LIMIT 16",
+                      err)) < 0)
+        return rc;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && out->n_reactions < FLM_INDEX_MAX_REACTIONS) {
+        out->reaction_s[out->n_reactions] = sqlite3_column_double(st, 0);
+        out->reaction_count[out->n_reactions++] = sqlite3_column_int64(st, 1);
+    }
+    rc = step == SQLITE_DONE || step == SQLITE_ROW ? 0 : db_error(idx, err, "dialog stats");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int flm_index_list_quarantine(flm_index *idx, flm_index_quarantine_fn fn, void *user,
                               flm_error *err)
 {

@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "flm_alloc.h"
@@ -62,10 +63,22 @@ static int get_int(json_t *obj, const char *key, const char *path, int64_t lo, i
     return 0;
 }
 
+static const char *const format_names[FLM_N_FORMATS + 1] = {"tts",  "asr",       "arrt",
+                                                            "rtts", "rtts-free", NULL};
+
+const char *flm_recipe_format_name(int format)
+{
+    return format >= 0 && format < FLM_N_FORMATS ? format_names[format] : NULL;
+}
+
 void flm_recipe_free(flm_recipe *r)
 {
     for (size_t i = 0; i < r->n_corpora; i++)
         flm_free(r->corpus[i]);
+    for (size_t i = 0; i < r->n_augment; i++) {
+        flm_free(r->augment_key[i]);
+        flm_free(r->augment_value[i]);
+    }
     flm_free(r->json);
     memset(r, 0, sizeof *r);
 }
@@ -75,6 +88,15 @@ static void defaults(flm_recipe *r)
     memset(r, 0, sizeof *r);
     r->version = 1;
     r->p_tts = 0.5;
+    r->p_format[FLM_FORMAT_TTS] = 0.5;
+    r->p_format[FLM_FORMAT_ASR] = 0.5;
+    r->gap_min_s = 0.2;
+    r->gap_max_s = 1.5;
+    r->response_gap_max_s = 0.5;
+    r->manifest_timing = 1;
+    r->p_interrupt = 0.7;
+    r->reaction_s = 0.5;
+    r->fade_s = 0.01;
     r->lead = 2;
     r->silence_min_s = 0.08;
     r->silence_max_s = 3.0;
@@ -86,11 +108,88 @@ static void defaults(flm_recipe *r)
     r->default_corpus_weight = 1.0;
 }
 
+static int parse_dialog(json_t *dg, const char *name, flm_recipe *r, flm_error *err)
+{
+    static const char *keys[] = {"gap_min_s",
+                                 "gap_max_s",
+                                 "response_gap_min_s",
+                                 "response_gap_max_s",
+                                 "asr_lag",
+                                 "manifest_timing",
+                                 "p_interrupt",
+                                 "reaction_s",
+                                 "fade_s",
+                                 NULL};
+    if (!json_is_object(dg))
+        return bad(err, name, "dialog", "expected an object");
+    int rc;
+    if ((rc = only_keys(dg, keys, name, "dialog", err)) < 0 ||
+        (rc = get_num(dg, "gap_min_s", "dialog.gap_min_s", 0, 60, &r->gap_min_s, name, err)) < 0 ||
+        (rc = get_num(dg, "gap_max_s", "dialog.gap_max_s", 0, 60, &r->gap_max_s, name, err)) < 0 ||
+        (rc = get_num(dg, "response_gap_min_s", "dialog.response_gap_min_s", 0, 60,
+                      &r->response_gap_min_s, name, err)) < 0 ||
+        (rc = get_num(dg, "response_gap_max_s", "dialog.response_gap_max_s", 0, 60,
+                      &r->response_gap_max_s, name, err)) < 0 ||
+        (rc = get_int(dg, "asr_lag", "dialog.asr_lag", 0, 64, &r->asr_lag, name, err)) < 0 ||
+        (rc = get_num(dg, "p_interrupt", "dialog.p_interrupt", 0, 1, &r->p_interrupt, name, err)) <
+            0 ||
+        (rc = get_num(dg, "reaction_s", "dialog.reaction_s", 0.08, 10, &r->reaction_s, name, err)) <
+            0 ||
+        (rc = get_num(dg, "fade_s", "dialog.fade_s", 0, 1, &r->fade_s, name, err)) < 0)
+        return rc;
+    json_t *mt = json_object_get(dg, "manifest_timing");
+    if (mt && !json_is_boolean(mt))
+        return bad(err, name, "dialog.manifest_timing", "expected true or false");
+    if (mt)
+        r->manifest_timing = json_is_true(mt);
+    if (r->gap_max_s < r->gap_min_s)
+        return bad(err, name, "dialog.gap_max_s", "is below dialog.gap_min_s");
+    if (r->response_gap_max_s < r->response_gap_min_s)
+        return bad(err, name, "dialog.response_gap_max_s", "is below dialog.response_gap_min_s");
+    if (r->fade_s > r->reaction_s)
+        return bad(err, name, "dialog.fade_s", "is longer than dialog.reaction_s");
+    return 0;
+}
+
+static int parse_augmentation(json_t *ag, const char *name, flm_recipe *r, flm_error *err)
+{
+    if (!json_is_object(ag))
+        return bad(err, name, "augmentation", "expected an object {parameter: value}");
+    const char *key;
+    json_t *v;
+    json_object_foreach(ag, key, v)
+    {
+        char path[128], text[64];
+        snprintf(path, sizeof path, "augmentation.%.100s", key);
+        if (json_is_number(v)) /* the shortest text that reads back as the same double */
+            for (int digits = 1; digits <= 17; digits++) {
+                snprintf(text, sizeof text, "%.*g", digits, json_number_value(v));
+                if (strtod(text, NULL) == json_number_value(v))
+                    break;
+            }
+        else if (json_is_string(v) && json_string_length(v) < sizeof text)
+            snprintf(text, sizeof text, "%s", json_string_value(v));
+        else if (json_is_boolean(v))
+            snprintf(text, sizeof text, "%d", json_is_true(v));
+        else
+            return bad(err, name, path, "expected a number, a boolean or a short string");
+        if (r->n_augment == FLM_RECIPE_MAX_AUGMENT)
+            return bad(err, name, "augmentation", "too many parameters (max 32)");
+        if (!(r->augment_key[r->n_augment] = flm_strdup(key)) ||
+            !(r->augment_value[r->n_augment] = flm_strdup(text))) {
+            r->n_augment++; /* freed with the rest */
+            return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", name);
+        }
+        r->n_augment++;
+    }
+    return 0;
+}
+
 static int parse(json_t *root, const char *name, flm_recipe *r, flm_error *err)
 {
     static const char *top[] = {"kind",    "name",           "version", "stage",        "seed",
                                 "formats", "corpus_weights", "packing", "loss_weights", "comment",
-                                NULL};
+                                "dialog",  "augmentation",   NULL};
     int rc = only_keys(root, top, name, "", err);
     if (rc < 0)
         return rc;
@@ -114,17 +213,22 @@ static int parse(json_t *root, const char *name, flm_recipe *r, flm_error *err)
 
     json_t *f = json_object_get(root, "formats");
     if (f) {
-        static const char *keys[] = {"tts", "asr", NULL};
-        double tts = -1, asr = -1;
         if (!json_is_object(f))
-            return bad(err, name, "formats", "expected an object {\"tts\": p, \"asr\": 1 - p}");
-        if ((rc = only_keys(f, keys, name, "formats", err)) < 0 ||
-            (rc = get_num(f, "tts", "formats.tts", 0, 1, &tts, name, err)) < 0 ||
-            (rc = get_num(f, "asr", "formats.asr", 0, 1, &asr, name, err)) < 0)
+            return bad(err, name, "formats", "expected an object {format: share}");
+        if ((rc = only_keys(f, format_names, name, "formats", err)) < 0)
             return rc;
-        if (tts < 0 || asr < 0 || fabs(tts + asr - 1) > 1e-9)
-            return bad(err, name, "formats", "\"tts\" and \"asr\" must both be given and sum to 1");
-        r->p_tts = tts;
+        double sum = 0;
+        for (int k = 0; k < FLM_N_FORMATS; k++) {
+            char path[64];
+            snprintf(path, sizeof path, "formats.%s", format_names[k]);
+            r->p_format[k] = 0;
+            if ((rc = get_num(f, format_names[k], path, 0, 1, &r->p_format[k], name, err)) < 0)
+                return rc;
+            sum += r->p_format[k];
+        }
+        if (fabs(sum - 1) > 1e-9)
+            return bad(err, name, "formats", "the format shares must sum to 1");
+        r->p_tts = r->p_format[FLM_FORMAT_TTS];
     }
     json_t *pk = json_object_get(root, "packing");
     if (pk) {
@@ -145,6 +249,12 @@ static int parse(json_t *root, const char *name, flm_recipe *r, flm_error *err)
         if (r->silence_max_s < r->silence_min_s)
             return bad(err, name, "packing.silence_max_s", "is below packing.silence_min_s");
     }
+    json_t *dg = json_object_get(root, "dialog");
+    if (dg && (rc = parse_dialog(dg, name, r, err)) < 0)
+        return rc;
+    json_t *ag = json_object_get(root, "augmentation");
+    if (ag && (rc = parse_augmentation(ag, name, r, err)) < 0)
+        return rc;
     json_t *lw = json_object_get(root, "loss_weights");
     if (lw) {
         static const char *keys[] = {"semantic", "acoustic", "monologue", "wait", NULL};
