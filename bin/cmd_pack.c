@@ -34,6 +34,9 @@
 #include "codes.h"
 #include "commands.h"
 #include "flm_alloc.h"
+#include "flm_audio.h"
+#include "flm_augment.h"
+#include "flm_dialog.h"
 #include "flm_index.h"
 #include "flm_mimi.h"
 #include "flm_npy.h"
@@ -51,27 +54,34 @@
  * speech frames (the last group of a file may hold less), so the partly filled last sample of
  * each group wastes little. */
 #define GROUP_SAMPLES 8
+/* Dialog manifests: a group is this many lines (one dialog is one sample). */
+#define GROUP_DIALOGS 16
 
 static void usage(FILE *f)
 {
     fprintf(
         f,
         "usage: flm pack --recipe R.json --out DATASET --tokenizer tokenizer.json [options]\n"
-        "                SENTENCES.jsonl...\n"
+        "                MANIFEST.jsonl...\n"
         "\n"
-        "Packs sentence-aligned utterances (the output of flm align; a line may name precomputed\n"
-        "codes with \"codes\": \"x.npy\") into TTS- and ASR-style samples (docs/pack.md) and "
-        "writes\n"
-        "zstd shards indexed in DATASET/index.sqlite. Audio is decoded by FFmpeg and encoded with\n"
-        "Mimi. Running the same command again resumes a stopped job (finished work is not redone,\n"
-        "the result is identical); more manifests can be added to a dataset later. Broken inputs\n"
-        "are quarantined with the reason (flm index quarantine DATASET) and the job goes on.\n"
+        "Post-training recipes (formats tts/asr): packs sentence-aligned utterances (the output\n"
+        "of flm align; a line may name precomputed codes, \"codes\": \"x.npy\") into TTS- and\n"
+        "ASR-style samples (docs/pack.md). Fine-tuning recipes (arrt/rtts/rtts-free): renders\n"
+        "each dialog of a dialog manifest into two tracks with simulated interruptions,\n"
+        "augments the listen track and packs one sample per dialog (docs/dialogs.md).\n"
+        "Audio is decoded by FFmpeg and encoded with Mimi; shards are indexed in\n"
+        "DATASET/index.sqlite. Running the same command again resumes a stopped job (finished\n"
+        "work is not redone, the result is identical); more manifests can be added later.\n"
+        "Broken inputs are quarantined with the reason (flm index quarantine DATASET) and the\n"
+        "job goes on.\n"
         "\n"
         "  --recipe FILE        stage recipe (schemas/recipes/post-training-1.json, ...)\n"
         "  --out DIR            dataset directory (created)\n"
         "  --tokenizer FILE     Qwen2.5 tokenizer.json (default: $FLM_TOKENIZER)\n"
         "  --codec FILE         Mimi checkpoint (tokenizer-e351c8d8-checkpoint125.safetensors);\n"
         "                       without it a seeded RANDOM Mimi is used (pipeline tests only)\n"
+        "  --noise DIR|LIST     dialogs: noise clips for the listen-track augmentation (a\n"
+        "                       directory, or a text file of paths)\n"
         "  --silence-codes LIST the codec's 8 codes for a silent frame, comma-separated (default:\n"
         "                       computed with the codec)\n"
         "  --per-shard N        samples per shard, at least (default 256; shards end at groups)\n"
@@ -106,6 +116,10 @@ typedef struct job {
     char **manifests;
     int n_manifests;
     flm_recipe recipe;
+    int dialogs;           /* the recipe packs dialogs (ARRT/RTTS/RTTS-free), not sentences */
+    flm_dialog_params dp;  /* dialogs: timeline settings from the recipe */
+    flm_augment_params ap; /* dialogs: listen-track augmentation from the recipe */
+    flm_augment_noise_pool *pool; /* dialogs: --noise clips (NULL: no noise) */
     flm_profiles prof;
     flm_tokenizer *tok;
     flm_token_buf tb;
@@ -135,14 +149,16 @@ typedef struct job {
     size_t n_done, cap_done;
     /* totals */
     int64_t groups_todo, groups_skipped, utts, quarantined, n_out, n_tts, sentences, shards;
+    int64_t n_interrupted; /* dialogs: samples with at least one interruption */
     int64_t speech_frames, progress;
-    int64_t q_by_stage[6];
-    double t_decode, t_encode, t_read, t_tokenize, t_pack, t_write, t_compress;
+    int64_t q_by_stage[7];
+    double t_decode, t_encode, t_read, t_tokenize, t_pack, t_write, t_compress, t_augment;
     cli_progress bar;
 } job;
 
-static const char *const stages[] = {"parse", "audio", "codes", "frames", "tokenize", "pack"};
-enum { ST_PARSE, ST_AUDIO, ST_CODES, ST_FRAMES, ST_TOKENIZE, ST_PACK };
+static const char *const stages[] = {"parse",    "audio", "codes",  "frames",
+                                     "tokenize", "pack",  "augment"};
+enum { ST_PARSE, ST_AUDIO, ST_CODES, ST_FRAMES, ST_TOKENIZE, ST_PACK, ST_AUGMENT, N_STAGES };
 
 static const char *base_name(const char *path)
 {
@@ -269,8 +285,9 @@ static int scan_manifests(job *J, group **out, size_t *n_out)
             XXH3_64bits_update(xs, line, (size_t)len);
             g[n].n_lines++;
             offset += len;
-            g[n].frames += line_frames(line, (size_t)len);
-            if (g[n].frames >= (int64_t)GROUP_SAMPLES * J->recipe.sample_frames) {
+            g[n].frames += J->dialogs ? 1 : line_frames(line, (size_t)len); /* dialogs: lines */
+            if (J->dialogs ? g[n].n_lines >= GROUP_DIALOGS
+                           : g[n].frames >= (int64_t)GROUP_SAMPLES * J->recipe.sample_frames) {
                 g[n++].hash = XXH3_64bits_digest(xs);
                 open_group = 0;
             }
@@ -448,7 +465,9 @@ static int add_sample(job *J, flm_sample *s, flm_error *err)
     J->n_out++;
     J->n_tts += !strcmp(s->style, "tts");
     const flm_meta *m = flm_sample_meta_get(s, "pack.speech_frames");
-    J->speech_frames += m ? m->i : 0;
+    J->speech_frames += J->dialogs ? s->n_frames : m ? m->i : 0;
+    m = flm_sample_meta_get(s, "dialog.interrupts");
+    J->n_interrupted += m && m->i > 0;
     pthread_mutex_lock(&J->mu);
     if ((rc = J->writer_rc) < 0) {
         *err = J->writer_err;
@@ -576,6 +595,144 @@ static int utt_codes(job *J, utt_buf *b, int *stage, flm_error *err)
     return 0;
 }
 
+/* Whether a sample with this key exists (in the index, or in the shard being written). */
+static int sample_exists(job *J, const char *key)
+{
+    char *path = NULL;
+    uint64_t rec;
+    flm_error err = {0};
+    int found = flm_index_locate(J->idx, key, &path, &rec, &err) == 0;
+    flm_free(path);
+    pthread_mutex_lock(&J->mu);
+    for (size_t i = 0; i < J->n_samples && !found; i++)
+        found = !strcmp(J->samples[i]->id, key);
+    pthread_mutex_unlock(&J->mu);
+    return found;
+}
+
+/* One dialog line -> one sample: decode and tokenize each turn, plan the timeline (format drawn
+ * by the recipe's shares, interruptions), render both tracks, augment the listen track, encode
+ * both with Mimi, pack. Returns 0, 1 (quarantined) or < 0. */
+static int add_dialog(job *J, const char *file, const char *key, const char *line, size_t len,
+                      int64_t line_no, const char *dir)
+{
+    flm_dialog d;
+    flm_dialog_plan plan;
+    flm_augment_result res;
+    flm_error err = {0};
+    float *audio[FLM_DIALOG_MAX_TURNS] = {0}, *listen = NULL, *speak = NULL;
+    int32_t *tok[FLM_DIALOG_MAX_TURNS] = {0}, n_tok[FLM_DIALOG_MAX_TURNS] = {0};
+    int32_t *scodes = NULL, *lcodes = NULL;
+    int64_t n_samples[FLM_DIALOG_MAX_TURNS] = {0};
+    flm_sample *smp = NULL;
+    memset(&d, 0, sizeof d);
+    memset(&res, 0, sizeof res);
+    int stage = ST_PARSE, ret = 0;
+    int rc = flm_dialog_parse(&d, line, len, file, (int32_t)line_no, dir, &err);
+    if (rc == 0 && sample_exists(J, d.id))
+        rc = flm_error_set(&err, FLM_EINVAL, "dialog id \"%s\" is already in the dataset", d.id);
+    for (int32_t k = 0; k < d.n_turns && rc == 0; k++) {
+        flm_audio_params ap = flm_audio_default_params();
+        int32_t nch = 0;
+        double t0 = flm_now();
+        stage = ST_AUDIO;
+        rc = flm_audio_read_file(d.turns[k].audio, &ap, &audio[k], &n_samples[k], &nch, &err);
+        double t1 = flm_now();
+        J->t_decode += t1 - t0;
+        if (rc < 0)
+            break;
+        stage = ST_TOKENIZE;
+        if (rc == 0 && (rc = flm_tokenizer_encode(J->tok, d.turns[k].text, strlen(d.turns[k].text),
+                                                  &J->tb, &err)) == 0) {
+            if (J->tb.n_ids == 0)
+                rc = flm_error_set(&err, FLM_EFORMAT, "turn %d: no tokens in \"%s\"", k,
+                                   d.turns[k].text);
+            else if (!(tok[k] = flm_malloc(J->tb.n_ids * sizeof *tok[k])))
+                rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
+            else
+                memcpy(tok[k], J->tb.ids, J->tb.n_ids * sizeof *tok[k]),
+                    n_tok[k] = (int32_t)J->tb.n_ids;
+        }
+        J->t_tokenize += flm_now() - t1;
+    }
+    int64_t n = 0;
+    double t0 = flm_now();
+    if (rc == 0) {
+        stage = ST_PACK;
+        int fmt = flm_dialog_pick_format(&J->recipe, J->recipe.seed, d.id);
+        rc = flm_dialog_plan_make(&plan, &J->dp, fmt, &d, n_samples, n_tok, J->recipe.seed, d.id,
+                                  &err);
+    }
+    if (rc == 0) {
+        n = (int64_t)plan.n_frames * J->dp.samples_per_frame;
+        listen = flm_calloc((size_t)n, sizeof *listen);
+        speak = flm_calloc((size_t)n, sizeof *speak);
+        rc = listen && speak ? flm_dialog_render(&plan, &J->dp, (const float *const *)audio,
+                                                 n_samples, listen, speak, n, &err)
+                             : flm_error_set(&err, FLM_ENOMEM, "out of memory");
+    }
+    J->t_pack += flm_now() - t0;
+    if (rc == 0) {
+        int64_t st[FLM_DIALOG_MAX_TURNS], en[FLM_DIALOG_MAX_TURNS];
+        flm_augment_span spans[FLM_DIALOG_MAX_TURNS];
+        int32_t ns = flm_dialog_user_spans(&plan, J->dp.samples_per_frame, st, en);
+        for (int32_t k = 0; k < ns; k++)
+            spans[k] = (flm_augment_span){st[k], en[k]};
+        t0 = flm_now();
+        stage = ST_AUGMENT;
+        rc = flm_augment_apply(&J->ap, J->recipe.seed, d.id, listen, n, spans, ns, speak, n,
+                               J->pool, &res, &err);
+        J->t_augment += flm_now() - t0;
+    }
+    if (rc == 0) {
+        t0 = flm_now();
+        stage = ST_AUDIO;
+        scodes = flm_malloc((size_t)plan.n_frames * FLM_N_CODEBOOKS * sizeof *scodes);
+        lcodes = flm_malloc((size_t)plan.n_frames * FLM_N_CODEBOOKS * sizeof *lcodes);
+        if (!scodes || !lcodes)
+            rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
+        if (rc == 0 && (rc = load_codec(J, &err)) == 0 &&
+            (rc = flm_mimi_encode(J->mimi, speak, n, scodes, &err)) == 0)
+            rc = flm_mimi_encode(J->mimi, listen, n, lcodes, &err);
+        J->t_encode += flm_now() - t0;
+    }
+    if (rc == 0) {
+        t0 = flm_now();
+        stage = ST_PACK;
+        rc = flm_dialog_pack(&smp, &J->prof, &plan, (const int32_t *const *)tok, n_tok, scodes,
+                             lcodes, plan.n_frames, d.id, &err);
+        if (rc == 0 &&
+            ((rc = flm_augment_result_to_meta(&res, smp, &err)) < 0 ||
+             flm_sample_set_stage(smp, J->recipe.stage) || flm_sample_set_corpus(smp, d.corpus) ||
+             flm_sample_set_language(smp, d.language)))
+            rc = rc < 0 ? rc : flm_error_set(&err, FLM_ENOMEM, "out of memory");
+        J->t_pack += flm_now() - t0;
+    }
+    if (rc == 0) {
+        J->utts++;
+        J->sentences += d.n_turns;
+        if ((rc = add_sample(J, smp, &err)) < 0) {
+            cli_error("pack: %s", err.msg);
+            ret = -1;
+        }
+        smp = NULL;
+    } else if (rc == FLM_ENOMEM) {
+        cli_error("pack: %s", err.msg);
+        ret = -1;
+    } else {
+        char msg[FLM_ERROR_MSG_SIZE + 64];
+        snprintf(msg, sizeof msg, "%s%s%s", d.id ? d.id : "", d.id ? ": " : "", err.msg);
+        ret = quarantine(J, key, file, stage, msg) < 0 ? -1 : 1;
+    }
+    flm_sample_destroy(&smp);
+    for (int k = 0; k < FLM_DIALOG_MAX_TURNS; k++)
+        flm_free(audio[k]), flm_free(tok[k]);
+    flm_free(listen), flm_free(speak), flm_free(scodes), flm_free(lcodes);
+    flm_augment_result_clear(&res);
+    flm_dialog_clear(&d);
+    return ret;
+}
+
 /* Parses, encodes and tokenizes one line into pairs. Returns 0, 1 (quarantined) or < 0. */
 static int add_line(job *J, group_state *G, const group *g, const char *line, size_t len,
                     int64_t line_no, const char *dir)
@@ -586,6 +743,8 @@ static int add_line(job *J, group_state *G, const group *g, const char *line, si
              (unsigned long long)(XXH3_64bits(line, len) >> 32));
     if (g->retry && line_no != g->retry_line)
         return 0;
+    if (J->dialogs)
+        return add_dialog(J, file, key, line, len, line_no, dir);
     flm_error err = {0};
     if (flm_grow((void **)&G->utts, &G->cap_utts, G->n_utts + 1, sizeof *G->utts) < 0) {
         cli_error("pack: out of memory");
@@ -705,7 +864,10 @@ static int pack_group(job *J, group_state *G, const char *file, const char *samp
             flm_rng r;
             flm_rng_init(&r, J->recipe.seed, sid, "pack.style");
             flm_packer_params pp = flm_packer_default_params(&J->prof);
-            pp.style = flm_rng_uniform(&r) < J->recipe.p_tts ? FLM_PACK_TTS : FLM_PACK_ASR;
+            double p_tts =
+                J->recipe.p_format[FLM_FORMAT_TTS] /
+                (J->recipe.p_format[FLM_FORMAT_TTS] + J->recipe.p_format[FLM_FORMAT_ASR]);
+            pp.style = flm_rng_uniform(&r) < p_tts ? FLM_PACK_TTS : FLM_PACK_ASR;
             pp.lead = J->recipe.lead;
             pp.lag = J->recipe.lag;
             pp.sample_frames = J->recipe.sample_frames;
@@ -915,29 +1077,33 @@ static void print_summary(const job *J, double elapsed)
     char part[64] = "";
     if (J->world > 1)
         snprintf(part, sizeof part, " (part %d of %d)", J->rank, J->world);
-    printf("flm pack%s: %lld groups packed (%lld already done), %lld utterances, %lld sentences "
-           "-> %lld samples (%lld TTS, %lld ASR) in %lld shards; %.3f h of speech\n",
-           part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
-           (long long)J->sentences, (long long)J->n_out, (long long)J->n_tts,
-           (long long)(J->n_out - J->n_tts), (long long)J->shards, hours);
+    if (J->dialogs)
+        printf("flm pack%s: %lld groups packed (%lld already done), %lld dialogs, %lld turns -> "
+               "%lld samples (%lld with interruptions) in %lld shards; %.3f h of dialog\n",
+               part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
+               (long long)J->sentences, (long long)J->n_out, (long long)J->n_interrupted,
+               (long long)J->shards, hours);
+    else
+        printf("flm pack%s: %lld groups packed (%lld already done), %lld utterances, %lld "
+               "sentences -> %lld samples (%lld TTS, %lld ASR) in %lld shards; %.3f h of speech\n",
+               part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
+               (long long)J->sentences, (long long)J->n_out, (long long)J->n_tts,
+               (long long)(J->n_out - J->n_tts), (long long)J->shards, hours);
     if (J->quarantined) {
         printf("  quarantined: %lld (flm index quarantine %s):", (long long)J->quarantined, J->dir);
-        for (int s = 0; s < 6; s++)
+        for (int s = 0; s < N_STAGES; s++)
             if (J->q_by_stage[s])
                 printf(" %s %lld", stages[s], (long long)J->q_by_stage[s]);
         printf("\n");
     }
-    double t[7] = {J->t_read, J->t_decode, J->t_encode,  J->t_tokenize,
-                   J->t_pack, J->t_write,  J->t_compress};
-    const char *names[7] = {"read codes",
-                            "decode",
-                            "encode",
-                            "tokenize",
-                            "pack",
-                            "index",
-                            "compress+write (writer thread, in parallel)"};
-    printf("  time %.1f s (%.3g h of speech/s):", elapsed, elapsed > 0 ? hours / elapsed : 0);
-    for (int s = 0; s < 7; s++)
+    double t[8] = {J->t_read,     J->t_decode, J->t_augment, J->t_encode,
+                   J->t_tokenize, J->t_pack,   J->t_write,   J->t_compress};
+    const char *names[8] = {
+        "read codes", "decode", "augment", "encode",
+        "tokenize",   "pack",   "index",   "compress+write (writer thread, in parallel)"};
+    printf("  time %.1f s (%.3g h of %s/s):", elapsed, elapsed > 0 ? hours / elapsed : 0,
+           J->dialogs ? "dialog" : "speech");
+    for (int s = 0; s < 8; s++)
         if (t[s] > 0)
             printf(" %s %.0f%%", names[s], elapsed > 0 ? 100 * t[s] / elapsed : 0);
     printf("; peak memory %.0f MB\n", ru.ru_maxrss / 1024.0);
@@ -1061,7 +1227,10 @@ static int run_job(job *J, int64_t *n_bad)
                     "given twice?); each is packed once\n",
                     (long long)dup);
     }
-    cli_progress_start_scaled(&J->bar, "pack", "h", total, 12.5 * 3600);
+    if (J->dialogs)
+        cli_progress_start(&J->bar, "pack", "dialogs", total);
+    else
+        cli_progress_start_scaled(&J->bar, "pack", "h", total, 12.5 * 3600);
     J->bar.enabled &= !J->mpi || J->rank == 0; /* under mpirun one bar (rank 0's) is enough */
     for (size_t i = 0; rc == 0 && i < n_gs + n_rs; i++) {
         if (!todo[i])
@@ -1086,9 +1255,46 @@ static int run_job(job *J, int64_t *n_bad)
     return rc;
 }
 
+/* Sentences or dialogs, by the recipe's formats; for dialogs the timeline and augmentation
+ * settings, and the noise clips. */
+static int setup_recipe(job *J, const char *noise)
+{
+    const double *f = J->recipe.p_format;
+    double post = f[FLM_FORMAT_TTS] + f[FLM_FORMAT_ASR];
+    double dial = f[FLM_FORMAT_ARRT] + f[FLM_FORMAT_RTTS] + f[FLM_FORMAT_RTTS_FREE];
+    flm_error err = {0};
+    if (post > 0 && dial > 0) {
+        cli_error("pack: recipe %s mixes sentence formats (tts, asr) and dialog formats (arrt, "
+                  "rtts, rtts-free): pack them as two jobs",
+                  J->recipe.name);
+        return -1;
+    }
+    J->dialogs = dial > 0;
+    if (!J->dialogs) {
+        if (noise) {
+            cli_error("pack: --noise augments dialogs; recipe %s packs sentences", J->recipe.name);
+            return -1;
+        }
+        return 0;
+    }
+    J->ap = flm_augment_default_params();
+    int rc = flm_dialog_params_from_recipe(&J->dp, &J->recipe, &J->prof, &err);
+    for (size_t i = 0; rc == 0 && i < J->recipe.n_augment; i++)
+        rc = flm_augment_params_set(&J->ap, J->recipe.augment_key[i], J->recipe.augment_value[i],
+                                    &err);
+    if (rc == 0)
+        rc = flm_augment_params_check(&J->ap, &err);
+    if (rc == 0 && noise && (rc = flm_augment_noise_pool_create(&J->pool, &err)) == 0)
+        rc = flm_augment_noise_pool_load(J->pool, noise, J->prof.codec.sample_rate, 4 * 3600.0,
+                                         &err);
+    if (rc < 0)
+        cli_error("pack: %s", err.msg);
+    return rc;
+}
+
 int cmd_pack(int argc, char **argv)
 {
-    const char *recipe = NULL, *tok_path = getenv("FLM_TOKENIZER"), *v;
+    const char *recipe = NULL, *tok_path = getenv("FLM_TOKENIZER"), *noise = NULL, *v;
     int64_t rank = -1, world = -1, per_shard = 256, threads = 0;
     int bad = 0;
     job J;
@@ -1107,6 +1313,8 @@ int cmd_pack(int argc, char **argv)
             tok_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
             J.codec_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--noise", &bad))) {
+            noise = v;
         } else if ((v = cli_opt(argc, argv, &i, "--silence-codes", &bad))) {
             bad = parse_silence(v, J.silence) < 0;
             J.have_silence = !bad;
@@ -1184,6 +1392,8 @@ int cmd_pack(int argc, char **argv)
         flm_tokenizer_load(&J.tok, tok_path, &tp, &err) < 0) {
         cli_error("pack: %s", err.msg);
         rc = 1;
+    } else if (setup_recipe(&J, noise) < 0) {
+        rc = 1;
     } else if (make_dir(J.out) < 0) {
         rc = 1;
     } else if (J.world == 1 && has_parts(J.out)) {
@@ -1258,6 +1468,7 @@ int cmd_pack(int argc, char **argv)
     flm_token_buf_free(&J.tb);
     flm_mimi_stream_destroy(&J.stream);
     flm_mimi_destroy(&J.mimi);
+    flm_augment_noise_pool_destroy(&J.pool);
     flm_recipe_free(&J.recipe);
     flm_free(J.manifests);
     return rc;

@@ -269,4 +269,39 @@ like "$out" "(asr style)" "demo shows an ASR timeline"
 "$FLM" index check "$W/demo/dataset" --quiet >/dev/null; ok $? "demo dataset checks clean"
 out=$(FLM_TOKENIZER=$TOK "$FLM" demo --out "$W/demo" --codec "$d/mimi.safetensors" 2>&1)
 like "$out" "0 groups packed (1 already done)" "a second demo run redoes nothing"
+# ---- dialogs: flm demo --sft, ranks, quarantine (issue 9) ------------------------------------
+out=$(FLM_TOKENIZER=$TOK "$FLM" demo --sft --out "$W/sft" --codec "$W/audio/mimi.safetensors" 2>&1)
+ok $? "flm demo --sft"
+like "$out" "6 dialogs, 23 turns -> 6 samples" "six espeak-ng dialogs packed, one sample each"
+like "$out" "dialogs: 6 samples; interruption rate" "flm index stats reports the interruption figures"
+like "$out" "augmentation: 6 samples; noise" "and the augmentation rates"
+like "$out" "interrupt    frame" "an interrupted timeline is shown with its events"
+d=$W/dlg; mkdir -p "$d"
+$PY - "$W/sft/dialogs.jsonl" "$d/m.jsonl" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+with open(sys.argv[2], "w") as f:
+    for k in range(6):                       # 36 dialogs: 3 groups of 16 lines
+        for d in lines:
+            d = dict(d, id=f"{d['id']}-{k}")
+            d["turns"] = [dict(t, audio="../sft/" + t["audio"]) for t in d["turns"]]
+            f.write(json.dumps(d) + "\n")
+    f.write('{"id": "bad-role", "turns": [{"role": "robot", "text": "Hi.", "audio": "x.wav"}]}\n')
+    bad = dict(lines[0], id="bad-audio")
+    bad["turns"] = [dict(t, audio="gone.wav") for t in bad["turns"]]
+    f.write(json.dumps(bad) + "\n")
+EOF
+R2=$W/sft/recipe.json
+dpack() { "$FLM" pack --tokenizer "$TOK" --codec "$W/audio/mimi.safetensors" --recipe "$R2" --per-shard 5 "$@" "$d/m.jsonl"; }
+dpack --out "$d/one" >"$d/one.log" 2>&1; ok $? "pack 38 dialog lines (2 broken)"
+like "$(cat "$d/one.log")" "36 dialogs" "36 dialogs packed"
+q=$("$FLM" index quarantine "$d/one")
+like "$q" "parse	.*m.jsonl:37: key \"turns\[0\].role\"" "a bad role: quarantined at parse, naming file, line and key"
+like "$q" "audio	bad-audio: .*gone.wav" "a missing turn audio: quarantined at audio, naming the file"
+for rank in 0 1; do dpack --out "$d/w2" --rank $rank --world 2 >/dev/null 2>&1 || echo "rank $rank failed"; done
+"$FLM" index merge "$d"/w2/part-*-of-2 -o "$d/w2" >/dev/null
+is "$(samples "$d/w2")" "$(samples "$d/one")" "dialogs: --world 2 merged gives the same samples, byte for byte"
+n=$(sqlite3 "$d/one/index.sqlite" "SELECT count(*) FROM events WHERE kind = 'interrupt'")
+m=$(sqlite3 "$d/one/index.sqlite" "SELECT sum(json_extract(metadata, '\$.\"dialog.interrupts\"')) FROM samples")
+is "$n" "$m" "every simulated interruption is an event in the index ($n)"
 done_testing
