@@ -1,0 +1,1313 @@
+/* FLM-Audio RQ-Transformer: config, weight table, loading, random checkpoints, forward passes.
+ *
+ * Weight table (checkpoint name -> field; shapes for the released model: d = 3584, V = 152064,
+ * A = 2050, kv = 4 * 128 = 512, ff = 18944, E = 1024, F = 2730):
+ *
+ *   model.embed_tokens.text_embeddings.weight            [V, d]      text_emb
+ *   model.embed_tokens.aud_speak_embeddings.{c}.weight   [A, d]      speak_emb[c]
+ *   model.embed_tokens.aud_listen_embeddings.{c}.weight  [A, d]      listen_emb[c]
+ *   model.layers.{l}.input_layernorm.weight              [d]         L[l].ln1
+ *   model.layers.{l}.self_attn.q_proj.{weight [d, d], bias [d]}      L[l].wq, bq
+ *   model.layers.{l}.self_attn.{k,v}_proj.{weight [kv, d], bias [kv]}  L[l].wk, bk, wv, bv
+ *   model.layers.{l}.self_attn.o_proj.weight             [d, d]      L[l].wo (bias if o_bias)
+ *   model.layers.{l}.post_attention_layernorm.weight     [d]         L[l].ln2
+ *   model.layers.{l}.mlp.{gate,up}_proj.weight [ff, d], down_proj.weight [d, ff]
+ *   model.norm.weight [d] ; lm_head.weight [V, d] (absent when tied)
+ *   aud_output_layers.linear_in.weight                   [8E, d]     dep_in
+ *   aud_output_layers.transformer.wtes.{c}.weight        [A, E]      wte[c]
+ *   aud_output_layers.transformer.wpe.weight             [8, E]      wpe
+ *   aud_output_layers.transformer.h.{l}.ln_{1,2}.weight  [E]
+ *   aud_output_layers.transformer.h.{l}.attn.c_attn.weight [3E, E] (q; k; v), c_proj [E, E]
+ *   aud_output_layers.transformer.h.{l}.mlps.{c}.{gate,up}_proj.weight [F, E], down_proj [E, F]
+ *   aud_output_layers.transformer.ln_f.weight            [E]
+ *   aud_output_layers.lm_heads.{c}.weight                [A, E]
+ */
+#include "flm_lm.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "flm_alloc.h"
+#include "flm_kernels.h"
+#include "flm_rng.h"
+#include "flm_safetensors.h"
+#include "flm_util.h"
+
+#define NCB FLM_LM_N_CODEBOOKS
+#define DEPTH_EPS 1e-6f /* DepthGPT's RMSNorm eps is hard-coded upstream, not in the config */
+#define CONFIG_MAX_SIZE (1 << 20)
+
+typedef struct lm_layer {
+    float *ln1, *ln2;         /* [d] */
+    float *wq, *bq;           /* [d][d], [d] */
+    float *wk, *bk, *wv, *bv; /* [kv][d], [kv] */
+    float *wo, *bo;           /* [d][d], [d] or NULL */
+    float *wg, *wu;           /* [ff][d] */
+    float *wd;                /* [d][ff] */
+} lm_layer;
+
+typedef struct dep_layer {
+    float *ln1, *ln2;         /* [E] */
+    float *c_attn;            /* [3E][E] */
+    float *c_proj;            /* [E][E] */
+    float *wg[NCB], *wu[NCB]; /* [F][E] per position */
+    float *wd[NCB];           /* [E][F] */
+} dep_layer;
+
+struct flm_lm {
+    flm_lm_config cfg;
+    float *text_emb;                         /* [V][d] */
+    float *speak_emb[NCB], *listen_emb[NCB]; /* [A][d] */
+    lm_layer *L;                             /* [n_layers] */
+    float *norm;                             /* [d] */
+    float *lm_head;                          /* [V][d] (= text_emb when tied) */
+    float *dep_in;                           /* [8E][d] */
+    float *wte[NCB];                         /* [A][E] */
+    float *wpe;                              /* [8][E] */
+    dep_layer *D;                            /* [dep_layers] */
+    float *ln_f;                             /* [E] */
+    float *head[NCB];                        /* [A][E] */
+    void **allocs;
+    size_t n_allocs, cap_allocs, weight_size;
+};
+
+/* ---------------------------------------------------------------- config */
+
+static int cfg_int(json_t *o, const char *key, const char *path, const char *name, int required,
+                   int64_t lo, int64_t hi, int *out, flm_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v && !required)
+        return 0;
+    if (!v)
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s%s\" missing", name, path, key);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: key \"%s%s\": expected an integer in [%lld, %lld]", name, path,
+                             key, (long long)lo, (long long)hi);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int cfg_real(json_t *o, const char *key, const char *name, int required, double lo,
+                    double hi, float *out, flm_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v && !required)
+        return 0;
+    if (!v)
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s\" missing", name, key);
+    if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi))
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s\": expected a number in [%g, %g]",
+                             name, key, lo, hi);
+    *out = (float)json_number_value(v);
+    return 0;
+}
+
+static int cfg_bool(json_t *o, const char *key, const char *path, const char *name, int *out,
+                    flm_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v))
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s%s\": expected true or false", name,
+                             path, key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int only_keys(json_t *o, const char *const *keys, const char *path, const char *name,
+                     flm_error *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        int ok = 0;
+        for (int i = 0; keys[i] && !ok; i++)
+            ok = !strcmp(key, keys[i]);
+        if (!ok)
+            return flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"%s.%s\"", name, path, key);
+    }
+    for (int i = 0; keys[i]; i++)
+        if (!json_object_get(o, keys[i]))
+            return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s.%s\" missing", name, path,
+                                 keys[i]);
+    return 0;
+}
+
+static int parse_config(json_t *root, const char *name, flm_lm_config *c, flm_error *err)
+{
+    const int64_t BIG = 1 << 24;
+    int rc, use_mup = 0;
+    float mup_scale = 1.0f, output_mult = 1.0f;
+    memset(c, 0, sizeof *c);
+    c->attention_bias = 1;
+    c->max_positions = 8192;
+    c->input_mult = 1.0f;
+    c->bos = c->eos = -1;
+    if (!json_is_object(root))
+        return flm_error_set(err, FLM_EFORMAT, "%s: not a JSON object", name);
+    json_t *mt = json_object_get(root, "model_type");
+    if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "FLMAudio")))
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"model_type\": expected \"FLMAudio\"",
+                             name);
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu")))
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"hidden_act\": only \"silu\" is supported",
+                             name);
+    int disable_o_bias = 1, mlp_bias = 0, aud_channel = 0;
+    if ((rc = cfg_int(root, "vocab_size", "", name, 1, 1, BIG, &c->vocab_size, err)) < 0 ||
+        (rc = cfg_int(root, "hidden_size", "", name, 1, 2, 65536, &c->hidden, err)) < 0 ||
+        (rc = cfg_int(root, "num_hidden_layers", "", name, 1, 1, 1024, &c->n_layers, err)) < 0 ||
+        (rc = cfg_int(root, "num_attention_heads", "", name, 1, 1, 1024, &c->n_heads, err)) < 0 ||
+        (rc = cfg_int(root, "num_key_value_heads", "", name, 1, 1, 1024, &c->n_kv_heads, err)) <
+            0 ||
+        (rc = cfg_int(root, "intermediate_size", "", name, 1, 1, 1 << 20, &c->intermediate, err)) <
+            0 ||
+        (rc = cfg_int(root, "max_position_embeddings", "", name, 0, 1, BIG, &c->max_positions,
+                      err)) < 0 ||
+        (rc = cfg_int(root, "aud_channel", "", name, 1, 1, 64, &aud_channel, err)) < 0 ||
+        (rc = cfg_int(root, "aud_vocab_size", "", name, 1, 1, BIG, &c->aud_vocab, err)) < 0 ||
+        (rc = cfg_int(root, "bos_token_id", "", name, 0, -1, BIG, &c->bos, err)) < 0 ||
+        (rc = cfg_int(root, "eos_token_id", "", name, 0, -1, BIG, &c->eos, err)) < 0 ||
+        (rc = cfg_real(root, "rms_norm_eps", name, 1, 0.0, 1.0, &c->rms_eps, err)) < 0 ||
+        (rc = cfg_real(root, "rope_theta", name, 1, 1.0, 1e12, &c->rope_theta, err)) < 0 ||
+        (rc = cfg_bool(root, "attention_bias", "", name, &c->attention_bias, err)) < 0 ||
+        (rc = cfg_bool(root, "disable_att_o_bias", "", name, &disable_o_bias, err)) < 0 ||
+        (rc = cfg_bool(root, "mlp_bias", "", name, &mlp_bias, err)) < 0 ||
+        (rc = cfg_bool(root, "tie_word_embeddings", "", name, &c->tie_embeddings, err)) < 0 ||
+        (rc = cfg_bool(root, "use_mup", "", name, &use_mup, err)) < 0 ||
+        (rc = cfg_real(root, "mup_scale_factor", name, 0, 1e-6, 1e6, &mup_scale, err)) < 0 ||
+        (rc = cfg_real(root, "output_mult", name, 0, 1e-6, 1e6, &output_mult, err)) < 0 ||
+        (rc = cfg_real(root, "input_mult", name, 0, 1e-6, 1e6, &c->input_mult, err)) < 0)
+        return rc;
+    c->o_bias = !disable_o_bias;
+    if (!use_mup)
+        c->input_mult = 1.0f;
+    c->logit_mult = use_mup ? output_mult / mup_scale : 1.0f;
+    if (mlp_bias)
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"mlp_bias\": true is not supported", name);
+    if (aud_channel != NCB)
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"aud_channel\": %d, expected %d", name,
+                             aud_channel, NCB);
+    if (c->hidden % c->n_heads || c->n_heads % c->n_kv_heads || (c->hidden / c->n_heads) % 2)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: hidden_size %d, num_attention_heads %d, num_key_value_heads "
+                             "%d: heads must divide hidden_size into even head sizes and be a "
+                             "multiple of the key/value heads",
+                             name, c->hidden, c->n_heads, c->n_kv_heads);
+    c->head_dim = c->hidden / c->n_heads;
+    json_t *rs = json_object_get(root, "rope_scaling");
+    if (rs && !json_is_null(rs)) {
+        if (!json_is_object(rs))
+            return flm_error_set(err, FLM_EFORMAT, "%s: key \"rope_scaling\": expected an object",
+                                 name);
+        for (int i = 0; i < 2; i++) {
+            const char *k = i ? "rope_type" : "type";
+            json_t *v = json_object_get(rs, k);
+            if (v && (!json_is_string(v) || strcmp(json_string_value(v), "default")))
+                return flm_error_set(err, FLM_EFORMAT,
+                                     "%s: key \"rope_scaling.%s\": only \"default\" (plain 1-D "
+                                     "RoPE) is supported",
+                                     name, k);
+        }
+    }
+    json_t *mm = json_object_get(root, "mm_token_info");
+    static const char *const mm_keys[] = {"text_wait_token_id", "aud_pad_token_id",
+                                          "aud_emp_token_id", NULL};
+    if (!json_is_object(mm))
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"mm_token_info\": expected an object",
+                             name);
+    if ((rc = only_keys(mm, mm_keys, "mm_token_info", name, err)) < 0 ||
+        (rc = cfg_int(mm, "text_wait_token_id", "mm_token_info.", name, 1, 0, c->vocab_size - 1,
+                      &c->text_wait, err)) < 0 ||
+        (rc = cfg_int(mm, "aud_pad_token_id", "mm_token_info.", name, 1, 0, c->aud_vocab - 1,
+                      &c->aud_pad, err)) < 0 ||
+        (rc = cfg_int(mm, "aud_emp_token_id", "mm_token_info.", name, 1, 0, c->aud_vocab - 1,
+                      &c->aud_empty, err)) < 0)
+        return rc;
+    json_t *dg = json_object_get(root, "aud_depthgpt");
+    static const char *const dg_keys[] = {"n_layer",     "n_head",     "n_embd",
+                                          "dropout",     "bias",       "use_cmlp",
+                                          "use_rmsnorm", "use_swiglu", NULL};
+    if (!json_is_object(dg))
+        return flm_error_set(err, FLM_EFORMAT, "%s: key \"aud_depthgpt\": expected an object",
+                             name);
+    int bias = 0, cmlp = 0, rms = 0, swiglu = 0;
+    if ((rc = only_keys(dg, dg_keys, "aud_depthgpt", name, err)) < 0 ||
+        (rc = cfg_int(dg, "n_layer", "aud_depthgpt.", name, 1, 1, 1024, &c->dep_layers, err)) < 0 ||
+        (rc = cfg_int(dg, "n_head", "aud_depthgpt.", name, 1, 1, 1024, &c->dep_heads, err)) < 0 ||
+        (rc = cfg_int(dg, "n_embd", "aud_depthgpt.", name, 1, 1, 65536, &c->dep_embd, err)) < 0 ||
+        (rc = cfg_bool(dg, "bias", "aud_depthgpt.", name, &bias, err)) < 0 ||
+        (rc = cfg_bool(dg, "use_cmlp", "aud_depthgpt.", name, &cmlp, err)) < 0 ||
+        (rc = cfg_bool(dg, "use_rmsnorm", "aud_depthgpt.", name, &rms, err)) < 0 ||
+        (rc = cfg_bool(dg, "use_swiglu", "aud_depthgpt.", name, &swiglu, err)) < 0)
+        return rc;
+    if (!json_is_number(json_object_get(dg, "dropout")))
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: key \"aud_depthgpt.dropout\": expected a number", name);
+    if (bias || !cmlp || !rms || !swiglu)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: key \"aud_depthgpt\": only bias false with use_cmlp, "
+                             "use_rmsnorm and use_swiglu true is supported",
+                             name);
+    if (c->dep_embd % c->dep_heads)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: aud_depthgpt.n_head %d does not divide n_embd %d", name,
+                             c->dep_heads, c->dep_embd);
+    c->dep_ff = 8 * c->dep_embd / 3;
+    return 0;
+}
+
+int flm_lm_config_parse(const char *json, size_t size, const char *name, flm_lm_config *c,
+                        flm_error *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(json, size, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return flm_error_set(err, FLM_EFORMAT, "%s: line %d: %s", name, je.line, je.text);
+    int rc = parse_config(root, name, c, err);
+    json_decref(root);
+    return rc;
+}
+
+int flm_lm_config_preset(const char *size, flm_lm_config *c, flm_error *err)
+{
+    static const struct {
+        const char *name;
+        int d, layers, heads, kv, ff, dl, dh, de;
+    } P[] = {{"tiny", 64, 2, 4, 2, 128, 2, 4, 32},
+             {"1b", 1536, 16, 12, 2, 8960, 6, 16, 1024},
+             {"7b", 3584, 28, 28, 4, 18944, 6, 16, 1024}};
+    for (size_t i = 0; i < sizeof P / sizeof P[0]; i++)
+        if (!strcmp(size, P[i].name)) {
+            *c = (flm_lm_config){.vocab_size = 152064,
+                                 .hidden = P[i].d,
+                                 .n_layers = P[i].layers,
+                                 .n_heads = P[i].heads,
+                                 .n_kv_heads = P[i].kv,
+                                 .head_dim = P[i].d / P[i].heads,
+                                 .intermediate = P[i].ff,
+                                 .rms_eps = 1e-5f,
+                                 .rope_theta = 1e6f,
+                                 .max_positions = 8192,
+                                 .attention_bias = 1,
+                                 .input_mult = 1.0f,
+                                 .logit_mult = 1.0f,
+                                 .aud_vocab = 2050,
+                                 .text_wait = 151665,
+                                 .aud_pad = 2048,
+                                 .aud_empty = 2049,
+                                 .bos = 151643,
+                                 .eos = 151645,
+                                 .dep_layers = P[i].dl,
+                                 .dep_heads = P[i].dh,
+                                 .dep_embd = P[i].de,
+                                 .dep_ff = 8 * P[i].de / 3};
+            return 0;
+        }
+    return flm_error_set(err, FLM_EINVAL, "unknown FLM-Audio size '%s' (tiny, 1b or 7b)", size);
+}
+
+char *flm_lm_config_to_json(const flm_lm_config *c)
+{
+    json_t *r = json_object();
+    int hd = c->head_dim / 2; /* mrope sections as in the released config: [16, 24, 24] of 64 */
+    json_object_set_new(r, "architectures", json_pack("[s]", "FLMAudioForCausalLM"));
+    json_object_set_new(r, "model_type", json_string("FLMAudio"));
+    json_object_set_new(r, "torch_dtype", json_string("bfloat16"));
+    json_object_set_new(r, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(r, "hidden_size", json_integer(c->hidden));
+    json_object_set_new(r, "intermediate_size", json_integer(c->intermediate));
+    json_object_set_new(r, "num_hidden_layers", json_integer(c->n_layers));
+    json_object_set_new(r, "num_attention_heads", json_integer(c->n_heads));
+    json_object_set_new(r, "num_key_value_heads", json_integer(c->n_kv_heads));
+    json_object_set_new(r, "hidden_act", json_string("silu"));
+    json_object_set_new(r, "rms_norm_eps", json_real(c->rms_eps));
+    json_object_set_new(r, "rope_theta", json_real(c->rope_theta));
+    json_object_set_new(r, "rope_scaling",
+                        json_pack("{s:[i,i,i],s:s,s:s}", "mrope_section", hd / 4, hd * 3 / 8,
+                                  hd - hd / 4 - hd * 3 / 8, "rope_type", "default", "type",
+                                  "default"));
+    json_object_set_new(r, "max_position_embeddings", json_integer(c->max_positions));
+    json_object_set_new(r, "sliding_window", json_integer(32768));
+    json_object_set_new(r, "attention_bias", json_boolean(c->attention_bias));
+    json_object_set_new(r, "disable_att_o_bias", json_boolean(!c->o_bias));
+    json_object_set_new(r, "mlp_bias", json_false());
+    json_object_set_new(r, "attention_dropout", json_real(0.0));
+    json_object_set_new(r, "initializer_range", json_real(0.02));
+    json_object_set_new(r, "tie_word_embeddings", json_boolean(c->tie_embeddings));
+    json_object_set_new(r, "use_cache", json_true());
+    json_object_set_new(r, "bos_token_id", json_integer(c->bos));
+    json_object_set_new(r, "eos_token_id", json_integer(c->eos));
+    json_object_set_new(r, "aud_channel", json_integer(NCB));
+    json_object_set_new(r, "aud_vocab_size", json_integer(c->aud_vocab));
+    json_object_set_new(r, "mm_token_info",
+                        json_pack("{s:i,s:i,s:i}", "text_wait_token_id", c->text_wait,
+                                  "aud_pad_token_id", c->aud_pad, "aud_emp_token_id",
+                                  c->aud_empty));
+    json_object_set_new(r, "aud_depthgpt",
+                        json_pack("{s:i,s:i,s:i,s:f,s:b,s:b,s:b,s:b}", "n_layer", c->dep_layers,
+                                  "n_head", c->dep_heads, "n_embd", c->dep_embd, "dropout", 0.0,
+                                  "bias", 0, "use_cmlp", 1, "use_rmsnorm", 1, "use_swiglu", 1));
+    json_object_set_new(r, "use_mup", json_true());
+    json_object_set_new(r, "mup_scale_factor", json_real(28.0));
+    json_object_set_new(r, "output_mult", json_real(28.0 * c->logit_mult));
+    json_object_set_new(r, "input_mult", json_real(c->input_mult));
+    char *s = json_dumps(r, JSON_INDENT(2));
+    json_decref(r);
+    if (!s)
+        return NULL;
+    char *out = flm_strdup(s);
+    free(s);
+    return out;
+}
+
+/* ---------------------------------------------------------------- the tensor table */
+
+enum { INIT_NORMAL, INIT_NORM };
+
+typedef struct wdesc {
+    char name[160];
+    int n_dim;
+    int64_t shape[2];
+    float **dst; /* loader destination */
+    int init;
+} wdesc;
+
+typedef int (*wfn)(void *ctx, const wdesc *d);
+
+typedef struct walker {
+    wfn fn;
+    void *ctx;
+    int rc;
+} walker;
+
+static void emit(walker *w, float **dst, int init, int64_t rows, int64_t cols, const char *fmt, ...)
+    FLM_PRINTF(6, 7);
+
+/* cols == 0: a vector of rows elements. */
+static void emit(walker *w, float **dst, int init, int64_t rows, int64_t cols, const char *fmt, ...)
+{
+    if (w->rc < 0)
+        return;
+    wdesc d = {.n_dim = cols ? 2 : 1, .shape = {rows, cols}, .dst = dst, .init = init};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d.name, sizeof d.name, fmt, ap);
+    va_end(ap);
+    w->rc = w->fn(w->ctx, &d);
+}
+
+/* Enumerates every checkpoint tensor with its shape; m == NULL: names and shapes only. */
+static int walk(const flm_lm_config *c, flm_lm *m, wfn fn, void *ctx)
+{
+    walker w = {fn, ctx, 0};
+    int64_t d = c->hidden, V = c->vocab_size, A = c->aud_vocab,
+            kv = (int64_t)c->n_kv_heads * c->head_dim;
+    int64_t ff = c->intermediate, E = c->dep_embd, F = c->dep_ff;
+#define F_(field) (m ? &m->field : NULL)
+    emit(&w, F_(text_emb), INIT_NORMAL, V, d, "model.embed_tokens.text_embeddings.weight");
+    for (int k = 0; k < NCB; k++)
+        emit(&w, F_(speak_emb[k]), INIT_NORMAL, A, d,
+             "model.embed_tokens.aud_speak_embeddings.%d.weight", k);
+    for (int k = 0; k < NCB; k++)
+        emit(&w, F_(listen_emb[k]), INIT_NORMAL, A, d,
+             "model.embed_tokens.aud_listen_embeddings.%d.weight", k);
+    for (int l = 0; l < c->n_layers; l++) {
+        lm_layer *L = m ? &m->L[l] : NULL;
+#define LF(field) (L ? &L->field : NULL)
+        const char *p = "model.layers";
+        emit(&w, LF(ln1), INIT_NORM, d, 0, "%s.%d.input_layernorm.weight", p, l);
+        emit(&w, LF(wq), INIT_NORMAL, d, d, "%s.%d.self_attn.q_proj.weight", p, l);
+        if (c->attention_bias)
+            emit(&w, LF(bq), INIT_NORMAL, d, 0, "%s.%d.self_attn.q_proj.bias", p, l);
+        emit(&w, LF(wk), INIT_NORMAL, kv, d, "%s.%d.self_attn.k_proj.weight", p, l);
+        if (c->attention_bias)
+            emit(&w, LF(bk), INIT_NORMAL, kv, 0, "%s.%d.self_attn.k_proj.bias", p, l);
+        emit(&w, LF(wv), INIT_NORMAL, kv, d, "%s.%d.self_attn.v_proj.weight", p, l);
+        if (c->attention_bias)
+            emit(&w, LF(bv), INIT_NORMAL, kv, 0, "%s.%d.self_attn.v_proj.bias", p, l);
+        emit(&w, LF(wo), INIT_NORMAL, d, d, "%s.%d.self_attn.o_proj.weight", p, l);
+        if (c->o_bias)
+            emit(&w, LF(bo), INIT_NORMAL, d, 0, "%s.%d.self_attn.o_proj.bias", p, l);
+        emit(&w, LF(ln2), INIT_NORM, d, 0, "%s.%d.post_attention_layernorm.weight", p, l);
+        emit(&w, LF(wg), INIT_NORMAL, ff, d, "%s.%d.mlp.gate_proj.weight", p, l);
+        emit(&w, LF(wu), INIT_NORMAL, ff, d, "%s.%d.mlp.up_proj.weight", p, l);
+        emit(&w, LF(wd), INIT_NORMAL, d, ff, "%s.%d.mlp.down_proj.weight", p, l);
+#undef LF
+    }
+    emit(&w, F_(norm), INIT_NORM, d, 0, "model.norm.weight");
+    if (!c->tie_embeddings)
+        emit(&w, F_(lm_head), INIT_NORMAL, V, d, "lm_head.weight");
+    const char *p = "aud_output_layers";
+    emit(&w, F_(dep_in), INIT_NORMAL, NCB * E, d, "%s.linear_in.weight", p);
+    for (int k = 0; k < NCB; k++)
+        emit(&w, F_(wte[k]), INIT_NORMAL, A, E, "%s.transformer.wtes.%d.weight", p, k);
+    emit(&w, F_(wpe), INIT_NORMAL, NCB, E, "%s.transformer.wpe.weight", p);
+    for (int l = 0; l < c->dep_layers; l++) {
+        dep_layer *D = m ? &m->D[l] : NULL;
+#define DF(field) (D ? &D->field : NULL)
+        emit(&w, DF(ln1), INIT_NORM, E, 0, "%s.transformer.h.%d.ln_1.weight", p, l);
+        emit(&w, DF(ln2), INIT_NORM, E, 0, "%s.transformer.h.%d.ln_2.weight", p, l);
+        emit(&w, DF(c_attn), INIT_NORMAL, 3 * E, E, "%s.transformer.h.%d.attn.c_attn.weight", p, l);
+        emit(&w, DF(c_proj), INIT_NORMAL, E, E, "%s.transformer.h.%d.attn.c_proj.weight", p, l);
+        for (int k = 0; k < NCB; k++) {
+            emit(&w, DF(wg[k]), INIT_NORMAL, F, E, "%s.transformer.h.%d.mlps.%d.gate_proj.weight",
+                 p, l, k);
+            emit(&w, DF(wu[k]), INIT_NORMAL, F, E, "%s.transformer.h.%d.mlps.%d.up_proj.weight", p,
+                 l, k);
+            emit(&w, DF(wd[k]), INIT_NORMAL, E, F, "%s.transformer.h.%d.mlps.%d.down_proj.weight",
+                 p, l, k);
+        }
+#undef DF
+    }
+    emit(&w, F_(ln_f), INIT_NORM, E, 0, "%s.transformer.ln_f.weight", p);
+    for (int k = 0; k < NCB; k++)
+        emit(&w, F_(head[k]), INIT_NORMAL, A, E, "%s.lm_heads.%d.weight", p, k);
+#undef F_
+    return w.rc;
+}
+
+static int count_one(void *ctx, const wdesc *d)
+{
+    *(int64_t *)ctx += d->shape[0] * (d->n_dim == 2 ? d->shape[1] : 1);
+    return 0;
+}
+
+int64_t flm_lm_config_n_params(const flm_lm_config *c)
+{
+    int64_t n = 0;
+    walk(c, NULL, count_one, &n);
+    return n;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+typedef struct load_ctx {
+    flm_lm *m;
+    const flm_safetensors *st;
+    flm_error *err;
+    char *seen; /* [count]: tensors of the file the table used */
+} load_ctx;
+
+/* Position of name in the handle's sorted tensor list (-1 if absent). */
+static int st_index(const flm_safetensors *st, const char *name)
+{
+    int lo = 0, hi = flm_safetensors_count(st) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(flm_safetensors_at(st, mid)->name, name);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+static void *track(flm_lm *m, size_t bytes)
+{
+    void *p;
+    if (m->n_allocs == m->cap_allocs &&
+        flm_grow((void **)&m->allocs, &m->cap_allocs, m->n_allocs + 1, sizeof *m->allocs) < 0)
+        return NULL;
+    if (!(p = flm_malloc(bytes ? bytes : 1)))
+        return NULL;
+    m->allocs[m->n_allocs++] = p;
+    m->weight_size += bytes;
+    return p;
+}
+
+static int load_one(void *ctx, const wdesc *d)
+{
+    load_ctx *L = ctx;
+    const flm_st_info *in;
+    int rc = flm_safetensors_check(L->st, d->name, d->n_dim, d->shape, &in, L->err);
+    if (rc < 0)
+        return rc;
+    int at = st_index(L->st, d->name);
+    if (at >= 0)
+        L->seen[at] = 1;
+    size_t n = (size_t)d->shape[0] * (size_t)(d->n_dim == 2 ? d->shape[1] : 1);
+    float *dst = track(L->m, n * sizeof *dst);
+    if (!dst)
+        return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s' (%.1f MB)", d->name,
+                             n * 4 / 1e6);
+    if ((rc = flm_safetensors_read_f32(L->st, d->name, d->n_dim, d->shape, dst, L->err)) < 0)
+        return rc;
+    *d->dst = dst;
+    flm_safetensors_release(L->st, in); /* copied: drop the mapped pages from our RSS */
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+int flm_lm_load(flm_lm **out, const char *dir, flm_error *err)
+{
+    flm_lm *m = NULL;
+    flm_safetensors *st = NULL;
+    char *json = NULL, *seen = NULL, *cpath = flm_path_join(dir, "config.json");
+    size_t n;
+    int rc;
+    *out = NULL;
+    if (!cpath)
+        return flm_error_set(err, FLM_ENOMEM, "out of memory");
+    if ((rc = flm_read_file(cpath, &json, &n, CONFIG_MAX_SIZE, err)) < 0)
+        goto done;
+    if (!(m = flm_calloc(1, sizeof *m))) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = flm_lm_config_parse(json, n, cpath, &m->cfg, err)) < 0)
+        goto done;
+    const flm_lm_config *c = &m->cfg;
+    if ((rc = flm_safetensors_open(&st, dir, err)) < 0)
+        goto done;
+    m->L = track(m, (size_t)c->n_layers * sizeof *m->L);
+    m->D = track(m, (size_t)c->dep_layers * sizeof *m->D);
+    if (!m->L || !m->D) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    memset(m->L, 0, (size_t)c->n_layers * sizeof *m->L);
+    memset(m->D, 0, (size_t)c->dep_layers * sizeof *m->D);
+    load_ctx L = {m, st, err, flm_calloc((size_t)flm_safetensors_count(st) + 1, 1)};
+    if (!L.seen) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = walk(c, m, load_one, &L);
+    seen = L.seen;
+    if (rc < 0) {
+        flm_error_prefix(err, "%s (config %s)", dir, cpath);
+        goto done;
+    }
+    if (c->tie_embeddings)
+        m->lm_head = m->text_emb;
+    /* every tensor must be accounted for: an extra layer means config and weights disagree */
+    for (int i = 0; i < flm_safetensors_count(st); i++) {
+        const flm_st_info *in = flm_safetensors_at(st, i);
+        if (!L.seen[i] && !ends_with(in->name, "rotary_emb.inv_freq")) {
+            rc = flm_error_set(err, FLM_EMISMATCH,
+                               "%s: tensor '%s' is not part of the model %s describes (%d "
+                               "layers, %d depth layers, tie_word_embeddings %s)",
+                               in->file, in->name, cpath, c->n_layers, c->dep_layers,
+                               c->tie_embeddings ? "true" : "false");
+            goto done;
+        }
+    }
+    *out = m;
+    m = NULL;
+    rc = 0;
+done:
+    flm_safetensors_close(&st); /* weights were copied: compute never touches the mapping */
+    flm_lm_destroy(&m);
+    flm_free(seen);
+    flm_free(json);
+    flm_free(cpath);
+    return rc;
+}
+
+void flm_lm_destroy(flm_lm **pm)
+{
+    flm_lm *m = pm ? *pm : NULL;
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_allocs; i++)
+        flm_free(m->allocs[i]);
+    flm_free(m->allocs);
+    flm_free(m);
+    *pm = NULL;
+}
+
+const flm_lm_config *flm_lm_get_config(const flm_lm *m)
+{
+    return &m->cfg;
+}
+
+size_t flm_lm_weight_size(const flm_lm *m)
+{
+    return m->weight_size;
+}
+
+/* ---------------------------------------------------------------- random checkpoints */
+
+typedef struct wr_tensor {
+    char name[160];
+    int n_dim;
+    int64_t shape[2];
+    int init;
+    uint64_t bytes;
+    int shard;
+} wr_tensor;
+
+typedef struct wr_list {
+    wr_tensor *t;
+    int n, cap;
+    size_t esize;
+} wr_list;
+
+static int list_one(void *ctx, const wdesc *d)
+{
+    wr_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = (size_t)l->cap;
+        if (flm_grow((void **)&l->t, &cap, (size_t)l->n + 1, sizeof *l->t) < 0)
+            return FLM_ENOMEM;
+        l->cap = (int)cap;
+    }
+    wr_tensor *t = &l->t[l->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", d->name);
+    t->n_dim = d->n_dim;
+    t->shape[0] = d->shape[0];
+    t->shape[1] = d->shape[1];
+    t->init = d->init;
+    t->bytes = (uint64_t)d->shape[0] * (uint64_t)(d->n_dim == 2 ? d->shape[1] : 1) * l->esize;
+    return 0;
+}
+
+/* The safetensors header of one shard: its tensors in table order, 8-byte aligned. */
+static char *shard_header(const wr_list *l, int shard, flm_dtype dt, size_t *len)
+{
+    json_t *h = json_object();
+    uint64_t off = 0;
+    json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
+    for (int i = 0; i < l->n; i++) {
+        const wr_tensor *t = &l->t[i];
+        if (t->shard != shard)
+            continue;
+        json_t *shape = json_array();
+        for (int k = 0; k < t->n_dim; k++)
+            json_array_append_new(shape, json_integer(t->shape[k]));
+        json_object_set_new(h, t->name,
+                            json_pack("{s:s,s:o,s:[I,I]}", "dtype", flm_dtype_name(dt), "shape",
+                                      shape, "data_offsets", (json_int_t)off,
+                                      (json_int_t)(off + t->bytes)));
+        off += t->bytes;
+    }
+    char *s = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    if (!s)
+        return NULL;
+    size_t n = strlen(s), padded = (n + 7) / 8 * 8;
+    char *out = flm_malloc(padded + 1);
+    if (out) {
+        memcpy(out, s, n);
+        memset(out + n, ' ', padded - n);
+        out[padded] = 0;
+        *len = padded;
+    }
+    free(s);
+    return out;
+}
+
+#define GEN_CHUNK 65536
+
+static int write_shard(const wr_list *l, int shard, flm_dtype dt, uint64_t seed, const char *path,
+                       flm_error *err)
+{
+    size_t hlen = 0;
+    char *hdr = shard_header(l, shard, dt, &hlen);
+    char *tmp = flm_malloc(strlen(path) + 8);
+    float *buf = flm_malloc(GEN_CHUNK * sizeof *buf);
+    uint16_t *half = flm_malloc(GEN_CHUNK * sizeof *half);
+    FILE *f = NULL;
+    int rc = 0;
+    if (!hdr || !tmp || !buf || !half) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    sprintf(tmp, "%s.tmp", path);
+    if (!(f = fopen(tmp, "wb"))) {
+        rc = flm_error_set(err, FLM_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+        goto done;
+    }
+    uint8_t le[8];
+    for (int k = 0; k < 8; k++)
+        le[k] = (uint8_t)((uint64_t)hlen >> (8 * k));
+    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, hlen, f) == hlen;
+    for (int i = 0; i < l->n && ok; i++) {
+        const wr_tensor *t = &l->t[i];
+        if (t->shard != shard)
+            continue;
+        flm_rng r;
+        flm_rng_init(&r, seed, t->name, "model.init");
+        uint64_t n = (uint64_t)t->shape[0] * (uint64_t)(t->n_dim == 2 ? t->shape[1] : 1);
+        for (uint64_t at = 0; at < n && ok; at += GEN_CHUNK) {
+            size_t m = n - at < GEN_CHUNK ? (size_t)(n - at) : GEN_CHUNK;
+            for (size_t j = 0; j < m; j++)
+                buf[j] = t->init == INIT_NORM ? (float)(1.0 + 0.1 * flm_rng_normal(&r))
+                                              : (float)(0.02 * flm_rng_normal(&r));
+            if (dt == FLM_DTYPE_BF16) {
+                flm_f32_to_bf16(buf, half, m);
+                ok = fwrite(half, 2, m, f) == m;
+            } else {
+                ok = fwrite(buf, 4, m, f) == m;
+            }
+        }
+    }
+    if (fclose(f) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) < 0) {
+        rc = flm_error_set(err, FLM_EIO, "%s: write failed: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+done:
+    flm_free(hdr);
+    flm_free(tmp);
+    flm_free(buf);
+    flm_free(half);
+    return rc;
+}
+
+static int write_text(const char *path, const char *text, flm_error *err)
+{
+    FILE *f = fopen(path, "wb");
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : flm_error_set(err, FLM_EIO, "%s: cannot write: %s", path, strerror(errno));
+}
+
+int flm_lm_write_random(const flm_lm_config *c, uint64_t seed, flm_dtype dtype,
+                        uint64_t shard_bytes, const char *dir, flm_error *err)
+{
+    wr_list l = {.esize = flm_dtype_size(dtype)};
+    char *cfg = NULL, path[4096];
+    int rc, n_shards = 1;
+    if (dtype != FLM_DTYPE_F32 && dtype != FLM_DTYPE_BF16)
+        return flm_error_set(err, FLM_EINVAL, "model init: dtype must be F32 or BF16");
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return flm_error_set(err, FLM_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    if ((rc = walk(c, NULL, list_one, &l)) < 0) {
+        rc = flm_error_set(err, rc, "out of memory");
+        goto done;
+    }
+    uint64_t in_shard = 0;
+    for (int i = 0; i < l.n; i++) {
+        if (shard_bytes && in_shard > 0 && in_shard + l.t[i].bytes > shard_bytes) {
+            n_shards++;
+            in_shard = 0;
+        }
+        l.t[i].shard = n_shards - 1;
+        in_shard += l.t[i].bytes;
+    }
+    if (!(cfg = flm_lm_config_to_json(c))) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((rc = write_text(path, cfg, err)) < 0)
+        goto done;
+    if (!shard_bytes) {
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        rc = write_shard(&l, 0, dtype, seed, path, err);
+        goto done;
+    }
+    json_t *map = json_object();
+    uint64_t total = 0;
+    for (int i = 0; i < l.n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", l.t[i].shard + 1, n_shards);
+        json_object_set_new(map, l.t[i].name, json_string(name));
+        total += l.t[i].bytes;
+    }
+    for (int s = 0; s < n_shards && rc == 0; s++) {
+        snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, s + 1, n_shards);
+        rc = write_shard(&l, s, dtype, seed, path, err);
+    }
+    json_t *idx =
+        json_pack("{s:{s:I},s:o}", "metadata", "total_size", (json_int_t)total, "weight_map", map);
+    char *text = idx ? json_dumps(idx, JSON_INDENT(2)) : NULL;
+    json_decref(idx);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    if (rc == 0)
+        rc = text ? write_text(path, text, err) : flm_error_set(err, FLM_ENOMEM, "out of memory");
+    free(text);
+done:
+    flm_free(cfg);
+    flm_free(l.t);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- run state */
+
+struct flm_lm_state {
+    const flm_lm *lm;
+    int max_ctx, max_rows, pos;
+    float **kc, **vc; /* [n_layers] -> [max_ctx][kv] */
+    float *x;         /* [max_rows][d] residual stream */
+    float *h;         /* [max_rows][d] normed / attention output */
+    float *q;         /* [max_rows][d] */
+    float *att;       /* [max_rows][d] */
+    float *g, *u;     /* [max_rows][ff] */
+    float *scr;       /* attention scratch */
+    float *trace;     /* borrowed, or NULL */
+    /* depth head: frames of 8 positions */
+    float *dx;      /* [max_rows][8][E] residual */
+    float *dh;      /* [max_rows][8][E] normed */
+    float **dqkv;   /* [dep_layers] -> [max_rows][8][3E] (keys of earlier positions) */
+    float *datt;    /* [max_rows][8][E] */
+    float *dg, *du; /* [max_rows][F] */
+    float *dscr;
+    const float *dhidden; /* streaming depth: the step's hidden state */
+    void **allocs;
+    size_t n_allocs, cap_allocs, size;
+};
+
+static void *salloc(flm_lm_state *s, size_t bytes)
+{
+    void *p;
+    if (s->n_allocs == s->cap_allocs &&
+        flm_grow((void **)&s->allocs, &s->cap_allocs, s->n_allocs + 1, sizeof *s->allocs) < 0)
+        return NULL;
+    if (!(p = flm_calloc(1, bytes ? bytes : 1)))
+        return NULL;
+    s->allocs[s->n_allocs++] = p;
+    s->size += bytes;
+    return p;
+}
+
+int flm_lm_state_create(flm_lm_state **out, const flm_lm *lm, int max_ctx, int max_rows,
+                        flm_error *err)
+{
+    const flm_lm_config *c = &lm->cfg;
+    *out = NULL;
+    if (max_ctx < 1 || max_rows < 1 || max_rows > max_ctx)
+        return flm_error_set(err, FLM_EINVAL, "LM state: context %d, rows %d", max_ctx, max_rows);
+    flm_lm_state *s = flm_calloc(1, sizeof *s);
+    if (!s)
+        return flm_error_set(err, FLM_ENOMEM, "LM state: out of memory");
+    s->lm = lm;
+    s->max_ctx = max_ctx;
+    s->max_rows = max_rows;
+    size_t R = (size_t)max_rows, d = (size_t)c->hidden, ff = (size_t)c->intermediate;
+    size_t kv = (size_t)c->n_kv_heads * c->head_dim, E = (size_t)c->dep_embd;
+    int ok = (s->kc = salloc(s, (size_t)c->n_layers * sizeof *s->kc)) &&
+             (s->vc = salloc(s, (size_t)c->n_layers * sizeof *s->vc)) &&
+             (s->dqkv = salloc(s, (size_t)c->dep_layers * sizeof *s->dqkv));
+    for (int l = 0; ok && l < c->n_layers; l++)
+        ok = (s->kc[l] = salloc(s, (size_t)max_ctx * kv * sizeof(float))) &&
+             (s->vc[l] = salloc(s, (size_t)max_ctx * kv * sizeof(float)));
+    for (int l = 0; ok && l < c->dep_layers; l++)
+        ok = !!(s->dqkv[l] = salloc(s, R * NCB * 3 * E * sizeof(float)));
+    ok = ok && (s->x = salloc(s, R * d * sizeof(float))) &&
+         (s->h = salloc(s, R * d * sizeof(float))) && (s->q = salloc(s, R * d * sizeof(float))) &&
+         (s->att = salloc(s, R * d * sizeof(float))) &&
+         (s->g = salloc(s, R * ff * sizeof(float))) && (s->u = salloc(s, R * ff * sizeof(float))) &&
+         (s->scr = salloc(s, flm_attention_scratch_size(max_rows, max_ctx, c->n_heads) *
+                                 sizeof(float))) &&
+         (s->dx = salloc(s, R * NCB * E * sizeof(float))) &&
+         (s->dh = salloc(s, R * NCB * E * sizeof(float))) &&
+         (s->datt = salloc(s, R * NCB * E * sizeof(float))) &&
+         (s->dg = salloc(s, R * (size_t)c->dep_ff * sizeof(float))) &&
+         (s->du = salloc(s, R * (size_t)c->dep_ff * sizeof(float))) &&
+         (s->dscr = salloc(s, flm_attention_scratch_size(NCB, NCB, c->dep_heads) * sizeof(float)));
+    if (!ok) {
+        flm_lm_state_destroy(&s);
+        return flm_error_set(err, FLM_ENOMEM, "LM state: out of memory (context %d, rows %d)",
+                             max_ctx, max_rows);
+    }
+    *out = s;
+    return 0;
+}
+
+void flm_lm_state_destroy(flm_lm_state **ps)
+{
+    flm_lm_state *s = ps ? *ps : NULL;
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_allocs; i++)
+        flm_free(s->allocs[i]);
+    flm_free(s->allocs);
+    flm_free(s);
+    *ps = NULL;
+}
+
+void flm_lm_state_reset(flm_lm_state *s)
+{
+    s->pos = 0;
+}
+
+int flm_lm_state_pos(const flm_lm_state *s)
+{
+    return s->pos;
+}
+
+size_t flm_lm_state_size(const flm_lm_state *s)
+{
+    return s->size;
+}
+
+void flm_lm_state_trace(flm_lm_state *s, float *trace)
+{
+    s->trace = trace;
+}
+
+/* ---------------------------------------------------------------- backbone */
+
+static void add_row(float *dst, const float *src, int n)
+{
+    for (int i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
+int flm_lm_forward(flm_lm_state *s, const int32_t *tokens, int T, float *hidden, flm_error *err)
+{
+    const flm_lm *m = s->lm;
+    const flm_lm_config *c = &m->cfg;
+    int d = c->hidden, H = c->n_heads, KH = c->n_kv_heads, hd = c->head_dim, ff = c->intermediate;
+    int kv = KH * hd, p0 = s->pos;
+    if (T < 1 || T > s->max_rows || p0 + T > s->max_ctx)
+        return flm_error_set(err, FLM_ERANGE,
+                             "LM forward: %d steps at position %d (at most %d per call, context "
+                             "%d)",
+                             T, p0, s->max_rows, s->max_ctx);
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < FLM_N_CHANNELS; k++) {
+            int32_t v = tokens[(size_t)t * FLM_N_CHANNELS + k];
+            int lim = k == FLM_CH_TEXT ? c->vocab_size : c->aud_vocab;
+            if (v < 0 || v >= lim)
+                return flm_error_set(err, FLM_ERANGE,
+                                     "LM forward: step %d, channel %d: token %d outside [0, %d)",
+                                     p0 + t, k, (int)v, lim);
+        }
+    for (int t = 0; t < T; t++) {
+        const int32_t *tk = tokens + (size_t)t * FLM_N_CHANNELS;
+        float *x = s->x + (size_t)t * d;
+        memcpy(x, m->text_emb + (size_t)tk[0] * d, (size_t)d * sizeof *x);
+        for (int k = 0; k < NCB; k++) {
+            add_row(x, m->speak_emb[k] + (size_t)tk[FLM_CH_SPEAK + k] * d, d);
+            add_row(x, m->listen_emb[k] + (size_t)tk[FLM_CH_LISTEN + k] * d, d);
+        }
+        if (c->input_mult != 1.0f)
+            for (int i = 0; i < d; i++)
+                x[i] *= c->input_mult;
+    }
+    if (s->trace)
+        memcpy(s->trace, s->x, (size_t)T * d * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const lm_layer *L = &m->L[l];
+        float *kc = s->kc[l] + (size_t)p0 * kv, *vc = s->vc[l] + (size_t)p0 * kv;
+        flm_rms_norm_f32(T, d, s->x, L->ln1, c->rms_eps, s->h);
+        flm_linear_f32(T, d, d, s->h, L->wq, L->bq, s->q);
+        flm_linear_f32(T, d, kv, s->h, L->wk, L->bk, kc);
+        flm_linear_f32(T, d, kv, s->h, L->wv, L->bv, vc);
+        flm_rope_f32(s->q, T, d, p0, H, hd, c->rope_theta, FLM_ROPE_HALF);
+        flm_rope_f32(kc, T, kv, p0, KH, hd, c->rope_theta, FLM_ROPE_HALF);
+        flm_attention_gqa_f32(s->q, d, s->kc[l], s->vc[l], kv, T, p0 + T, p0, 0, 0, H, KH, hd,
+                              s->att, s->scr);
+        flm_linear_f32(T, d, d, s->att, L->wo, L->bo, s->h);
+        for (size_t i = 0; i < (size_t)T * d; i++)
+            s->x[i] += s->h[i];
+        flm_rms_norm_f32(T, d, s->x, L->ln2, c->rms_eps, s->h);
+        flm_linear_f32(T, d, ff, s->h, L->wg, NULL, s->g);
+        flm_linear_f32(T, d, ff, s->h, L->wu, NULL, s->u);
+        flm_swiglu_f32(s->g, s->u, (size_t)T * ff);
+        flm_gemm_nt_f32(T, d, ff, s->g, ff, L->wd, ff, 1.0f, s->x, d);
+        if (s->trace)
+            memcpy(s->trace + (size_t)(l + 1) * T * d, s->x, (size_t)T * d * sizeof(float));
+    }
+    flm_rms_norm_f32(T, d, s->x, m->norm, c->rms_eps, hidden);
+    s->pos += T;
+    return 0;
+}
+
+void flm_lm_text_logits(const flm_lm *m, const float *hidden, int T, float *logits)
+{
+    const flm_lm_config *c = &m->cfg;
+    flm_linear_f32(T, c->hidden, c->vocab_size, hidden, m->lm_head, NULL, logits);
+    if (c->logit_mult != 1.0f)
+        for (size_t i = 0; i < (size_t)T * c->vocab_size; i++)
+            logits[i] *= c->logit_mult;
+}
+
+/* ---------------------------------------------------------------- depth head */
+
+/* Runs positions [c0, c1) of T frames whose rows dx[t][c] (c in [c0, c1)) hold the inputs and
+ * whose earlier positions' keys are in dqkv. Writes the logits of position p of frame t to
+ * logits + t * ld + (p - c0) * A. Streaming is T = 1, c1 = c0 + 1. */
+static void depth_run(flm_lm_state *s, int T, int c0, int c1, float *logits, int ld)
+{
+    const flm_lm *m = s->lm;
+    const flm_lm_config *c = &m->cfg;
+    int E = c->dep_embd, F = c->dep_ff, A = c->aud_vocab, RS = NCB * E, nh = c->dep_heads;
+    for (int l = 0; l < c->dep_layers; l++) {
+        const dep_layer *D = &m->D[l];
+        float *qkv = s->dqkv[l];
+        for (int t = 0; t < T; t++)
+            flm_rms_norm_f32(c1 - c0, E, s->dx + (size_t)t * RS + (size_t)c0 * E, D->ln1, DEPTH_EPS,
+                             s->dh + (size_t)t * RS + (size_t)c0 * E);
+        for (int p = c0; p < c1; p++)
+            flm_gemm_nt_f32(T, 3 * E, E, s->dh + (size_t)p * E, RS, D->c_attn, E, 0.0f,
+                            qkv + (size_t)p * 3 * E, NCB * 3 * E);
+        for (int t = 0; t < T; t++) {
+            const float *f = qkv + (size_t)t * NCB * 3 * E;
+            flm_attention_f32(f + (size_t)c0 * 3 * E, 3 * E, f + E, f + 2 * E, 3 * E, c1 - c0, c1,
+                              c0, 0, 0, nh, E / nh, s->datt + (size_t)t * RS + (size_t)c0 * E,
+                              s->dscr);
+        }
+        for (int p = c0; p < c1; p++)
+            flm_gemm_nt_f32(T, E, E, s->datt + (size_t)p * E, RS, D->c_proj, E, 1.0f,
+                            s->dx + (size_t)p * E, RS);
+        for (int t = 0; t < T; t++)
+            flm_rms_norm_f32(c1 - c0, E, s->dx + (size_t)t * RS + (size_t)c0 * E, D->ln2, DEPTH_EPS,
+                             s->dh + (size_t)t * RS + (size_t)c0 * E);
+        for (int p = c0; p < c1; p++) {
+            flm_gemm_nt_f32(T, F, E, s->dh + (size_t)p * E, RS, D->wg[p], E, 0.0f, s->dg, F);
+            flm_gemm_nt_f32(T, F, E, s->dh + (size_t)p * E, RS, D->wu[p], E, 0.0f, s->du, F);
+            flm_swiglu_f32(s->dg, s->du, (size_t)T * F);
+            flm_gemm_nt_f32(T, E, F, s->dg, F, D->wd[p], F, 1.0f, s->dx + (size_t)p * E, RS);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        flm_rms_norm_f32(c1 - c0, E, s->dx + (size_t)t * RS + (size_t)c0 * E, m->ln_f, DEPTH_EPS,
+                         s->dh + (size_t)t * RS + (size_t)c0 * E);
+    for (int p = c0; p < c1; p++)
+        flm_gemm_nt_f32(T, A, E, s->dh + (size_t)p * E, RS, m->head[p], E, 0.0f,
+                        logits + (size_t)(p - c0) * A, ld);
+}
+
+/* dx[t][p] = linear_in slice p of hidden[t] + wpe[p] + wte[p][tok]. */
+static void depth_input(flm_lm_state *s, const float *hidden, int T, int p, const int32_t *tok,
+                        int tok_stride)
+{
+    const flm_lm *m = s->lm;
+    const flm_lm_config *c = &m->cfg;
+    int E = c->dep_embd, RS = NCB * E;
+    flm_gemm_nt_f32(T, E, c->hidden, hidden, c->hidden, m->dep_in + (size_t)p * E * c->hidden,
+                    c->hidden, 0.0f, s->dx + (size_t)p * E, RS);
+    for (int t = 0; t < T; t++) {
+        float *x = s->dx + (size_t)t * RS + (size_t)p * E;
+        int32_t id = p == 0 ? c->aud_empty : tok[(size_t)t * tok_stride];
+        add_row(x, m->wpe + (size_t)p * E, E);
+        add_row(x, m->wte[p] + (size_t)id * E, E);
+    }
+}
+
+int flm_lm_depth_forward(flm_lm_state *s, const float *hidden, const int32_t *codes, int T,
+                         float *logits, flm_error *err)
+{
+    const flm_lm_config *c = &s->lm->cfg;
+    if (T < 1 || T > s->max_rows)
+        return flm_error_set(err, FLM_ERANGE, "LM depth: %d frames (at most %d per call)", T,
+                             s->max_rows);
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p + 1 < NCB; p++) {
+            int32_t v = codes[(size_t)t * NCB + p];
+            if (v < 0 || v >= c->aud_vocab)
+                return flm_error_set(err, FLM_ERANGE,
+                                     "LM depth: frame %d, codebook %d: code %d outside [0, %d)", t,
+                                     p, (int)v, c->aud_vocab);
+        }
+    for (int p = 0; p < NCB; p++)
+        depth_input(s, hidden, T, p, p ? codes + p - 1 : NULL, NCB);
+    depth_run(s, T, 0, NCB, logits, NCB * c->aud_vocab);
+    return 0;
+}
+
+void flm_lm_depth_begin(flm_lm_state *s, const float *hidden)
+{
+    s->dhidden = hidden;
+}
+
+int flm_lm_depth_next(flm_lm_state *s, int p, int32_t prev_code, float *logits, flm_error *err)
+{
+    const flm_lm_config *c = &s->lm->cfg;
+    if (p < 0 || p >= NCB || (p > 0 && (prev_code < 0 || prev_code >= c->aud_vocab)))
+        return flm_error_set(err, FLM_ERANGE, "LM depth: position %d, code %d", p, (int)prev_code);
+    depth_input(s, s->dhidden, 1, p, &prev_code, 0);
+    depth_run(s, 1, p, p + 1, logits, c->aud_vocab);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- teacher forcing view */
+
+static const int32_t DELAYS[FLM_N_CHANNELS] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1};
+
+void flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens, int32_t n_frames,
+                              int32_t *input, int32_t *target)
+{
+    int n_steps = n_frames + 1;
+    for (int t = 0; t < n_steps; t++)
+        for (int k = 0; k < FLM_N_CHANNELS; k++) {
+            int32_t init = k == FLM_CH_TEXT ? c->text_wait : c->aud_pad;
+            /* D[k][j] = X[k][j - delay], or the fill outside the sample */
+            int64_t j = k < FLM_CH_LISTEN ? t - 1 : t, src = j - DELAYS[k];
+            int32_t v =
+                j < 0 || src < 0 || src >= n_frames ? init : tokens[(size_t)k * n_frames + src];
+            input[(size_t)t * FLM_N_CHANNELS + k] = v;
+            if (k < FLM_CH_LISTEN) {
+                int64_t st = t - DELAYS[k];
+                target[(size_t)t * (1 + NCB) + k] =
+                    st >= 0 && st < n_frames ? tokens[(size_t)k * n_frames + st] : -1;
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- streaming generation */
+
+struct flm_lm_gen {
+    const flm_lm *lm;
+    flm_lm_gen_params p;
+    flm_lm_state *s;
+    int step;
+    int32_t input[FLM_N_CHANNELS];
+    int32_t prev_user[NCB];
+    int32_t chosen[1 + NCB], prev_chosen[1 + NCB];
+    float *hidden;      /* [d] */
+    float *text_logits; /* [V] */
+    float *dlogits;     /* [8][A] */
+};
+
+flm_lm_gen_params flm_lm_gen_default_params(void)
+{
+    return (flm_lm_gen_params){.mask_special = 1};
+}
+
+int flm_lm_gen_create(flm_lm_gen **out, const flm_lm *lm, int max_steps, const flm_lm_gen_params *p,
+                      flm_error *err)
+{
+    const flm_lm_config *c = &lm->cfg;
+    flm_lm_gen *g = flm_calloc(1, sizeof *g);
+    int rc;
+    *out = NULL;
+    if (!g)
+        return flm_error_set(err, FLM_ENOMEM, "LM generator: out of memory");
+    g->lm = lm;
+    g->p = p ? *p : flm_lm_gen_default_params();
+    if ((rc = flm_lm_state_create(&g->s, lm, max_steps, 1, err)) < 0) {
+        flm_free(g);
+        return rc;
+    }
+    g->hidden = flm_malloc((size_t)c->hidden * sizeof(float));
+    g->text_logits = flm_malloc((size_t)c->vocab_size * sizeof(float));
+    g->dlogits = flm_malloc((size_t)NCB * c->aud_vocab * sizeof(float));
+    if (!g->hidden || !g->text_logits || !g->dlogits) {
+        flm_lm_gen_destroy(&g);
+        return flm_error_set(err, FLM_ENOMEM, "LM generator: out of memory");
+    }
+    flm_lm_gen_reset(g);
+    *out = g;
+    return 0;
+}
+
+void flm_lm_gen_destroy(flm_lm_gen **pg)
+{
+    flm_lm_gen *g = pg ? *pg : NULL;
+    if (!g)
+        return;
+    flm_lm_state_destroy(&g->s);
+    flm_free(g->hidden);
+    flm_free(g->text_logits);
+    flm_free(g->dlogits);
+    flm_free(g);
+    *pg = NULL;
+}
+
+void flm_lm_gen_reset(flm_lm_gen *g)
+{
+    const flm_lm_config *c = &g->lm->cfg;
+    flm_lm_state_reset(g->s);
+    g->step = 0;
+    /* the initial tokens are restored here, not left at 0 (the published reset defect) */
+    g->prev_chosen[0] = c->text_wait;
+    for (int k = 0; k < NCB; k++) {
+        g->prev_chosen[1 + k] = c->aud_pad;
+        g->prev_user[k] = c->aud_pad;
+    }
+}
+
+static int argmax(const float *x, int n, int skip_a, int skip_b)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (i != skip_a && i != skip_b && (best < 0 || x[i] > x[best]))
+            best = i;
+    return best;
+}
+
+int flm_lm_gen_step(flm_lm_gen *g, const int32_t user[NCB], const int32_t *force,
+                    int32_t frame[1 + NCB], int *has_frame, flm_error *err)
+{
+    const flm_lm_config *c = &g->lm->cfg;
+    int A = c->aud_vocab, rc;
+    *has_frame = 0;
+    for (int k = 0; k < NCB; k++)
+        if (user[k] < 0 || user[k] >= A)
+            return flm_error_set(err, FLM_ERANGE,
+                                 "LM step %d: user code %d of codebook %d outside "
+                                 "[0, %d)",
+                                 g->step, (int)user[k], k, A);
+    /* step t reads what it generated at t-1, the user's semantic code of frame t and the user's
+     * acoustic codes of frame t-1 (the delay view, MODEL.md 1.5) */
+    for (int k = 0; k <= NCB; k++)
+        g->input[k] = g->prev_chosen[k];
+    g->input[FLM_CH_LISTEN] = user[0];
+    for (int k = 1; k < NCB; k++)
+        g->input[FLM_CH_LISTEN + k] = g->prev_user[k];
+    if ((rc = flm_lm_forward(g->s, g->input, 1, g->hidden, err)) < 0)
+        return rc;
+    flm_lm_text_logits(g->lm, g->hidden, 1, g->text_logits);
+    g->chosen[0] =
+        force && force[0] >= 0 ? force[0] : argmax(g->text_logits, c->vocab_size, -1, -1);
+    flm_lm_depth_begin(g->s, g->hidden);
+    int sa = g->p.mask_special ? c->aud_pad : -1, sb = g->p.mask_special ? c->aud_empty : -1;
+    for (int p = 0; p < NCB; p++) {
+        float *lg = g->dlogits + (size_t)p * A;
+        if ((rc = flm_lm_depth_next(g->s, p, p ? g->chosen[p] : 0, lg, err)) < 0)
+            return rc;
+        g->chosen[1 + p] = force && force[1 + p] >= 0 ? force[1 + p] : argmax(lg, A, sa, sb);
+    }
+    if (g->step > 0) {
+        frame[0] = g->prev_chosen[0];
+        frame[1] = g->prev_chosen[1];
+        for (int k = 1; k < NCB; k++)
+            frame[1 + k] = g->chosen[1 + k];
+        *has_frame = 1;
+    }
+    memcpy(g->prev_chosen, g->chosen, sizeof g->chosen);
+    memcpy(g->prev_user, user, sizeof g->prev_user);
+    g->step++;
+    return 0;
+}
+
+const int32_t *flm_lm_gen_input(const flm_lm_gen *g)
+{
+    return g->input;
+}
+
+const float *flm_lm_gen_hidden(const flm_lm_gen *g)
+{
+    return g->hidden;
+}
+
+const float *flm_lm_gen_text_logits(const flm_lm_gen *g)
+{
+    return g->text_logits;
+}
+
+const float *flm_lm_gen_depth_logits(const flm_lm_gen *g)
+{
+    return g->dlogits;
+}
+
+const int32_t *flm_lm_gen_chosen(const flm_lm_gen *g)
+{
+    return g->chosen;
+}
