@@ -55,8 +55,8 @@ typedef struct flm_lm_config {
     int n_layers;                        /* num_hidden_layers (28) */
     int n_heads, n_kv_heads, head_dim;   /* 28, 4, 128 */
     int intermediate;                    /* intermediate_size (18944) */
-    float rms_eps;                       /* rms_norm_eps (1e-5) */
-    float rope_theta;                    /* 1e6 */
+    double rms_eps;                      /* rms_norm_eps (1e-5) */
+    double rope_theta;                   /* 1e6 */
     int max_positions;                   /* max_position_embeddings (8192) */
     int attention_bias;                  /* q/k/v biases (true) */
     int o_bias;                          /* o_proj bias (!disable_att_o_bias: false) */

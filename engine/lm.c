@@ -96,7 +96,7 @@ static int cfg_int(json_t *o, const char *key, const char *path, const char *nam
 }
 
 static int cfg_real(json_t *o, const char *key, const char *name, int required, double lo,
-                    double hi, float *out, flm_error *err)
+                    double hi, double *out, flm_error *err)
 {
     json_t *v = json_object_get(o, key);
     if (!v && !required)
@@ -106,7 +106,7 @@ static int cfg_real(json_t *o, const char *key, const char *name, int required, 
     if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi))
         return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s\": expected a number in [%g, %g]",
                              name, key, lo, hi);
-    *out = (float)json_number_value(v);
+    *out = json_number_value(v);
     return 0;
 }
 
@@ -147,11 +147,10 @@ static int parse_config(json_t *root, const char *name, flm_lm_config *c, flm_er
 {
     const int64_t BIG = 1 << 24;
     int rc, use_mup = 0;
-    float mup_scale = 1.0f, output_mult = 1.0f;
+    double mup_scale = 1.0, output_mult = 1.0, input_mult = 1.0;
     memset(c, 0, sizeof *c);
     c->attention_bias = 1;
     c->max_positions = 8192;
-    c->input_mult = 1.0f;
     c->bos = c->eos = -1;
     if (!json_is_object(root))
         return flm_error_set(err, FLM_EFORMAT, "%s: not a JSON object", name);
@@ -187,12 +186,11 @@ static int parse_config(json_t *root, const char *name, flm_lm_config *c, flm_er
         (rc = cfg_bool(root, "use_mup", "", name, &use_mup, err)) < 0 ||
         (rc = cfg_real(root, "mup_scale_factor", name, 0, 1e-6, 1e6, &mup_scale, err)) < 0 ||
         (rc = cfg_real(root, "output_mult", name, 0, 1e-6, 1e6, &output_mult, err)) < 0 ||
-        (rc = cfg_real(root, "input_mult", name, 0, 1e-6, 1e6, &c->input_mult, err)) < 0)
+        (rc = cfg_real(root, "input_mult", name, 0, 1e-6, 1e6, &input_mult, err)) < 0)
         return rc;
     c->o_bias = !disable_o_bias;
-    if (!use_mup)
-        c->input_mult = 1.0f;
-    c->logit_mult = use_mup ? output_mult / mup_scale : 1.0f;
+    c->input_mult = use_mup ? (float)input_mult : 1.0f;
+    c->logit_mult = use_mup ? (float)(output_mult / mup_scale) : 1.0f;
     if (mlp_bias)
         return flm_error_set(err, FLM_EFORMAT, "%s: key \"mlp_bias\": true is not supported", name);
     if (aud_channel != NCB)
@@ -296,8 +294,8 @@ int flm_lm_config_preset(const char *size, flm_lm_config *c, flm_error *err)
                                  .n_kv_heads = P[i].kv,
                                  .head_dim = P[i].d / P[i].heads,
                                  .intermediate = P[i].ff,
-                                 .rms_eps = 1e-5f,
-                                 .rope_theta = 1e6f,
+                                 .rms_eps = 1e-5,
+                                 .rope_theta = 1e6,
                                  .max_positions = 8192,
                                  .attention_bias = 1,
                                  .input_mult = 1.0f,
@@ -1004,18 +1002,18 @@ int flm_lm_forward(flm_lm_state *s, const int32_t *tokens, int T, float *hidden,
     for (int l = 0; l < c->n_layers; l++) {
         const lm_layer *L = &m->L[l];
         float *kc = s->kc[l] + (size_t)p0 * kv, *vc = s->vc[l] + (size_t)p0 * kv;
-        flm_rms_norm_f32(T, d, s->x, L->ln1, c->rms_eps, s->h);
+        flm_rms_norm_f32(T, d, s->x, L->ln1, (float)c->rms_eps, s->h);
         flm_linear_f32(T, d, d, s->h, L->wq, L->bq, s->q);
         flm_linear_f32(T, d, kv, s->h, L->wk, L->bk, kc);
         flm_linear_f32(T, d, kv, s->h, L->wv, L->bv, vc);
-        flm_rope_f32(s->q, T, d, p0, H, hd, c->rope_theta, FLM_ROPE_HALF);
-        flm_rope_f32(kc, T, kv, p0, KH, hd, c->rope_theta, FLM_ROPE_HALF);
+        flm_rope_f32(s->q, T, d, p0, H, hd, (float)c->rope_theta, FLM_ROPE_HALF);
+        flm_rope_f32(kc, T, kv, p0, KH, hd, (float)c->rope_theta, FLM_ROPE_HALF);
         flm_attention_gqa_f32(s->q, d, s->kc[l], s->vc[l], kv, T, p0 + T, p0, 0, 0, H, KH, hd,
                               s->att, s->scr);
         flm_linear_f32(T, d, d, s->att, L->wo, L->bo, s->h);
         for (size_t i = 0; i < (size_t)T * d; i++)
             s->x[i] += s->h[i];
-        flm_rms_norm_f32(T, d, s->x, L->ln2, c->rms_eps, s->h);
+        flm_rms_norm_f32(T, d, s->x, L->ln2, (float)c->rms_eps, s->h);
         flm_linear_f32(T, d, ff, s->h, L->wg, NULL, s->g);
         flm_linear_f32(T, d, ff, s->h, L->wu, NULL, s->u);
         flm_swiglu_f32(s->g, s->u, (size_t)T * ff);
@@ -1023,7 +1021,7 @@ int flm_lm_forward(flm_lm_state *s, const int32_t *tokens, int T, float *hidden,
         if (s->trace)
             memcpy(s->trace + (size_t)(l + 1) * T * d, s->x, (size_t)T * d * sizeof(float));
     }
-    flm_rms_norm_f32(T, d, s->x, m->norm, c->rms_eps, hidden);
+    flm_rms_norm_f32(T, d, s->x, m->norm, (float)c->rms_eps, hidden);
     s->pos += T;
     return 0;
 }
