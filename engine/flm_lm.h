@@ -109,7 +109,7 @@ FLM_API int flm_lm_write_random(const flm_lm_config *c, uint64_t seed, flm_dtype
 /* --- running ----------------------------------------------------------------------------- */
 
 /* A KV cache of max_ctx steps and buffers for up to max_rows steps per flm_lm_forward call and
- * max_rows frames per flm_lm_depth_forward call. */
+ * max_rows frames per flm_lm_depth_forward call (flm_lm_score works in chunks of max_rows). */
 FLM_API int flm_lm_state_create(flm_lm_state **out, const flm_lm *lm, int max_ctx, int max_rows,
                                 flm_error *err);
 FLM_API void flm_lm_state_destroy(flm_lm_state **s);
@@ -140,12 +140,32 @@ FLM_API void flm_lm_depth_begin(flm_lm_state *s, const float *hidden);
 FLM_API int flm_lm_depth_next(flm_lm_state *s, int c, int32_t prev_code, float *logits,
                               flm_error *err);
 
-/* Teacher-forcing view of an aligned sample (tokens [17][n_frames], channel-major):
- * input [n_steps][17] and target [n_steps][9] (text, 8 speak codes; -1 where the delayed view
- * has no value), n_steps = n_frames + 1 (the delay adds one column). Initial/fill ids from the
- * config. */
+/* Teacher-forcing view of an aligned sample (tokens and classes [17][n_frames], channel-major):
+ * input [n_steps][17], target [n_steps][9] (text, 8 speak codes; -1 where the delayed view has
+ * no value) and, when classes is not NULL, target_class [n_steps][9] (the target's loss class;
+ * FLM_LOSS_NONE where there is no target), n_steps = n_frames + 1 (the delay adds one column).
+ * Initial and fill ids come from the config. */
 FLM_API void flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens,
-                                      int32_t n_frames, int32_t *input, int32_t *target);
+                                      const uint8_t *classes, int32_t n_frames, int32_t *input,
+                                      int32_t *target, uint8_t *target_class);
+
+/* Cross-entropy (nats) and top-1 accuracy per loss class of one or more scored samples. */
+typedef struct flm_lm_loss {
+    double sum[FLM_N_LOSS_CLASSES]; /* summed -log p(target) */
+    int64_t count[FLM_N_LOSS_CLASSES];
+    int64_t correct[FLM_N_LOSS_CLASSES]; /* argmax == target */
+} flm_lm_loss;
+
+/* Teacher-forced pass over an aligned sample (n_frames + 1 <= the state's context): every
+ * position whose class is not NONE adds -log softmax(logits)[target] to its class (text from
+ * the text logits, speak codebook c from depth position c, depth inputs = the sample's own
+ * codes). Resets the state first. Adds into *loss. When *stop (may be NULL) becomes non-zero, e.g.
+ * from a signal handler, it returns 1 early with a partial loss. Targets outside
+ * the vocabularies are FLM_ERANGE naming the frame and channel. */
+FLM_API int flm_lm_score(flm_lm_state *s, const int32_t *tokens, const uint8_t *classes,
+                         int32_t n_frames, flm_lm_loss *loss, volatile int *stop, flm_error *err);
+/* sum_c w[c] * sum[c] / sum_c w[c] * count[c] (0 when nothing is weighted). */
+FLM_API double flm_lm_loss_weighted(const flm_lm_loss *l, const double w[FLM_N_LOSS_CLASSES]);
 
 /* --- streaming generation ------------------------------------------------------------------ */
 

@@ -591,7 +591,7 @@ int flm_lm_load(flm_lm **out, const char *dir, flm_error *err)
     rc = walk(c, m, load_one, &L);
     seen = L.seen;
     if (rc < 0) {
-        flm_error_prefix(err, "%s (config %s)", dir, cpath);
+        flm_error_prefix(err, "weights do not match %s", cpath);
         goto done;
     }
     if (c->tie_embeddings)
@@ -864,6 +864,14 @@ struct flm_lm_state {
     float *dg, *du; /* [max_rows][F] */
     float *dscr;
     const float *dhidden; /* streaming depth: the step's hidden state */
+    /* flm_lm_score */
+    int32_t *in;    /* [max_ctx][17] */
+    int32_t *tgt;   /* [max_ctx][9] */
+    uint8_t *tcls;  /* [max_ctx][9] */
+    int32_t *codes; /* [max_rows][8] */
+    float *hid;     /* [max_rows][d] */
+    float *tlog;    /* [max_rows][V] */
+    float *dlog;    /* [max_rows][8][A] */
     void **allocs;
     size_t n_allocs, cap_allocs, size;
 };
@@ -904,18 +912,26 @@ int flm_lm_state_create(flm_lm_state **out, const flm_lm *lm, int max_ctx, int m
              (s->vc[l] = salloc(s, (size_t)max_ctx * kv * sizeof(float)));
     for (int l = 0; ok && l < c->dep_layers; l++)
         ok = !!(s->dqkv[l] = salloc(s, R * NCB * 3 * E * sizeof(float)));
-    ok = ok && (s->x = salloc(s, R * d * sizeof(float))) &&
-         (s->h = salloc(s, R * d * sizeof(float))) && (s->q = salloc(s, R * d * sizeof(float))) &&
-         (s->att = salloc(s, R * d * sizeof(float))) &&
-         (s->g = salloc(s, R * ff * sizeof(float))) && (s->u = salloc(s, R * ff * sizeof(float))) &&
-         (s->scr = salloc(s, flm_attention_scratch_size(max_rows, max_ctx, c->n_heads) *
-                                 sizeof(float))) &&
-         (s->dx = salloc(s, R * NCB * E * sizeof(float))) &&
-         (s->dh = salloc(s, R * NCB * E * sizeof(float))) &&
-         (s->datt = salloc(s, R * NCB * E * sizeof(float))) &&
-         (s->dg = salloc(s, R * (size_t)c->dep_ff * sizeof(float))) &&
-         (s->du = salloc(s, R * (size_t)c->dep_ff * sizeof(float))) &&
-         (s->dscr = salloc(s, flm_attention_scratch_size(NCB, NCB, c->dep_heads) * sizeof(float)));
+    ok =
+        ok && (s->x = salloc(s, R * d * sizeof(float))) &&
+        (s->h = salloc(s, R * d * sizeof(float))) && (s->q = salloc(s, R * d * sizeof(float))) &&
+        (s->att = salloc(s, R * d * sizeof(float))) && (s->g = salloc(s, R * ff * sizeof(float))) &&
+        (s->u = salloc(s, R * ff * sizeof(float))) &&
+        (s->scr = salloc(s, flm_attention_scratch_size(max_rows, max_ctx, c->n_heads) *
+                                sizeof(float))) &&
+        (s->dx = salloc(s, R * NCB * E * sizeof(float))) &&
+        (s->dh = salloc(s, R * NCB * E * sizeof(float))) &&
+        (s->datt = salloc(s, R * NCB * E * sizeof(float))) &&
+        (s->dg = salloc(s, R * (size_t)c->dep_ff * sizeof(float))) &&
+        (s->du = salloc(s, R * (size_t)c->dep_ff * sizeof(float))) &&
+        (s->dscr = salloc(s, flm_attention_scratch_size(NCB, NCB, c->dep_heads) * sizeof(float))) &&
+        (s->in = salloc(s, (size_t)max_ctx * FLM_N_CHANNELS * sizeof(int32_t))) &&
+        (s->tgt = salloc(s, (size_t)max_ctx * (1 + NCB) * sizeof(int32_t))) &&
+        (s->tcls = salloc(s, (size_t)max_ctx * (1 + NCB))) &&
+        (s->codes = salloc(s, R * NCB * sizeof(int32_t))) &&
+        (s->hid = salloc(s, R * d * sizeof(float))) &&
+        (s->tlog = salloc(s, R * (size_t)c->vocab_size * sizeof(float))) &&
+        (s->dlog = salloc(s, R * NCB * (size_t)c->aud_vocab * sizeof(float)));
     if (!ok) {
         flm_lm_state_destroy(&s);
         return flm_error_set(err, FLM_ENOMEM, "LM state: out of memory (context %d, rows %d)",
@@ -1138,24 +1154,102 @@ int flm_lm_depth_next(flm_lm_state *s, int p, int32_t prev_code, float *logits, 
 
 static const int32_t DELAYS[FLM_N_CHANNELS] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1};
 
-void flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens, int32_t n_frames,
-                              int32_t *input, int32_t *target)
+void flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens, const uint8_t *classes,
+                              int32_t n_frames, int32_t *input, int32_t *target,
+                              uint8_t *target_class)
 {
     int n_steps = n_frames + 1;
     for (int t = 0; t < n_steps; t++)
         for (int k = 0; k < FLM_N_CHANNELS; k++) {
             int32_t init = k == FLM_CH_TEXT ? c->text_wait : c->aud_pad;
-            /* D[k][j] = X[k][j - delay], or the fill outside the sample */
+            /* D[k][j] = X[k][j - delay], or the fill outside the sample; step t reads text and
+             * speak of column t-1 and listen of column t, and predicts text and speak of t */
             int64_t j = k < FLM_CH_LISTEN ? t - 1 : t, src = j - DELAYS[k];
             int32_t v =
                 j < 0 || src < 0 || src >= n_frames ? init : tokens[(size_t)k * n_frames + src];
             input[(size_t)t * FLM_N_CHANNELS + k] = v;
             if (k < FLM_CH_LISTEN) {
                 int64_t st = t - DELAYS[k];
-                target[(size_t)t * (1 + NCB) + k] =
-                    st >= 0 && st < n_frames ? tokens[(size_t)k * n_frames + st] : -1;
+                int in = st >= 0 && st < n_frames;
+                target[(size_t)t * (1 + NCB) + k] = in ? tokens[(size_t)k * n_frames + st] : -1;
+                if (target_class)
+                    target_class[(size_t)t * (1 + NCB) + k] =
+                        in && classes ? classes[(size_t)k * n_frames + st] : FLM_LOSS_NONE;
             }
         }
+}
+
+/* Adds -log softmax(x)[target] and whether target is the argmax. */
+static void add_ce(flm_lm_loss *l, int cls, const float *x, int n, int target)
+{
+    double mx = x[0], sum = 0;
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > mx)
+            mx = x[i], best = i;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)x[i] - mx);
+    l->sum[cls] += log(sum) + mx - x[target];
+    l->count[cls]++;
+    l->correct[cls] += best == target;
+}
+
+int flm_lm_score(flm_lm_state *s, const int32_t *tokens, const uint8_t *classes, int32_t n_frames,
+                 flm_lm_loss *loss, volatile int *stop, flm_error *err)
+{
+    const flm_lm_config *c = &s->lm->cfg;
+    int n_steps = n_frames + 1, R = s->max_rows, V = c->vocab_size, A = c->aud_vocab, rc;
+    if (n_frames < 1 || n_steps > s->max_ctx)
+        return flm_error_set(err, FLM_ERANGE, "LM score: %d frames (context holds %d steps)",
+                             n_frames, s->max_ctx);
+    flm_lm_input_from_sample(c, tokens, classes, n_frames, s->in, s->tgt, s->tcls);
+    for (int t = 0; t < n_steps; t++)
+        for (int k = 0; k <= NCB; k++) {
+            int32_t v = s->tgt[(size_t)t * (1 + NCB) + k];
+            int lim = k ? A : V;
+            if (s->tcls[(size_t)t * (1 + NCB) + k] != FLM_LOSS_NONE && (v < 0 || v >= lim))
+                return flm_error_set(err, FLM_ERANGE,
+                                     "LM score: frame %d, channel %d: token %d outside [0, %d)",
+                                     t - DELAYS[k], k, (int)v, lim);
+        }
+    flm_lm_state_reset(s);
+    for (int t0 = 0; t0 < n_steps; t0 += R) {
+        if (stop && *stop)
+            return 1;
+        int T = n_steps - t0 < R ? n_steps - t0 : R;
+        if ((rc = flm_lm_forward(s, s->in + (size_t)t0 * FLM_N_CHANNELS, T, s->hid, err)) < 0)
+            return rc;
+        flm_lm_text_logits(s->lm, s->hid, T, s->tlog);
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < NCB; k++) { /* depth inputs: the codes it is trained to predict */
+                int32_t v = s->tgt[(size_t)(t0 + t) * (1 + NCB) + 1 + k];
+                s->codes[t * NCB + k] = v >= 0 && v < A ? v : c->aud_pad;
+            }
+        if ((rc = flm_lm_depth_forward(s, s->hid, s->codes, T, s->dlog, err)) < 0)
+            return rc;
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k <= NCB; k++) {
+                size_t at = (size_t)(t0 + t) * (1 + NCB) + k;
+                int cls = s->tcls[at];
+                if (cls == FLM_LOSS_NONE)
+                    continue;
+                if (k == 0)
+                    add_ce(loss, cls, s->tlog + (size_t)t * V, V, s->tgt[at]);
+                else
+                    add_ce(loss, cls, s->dlog + ((size_t)t * NCB + k - 1) * A, A, s->tgt[at]);
+            }
+    }
+    return 0;
+}
+
+double flm_lm_loss_weighted(const flm_lm_loss *l, const double w[FLM_N_LOSS_CLASSES])
+{
+    double num = 0, den = 0;
+    for (int k = 0; k < FLM_N_LOSS_CLASSES; k++) {
+        num += w[k] * l->sum[k];
+        den += w[k] * (double)l->count[k];
+    }
+    return den > 0 ? num / den : 0.0;
 }
 
 /* ---------------------------------------------------------------- streaming generation */

@@ -1,0 +1,325 @@
+/* FLM-Audio LM beyond the golden vectors: the teacher-forced loss (flm_lm_score, behind flm
+ * validate) against an independent computation from the model's step-by-step logits, the
+ * sample's delay view (libstream) and the class weights, also with the text channel shifted;
+ * bad checkpoints (missing / mis-shaped tensor, truncated file, config vs weights) and config
+ * errors; no allocation while generating. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flm_alloc.h"
+#include "flm_kernels.h"
+#include "flm_lm.h"
+#include "flm_rng.h"
+#include "flm_safetensors.h"
+#include "flm_util.h"
+#include "tap.h"
+
+#define NCH FLM_N_CHANNELS
+
+static char dir[512];
+
+static flm_lm_config small_config(void)
+{
+    flm_lm_config c;
+    flm_lm_config_preset("tiny", &c, NULL);
+    c.vocab_size = 1200; /* keeps the independent text softmax cheap */
+    c.text_wait = 1100;
+    return c;
+}
+
+/* A random aligned sample with default classes: text sentences + waits, speech on speak. */
+static flm_sample *make_sample(const flm_lm_config *c, int n, uint64_t seed)
+{
+    flm_sample *s = NULL;
+    flm_sample_create(&s, n, NULL);
+    flm_rng r;
+    flm_rng_init(&r, seed, "lm-sample", "test");
+    for (int t = 0; t < n; t++) {
+        int talk = (t / 7) % 2;
+        FLM_TOK(s, FLM_CH_TEXT, t) =
+            talk ? (int32_t)flm_rng_below(&r, (uint32_t)c->vocab_size) : c->text_wait;
+        for (int k = 0; k < 8; k++) {
+            FLM_TOK(s, FLM_CH_SPEAK + k, t) =
+                t % 5 == 4 ? c->aud_empty : (int32_t)flm_rng_below(&r, 2048);
+            FLM_TOK(s, FLM_CH_LISTEN + k, t) =
+                t % 3 == 0 ? c->aud_empty : (int32_t)flm_rng_below(&r, 2048);
+        }
+    }
+    flm_sample_default_classes(s, c->text_wait, c->aud_empty, c->aud_pad);
+    return s;
+}
+
+static void ce(flm_lm_loss *l, int cls, const float *x, int n, int target)
+{
+    double mx = -INFINITY, sum = 0;
+    int best = 0;
+    for (int i = 0; i < n; i++)
+        if (x[i] > mx)
+            mx = x[i], best = i;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)x[i] - mx);
+    l->sum[cls] += -((double)x[target] - mx - log(sum));
+    l->count[cls]++;
+    l->correct[cls] += best == target;
+}
+
+/* The loss computed independently: delay view from libstream, one backbone step at a time,
+ * the depth head position by position with the delayed speak codes as its inputs. */
+static void reference_loss(flm_lm *lm, const flm_sample *smp, flm_lm_loss *out)
+{
+    const flm_lm_config *c = flm_lm_get_config(lm);
+    int n = smp->n_frames, N = n + 1, V = c->vocab_size, A = c->aud_vocab;
+    const int32_t delays[NCH] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1};
+    int32_t fill[NCH];
+    for (int k = 0; k < NCH; k++)
+        fill[k] = k == 0 ? c->text_wait : c->aud_pad;
+    int32_t *D = flm_malloc((size_t)NCH * N * 4);
+    uint8_t *DC = flm_malloc((size_t)NCH * N);
+    flm_delay_apply(smp->tokens, n, delays, fill, D, NULL);
+    flm_delay_apply_u8(smp->loss_class, n, delays, DC, NULL);
+    flm_lm_state *s = NULL;
+    flm_lm_state_create(&s, lm, N, 1, NULL);
+    float *h = flm_malloc((size_t)c->hidden * 4), *tl = flm_malloc((size_t)V * 4);
+    float *dl = flm_malloc((size_t)A * 4);
+    memset(out, 0, sizeof *out);
+    for (int t = 0; t < N; t++) {
+        int32_t in[NCH];
+        for (int k = 0; k < NCH; k++) /* model step t: own channels of column t-1 */
+            in[k] = k < FLM_CH_LISTEN ? (t ? D[k * N + t - 1] : fill[k]) : D[k * N + t];
+        flm_lm_forward(s, in, 1, h, NULL);
+        flm_lm_text_logits(lm, h, 1, tl);
+        if (DC[t] != FLM_LOSS_NONE)
+            ce(out, DC[t], tl, V, D[t]);
+        flm_lm_depth_begin(s, h);
+        for (int p = 0; p < 8; p++) {
+            int ch = FLM_CH_SPEAK + p;
+            flm_lm_depth_next(s, p, p ? D[(ch - 1) * N + t] : 0, dl, NULL);
+            if (DC[ch * N + t] != FLM_LOSS_NONE)
+                ce(out, DC[ch * N + t], dl, A, D[ch * N + t]);
+        }
+    }
+    flm_free(D), flm_free(DC), flm_free(h), flm_free(tl), flm_free(dl);
+    flm_lm_state_destroy(&s);
+}
+
+static void compare_loss(const flm_lm_loss *a, const flm_lm_loss *b, const char *what)
+{
+    double worst = 0;
+    int counts = 1;
+    for (int k = 0; k < FLM_N_LOSS_CLASSES; k++) {
+        double e = fabs(a->sum[k] - b->sum[k]) / (fabs(b->sum[k]) + 1e-9);
+        worst = e > worst ? e : worst;
+        counts &= a->count[k] == b->count[k] && a->correct[k] == b->correct[k];
+    }
+    TAP_OK(worst < 1e-5 && counts, "%s: loss per class == independent computation (rel %.1e)", what,
+           worst);
+    const double w[FLM_N_LOSS_CLASSES] = {0, 1.0, 0.5, 1.0, 0.01};
+    double num = 0, den = 0;
+    for (int k = 1; k < FLM_N_LOSS_CLASSES; k++)
+        num += w[k] * b->sum[k], den += w[k] * (double)b->count[k];
+    TAP_OK(fabs(flm_lm_loss_weighted(a, w) - num / den) < 1e-5 * (num / den),
+           "%s: weighted loss %.6f == %.6f", what, flm_lm_loss_weighted(a, w), num / den);
+}
+
+static void test_score(flm_lm *lm)
+{
+    const flm_lm_config *c = flm_lm_get_config(lm);
+    flm_sample *smp = make_sample(c, 40, 7);
+    flm_lm_state *s = NULL;
+    flm_error err = {0};
+    TAP_OK(flm_lm_state_create(&s, lm, 64, 8, &err) == 0, "state: %s", err.msg);
+    flm_lm_loss a = {0}, ref;
+    TAP_OK(flm_lm_score(s, smp->tokens, smp->loss_class, smp->n_frames, &a, NULL, &err) == 0,
+           "score: %s", err.msg);
+    reference_loss(lm, smp, &ref);
+    TAP_OK(ref.count[FLM_LOSS_SEMANTIC] > 20 && ref.count[FLM_LOSS_ACOUSTIC] > 150 &&
+               ref.count[FLM_LOSS_MONOLOGUE] > 10 && ref.count[FLM_LOSS_WAIT] > 10,
+           "every class is scored (%lld %lld %lld %lld)", (long long)ref.count[1],
+           (long long)ref.count[2], (long long)ref.count[3], (long long)ref.count[4]);
+    compare_loss(&a, &ref, "aligned sample");
+
+    /* the text channel shifted right by 3 frames (a misaligned monologue) */
+    flm_sample *sh = NULL;
+    flm_sample_clone(&sh, smp, NULL);
+    for (int t = 0; t < sh->n_frames; t++) {
+        int src = t - 3;
+        FLM_TOK(sh, FLM_CH_TEXT, t) = src >= 0 ? FLM_TOK(smp, FLM_CH_TEXT, src) : c->text_wait;
+        FLM_CLS(sh, FLM_CH_TEXT, t) = src >= 0 ? FLM_CLS(smp, FLM_CH_TEXT, src) : FLM_LOSS_WAIT;
+    }
+    flm_lm_loss b = {0}, refb;
+    TAP_OK(flm_lm_score(s, sh->tokens, sh->loss_class, sh->n_frames, &b, NULL, &err) == 0,
+           "score shifted: %s", err.msg);
+    reference_loss(lm, sh, &refb);
+    compare_loss(&b, &refb, "text shifted by 3 frames");
+    TAP_OK(fabs(b.sum[FLM_LOSS_MONOLOGUE] - a.sum[FLM_LOSS_MONOLOGUE]) > 1e-3,
+           "the shift changes the monologue loss (%.4f -> %.4f)", a.sum[FLM_LOSS_MONOLOGUE],
+           b.sum[FLM_LOSS_MONOLOGUE]);
+
+    /* a stop request is honoured; a target outside the vocabulary is an error naming it */
+    volatile int stop = 1;
+    flm_lm_loss z = {0};
+    TAP_OK(flm_lm_score(s, smp->tokens, smp->loss_class, smp->n_frames, &z, &stop, &err) == 1 &&
+               z.count[FLM_LOSS_WAIT] == 0,
+           "stop flag: returns 1 before scoring");
+    FLM_TOK(sh, FLM_CH_SPEAK + 2, 9) = 5000;
+    FLM_CLS(sh, FLM_CH_SPEAK + 2, 9) = FLM_LOSS_ACOUSTIC;
+    TAP_OK(flm_lm_score(s, sh->tokens, sh->loss_class, sh->n_frames, &z, NULL, &err) ==
+                   FLM_ERANGE &&
+               strstr(err.msg, "frame 9, channel 3: token 5000"),
+           "bad target: %s", err.msg);
+    flm_sample_destroy(&smp);
+    flm_sample_destroy(&sh);
+    flm_lm_state_destroy(&s);
+}
+
+static void test_no_alloc(flm_lm *lm)
+{
+    flm_lm_gen *g = NULL;
+    flm_error err = {0};
+    flm_lm_gen_create(&g, lm, 32, NULL, &err);
+    int32_t user[8] = {1, 2, 3, 4, 5, 6, 7, 8}, frame[9];
+    int has, bad = 0, special = 0;
+    int64_t before = flm_alloc_count();
+    for (int t = 0; t < 20; t++) {
+        bad |= flm_lm_gen_step(g, user, NULL, frame, &has, &err) < 0;
+        for (int k = 1; k < 9 && has; k++)
+            special += frame[k] >= 2048;
+    }
+    TAP_OK(!bad && flm_alloc_count() == before, "20 generation steps allocate nothing");
+    TAP_OK(special == 0, "generated speech codes never 2048/2049");
+    flm_lm_gen_destroy(&g);
+}
+
+/* --- bad checkpoints ------------------------------------------------------------------- */
+
+static int run(const char *cmd)
+{
+    return system(cmd);
+}
+
+/* Copies dir to dir/bad with model.safetensors rebuilt: tensor `target` dropped or reshaped. */
+enum { EDIT_DROP, EDIT_RESHAPE };
+static void make_bad(const char *target, int edit, const char *bad)
+{
+    char p[1200];
+    snprintf(p, sizeof p, "rm -rf %s && mkdir -p %s && cp %s/config.json %s/", bad, bad, dir, bad);
+    run(p);
+    flm_safetensors *st = NULL;
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    flm_safetensors_open(&st, p, NULL);
+    int n = flm_safetensors_count(st), k = 0;
+    flm_st_entry *e = flm_calloc((size_t)n, sizeof *e);
+    for (int i = 0; i < n; i++) {
+        const flm_st_info *in = flm_safetensors_at(st, i);
+        int hit = !strcmp(in->name, target);
+        if (hit && edit == EDIT_DROP)
+            continue;
+        e[k] = (flm_st_entry){
+            .name = in->name, .dtype = in->dtype, .n_dim = in->n_dim, .data = in->data};
+        memcpy(e[k].shape, in->shape, sizeof in->shape);
+        if (hit && edit == EDIT_RESHAPE) {
+            e[k].shape[0] = in->shape[1];
+            e[k].shape[1] = in->shape[0];
+        }
+        k++;
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", bad);
+    flm_safetensors_write(p, e, k, NULL);
+    flm_free(e);
+    flm_safetensors_close(&st);
+}
+
+static void expect_load_error(const char *path, const char *want, const char *what)
+{
+    flm_lm *lm = NULL;
+    flm_error err = {0};
+    int rc = flm_lm_load(&lm, path, &err);
+    TAP_OK(rc < 0 && strstr(err.msg, want), "%s: %s", what, err.msg);
+    flm_lm_destroy(&lm);
+}
+
+/* Replaces the first occurrence of `from` in bad/config.json by `to`. */
+static void edit_config(const char *bad, const char *from, const char *to)
+{
+    char p[1200], *text = NULL;
+    size_t n;
+    snprintf(p, sizeof p, "%s/config.json", bad);
+    flm_read_file(p, &text, &n, 1 << 20, NULL);
+    char *at = strstr(text, from);
+    FILE *f = fopen(p, "wb");
+    fwrite(text, 1, (size_t)(at - text), f);
+    fputs(to, f);
+    fputs(at + strlen(from), f);
+    fclose(f);
+    flm_free(text);
+}
+
+static void test_bad_checkpoints(void)
+{
+    char bad[700], p[1600];
+    snprintf(bad, sizeof bad, "%s/bad", dir);
+    make_bad("model.layers.1.self_attn.k_proj.bias", EDIT_DROP, bad);
+    expect_load_error(bad, "tensor 'model.layers.1.self_attn.k_proj.bias' not found",
+                      "missing tensor");
+    make_bad("aud_output_layers.transformer.h.0.attn.c_attn.weight", EDIT_RESHAPE, bad);
+    expect_load_error(bad, "aud_output_layers.transformer.h.0.attn.c_attn.weight", "wrong shape");
+    make_bad("aud_output_layers.linear_in.weight", EDIT_RESHAPE, bad);
+    expect_load_error(bad, "shape [64, 256] in file, expected [256, 64]", "wrong shape, shapes");
+    make_bad("none", EDIT_DROP, bad);
+    edit_config(bad, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
+    expect_load_error(bad, "tensor 'model.layers.1.input_layernorm.weight' is not part of",
+                      "config has fewer layers than the weights");
+    make_bad("none", EDIT_DROP, bad);
+    edit_config(bad, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    expect_load_error(bad, "model.layers.2.input_layernorm.weight' not found",
+                      "config has more layers than the weights");
+    make_bad("none", EDIT_DROP, bad);
+    edit_config(bad, "\"vocab_size\": 1200", "\"vocab_size\": 1300");
+    expect_load_error(bad, "model.embed_tokens.text_embeddings.weight",
+                      "config vocab_size vs embedding rows");
+    make_bad("none", EDIT_DROP, bad);
+    edit_config(bad, "\"n_embd\": 32", "\"n_embd\": 64");
+    expect_load_error(bad, "aud_output_layers.linear_in.weight", "depth n_embd vs weights");
+    make_bad("none", EDIT_DROP, bad);
+    edit_config(bad, "\"use_swiglu\": true", "\"use_swiglu\": true, \"extra\": 1");
+    expect_load_error(bad, "unknown key \"aud_depthgpt.extra\"", "extra depth config key");
+    make_bad("none", EDIT_DROP, bad);
+    edit_config(bad, "\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"");
+    expect_load_error(bad, "hidden_act", "unsupported activation");
+    make_bad("none", EDIT_DROP, bad);
+    snprintf(p, sizeof p, "truncate -s 2000000 %s/model.safetensors", bad);
+    run(p);
+    expect_load_error(bad, "model.safetensors", "truncated weights");
+    snprintf(p, sizeof p, "rm %s/config.json", bad);
+    run(p);
+    expect_load_error(bad, "config.json", "no config.json");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "%s/test_lm_XXXXXX",
+             getenv("FLM_TEST_TMP") ? getenv("FLM_TEST_TMP") : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    flm_kernels_init(2);
+    flm_lm_config c = small_config();
+    flm_error err = {0};
+    TAP_OK(flm_lm_write_random(&c, 11, FLM_DTYPE_F32, 0, dir, &err) == 0, "write: %s", err.msg);
+    flm_lm *lm = NULL;
+    TAP_OK(flm_lm_load(&lm, dir, &err) == 0, "load: %s", err.msg);
+    if (lm) {
+        test_score(lm);
+        test_no_alloc(lm);
+    }
+    flm_lm_destroy(&lm);
+    test_bad_checkpoints();
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    run(cmd);
+    return tap_done();
+}
