@@ -43,14 +43,14 @@ print("ok")
 PY
 ok $? "totals = sums of the samples, weighted loss from the weights"
 sed 's/^/# /' "$tmp/check" | head -5
-sed 's/"acoustic": 0.5/"acoustic": 0.25/' "$(dirname "$0")/../../schemas/recipes/post-training-1.json" >"$tmp/r.json"
+sed 's/"wait": 0.01/"wait": 0.5/' "$(dirname "$0")/../../schemas/recipes/post-training-1.json" >"$tmp/r.json"
 "$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 5 --json --recipe "$tmp/r.json" >"$tmp/v2.json" 2>/dev/null
 ok $? "validate --recipe"
 python3 -c "
 import json,sys
 a=json.load(open('$tmp/v.json'));b=json.load(open('$tmp/v2.json'))
-assert b['weights']['acoustic']==0.25
-assert a['total']['acoustic']==b['total']['acoustic']
+assert b['weights']['wait']==0.5
+assert a['total']['wait']==b['total']['wait']
 assert a['total']['weighted_loss']!=b['total']['weighted_loss']
 " >"$tmp/c2" 2>&1
 ok $? "recipe weights used, per-class losses unchanged"
