@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "flm_error.h"
+#include "flm_sampling.h"
 #include "flm_stream.h"
 #include "flm_tensor.h"
 
@@ -172,7 +173,13 @@ FLM_API double flm_lm_loss_weighted(const flm_lm_loss *l, const double w[FLM_N_L
 typedef struct flm_lm_gen flm_lm_gen;
 
 typedef struct flm_lm_gen_params {
-    int mask_special; /* never choose aud_pad / aud_empty as speech codes (default 1) */
+    int mask_special;   /* never choose aud_pad / aud_empty as speech codes (default 1) */
+    int use_sampling;   /* 0: greedy (argmax); 1: sample (default) */
+    flm_sampling text;  /* flm_sampling_text_defaults() */
+    flm_sampling audio; /* flm_sampling_audio_defaults() */
+    int rep_codebooks;  /* the audio penalty applies to codebooks 0..rep_codebooks-1 (4) */
+    uint64_t seed;      /* Exp(1) draws from flm_rng (seed, "lm.gen", "sampling"), restarted by
+                           flm_lm_gen_reset */
 } flm_lm_gen_params;
 
 FLM_API flm_lm_gen_params flm_lm_gen_default_params(void);
@@ -183,7 +190,8 @@ FLM_API void flm_lm_gen_destroy(flm_lm_gen **g);
 FLM_API void flm_lm_gen_reset(flm_lm_gen *g);
 /* One 80 ms step. user: the user's 8 Mimi codes of this frame. force: NULL, or 9 ids (text, 8
  * speak codes) where a value >= 0 replaces the greedy choice (tests drive generation with
- * reference tokens). frame receives the undelayed output frame [text, 8 codes] of the previous
+ * reference tokens); otherwise greedy or sampled as the params say. frame receives the
+ * undelayed output frame [text, 8 codes] of the previous
  * step once *has_frame is 1 (from step 1 on): the text and semantic code chosen at step t-1 with
  * the acoustic codes chosen at step t. */
 FLM_API int flm_lm_gen_step(flm_lm_gen *g, const int32_t user[FLM_LM_N_CODEBOOKS],

@@ -1265,11 +1265,28 @@ struct flm_lm_gen {
     float *hidden;      /* [d] */
     float *text_logits; /* [V] */
     float *dlogits;     /* [8][A] */
+    float *work;        /* [max(V, A)] sampling scratch */
+    int32_t *order;     /* [max(V, A)] */
+    int32_t *hist;      /* [1 + 8][HIST]: previous text tokens and codes, ring */
+    flm_rng rng;
 };
+
+#define HIST 256 /* longest repetition window */
+
+static float exp_noise(void *ctx, int i)
+{
+    (void)i;
+    double u = flm_rng_uniform(ctx);
+    return (float)(u > 0.0 ? -log1p(-u) : 1e-30); /* Exp(1); never 0 */
+}
 
 flm_lm_gen_params flm_lm_gen_default_params(void)
 {
-    return (flm_lm_gen_params){.mask_special = 1};
+    return (flm_lm_gen_params){.mask_special = 1,
+                               .use_sampling = 1,
+                               .text = flm_sampling_text_defaults(),
+                               .audio = flm_sampling_audio_defaults(),
+                               .rep_codebooks = 4};
 }
 
 int flm_lm_gen_create(flm_lm_gen **out, const flm_lm *lm, int max_steps, const flm_lm_gen_params *p,
@@ -1290,7 +1307,15 @@ int flm_lm_gen_create(flm_lm_gen **out, const flm_lm *lm, int max_steps, const f
     g->hidden = flm_malloc((size_t)c->hidden * sizeof(float));
     g->text_logits = flm_malloc((size_t)c->vocab_size * sizeof(float));
     g->dlogits = flm_malloc((size_t)NCB * c->aud_vocab * sizeof(float));
-    if (!g->hidden || !g->text_logits || !g->dlogits) {
+    size_t nw = (size_t)(c->vocab_size > c->aud_vocab ? c->vocab_size : c->aud_vocab);
+    g->work = flm_malloc(nw * sizeof(float));
+    g->order = flm_malloc(nw * sizeof(int32_t));
+    g->hist = flm_malloc((size_t)(1 + NCB) * HIST * sizeof(int32_t));
+    if (g->p.text.rep_window > HIST || g->p.audio.rep_window > HIST) {
+        flm_lm_gen_destroy(&g);
+        return flm_error_set(err, FLM_EINVAL, "LM generator: repetition window above %d", HIST);
+    }
+    if (!g->hidden || !g->text_logits || !g->dlogits || !g->work || !g->order || !g->hist) {
         flm_lm_gen_destroy(&g);
         return flm_error_set(err, FLM_ENOMEM, "LM generator: out of memory");
     }
@@ -1308,6 +1333,9 @@ void flm_lm_gen_destroy(flm_lm_gen **pg)
     flm_free(g->hidden);
     flm_free(g->text_logits);
     flm_free(g->dlogits);
+    flm_free(g->work);
+    flm_free(g->order);
+    flm_free(g->hist);
     flm_free(g);
     *pg = NULL;
 }
@@ -1317,6 +1345,7 @@ void flm_lm_gen_reset(flm_lm_gen *g)
     const flm_lm_config *c = &g->lm->cfg;
     flm_lm_state_reset(g->s);
     g->step = 0;
+    flm_rng_init(&g->rng, g->p.seed, "lm.gen", "sampling");
     /* the initial tokens are restored here, not left at 0 (the published reset defect) */
     g->prev_chosen[0] = c->text_wait;
     for (int k = 0; k < NCB; k++) {
@@ -1325,13 +1354,22 @@ void flm_lm_gen_reset(flm_lm_gen *g)
     }
 }
 
-static int argmax(const float *x, int n, int skip_a, int skip_b)
+/* Chooses channel k's token (0 text, 1 + c codebook c): greedy or sampled, with the repetition
+ * window over the previous steps' choices. */
+static int32_t pick(flm_lm_gen *g, int k, const float *logits, int n, int32_t skip_a,
+                    int32_t skip_b)
 {
-    int best = -1;
-    for (int i = 0; i < n; i++)
-        if (i != skip_a && i != skip_b && (best < 0 || x[i] > x[best]))
-            best = i;
-    return best;
+    flm_sampling sp = k ? g->p.audio : g->p.text;
+    if (!g->p.use_sampling)
+        sp.temp = 0.0f, sp.rep_penalty = 1.0f;
+    if (k > g->p.rep_codebooks)
+        sp.rep_penalty = 1.0f;
+    int n_recent = g->step < sp.rep_window ? g->step : sp.rep_window;
+    int32_t recent[HIST];
+    for (int i = 0; i < n_recent; i++)
+        recent[i] = g->hist[k * HIST + (g->step - 1 - i) % HIST];
+    return flm_sample_token(logits, n, recent, sp.rep_penalty != 1.0f ? n_recent : 0, &sp,
+                            exp_noise, &g->rng, g->work, g->order, skip_a, skip_b);
 }
 
 int flm_lm_gen_step(flm_lm_gen *g, const int32_t user[NCB], const int32_t *force,
@@ -1357,14 +1395,15 @@ int flm_lm_gen_step(flm_lm_gen *g, const int32_t user[NCB], const int32_t *force
         return rc;
     flm_lm_text_logits(g->lm, g->hidden, 1, g->text_logits);
     g->chosen[0] =
-        force && force[0] >= 0 ? force[0] : argmax(g->text_logits, c->vocab_size, -1, -1);
+        force && force[0] >= 0 ? force[0] : pick(g, 0, g->text_logits, c->vocab_size, -1, -1);
     flm_lm_depth_begin(g->s, g->hidden);
     int sa = g->p.mask_special ? c->aud_pad : -1, sb = g->p.mask_special ? c->aud_empty : -1;
     for (int p = 0; p < NCB; p++) {
         float *lg = g->dlogits + (size_t)p * A;
         if ((rc = flm_lm_depth_next(g->s, p, p ? g->chosen[p] : 0, lg, err)) < 0)
             return rc;
-        g->chosen[1 + p] = force && force[1 + p] >= 0 ? force[1 + p] : argmax(lg, A, sa, sb);
+        g->chosen[1 + p] =
+            force && force[1 + p] >= 0 ? force[1 + p] : pick(g, 1 + p, lg, A, sa, sb);
     }
     if (g->step > 0) {
         frame[0] = g->prev_chosen[0];
@@ -1374,6 +1413,8 @@ int flm_lm_gen_step(flm_lm_gen *g, const int32_t user[NCB], const int32_t *force
         *has_frame = 1;
     }
     memcpy(g->prev_chosen, g->chosen, sizeof g->chosen);
+    for (int k = 0; k <= NCB; k++)
+        g->hist[k * HIST + g->step % HIST] = g->chosen[k];
     memcpy(g->prev_user, user, sizeof g->prev_user);
     g->step++;
     return 0;

@@ -1,10 +1,11 @@
 /* Golden: the published FLM-Audio classes (cofe-ai/flm-audio 41d768c9, PyTorch float32) on a
  * tiny random model, from ../shared/testvectors/flm-lm (copied to tests/golden/flm-lm; the
- * optional sampling vectors left out). Floats within 1e-5 absolute (2e-5 for the hidden state),
- * the tolerance stated with the vectors; greedy tokens identical, except where the reference's
- * own top-1/top-2 margin is below the tolerance: there the reference token drives generation.
- * Also: teacher-forced T steps == T streaming steps, and generation after a reset == a fresh run.
- * usage: test_lm_golden DIR   (DIR/model: config + weights, DIR/flm_vectors.safetensors) */
+ * sampler is driven by the recorded logits and Exp(1) draws of the `sample.*` run). Floats within
+ * 1e-5 absolute (2e-5 for the hidden state), the tolerance stated with the vectors; greedy tokens
+ * identical, except where the reference's own top-1/top-2 margin is below the tolerance: there the
+ * reference token drives generation. Also: teacher-forced T steps == T streaming steps, and
+ * generation after a reset == a fresh run. usage: test_lm_golden DIR   (DIR/model: config +
+ * weights, DIR/flm_vectors.safetensors) */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "flm_kernels.h"
 #include "flm_lm.h"
 #include "flm_safetensors.h"
+#include "flm_sampling.h"
 #include "tap.h"
 
 #define TOL 1e-5
@@ -137,6 +139,7 @@ static void test_stream(flm_lm *lm, int with_reset)
     flm_lm_gen *g = NULL;
     flm_error err = {0};
     flm_lm_gen_params gp = flm_lm_gen_default_params();
+    gp.use_sampling = 0;
     TAP_OK(flm_lm_gen_create(&g, lm, 64, &gp, &err) == 0, "generator: %s", err.msg);
     int32_t frame[9];
     int has = 0;
@@ -193,6 +196,53 @@ static void test_stream(flm_lm *lm, int with_reset)
     flm_lm_gen_destroy(&g);
 }
 
+typedef struct noise_src {
+    const float *x; /* the recorded draws, in descending-probability order */
+} noise_src;
+
+static float recorded(void *ctx, int i)
+{
+    return ((noise_src *)ctx)->x[i];
+}
+
+/* Upstream's default sampling, replayed from the recorded raw logits and exponential draws,
+ * with the 2048/2049 mask off (the recorded run had none): every token must be reproduced. */
+static void test_sampler(void)
+{
+    int T = 20, V = 1024, A = 2050;
+    const float *tn = get("sample.text_noise", T * V), *an = get("sample.audio_noise", T * 8 * A);
+    const float *tl = get("sample.text_logits", T * V),
+                *dl = get("sample.depth_logits_raw", T * 8 * A);
+    const int32_t *tt = get("sample.text_tokens", T), *sc = get("sample.speak_codes", T * 8);
+    if (!tn || !an || !tl || !dl || !tt || !sc) {
+        TAP_OK(0, "sampling vectors present");
+        return;
+    }
+    float *work = flm_malloc((size_t)A * 4);
+    int32_t *order = flm_malloc((size_t)A * 4), recent[64];
+    flm_sampling st = flm_sampling_text_defaults(), sa = flm_sampling_audio_defaults();
+    int bad_text = 0, bad_audio = 0;
+    for (int t = 0; t < T; t++) {
+        int n = t < st.rep_window ? t : st.rep_window;
+        for (int i = 0; i < n; i++)
+            recent[i] = tt[t - 1 - i];
+        noise_src ns = {tn + (size_t)t * V};
+        bad_text += flm_sample_token(tl + (size_t)t * V, V, recent, n, &st, recorded, &ns, work,
+                                     order, -1, -1) != tt[t];
+        for (int c = 0; c < 8; c++) {
+            for (int i = 0; i < n; i++)
+                recent[i] = sc[(t - 1 - i) * 8 + c];
+            noise_src na = {an + ((size_t)t * 8 + c) * A};
+            int32_t id = flm_sample_token(dl + ((size_t)t * 8 + c) * A, A, recent, c < 4 ? n : 0,
+                                          &sa, recorded, &na, work, order, -1, -1);
+            bad_audio += id != sc[t * 8 + c];
+        }
+    }
+    TAP_OK(bad_text == 0, "sampled text tokens reproduced (20 draws, %d differ)", bad_text);
+    TAP_OK(bad_audio == 0, "sampled speak codes reproduced (160 draws, %d differ)", bad_audio);
+    flm_free(work), flm_free(order);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -221,6 +271,7 @@ int main(int argc, char **argv)
     test_teacher_forced(lm);
     test_stream(lm, 0);
     test_stream(lm, 1);
+    test_sampler();
     flm_lm_destroy(&lm);
     flm_safetensors_close(&vec);
     return tap_done();

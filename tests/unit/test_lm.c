@@ -14,6 +14,7 @@
 #include "flm_lm.h"
 #include "flm_rng.h"
 #include "flm_safetensors.h"
+#include "flm_sampling.h"
 #include "flm_util.h"
 #include "tap.h"
 
@@ -193,6 +194,56 @@ static void test_no_alloc(flm_lm *lm)
     flm_lm_gen_destroy(&g);
 }
 
+static float fixed_noise(void *ctx, int i)
+{
+    (void)ctx;
+    return 1.0f + 0.01f * (float)i;
+}
+
+/* The mask: even when 2048/2049 hold nearly all the probability they are never picked. */
+static void test_mask(void)
+{
+    float logits[2050], work[2050];
+    int32_t order[2050];
+    for (int i = 0; i < 2050; i++)
+        logits[i] = (float)(i % 7) * 0.01f;
+    logits[2048] = logits[2049] = 30.0f;
+    flm_sampling sp = flm_sampling_audio_defaults();
+    int32_t a =
+        flm_sample_token(logits, 2050, NULL, 0, &sp, fixed_noise, NULL, work, order, -1, -1);
+    int32_t b =
+        flm_sample_token(logits, 2050, NULL, 0, &sp, fixed_noise, NULL, work, order, 2048, 2049);
+    TAP_OK(a >= 2048 && b < 2048 && b % 7 == 6, "unmasked picks %d, masked picks %d", a, b);
+    sp.temp = 0.0f;
+    b = flm_sample_token(logits, 2050, NULL, 0, &sp, fixed_noise, NULL, work, order, 2048, 2049);
+    TAP_OK(b == 6, "greedy with the mask: %d", b);
+    int32_t recent[1] = {6};
+    sp.rep_penalty = 2.0f;
+    b = flm_sample_token(logits, 2050, recent, 1, &sp, fixed_noise, NULL, work, order, 2048, 2049);
+    TAP_OK(b == 13, "repetition penalty moves greedy from 6 to %d", b);
+}
+
+/* Sampled generation is reproducible from the seed and differs across seeds. */
+static void test_seed(flm_lm *lm)
+{
+    int32_t out[3][40][9];
+    uint64_t seeds[3] = {5, 5, 6};
+    for (int r = 0; r < 3; r++) {
+        flm_lm_gen_params gp = flm_lm_gen_default_params();
+        gp.seed = seeds[r];
+        gp.text.temp = 1.0f; /* a random model: make the text draws matter too */
+        flm_lm_gen *g = NULL;
+        flm_lm_gen_create(&g, lm, 64, &gp, NULL);
+        int32_t user[8] = {0};
+        int has;
+        for (int t = 0; t <= 40; t++)
+            flm_lm_gen_step(g, user, NULL, t ? out[r][t - 1] : out[r][0], &has, NULL);
+        flm_lm_gen_destroy(&g);
+    }
+    TAP_OK(!memcmp(out[0], out[1], sizeof out[0]), "same seed, same generation");
+    TAP_OK(memcmp(out[0], out[2], sizeof out[0]) != 0, "other seed, other generation");
+}
+
 /* --- bad checkpoints ------------------------------------------------------------------- */
 
 static int run(const char *cmd)
@@ -315,8 +366,10 @@ int main(void)
     if (lm) {
         test_score(lm);
         test_no_alloc(lm);
+        test_seed(lm);
     }
     flm_lm_destroy(&lm);
+    test_mask();
     test_bad_checkpoints();
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
