@@ -71,7 +71,7 @@ static int flm_info(const char *dir)
 {
     flm_error err = {0};
     flm_lm *lm = NULL;
-    if (flm_lm_load(&lm, dir, &err) < 0) {
+    if (flm_lm_load(&lm, dir, FLM_W_F32, &err) < 0) {
         fprintf(stderr, "flm model info: %s\n", err.msg);
         return 1;
     }

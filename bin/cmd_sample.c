@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "usage: flm sample --model DIR --codec MIMI.safetensors -o OUTDIR\n"
             "                  (--user-audio IN | --text TEXT --tokenizer TOKENIZER.json)\n"
             "                  [--tokenizer TOKENIZER.json] [--seconds S] [--seed N]\n"
-            "                  [--greedy] [--threads N]\n"
+            "                  [--greedy] [--weights f32|bf16|q8|q4] [--threads N]\n"
             "\n"
             "Full-duplex generation: one 80 ms step per frame of the user's audio (any format\n"
             "FFmpeg reads, encoded with Mimi onto the listen channels), continuing over silence\n"
@@ -42,7 +42,9 @@ static void usage(FILE *f)
             "codes 2048/2049 are never generated. Writes OUTDIR/model.wav, OUTDIR/stereo.wav\n"
             "(left user, right model), OUTDIR/text.tsv (frame, seconds, id, piece of every\n"
             "non-wait text token) and OUTDIR/monologue.txt (text segments with start times;\n"
-            "token ids unless --tokenizer is given).\n");
+            "token ids unless --tokenizer is given). --weights: the format the weights are\n"
+            "held in for compute (default f32; bf16 halves the memory, q8 / q4 are per-block\n"
+            "int8 / 4-bit, see docs/engine.md).\n");
 }
 
 /* Appends the segment ids[0..n) as one line "start_s<TAB>text" (ids when no tokenizer). */
@@ -97,7 +99,7 @@ int cmd_sample(int argc, char **argv)
     const char *out = NULL, *v;
     double seconds = -1;
     int64_t seed = 0, threads = 2;
-    int greedy = 0, bad = 0;
+    int greedy = 0, bad = 0, wtype = FLM_W_F32;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -106,6 +108,11 @@ int cmd_sample(int argc, char **argv)
             greedy = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--model", &bad))) {
             model = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--weights", &bad))) {
+            if ((wtype = flm_wtype_parse(v)) < 0) {
+                cli_error("sample: --weights must be f32, bf16, q8 or q4, got '%s'", v);
+                return 2;
+            }
         } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
             codec = v;
         } else if ((v = cli_opt(argc, argv, &i, "--user-audio", &bad))) {
@@ -152,7 +159,8 @@ int cmd_sample(int argc, char **argv)
     int32_t *ucodes = NULL, *text_out = NULL, *frames = NULL;
     int rc = 1;
     flm_mimi_params mp = flm_mimi_default_params();
-    if (flm_lm_load(&lm, model, &err) < 0 || flm_mimi_load(&mimi, codec, &mp, &err) < 0 ||
+    if (flm_lm_load(&lm, model, (flm_wtype)wtype, &err) < 0 ||
+        flm_mimi_load(&mimi, codec, &mp, &err) < 0 ||
         (tokp && flm_tokenizer_load(&tok, tokp, NULL, &err) < 0)) {
         cli_error("sample: %s", err.msg);
         goto done;

@@ -40,7 +40,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: flm validate --model DIR --index IDX [--samples N] [--frames F]\n"
-            "                    [--recipe RECIPE.json] [--threads N] [--json]\n"
+            "                    [--recipe RECIPE.json] [--weights f32|bf16|q8|q4]\n"
+            "                    [--threads N] [--json]\n"
             "\n"
             "Runs an FLM-Audio checkpoint (DIR: config.json + safetensors, e.g. from flm model\n"
             "init --arch flm) teacher-forced over the first N samples (default: all) of the\n"
@@ -50,7 +51,9 @@ static void usage(FILE *f)
             "acoustic, monologue, wait) and the loss weighted by the recipe's loss_weights\n"
             "(default 1.0, 0.5, 1.0, 0.01); flags samples whose weighted loss is an outlier\n"
             "(robust z-score > %.1f against the median and MAD of all samples). Ctrl-C stops\n"
-            "early and reports the samples scored so far.\n",
+            "early and reports the samples scored so far. --weights: the format the weights\n"
+            "are held in for compute (default f32; bf16, or per-block int8 / 4-bit: compare\n"
+            "their losses with f32's to see what quantization costs).\n",
             OUTLIER_Z);
 }
 
@@ -119,7 +122,7 @@ int cmd_validate(int argc, char **argv)
 {
     const char *model = NULL, *index = NULL, *recipe = NULL, *v;
     int64_t n_samples = -1, max_frames = -1, threads = 2;
-    int json = 0, bad = 0;
+    int json = 0, bad = 0, wtype = FLM_W_F32;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -128,6 +131,11 @@ int cmd_validate(int argc, char **argv)
             json = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--model", &bad))) {
             model = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--weights", &bad))) {
+            if ((wtype = flm_wtype_parse(v)) < 0) {
+                cli_error("validate: --weights must be f32, bf16, q8 or q4, got '%s'", v);
+                return 2;
+            }
         } else if ((v = cli_opt(argc, argv, &i, "--index", &bad))) {
             index = v;
         } else if ((v = cli_opt(argc, argv, &i, "--recipe", &bad))) {
@@ -174,7 +182,8 @@ int cmd_validate(int argc, char **argv)
     char *flags = NULL;
     json_t *jsamples = json_array();
     int rc = 1;
-    if (flm_lm_load(&lm, model, &err) < 0 || flm_dataset_open(&ds, index, &err) < 0) {
+    if (flm_lm_load(&lm, model, (flm_wtype)wtype, &err) < 0 ||
+        flm_dataset_open(&ds, index, &err) < 0) {
         cli_error("validate: %s", err.msg);
         goto done;
     }
@@ -274,6 +283,7 @@ int cmd_validate(int argc, char **argv)
             json_object_set_new(jw, class_key[k], json_real(w[k]));
         json_object_set_new(root, "model", json_string(model));
         json_object_set_new(root, "index", json_string(index));
+        json_object_set_new(root, "weights_format", json_string(flm_wtype_name((flm_wtype)wtype)));
         json_object_set_new(root, "weights", jw);
         json_object_set_new(root, "samples", jsamples);
         jsamples = NULL;

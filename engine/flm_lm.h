@@ -1,11 +1,11 @@
 /* flm_lm.h - the FLM-Audio RQ-Transformer (Qwen2.5-style backbone + DepthGPT head) on the CPU.
  *
  *     flm_lm *lm = NULL;
- *     if (flm_lm_load(&lm, "FLM-Audio/", &err) < 0) ...        // config.json + *.safetensors
+ *     if (flm_lm_load(&lm, "FLM-Audio/", FLM_W_BF16, &err) < 0) ...  // config + *.safetensors
  *     flm_lm_state *s = NULL;
  *     flm_lm_state_create(&s, lm, 8193, 64, &err);             // context, rows per call
  *     flm_lm_forward(s, tokens, T, hidden, &err);              // tokens [T][17] model input
- *     flm_lm_text_logits(lm, hidden, T, text_logits);          // [T][vocab]
+ *     flm_lm_text_logits(s, hidden, T, text_logits);           // [T][vocab]
  *     flm_lm_depth_forward(s, hidden, codes, T, depth_logits, &err);   // [T][8][2050]
  *
  *     flm_lm_gen *g = NULL;                                    // full-duplex streaming
@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "flm_error.h"
+#include "flm_quant.h"
 #include "flm_sampling.h"
 #include "flm_stream.h"
 #include "flm_tensor.h"
@@ -92,12 +93,15 @@ FLM_API int64_t flm_lm_config_n_params(const flm_lm_config *c);
  * or one *.safetensors file. Every tensor of MODEL.md 1.7 must be present with the shape the
  * config implies (errors name the tensor and both shapes); a tensor the config does not account
  * for (e.g. a layer beyond num_hidden_layers) is a mismatch error; rotary inv_freq buffers are
- * ignored. F32, BF16, F16 and F64 tensors are accepted. */
-FLM_API int flm_lm_load(flm_lm **out, const char *dir, flm_error *err);
+ * ignored. F32, BF16, F16 and F64 tensors are accepted. wtype: the format the matrices and
+ * embedding tables are held in for compute (FLM_W_F32 exact; BF16, Q8, Q4: flm_quant.h); norms,
+ * biases and wpe stay float32. Call flm_kernels_init first (scratch is sized per thread). */
+FLM_API int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, flm_error *err);
 FLM_API void flm_lm_destroy(flm_lm **lm);
 FLM_API const flm_lm_config *flm_lm_get_config(const flm_lm *lm);
-/* Bytes of weights held in memory. */
+/* Bytes of weights held in memory, and their format. */
 FLM_API size_t flm_lm_weight_size(const flm_lm *lm);
+FLM_API flm_wtype flm_lm_weight_type(const flm_lm *lm);
 
 /* Writes DIR/config.json and seeded random weights with the real names and shapes (dtype F32 or
  * BF16), one tensor at a time straight to the file (peak memory: the largest tensor), in shards
@@ -129,8 +133,8 @@ FLM_API void flm_lm_state_trace(flm_lm_state *s, float *trace);
  * FLM_ERANGE naming the step and channel. */
 FLM_API int flm_lm_forward(flm_lm_state *s, const int32_t *tokens, int T, float *hidden,
                            flm_error *err);
-/* logits [T][vocab_size] = lm_head(hidden) (times the muP logit multiplier). */
-FLM_API void flm_lm_text_logits(const flm_lm *lm, const float *hidden, int T, float *logits);
+/* logits [T][vocab_size] = lm_head(hidden) (times the muP logit multiplier); s: its scratch. */
+FLM_API void flm_lm_text_logits(flm_lm_state *s, const float *hidden, int T, float *logits);
 /* Teacher-forced depth head: codes [T][8] (position c >= 1 reads codes[t][c-1]; column 7 is not
  * read), logits [T][8][aud_vocab]. */
 FLM_API int flm_lm_depth_forward(flm_lm_state *s, const float *hidden, const int32_t *codes, int T,

@@ -35,6 +35,7 @@
 
 #include "flm_alloc.h"
 #include "flm_kernels.h"
+#include "flm_quant.h"
 #include "flm_rng.h"
 #include "flm_safetensors.h"
 #include "flm_util.h"
@@ -43,36 +44,42 @@
 #define DEPTH_EPS 1e-6f /* DepthGPT's RMSNorm eps is hard-coded upstream, not in the config */
 #define CONFIG_MAX_SIZE (1 << 20)
 
+/* Matrices (and embedding tables) are flm_qmat in the load's weight format; norms, biases and
+ * wpe stay float32. */
 typedef struct lm_layer {
-    float *ln1, *ln2;         /* [d] */
-    float *wq, *bq;           /* [d][d], [d] */
-    float *wk, *bk, *wv, *bv; /* [kv][d], [kv] */
-    float *wo, *bo;           /* [d][d], [d] or NULL */
-    float *wg, *wu;           /* [ff][d] */
-    float *wd;                /* [d][ff] */
+    float *ln1, *ln2;    /* [d] */
+    flm_qmat wq, wk, wv; /* [d][d], [kv][d], [kv][d] */
+    float *bq, *bk, *bv; /* [d], [kv], [kv] */
+    flm_qmat wo;         /* [d][d] */
+    float *bo;           /* [d] or NULL */
+    flm_qmat wg, wu;     /* [ff][d] */
+    flm_qmat wd;         /* [d][ff] */
 } lm_layer;
 
 typedef struct dep_layer {
-    float *ln1, *ln2;         /* [E] */
-    float *c_attn;            /* [3E][E] */
-    float *c_proj;            /* [E][E] */
-    float *wg[NCB], *wu[NCB]; /* [F][E] per position */
-    float *wd[NCB];           /* [E][F] */
+    float *ln1, *ln2;          /* [E] */
+    flm_qmat c_attn;           /* [3E][E] */
+    flm_qmat c_proj;           /* [E][E] */
+    flm_qmat wg[NCB], wu[NCB]; /* [F][E] per position */
+    flm_qmat wd[NCB];          /* [E][F] */
 } dep_layer;
 
 struct flm_lm {
     flm_lm_config cfg;
-    float *text_emb;                         /* [V][d] */
-    float *speak_emb[NCB], *listen_emb[NCB]; /* [A][d] */
-    lm_layer *L;                             /* [n_layers] */
-    float *norm;                             /* [d] */
-    float *lm_head;                          /* [V][d] (= text_emb when tied) */
-    float *dep_in;                           /* [8E][d] */
-    float *wte[NCB];                         /* [A][E] */
-    float *wpe;                              /* [8][E] */
-    dep_layer *D;                            /* [dep_layers] */
-    float *ln_f;                             /* [E] */
-    float *head[NCB];                        /* [A][E] */
+    flm_wtype wtype;
+    flm_qmat text_emb;                        /* [V][d] */
+    flm_qmat speak_emb[NCB], listen_emb[NCB]; /* [A][d] */
+    lm_layer *L;                              /* [n_layers] */
+    float *norm;                              /* [d] */
+    flm_qmat lm_head;                         /* [V][d] (= text_emb when tied) */
+    flm_qmat dep_in;                          /* [8E][d] */
+    flm_qmat wte[NCB];                        /* [A][E] */
+    float *wpe;                               /* [8][E] */
+    dep_layer *D;                             /* [dep_layers] */
+    float *ln_f;                              /* [E] */
+    flm_qmat head[NCB];                       /* [A][E] */
+    float *tmp;                               /* [tmp_n] load staging */
+    size_t tmp_n;
     void **allocs;
     size_t n_allocs, cap_allocs, weight_size;
 };
@@ -371,13 +378,14 @@ char *flm_lm_config_to_json(const flm_lm_config *c)
 
 /* ---------------------------------------------------------------- the tensor table */
 
-enum { INIT_NORMAL, INIT_NORM };
+enum { INIT_NORMAL, INIT_NORM, INIT_F32 };
 
 typedef struct wdesc {
     char name[160];
     int n_dim;
     int64_t shape[2];
-    float **dst; /* loader destination */
+    float **dst;   /* loader destination: a float32 vector ... */
+    flm_qmat *mat; /* ... or a matrix in the weight format */
     int init;
 } wdesc;
 
@@ -389,15 +397,21 @@ typedef struct walker {
     int rc;
 } walker;
 
-static void emit(walker *w, float **dst, int init, int64_t rows, int64_t cols, const char *fmt, ...)
+static void emit(walker *w, void *dst, int init, int64_t rows, int64_t cols, const char *fmt, ...)
     FLM_PRINTF(6, 7);
 
-/* cols == 0: a vector of rows elements. */
-static void emit(walker *w, float **dst, int init, int64_t rows, int64_t cols, const char *fmt, ...)
+/* cols == 0: a float32 vector of rows elements (dst: float **); else a matrix (dst: flm_qmat *),
+ * except wpe, which stays float32 (INIT_F32). */
+static void emit(walker *w, void *dst, int init, int64_t rows, int64_t cols, const char *fmt, ...)
 {
     if (w->rc < 0)
         return;
-    wdesc d = {.n_dim = cols ? 2 : 1, .shape = {rows, cols}, .dst = dst, .init = init};
+    int vec = !cols || init == INIT_F32;
+    wdesc d = {.n_dim = cols ? 2 : 1,
+               .shape = {rows, cols},
+               .dst = vec ? dst : NULL,
+               .mat = vec ? NULL : dst,
+               .init = init == INIT_F32 ? INIT_NORMAL : init};
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(d.name, sizeof d.name, fmt, ap);
@@ -450,7 +464,7 @@ static int walk(const flm_lm_config *c, flm_lm *m, wfn fn, void *ctx)
     emit(&w, F_(dep_in), INIT_NORMAL, NCB * E, d, "%s.linear_in.weight", p);
     for (int k = 0; k < NCB; k++)
         emit(&w, F_(wte[k]), INIT_NORMAL, A, E, "%s.transformer.wtes.%d.weight", p, k);
-    emit(&w, F_(wpe), INIT_NORMAL, NCB, E, "%s.transformer.wpe.weight", p);
+    emit(&w, F_(wpe), INIT_F32, NCB, E, "%s.transformer.wpe.weight", p);
     for (int l = 0; l < c->dep_layers; l++) {
         dep_layer *D = m ? &m->D[l] : NULL;
 #define DF(field) (D ? &D->field : NULL)
@@ -536,14 +550,41 @@ static int load_one(void *ctx, const wdesc *d)
     int at = st_index(L->st, d->name);
     if (at >= 0)
         L->seen[at] = 1;
+    flm_lm *m = L->m;
     size_t n = (size_t)d->shape[0] * (size_t)(d->n_dim == 2 ? d->shape[1] : 1);
-    float *dst = track(L->m, n * sizeof *dst);
-    if (!dst)
-        return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s' (%.1f MB)", d->name,
-                             n * 4 / 1e6);
-    if ((rc = flm_safetensors_read_f32(L->st, d->name, d->n_dim, d->shape, dst, L->err)) < 0)
-        return rc;
-    *d->dst = dst;
+    if (d->dst) {
+        float *dst = track(m, n * sizeof *dst);
+        if (!dst)
+            return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+        if ((rc = flm_safetensors_read_f32(L->st, d->name, d->n_dim, d->shape, dst, L->err)) < 0)
+            return rc;
+        *d->dst = dst;
+    } else {
+        int rows = (int)d->shape[0], cols = (int)d->shape[1];
+        size_t qs, ss;
+        flm_qmat_sizes(m->wtype, rows, cols, &qs, &ss);
+        void *q = track(m, qs);
+        float *sc = ss ? track(m, ss) : NULL;
+        if (!q || (ss && !sc))
+            return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s' (%.1f MB)",
+                                 d->name, (qs + ss) / 1e6);
+        flm_qmat_init(d->mat, m->wtype, rows, cols, q, sc);
+        if (m->wtype == FLM_W_F32) {
+            rc = flm_safetensors_read_f32(L->st, d->name, 2, d->shape, q, L->err);
+        } else {
+            if (n > m->tmp_n) { /* float32 staging: the largest matrix */
+                flm_free(m->tmp);
+                m->tmp_n = 0;
+                if (!(m->tmp = flm_malloc(n * sizeof *m->tmp)))
+                    return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+                m->tmp_n = n;
+            }
+            if ((rc = flm_safetensors_read_f32(L->st, d->name, 2, d->shape, m->tmp, L->err)) == 0)
+                flm_qmat_quantize(d->mat, m->tmp);
+        }
+        if (rc < 0)
+            return rc;
+    }
     flm_safetensors_release(L->st, in); /* copied: drop the mapped pages from our RSS */
     return 0;
 }
@@ -554,7 +595,7 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-int flm_lm_load(flm_lm **out, const char *dir, flm_error *err)
+int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, flm_error *err)
 {
     flm_lm *m = NULL;
     flm_safetensors *st = NULL;
@@ -568,6 +609,11 @@ int flm_lm_load(flm_lm **out, const char *dir, flm_error *err)
         goto done;
     if (!(m = flm_calloc(1, sizeof *m))) {
         rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    m->wtype = wtype;
+    if (wtype < 0 || wtype >= FLM_W_COUNT) {
+        rc = flm_error_set(err, FLM_EINVAL, "unknown weight format %d", (int)wtype);
         goto done;
     }
     if ((rc = flm_lm_config_parse(json, n, cpath, &m->cfg, err)) < 0)
@@ -589,6 +635,9 @@ int flm_lm_load(flm_lm **out, const char *dir, flm_error *err)
         goto done;
     }
     rc = walk(c, m, load_one, &L);
+    flm_free(m->tmp);
+    m->tmp = NULL;
+    m->tmp_n = 0;
     seen = L.seen;
     if (rc < 0) {
         flm_error_prefix(err, "weights do not match %s", cpath);
@@ -635,6 +684,11 @@ void flm_lm_destroy(flm_lm **pm)
 const flm_lm_config *flm_lm_get_config(const flm_lm *m)
 {
     return &m->cfg;
+}
+
+flm_wtype flm_lm_weight_type(const flm_lm *m)
+{
+    return m->wtype;
 }
 
 size_t flm_lm_weight_size(const flm_lm *m)
@@ -855,6 +909,8 @@ struct flm_lm_state {
     float *att;       /* [max_rows][d] */
     float *g, *u;     /* [max_rows][ff] */
     float *scr;       /* attention scratch */
+    float *wscr;      /* flm_qmat_gemm scratch */
+    float *row;       /* [max(d, E)] an embedding row */
     float *trace;     /* borrowed, or NULL */
     /* depth head: frames of 8 positions */
     float *dx;      /* [max_rows][8][E] residual */
@@ -912,11 +968,15 @@ int flm_lm_state_create(flm_lm_state **out, const flm_lm *lm, int max_ctx, int m
              (s->vc[l] = salloc(s, (size_t)max_ctx * kv * sizeof(float)));
     for (int l = 0; ok && l < c->dep_layers; l++)
         ok = !!(s->dqkv[l] = salloc(s, R * NCB * 3 * E * sizeof(float)));
+    int wide = c->hidden > c->intermediate ? c->hidden : c->intermediate;
+    wide = wide > c->dep_embd ? wide : c->dep_embd;
+    wide = wide > c->dep_ff ? wide : c->dep_ff;
     ok =
-        ok && (s->x = salloc(s, R * d * sizeof(float))) &&
-        (s->h = salloc(s, R * d * sizeof(float))) && (s->q = salloc(s, R * d * sizeof(float))) &&
-        (s->att = salloc(s, R * d * sizeof(float))) && (s->g = salloc(s, R * ff * sizeof(float))) &&
-        (s->u = salloc(s, R * ff * sizeof(float))) &&
+        ok && (s->wscr = salloc(s, flm_qmat_scratch_size(wide) * sizeof(float))) &&
+        (s->row = salloc(s, (d > E ? d : E) * sizeof(float))) &&
+        (s->x = salloc(s, R * d * sizeof(float))) && (s->h = salloc(s, R * d * sizeof(float))) &&
+        (s->q = salloc(s, R * d * sizeof(float))) && (s->att = salloc(s, R * d * sizeof(float))) &&
+        (s->g = salloc(s, R * ff * sizeof(float))) && (s->u = salloc(s, R * ff * sizeof(float))) &&
         (s->scr = salloc(s, flm_attention_scratch_size(max_rows, max_ctx, c->n_heads) *
                                 sizeof(float))) &&
         (s->dx = salloc(s, R * NCB * E * sizeof(float))) &&
@@ -1004,10 +1064,12 @@ int flm_lm_forward(flm_lm_state *s, const int32_t *tokens, int T, float *hidden,
     for (int t = 0; t < T; t++) {
         const int32_t *tk = tokens + (size_t)t * FLM_N_CHANNELS;
         float *x = s->x + (size_t)t * d;
-        memcpy(x, m->text_emb + (size_t)tk[0] * d, (size_t)d * sizeof *x);
+        flm_qmat_row(&m->text_emb, tk[0], x);
         for (int k = 0; k < NCB; k++) {
-            add_row(x, m->speak_emb[k] + (size_t)tk[FLM_CH_SPEAK + k] * d, d);
-            add_row(x, m->listen_emb[k] + (size_t)tk[FLM_CH_LISTEN + k] * d, d);
+            flm_qmat_row(&m->speak_emb[k], tk[FLM_CH_SPEAK + k], s->row);
+            add_row(x, s->row, d);
+            flm_qmat_row(&m->listen_emb[k], tk[FLM_CH_LISTEN + k], s->row);
+            add_row(x, s->row, d);
         }
         if (c->input_mult != 1.0f)
             for (int i = 0; i < d; i++)
@@ -1019,21 +1081,21 @@ int flm_lm_forward(flm_lm_state *s, const int32_t *tokens, int T, float *hidden,
         const lm_layer *L = &m->L[l];
         float *kc = s->kc[l] + (size_t)p0 * kv, *vc = s->vc[l] + (size_t)p0 * kv;
         flm_rms_norm_f32(T, d, s->x, L->ln1, (float)c->rms_eps, s->h);
-        flm_linear_f32(T, d, d, s->h, L->wq, L->bq, s->q);
-        flm_linear_f32(T, d, kv, s->h, L->wk, L->bk, kc);
-        flm_linear_f32(T, d, kv, s->h, L->wv, L->bv, vc);
+        flm_qmat_gemm(&L->wq, T, s->h, d, L->bq, 0.0f, s->q, d, s->wscr);
+        flm_qmat_gemm(&L->wk, T, s->h, d, L->bk, 0.0f, kc, kv, s->wscr);
+        flm_qmat_gemm(&L->wv, T, s->h, d, L->bv, 0.0f, vc, kv, s->wscr);
         flm_rope_f32(s->q, T, d, p0, H, hd, (float)c->rope_theta, FLM_ROPE_HALF);
         flm_rope_f32(kc, T, kv, p0, KH, hd, (float)c->rope_theta, FLM_ROPE_HALF);
         flm_attention_gqa_f32(s->q, d, s->kc[l], s->vc[l], kv, T, p0 + T, p0, 0, 0, H, KH, hd,
                               s->att, s->scr);
-        flm_linear_f32(T, d, d, s->att, L->wo, L->bo, s->h);
+        flm_qmat_gemm(&L->wo, T, s->att, d, L->bo, 0.0f, s->h, d, s->wscr);
         for (size_t i = 0; i < (size_t)T * d; i++)
             s->x[i] += s->h[i];
         flm_rms_norm_f32(T, d, s->x, L->ln2, (float)c->rms_eps, s->h);
-        flm_linear_f32(T, d, ff, s->h, L->wg, NULL, s->g);
-        flm_linear_f32(T, d, ff, s->h, L->wu, NULL, s->u);
+        flm_qmat_gemm(&L->wg, T, s->h, d, NULL, 0.0f, s->g, ff, s->wscr);
+        flm_qmat_gemm(&L->wu, T, s->h, d, NULL, 0.0f, s->u, ff, s->wscr);
         flm_swiglu_f32(s->g, s->u, (size_t)T * ff);
-        flm_gemm_nt_f32(T, d, ff, s->g, ff, L->wd, ff, 1.0f, s->x, d);
+        flm_qmat_gemm(&L->wd, T, s->g, ff, NULL, 1.0f, s->x, d, s->wscr);
         if (s->trace)
             memcpy(s->trace + (size_t)(l + 1) * T * d, s->x, (size_t)T * d * sizeof(float));
     }
@@ -1042,10 +1104,11 @@ int flm_lm_forward(flm_lm_state *s, const int32_t *tokens, int T, float *hidden,
     return 0;
 }
 
-void flm_lm_text_logits(const flm_lm *m, const float *hidden, int T, float *logits)
+void flm_lm_text_logits(flm_lm_state *s, const float *hidden, int T, float *logits)
 {
+    const flm_lm *m = s->lm;
     const flm_lm_config *c = &m->cfg;
-    flm_linear_f32(T, c->hidden, c->vocab_size, hidden, m->lm_head, NULL, logits);
+    flm_qmat_gemm(&m->lm_head, T, hidden, c->hidden, NULL, 0.0f, logits, c->vocab_size, s->wscr);
     if (c->logit_mult != 1.0f)
         for (size_t i = 0; i < (size_t)T * c->vocab_size; i++)
             logits[i] *= c->logit_mult;
@@ -1068,8 +1131,8 @@ static void depth_run(flm_lm_state *s, int T, int c0, int c1, float *logits, int
             flm_rms_norm_f32(c1 - c0, E, s->dx + (size_t)t * RS + (size_t)c0 * E, D->ln1, DEPTH_EPS,
                              s->dh + (size_t)t * RS + (size_t)c0 * E);
         for (int p = c0; p < c1; p++)
-            flm_gemm_nt_f32(T, 3 * E, E, s->dh + (size_t)p * E, RS, D->c_attn, E, 0.0f,
-                            qkv + (size_t)p * 3 * E, NCB * 3 * E);
+            flm_qmat_gemm(&D->c_attn, T, s->dh + (size_t)p * E, RS, NULL, 0.0f,
+                          qkv + (size_t)p * 3 * E, NCB * 3 * E, s->wscr);
         for (int t = 0; t < T; t++) {
             const float *f = qkv + (size_t)t * NCB * 3 * E;
             flm_attention_f32(f + (size_t)c0 * 3 * E, 3 * E, f + E, f + 2 * E, 3 * E, c1 - c0, c1,
@@ -1077,24 +1140,24 @@ static void depth_run(flm_lm_state *s, int T, int c0, int c1, float *logits, int
                               s->dscr);
         }
         for (int p = c0; p < c1; p++)
-            flm_gemm_nt_f32(T, E, E, s->datt + (size_t)p * E, RS, D->c_proj, E, 1.0f,
-                            s->dx + (size_t)p * E, RS);
+            flm_qmat_gemm(&D->c_proj, T, s->datt + (size_t)p * E, RS, NULL, 1.0f,
+                          s->dx + (size_t)p * E, RS, s->wscr);
         for (int t = 0; t < T; t++)
             flm_rms_norm_f32(c1 - c0, E, s->dx + (size_t)t * RS + (size_t)c0 * E, D->ln2, DEPTH_EPS,
                              s->dh + (size_t)t * RS + (size_t)c0 * E);
         for (int p = c0; p < c1; p++) {
-            flm_gemm_nt_f32(T, F, E, s->dh + (size_t)p * E, RS, D->wg[p], E, 0.0f, s->dg, F);
-            flm_gemm_nt_f32(T, F, E, s->dh + (size_t)p * E, RS, D->wu[p], E, 0.0f, s->du, F);
+            flm_qmat_gemm(&D->wg[p], T, s->dh + (size_t)p * E, RS, NULL, 0.0f, s->dg, F, s->wscr);
+            flm_qmat_gemm(&D->wu[p], T, s->dh + (size_t)p * E, RS, NULL, 0.0f, s->du, F, s->wscr);
             flm_swiglu_f32(s->dg, s->du, (size_t)T * F);
-            flm_gemm_nt_f32(T, E, F, s->dg, F, D->wd[p], F, 1.0f, s->dx + (size_t)p * E, RS);
+            flm_qmat_gemm(&D->wd[p], T, s->dg, F, NULL, 1.0f, s->dx + (size_t)p * E, RS, s->wscr);
         }
     }
     for (int t = 0; t < T; t++)
         flm_rms_norm_f32(c1 - c0, E, s->dx + (size_t)t * RS + (size_t)c0 * E, m->ln_f, DEPTH_EPS,
                          s->dh + (size_t)t * RS + (size_t)c0 * E);
     for (int p = c0; p < c1; p++)
-        flm_gemm_nt_f32(T, A, E, s->dh + (size_t)p * E, RS, m->head[p], E, 0.0f,
-                        logits + (size_t)(p - c0) * A, ld);
+        flm_qmat_gemm(&m->head[p], T, s->dh + (size_t)p * E, RS, NULL, 0.0f,
+                      logits + (size_t)(p - c0) * A, ld, s->wscr);
 }
 
 /* dx[t][p] = linear_in slice p of hidden[t] + wpe[p] + wte[p][tok]. */
@@ -1104,13 +1167,14 @@ static void depth_input(flm_lm_state *s, const float *hidden, int T, int p, cons
     const flm_lm *m = s->lm;
     const flm_lm_config *c = &m->cfg;
     int E = c->dep_embd, RS = NCB * E;
-    flm_gemm_nt_f32(T, E, c->hidden, hidden, c->hidden, m->dep_in + (size_t)p * E * c->hidden,
-                    c->hidden, 0.0f, s->dx + (size_t)p * E, RS);
+    flm_qmat slice = flm_qmat_slice(&m->dep_in, p * E, E);
+    flm_qmat_gemm(&slice, T, hidden, c->hidden, NULL, 0.0f, s->dx + (size_t)p * E, RS, s->wscr);
     for (int t = 0; t < T; t++) {
         float *x = s->dx + (size_t)t * RS + (size_t)p * E;
         int32_t id = p == 0 ? c->aud_empty : tok[(size_t)t * tok_stride];
         add_row(x, m->wpe + (size_t)p * E, E);
-        add_row(x, m->wte[p] + (size_t)id * E, E);
+        flm_qmat_row(&m->wte[p], id, s->row);
+        add_row(x, s->row, E);
     }
 }
 
@@ -1219,7 +1283,7 @@ int flm_lm_score(flm_lm_state *s, const int32_t *tokens, const uint8_t *classes,
         int T = n_steps - t0 < R ? n_steps - t0 : R;
         if ((rc = flm_lm_forward(s, s->in + (size_t)t0 * FLM_N_CHANNELS, T, s->hid, err)) < 0)
             return rc;
-        flm_lm_text_logits(s->lm, s->hid, T, s->tlog);
+        flm_lm_text_logits(s, s->hid, T, s->tlog);
         for (int t = 0; t < T; t++)
             for (int k = 0; k < NCB; k++) { /* depth inputs: the codes it is trained to predict */
                 int32_t v = s->tgt[(size_t)(t0 + t) * (1 + NCB) + 1 + k];
@@ -1393,7 +1457,7 @@ int flm_lm_gen_step(flm_lm_gen *g, const int32_t user[NCB], const int32_t *force
         g->input[FLM_CH_LISTEN + k] = g->prev_user[k];
     if ((rc = flm_lm_forward(g->s, g->input, 1, g->hidden, err)) < 0)
         return rc;
-    flm_lm_text_logits(g->lm, g->hidden, 1, g->text_logits);
+    flm_lm_text_logits(g->s, g->hidden, 1, g->text_logits);
     g->chosen[0] =
         force && force[0] >= 0 ? force[0] : pick(g, 0, g->text_logits, c->vocab_size, -1, -1);
     flm_lm_depth_begin(g->s, g->hidden);

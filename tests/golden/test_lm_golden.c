@@ -84,7 +84,7 @@ static void test_teacher_forced(flm_lm *lm)
     TAP_OK(e < TOL, "tf.layer_out.1: max |diff| %.2e", e);
     e = max_abs(h, hid, (size_t)T * d);
     TAP_OK(e < TOL_HIDDEN, "tf.hidden: max |diff| %.2e", e);
-    flm_lm_text_logits(lm, h, T, logits);
+    flm_lm_text_logits(s, h, T, logits);
     e = max_abs(logits, tl, (size_t)T * V);
     TAP_OK(e < TOL, "tf.text_logits: max |diff| %.2e", e);
     TAP_OK(flm_lm_depth_forward(s, h, codes, T, dlog, &err) == 0, "depth: %s", err.msg);
@@ -100,7 +100,7 @@ static void test_teacher_forced(flm_lm *lm)
     for (int t = 0; t < T; t++) {
         if (flm_lm_forward(s, in + (size_t)t * NCH, 1, h1, &err) < 0)
             break;
-        flm_lm_text_logits(lm, h1, 1, l1s);
+        flm_lm_text_logits(s, h1, 1, l1s);
         double a = max_abs(h1, h + (size_t)t * d, (size_t)d);
         double b = max_abs(l1s, logits + (size_t)t * V, (size_t)V);
         eh = a > eh ? a : eh;
@@ -259,7 +259,7 @@ int main(int argc, char **argv)
     }
     flm_lm *lm = NULL;
     snprintf(p, sizeof p, "%s/model", argv[1]);
-    if (flm_lm_load(&lm, p, &err) < 0) {
+    if (flm_lm_load(&lm, p, FLM_W_F32, &err) < 0) {
         TAP_OK(0, "load: %s", err.msg);
         flm_safetensors_close(&vec);
         return tap_done();

@@ -7,6 +7,7 @@
 
 #include "flm_alloc.h"
 #include "flm_kernels.h"
+#include "flm_quant.h"
 #include "flm_rng.h"
 #include "flm_tensor.h"
 #include "tap.h"
@@ -271,6 +272,49 @@ static void test_attention(int n_head, int d_head, int n_q, int n_kv, int64_t po
     flm_free(orf), flm_free(scr);
 }
 
+/* Weight formats: the fast product against its twin (same quantized weights), and the
+ * quantized weights against the float32 originals (the format's own error). */
+static void test_qmat(flm_wtype type, int rows, int cols, int T, int nt)
+{
+    float *w = rnd((size_t)rows * cols, "qw", 0.05f), *x = rnd((size_t)T * (cols + 3), "qx", 1);
+    float *b = rnd((size_t)rows, "qb", 1), *y = rnd((size_t)T * (rows + 5), "qy", 1);
+    float *yr = flm_malloc((size_t)T * (rows + 5) * 4),
+          *yf = flm_malloc((size_t)T * (rows + 5) * 4);
+    memcpy(yr, y, (size_t)T * (rows + 5) * 4);
+    memcpy(yf, y, (size_t)T * (rows + 5) * 4);
+    size_t qs, ss;
+    flm_qmat_sizes(type, rows, cols, &qs, &ss);
+    void *q = flm_malloc(qs + 1);
+    float *sc = flm_malloc(ss + 1), *scr = flm_malloc(flm_qmat_scratch_size(cols) * 4);
+    flm_qmat m;
+    flm_qmat_init(&m, type, rows, cols, q, ss ? sc : NULL);
+    flm_qmat_quantize(&m, w);
+    /* strided A (lda cols + 3) and C (ldc rows + 5), bias, accumulate (beta 1) */
+    flm_qmat_gemm(&m, T, x, cols + 3, b, 1.0f, y, rows + 5, scr);
+    flm_qmat_gemm_ref(&m, T, x, cols + 3, b, 1.0f, yr, rows + 5);
+    double e = flm_norm_err(y, yr, (size_t)T * (rows + 5));
+    float *row = flm_malloc((size_t)cols * 4);
+    double num = 0, den = 0;
+    for (int r = 0; r < rows; r++) {
+        flm_qmat_row(&m, r, row);
+        for (int i = 0; i < cols; i++) {
+            double d = row[i] - w[(size_t)r * cols + i];
+            num += d * d, den += (double)w[(size_t)r * cols + i] * w[(size_t)r * cols + i];
+        }
+    }
+    double qe = sqrt(num / den);
+    /* rms error of round-to-nearest with max-abs scaling, normal weights, 32-blocks */
+    double qtol = type == FLM_W_F32    ? 0
+                  : type == FLM_W_BF16 ? 3e-3
+                  : type == FLM_W_Q8   ? 1.2e-2
+                                       : 0.2;
+    TAP_OK(e < 1e-6 && qe <= qtol,
+           "qmat %s %dx%d T%d (%d thr): product err %.1e, weights err %.2e (max %.0e)",
+           flm_wtype_name(type), rows, cols, T, nt, e, qe, qtol);
+    flm_free(w), flm_free(x), flm_free(b), flm_free(y), flm_free(yr), flm_free(yf);
+    flm_free(q), flm_free(sc), flm_free(scr), flm_free(row);
+}
+
 int main(void)
 {
     test_conversions();
@@ -299,6 +343,11 @@ int main(void)
         test_attention(2, 32, 7, 7, 3, 0, FLM_ROPE_HALF, nt);
         test_gqa(28, 4, 16, 9, 40, nt);
         test_gqa(4, 2, 16, 1, 24, nt);
+        for (int t = 0; t < FLM_W_COUNT; t++) {
+            test_qmat((flm_wtype)t, 200, 85, 1, nt); /* partial last block */
+            test_qmat((flm_wtype)t, 130, 1024, 3, nt);
+            test_qmat((flm_wtype)t, 300, 96, 9, nt); /* expanded to float32 + sgemm */
+        }
     }
     test_pointwise();
     return tap_done();

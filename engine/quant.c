@@ -1,0 +1,245 @@
+/* Weight formats and products over them (see flm_quant.h). */
+#include "flm_quant.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "flm_alloc.h"
+#include "flm_kernels.h"
+#include "flm_tensor.h"
+
+#define EXPAND_ROWS 64 /* weight rows expanded to float32 per sgemm call */
+#define DOT_MAX_T 4    /* up to this many activation rows: direct dot products */
+
+static const char *const names[FLM_W_COUNT] = {"f32", "bf16", "q8", "q4"};
+
+int flm_wtype_parse(const char *name)
+{
+    for (int i = 0; i < FLM_W_COUNT; i++)
+        if (!strcmp(name, names[i]))
+            return i;
+    return -1;
+}
+
+const char *flm_wtype_name(flm_wtype t)
+{
+    return t >= 0 && t < FLM_W_COUNT ? names[t] : "?";
+}
+
+static int n_blocks(int cols)
+{
+    return (cols + FLM_QBLOCK - 1) / FLM_QBLOCK;
+}
+
+static size_t row_bytes(flm_wtype t, int cols)
+{
+    switch (t) {
+    case FLM_W_F32:
+        return (size_t)cols * 4;
+    case FLM_W_BF16:
+        return (size_t)cols * 2;
+    case FLM_W_Q8:
+        return (size_t)cols;
+    default:
+        return ((size_t)cols + 1) / 2;
+    }
+}
+
+void flm_qmat_sizes(flm_wtype t, int rows, int cols, size_t *q_size, size_t *scale_size)
+{
+    *q_size = (size_t)rows * row_bytes(t, cols);
+    *scale_size =
+        t == FLM_W_Q8 || t == FLM_W_Q4 ? (size_t)rows * n_blocks(cols) * sizeof(float) : 0;
+}
+
+void flm_qmat_init(flm_qmat *m, flm_wtype t, int rows, int cols, void *q, float *scale)
+{
+    *m = (flm_qmat){.type = t, .rows = rows, .cols = cols, .q = q, .scale = scale};
+}
+
+static void quantize_row(const flm_qmat *m, int r, const float *x)
+{
+    int C = m->cols, nb = n_blocks(C);
+    uint8_t *row = (uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
+    if (m->type == FLM_W_F32) {
+        memcpy(row, x, (size_t)C * 4);
+        return;
+    }
+    if (m->type == FLM_W_BF16) {
+        flm_f32_to_bf16(x, (uint16_t *)row, (size_t)C);
+        return;
+    }
+    float qmax = m->type == FLM_W_Q8 ? 127.0f : 7.0f;
+    if (m->type == FLM_W_Q4)
+        memset(row, 0, row_bytes(m->type, C));
+    for (int b = 0; b < nb; b++) {
+        int lo = b * FLM_QBLOCK, hi = lo + FLM_QBLOCK < C ? lo + FLM_QBLOCK : C;
+        float amax = 0.0f;
+        for (int i = lo; i < hi; i++)
+            amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+        float scale = amax / qmax, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        m->scale[(size_t)r * nb + b] = scale;
+        for (int i = lo; i < hi; i++) {
+            int q = (int)lrintf(x[i] * inv);
+            q = q > (int)qmax ? (int)qmax : q < -(int)qmax ? -(int)qmax : q;
+            if (m->type == FLM_W_Q8)
+                ((int8_t *)row)[i] = (int8_t)q;
+            else
+                row[i / 2] |= (uint8_t)((q + 8) << (4 * (i & 1)));
+        }
+    }
+}
+
+void flm_qmat_quantize(flm_qmat *m, const float *src)
+{
+#pragma omp parallel for num_threads(flm_kernels_threads()) schedule(static) if (m->rows > 64)
+    for (int r = 0; r < m->rows; r++)
+        quantize_row(m, r, src + (size_t)r * m->cols);
+}
+
+void flm_qmat_row(const flm_qmat *m, int r, float *out)
+{
+    int C = m->cols, nb = n_blocks(C);
+    const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
+    const float *sc = m->scale ? m->scale + (size_t)r * nb : NULL;
+    switch (m->type) {
+    case FLM_W_F32:
+        memcpy(out, row, (size_t)C * 4);
+        break;
+    case FLM_W_BF16:
+        flm_bf16_to_f32((const uint16_t *)row, out, (size_t)C);
+        break;
+    case FLM_W_Q8:
+        for (int i = 0; i < C; i++)
+            out[i] = (float)((const int8_t *)row)[i] * sc[i / FLM_QBLOCK];
+        break;
+    default:
+        for (int i = 0; i < C; i++)
+            out[i] = (float)(((row[i / 2] >> (4 * (i & 1))) & 15) - 8) * sc[i / FLM_QBLOCK];
+        break;
+    }
+}
+
+size_t flm_qmat_scratch_size(int cols)
+{
+    return (size_t)flm_kernels_threads() * EXPAND_ROWS * (size_t)cols;
+}
+
+/* Direct dot products of T (<= DOT_MAX_T) activation rows with weight rows [r0, r1). */
+__attribute__((optimize("O3", "tree-vectorize"),
+               target_clones("avx512f", "avx2", "default"))) static void
+dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, int lda, float *acc)
+{
+    int C = m->cols, nb = n_blocks(C);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
+        for (int t = 0; t < T; t++) {
+            const float *x = A + (size_t)t * lda;
+            float s = 0.0f;
+            if (m->type == FLM_W_F32) {
+                const float *w = (const float *)row;
+                for (int i = 0; i < C; i++)
+                    s += w[i] * x[i];
+            } else if (m->type == FLM_W_BF16) {
+                const uint16_t *w = (const uint16_t *)row;
+                for (int i = 0; i < C; i++) {
+                    union {
+                        uint32_t u;
+                        float f;
+                    } v = {.u = (uint32_t)w[i] << 16};
+                    s += v.f * x[i];
+                }
+            } else {
+                const float *sc = m->scale + (size_t)r * nb;
+                for (int b = 0; b < nb; b++) {
+                    int lo = b * FLM_QBLOCK, hi = lo + FLM_QBLOCK < C ? lo + FLM_QBLOCK : C;
+                    float bs = 0.0f;
+                    if (m->type == FLM_W_Q8) {
+                        const int8_t *w = (const int8_t *)row;
+                        for (int i = lo; i < hi; i++)
+                            bs += (float)w[i] * x[i];
+                    } else {
+                        for (int i = lo; i < hi; i++)
+                            bs += (float)(((row[i >> 1] >> ((i & 1) << 2)) & 15) - 8) * x[i];
+                    }
+                    s += bs * sc[b];
+                }
+            }
+            acc[(size_t)t * (r1 - r0) + (r - r0)] = s;
+        }
+    }
+}
+
+void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const float *bias, float beta,
+                   float *C, int ldc, float *scratch)
+{
+    int R = m->rows, K = m->cols, nt = flm_kernels_threads();
+    if (T <= 0 || R <= 0)
+        return;
+    if (m->type == FLM_W_F32 && T > DOT_MAX_T) { /* no expansion needed */
+        if (bias)
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < R; r++)
+                    C[(size_t)t * ldc + r] = beta * C[(size_t)t * ldc + r] + bias[r];
+        flm_gemm_nt_f32(T, R, K, A, lda, (const float *)m->q, K, bias ? 1.0f : beta, C, ldc);
+        return;
+    }
+    int n_blk = (R + EXPAND_ROWS - 1) / EXPAND_ROWS;
+    if ((double)R * K * T < 262144.0)
+        nt = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int blk = 0; blk < n_blk; blk++) {
+        int r0 = blk * EXPAND_ROWS, r1 = r0 + EXPAND_ROWS < R ? r0 + EXPAND_ROWS : R, n = r1 - r0;
+        float *scr = scratch + (size_t)omp_get_thread_num() * EXPAND_ROWS * K;
+        if (T <= DOT_MAX_T) {
+            dot_rows(m, r0, r1, T, A, lda, scr); /* scr: [T][n] */
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < n; i++) {
+                    float *c = &C[(size_t)t * ldc + r0 + i];
+                    *c = (beta != 0.0f ? beta * *c : 0.0f) + scr[(size_t)t * n + i] +
+                         (bias ? bias[r0 + i] : 0.0f);
+                }
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            flm_qmat_row(m, r0 + i, scr + (size_t)i * K);
+        if (bias)
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < n; i++) {
+                    float *c = &C[(size_t)t * ldc + r0 + i];
+                    *c = (beta != 0.0f ? beta * *c : 0.0f) + bias[r0 + i];
+                }
+        /* column-major C^T = W A^T, as flm_gemm_nt_f32 asks BLAS (see kernels.c) */
+        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, n, T, K, 1.0f, scr, K, A, lda,
+                    bias ? 1.0f : beta, C + r0, ldc);
+    }
+}
+
+void flm_qmat_gemm_ref(const flm_qmat *m, int T, const float *A, int lda, const float *bias,
+                       float beta, float *C, int ldc)
+{
+    float *row = flm_malloc((size_t)m->cols * sizeof *row);
+    for (int r = 0; r < m->rows && row; r++) {
+        flm_qmat_row(m, r, row);
+        for (int t = 0; t < T; t++) {
+            double s = bias ? bias[r] : 0.0;
+            for (int i = 0; i < m->cols; i++)
+                s += (double)A[(size_t)t * lda + i] * row[i];
+            float *c = &C[(size_t)t * ldc + r];
+            *c = (float)(s + (beta != 0.0f ? (double)beta * *c : 0.0));
+        }
+    }
+    flm_free(row);
+}
+
+flm_qmat flm_qmat_slice(const flm_qmat *m, int r0, int n)
+{
+    flm_qmat v = *m;
+    v.rows = n;
+    v.q = (uint8_t *)m->q + (size_t)r0 * row_bytes(m->type, m->cols);
+    if (m->scale)
+        v.scale = m->scale + (size_t)r0 * n_blocks(m->cols);
+    return v;
+}
