@@ -111,6 +111,12 @@ FLM_API flm_wtype flm_lm_weight_type(const flm_lm *lm);
 FLM_API int flm_lm_write_random(const flm_lm_config *c, uint64_t seed, flm_dtype dtype,
                                 uint64_t shard_bytes, const char *dir, flm_error *err);
 
+/* A model with uniform random weights of the checkpoint init's spread, built directly in memory
+ * in the given format (no file; fast: for benchmarks of the 7B shape). Not the values
+ * flm_lm_write_random writes. */
+FLM_API int flm_lm_create_random(flm_lm **out, const flm_lm_config *c, flm_wtype wtype,
+                                 uint64_t seed, flm_error *err);
+
 /* --- running ----------------------------------------------------------------------------- */
 
 /* A KV cache of max_ctx steps and buffers for up to max_rows steps per flm_lm_forward call and

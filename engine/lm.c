@@ -1508,3 +1508,99 @@ const int32_t *flm_lm_gen_chosen(const flm_lm_gen *g)
 {
     return g->chosen;
 }
+
+/* ---------------------------------------------------------------- in-memory random model */
+
+typedef struct rand_ctx {
+    flm_lm *m;
+    uint64_t state;
+    float *buf; /* [RAND_ROWS_MAX] staging */
+    size_t buf_n;
+    flm_error *err;
+} rand_ctx;
+
+/* uniform in [-a, a) from splitmix64: fast enough for 8 billion weights */
+static float fast_uniform(uint64_t *s, float a)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return ((float)(z >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * a;
+}
+
+static int rand_one(void *ctx, const wdesc *d)
+{
+    rand_ctx *R = ctx;
+    flm_lm *m = R->m;
+    /* the spread of the checkpoint init: std 0.02 (uniform a = 0.02 sqrt 3), norms 1 +- 0.1 */
+    float a = d->init == INIT_NORM ? 0.1f : 0.0346f, base = d->init == INIT_NORM ? 1.0f : 0.0f;
+    size_t rows = (size_t)d->shape[0], cols = d->n_dim == 2 ? (size_t)d->shape[1] : 1;
+    if (d->dst) {
+        float *v = track(m, rows * cols * sizeof *v);
+        if (!v)
+            return flm_error_set(R->err, FLM_ENOMEM, "out of memory for '%s'", d->name);
+        for (size_t i = 0; i < rows * cols; i++)
+            v[i] = base + fast_uniform(&R->state, a);
+        *d->dst = v;
+        return 0;
+    }
+    size_t qs, ss;
+    flm_qmat_sizes(m->wtype, (int)rows, (int)cols, &qs, &ss);
+    void *q = track(m, qs);
+    float *sc = ss ? track(m, ss) : NULL;
+    if (!q || (ss && !sc))
+        return flm_error_set(R->err, FLM_ENOMEM, "out of memory for '%s' (%.1f MB)", d->name,
+                             (qs + ss) / 1e6);
+    flm_qmat_init(d->mat, m->wtype, (int)rows, (int)cols, q, sc);
+    size_t per = R->buf_n / cols ? R->buf_n / cols : 1;
+    if (per * cols > R->buf_n) { /* one row wider than the staging buffer */
+        flm_free(R->buf);
+        R->buf_n = 0;
+        if (!(R->buf = flm_malloc(cols * sizeof *R->buf)))
+            return flm_error_set(R->err, FLM_ENOMEM, "out of memory");
+        R->buf_n = cols;
+    }
+    for (size_t r0 = 0; r0 < rows; r0 += per) {
+        size_t n = rows - r0 < per ? rows - r0 : per;
+        for (size_t i = 0; i < n * cols; i++)
+            R->buf[i] = fast_uniform(&R->state, a);
+        flm_qmat slice = flm_qmat_slice(d->mat, (int)r0, (int)n);
+        flm_qmat_quantize(&slice, R->buf);
+    }
+    return 0;
+}
+
+int flm_lm_create_random(flm_lm **out, const flm_lm_config *c, flm_wtype wtype, uint64_t seed,
+                         flm_error *err)
+{
+    flm_lm *m = flm_calloc(1, sizeof *m);
+    rand_ctx R = {.m = m, .state = seed, .buf_n = 1 << 20, .err = err};
+    int rc = FLM_ENOMEM;
+    *out = NULL;
+    if (!m || wtype < 0 || wtype >= FLM_W_COUNT) {
+        flm_free(m);
+        return flm_error_set(err, m ? FLM_EINVAL : FLM_ENOMEM, "random model: bad arguments");
+    }
+    m->cfg = *c;
+    m->wtype = wtype;
+    m->L = track(m, (size_t)c->n_layers * sizeof *m->L);
+    m->D = track(m, (size_t)c->dep_layers * sizeof *m->D);
+    R.buf = flm_malloc(R.buf_n * sizeof *R.buf);
+    if (m->L && m->D && R.buf) {
+        memset(m->L, 0, (size_t)c->n_layers * sizeof *m->L);
+        memset(m->D, 0, (size_t)c->dep_layers * sizeof *m->D);
+        rc = walk(c, m, rand_one, &R);
+    } else {
+        flm_error_set(err, rc, "random model: out of memory");
+    }
+    flm_free(R.buf);
+    if (rc < 0) {
+        flm_lm_destroy(&m);
+        return rc;
+    }
+    if (c->tie_embeddings)
+        m->lm_head = m->text_emb;
+    *out = m;
+    return 0;
+}

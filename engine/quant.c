@@ -124,48 +124,117 @@ void flm_qmat_row(const flm_qmat *m, int r, float *out)
 
 size_t flm_qmat_scratch_size(int cols)
 {
-    return (size_t)flm_kernels_threads() * EXPAND_ROWS * (size_t)cols;
+    return ((size_t)flm_kernels_threads() * EXPAND_ROWS + DOT_MAX_T) * (size_t)cols;
 }
 
-/* Direct dot products of T (<= DOT_MAX_T) activation rows with weight rows [r0, r1). */
-__attribute__((optimize("O3", "tree-vectorize"),
-               target_clones("avx512f", "avx2", "default"))) static void
-dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, int lda, float *acc)
+/* The dot-product kernels: element-wise partial sums over one block width (no reduction inside
+ * the loops, so GCC vectorises them), one final sum per row; compiled for AVX-512, AVX2 and
+ * baseline. Q4 reads x permuted per block into [even columns | odd columns] (xp, made once per
+ * call), matching the two nibbles of a byte. */
+#define KERNEL                                                                                     \
+    __attribute__((optimize("O3", "tree-vectorize"),                                               \
+                   target_clones("avx512f", "avx2", "default"))) static float
+
+static float sum_lanes(const float *acc, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += acc[i];
+    return s;
+}
+
+KERNEL dot_f32(const float *w, const float *x, int n)
+{
+    float acc[32] = {0};
+    int nb = n / 32;
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < 32; i++)
+            acc[i] += w[b * 32 + i] * x[b * 32 + i];
+    for (int i = nb * 32; i < n; i++)
+        acc[i - nb * 32] += w[i] * x[i];
+    return sum_lanes(acc, 32);
+}
+
+KERNEL dot_bf16(const uint16_t *w, const float *x, int n)
+{
+    float acc[32] = {0};
+    int nb = n / 32;
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < 32; i++) {
+            union {
+                uint32_t u;
+                float f;
+            } v = {.u = (uint32_t)w[b * 32 + i] << 16};
+            acc[i] += v.f * x[b * 32 + i];
+        }
+    for (int i = nb * 32; i < n; i++) {
+        union {
+            uint32_t u;
+            float f;
+        } v = {.u = (uint32_t)w[i] << 16};
+        acc[i - nb * 32] += v.f * x[i];
+    }
+    return sum_lanes(acc, 32);
+}
+
+KERNEL dot_q8(const int8_t *w, const float *x, const float *sc, int n)
+{
+    float acc[FLM_QBLOCK] = {0};
+    int nb = n / FLM_QBLOCK;
+    for (int b = 0; b < nb; b++) {
+        float s = sc[b];
+        for (int i = 0; i < FLM_QBLOCK; i++)
+            acc[i] += (float)w[b * FLM_QBLOCK + i] * s * x[b * FLM_QBLOCK + i];
+    }
+    for (int i = nb * FLM_QBLOCK; i < n; i++) /* a shorter last block */
+        acc[i - nb * FLM_QBLOCK] += (float)w[i] * sc[nb] * x[i];
+    return sum_lanes(acc, FLM_QBLOCK);
+}
+
+KERNEL dot_q4(const uint8_t *w, const float *xp, const float *x, const float *sc, int n)
+{
+    float lo[FLM_QBLOCK / 2] = {0}, hi[FLM_QBLOCK / 2] = {0};
+    int nb = n / FLM_QBLOCK;
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *q = w + b * FLM_QBLOCK / 2;
+        const float *xe = xp + b * FLM_QBLOCK, *xo = xe + FLM_QBLOCK / 2;
+        float s = sc[b];
+        for (int j = 0; j < FLM_QBLOCK / 2; j++) {
+            lo[j] += (float)((q[j] & 15) - 8) * s * xe[j];
+            hi[j] += (float)((q[j] >> 4) - 8) * s * xo[j];
+        }
+    }
+    float t = 0.0f;
+    for (int i = nb * FLM_QBLOCK; i < n; i++)
+        t += (float)(((w[i >> 1] >> ((i & 1) << 2)) & 15) - 8) * sc[nb] * x[i];
+    return sum_lanes(lo, FLM_QBLOCK / 2) + sum_lanes(hi, FLM_QBLOCK / 2) + t;
+}
+
+/* Direct dot products of T (<= DOT_MAX_T) activation rows with weight rows [r0, r1):
+ * acc [T][r1 - r0]. xp: the Q4 permutation of A, [T][cols]. */
+static void dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, int lda,
+                     const float *xp, float *acc)
 {
     int C = m->cols, nb = n_blocks(C);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
+        const float *sc = m->scale ? m->scale + (size_t)r * nb : NULL;
         for (int t = 0; t < T; t++) {
             const float *x = A + (size_t)t * lda;
-            float s = 0.0f;
-            if (m->type == FLM_W_F32) {
-                const float *w = (const float *)row;
-                for (int i = 0; i < C; i++)
-                    s += w[i] * x[i];
-            } else if (m->type == FLM_W_BF16) {
-                const uint16_t *w = (const uint16_t *)row;
-                for (int i = 0; i < C; i++) {
-                    union {
-                        uint32_t u;
-                        float f;
-                    } v = {.u = (uint32_t)w[i] << 16};
-                    s += v.f * x[i];
-                }
-            } else {
-                const float *sc = m->scale + (size_t)r * nb;
-                for (int b = 0; b < nb; b++) {
-                    int lo = b * FLM_QBLOCK, hi = lo + FLM_QBLOCK < C ? lo + FLM_QBLOCK : C;
-                    float bs = 0.0f;
-                    if (m->type == FLM_W_Q8) {
-                        const int8_t *w = (const int8_t *)row;
-                        for (int i = lo; i < hi; i++)
-                            bs += (float)w[i] * x[i];
-                    } else {
-                        for (int i = lo; i < hi; i++)
-                            bs += (float)(((row[i >> 1] >> ((i & 1) << 2)) & 15) - 8) * x[i];
-                    }
-                    s += bs * sc[b];
-                }
+            float s;
+            switch (m->type) {
+            case FLM_W_F32:
+                s = dot_f32((const float *)row, x, C);
+                break;
+            case FLM_W_BF16:
+                s = dot_bf16((const uint16_t *)row, x, C);
+                break;
+            case FLM_W_Q8:
+                s = dot_q8((const int8_t *)row, x, sc, C);
+                break;
+            default:
+                s = dot_q4(row, xp + (size_t)t * C, x, sc, C);
+                break;
             }
             acc[(size_t)t * (r1 - r0) + (r - r0)] = s;
         }
@@ -187,6 +256,14 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
         return;
     }
     int n_blk = (R + EXPAND_ROWS - 1) / EXPAND_ROWS;
+    float *xp = scratch + (size_t)flm_kernels_threads() * EXPAND_ROWS * K; /* [T][K] */
+    if (m->type == FLM_W_Q4 && T <= DOT_MAX_T)
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b + FLM_QBLOCK <= K; b += FLM_QBLOCK)
+                for (int j = 0; j < FLM_QBLOCK / 2; j++) {
+                    xp[(size_t)t * K + b + j] = A[(size_t)t * lda + b + 2 * j];
+                    xp[(size_t)t * K + b + FLM_QBLOCK / 2 + j] = A[(size_t)t * lda + b + 2 * j + 1];
+                }
     if ((double)R * K * T < 262144.0)
         nt = 1;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
@@ -194,7 +271,7 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
         int r0 = blk * EXPAND_ROWS, r1 = r0 + EXPAND_ROWS < R ? r0 + EXPAND_ROWS : R, n = r1 - r0;
         float *scr = scratch + (size_t)omp_get_thread_num() * EXPAND_ROWS * K;
         if (T <= DOT_MAX_T) {
-            dot_rows(m, r0, r1, T, A, lda, scr); /* scr: [T][n] */
+            dot_rows(m, r0, r1, T, A, lda, xp, scr); /* scr: [T][n] */
             for (int t = 0; t < T; t++)
                 for (int i = 0; i < n; i++) {
                     float *c = &C[(size_t)t * ldc + r0 + i];
