@@ -58,13 +58,14 @@ ok $? "recipe weights used, per-class losses unchanged"
 ok $? "text report, --frames 20"
 like "$(cat "$tmp/t.txt")" "synthetic/1/000007 *20 " "each sample cut to 20 frames"
 like "$(cat "$tmp/t.txt")" "8 samples, [0-9]* outliers" "summary line"
-"$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 8 >"$tmp/int.txt" 2>&1 &
+# Ctrl-C once the first sample is scored (its progress line is on stderr)
+FLM_PROGRESS=1 "$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 8 >"$tmp/int.txt" 2>"$tmp/int.err" &
 pid=$!
-sleep 0.5
-kill -INT $pid
+for _ in $(seq 200); do grep -q "validate: 1/8" "$tmp/int.err" 2>/dev/null && break; sleep 0.05; done
+kill -INT $pid 2>/dev/null
 wait $pid
 rc=$?
-if [ $rc -eq 130 ]; then like "$(cat "$tmp/int.txt")" "(interrupted)" "Ctrl-C: partial report"
+if [ $rc -eq 130 ]; then like "$(cat "$tmp/int.txt")" "samples, [0-9]* outliers (interrupted)" "Ctrl-C: partial report"
 else like "$rc $(cat "$tmp/int.txt")" "^0 .*8 samples" "Ctrl-C after the end: complete report"; fi
 out=$("$flm" validate --model "$tmp/none" --index "$tmp/ds" 2>&1)
 like "$out" "config.json" "missing model names the file"
