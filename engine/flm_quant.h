@@ -18,7 +18,8 @@
  *   Q4   uint8 [rows][(cols + 1) / 2], two codes per byte (low nibble = even column), code =
  *        q + 8 with q in [-7, 7], and float scales [rows][n_blocks]: scale = max|x| / 7.
  * Products: for few rows of activations (T <= 4, streaming) a direct dot-product kernel reads
- * each weight once (memory-bound); otherwise blocks of 64 weight rows are expanded to float32
+ * each weight once (memory-bound; AVX-512 intrinsics where the CPU has them, else portable
+ * vectorisable loops); otherwise blocks of 64 weight rows are expanded to float32
  * in per-thread scratch and multiplied with OpenBLAS sgemm. Work is split over the engine's
  * OpenMP threads by weight rows. Ownership: a flm_qmat only points at memory the caller owns.
  */
@@ -58,6 +59,9 @@ FLM_API size_t flm_qmat_scratch_size(int cols);
 /* C[T][rows] (ldc) = beta * C + A[T][cols] (lda) * m^T + bias (bias [rows] or NULL). */
 FLM_API void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const float *bias,
                            float beta, float *C, int ldc, float *scratch);
+/* Tests: 0 makes the streaming products use the portable kernels even where the AVX-512 ones
+ * would run (bf16, q8, q4), so both are checked on an AVX-512 machine. Default 1. */
+FLM_API void flm_quant_use_avx512(int enable);
 /* Reference twin: every row dequantized with flm_qmat_row, double accumulation. */
 FLM_API void flm_qmat_gemm_ref(const flm_qmat *m, int T, const float *A, int lda, const float *bias,
                                float beta, float *C, int ldc);

@@ -2,6 +2,7 @@
 #include "flm_quant.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -210,12 +211,92 @@ KERNEL dot_q4(const uint8_t *w, const float *xp, const float *x, const float *sc
     return sum_lanes(lo, FLM_QBLOCK / 2) + sum_lanes(hi, FLM_QBLOCK / 2) + t;
 }
 
+static int simd_allowed = 1;
+
+void flm_quant_use_avx512(int enable)
+{
+    simd_allowed = enable;
+}
+
+static int has_avx512(void)
+{
+    static int v = -1;
+    if (v < 0)
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    return v && simd_allowed;
+}
+
+/* AVX-512 versions of the two quantized kernels (the portable loops above compile to 128-bit
+ * conversions, ~5x slower): per block of 32, the codes widened to 16 x int32, converted, one FMA
+ * with x per 16 lanes, then scaled into the accumulator. */
+#define AVX512 __attribute__((target("avx512f,avx512bw,fma")))
+
+AVX512 static float dot_q8_avx512(const int8_t *w, const float *x, const float *sc, int n)
+{
+    __m512 acc = _mm512_setzero_ps();
+    int nb = n / FLM_QBLOCK;
+    for (int b = 0; b < nb; b++) {
+        const int8_t *q = w + b * FLM_QBLOCK;
+        const float *xb = x + b * FLM_QBLOCK;
+        __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q)));
+        __m512 c =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))));
+        __m512 bs = _mm512_mul_ps(a, _mm512_loadu_ps(xb));
+        bs = _mm512_fmadd_ps(c, _mm512_loadu_ps(xb + 16), bs);
+        acc = _mm512_fmadd_ps(bs, _mm512_set1_ps(sc[b]), acc);
+    }
+    float s = _mm512_reduce_add_ps(acc), t = 0.0f;
+    for (int i = nb * FLM_QBLOCK; i < n; i++)
+        t += (float)w[i] * x[i];
+    return n % FLM_QBLOCK ? s + t * sc[nb] : s;
+}
+
+AVX512 static float dot_bf16_avx512(const uint16_t *w, const float *x, int n)
+{
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + i)));
+        acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(x + i),
+                              acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    for (; i < n; i++) {
+        uint32_t u = (uint32_t)w[i] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        s += f * x[i];
+    }
+    return s;
+}
+
+AVX512 static float dot_q4_avx512(const uint8_t *w, const float *xp, const float *x,
+                                  const float *sc, int n)
+{
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i mask = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
+    int nb = n / FLM_QBLOCK;
+    for (int b = 0; b < nb; b++) {
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w + b * 16)));
+        __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, mask), eight));
+        __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+        const float *xb = xp + b * FLM_QBLOCK; /* [16 even | 16 odd] */
+        __m512 bs = _mm512_mul_ps(lo, _mm512_loadu_ps(xb));
+        bs = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16), bs);
+        acc = _mm512_fmadd_ps(bs, _mm512_set1_ps(sc[b]), acc);
+    }
+    float s = _mm512_reduce_add_ps(acc), t = 0.0f;
+    for (int i = nb * FLM_QBLOCK; i < n; i++)
+        t += (float)(((w[i >> 1] >> ((i & 1) << 2)) & 15) - 8) * x[i];
+    return n % FLM_QBLOCK ? s + t * sc[nb] : s;
+}
+
 /* Direct dot products of T (<= DOT_MAX_T) activation rows with weight rows [r0, r1):
  * acc [T][r1 - r0]. xp: the Q4 permutation of A, [T][cols]. */
 static void dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, int lda,
                      const float *xp, float *acc)
 {
-    int C = m->cols, nb = n_blocks(C);
+    int C = m->cols, nb = n_blocks(C), avx512 = has_avx512();
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
         const float *sc = m->scale ? m->scale + (size_t)r * nb : NULL;
@@ -227,13 +308,16 @@ static void dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, i
                 s = dot_f32((const float *)row, x, C);
                 break;
             case FLM_W_BF16:
-                s = dot_bf16((const uint16_t *)row, x, C);
+                s = avx512 ? dot_bf16_avx512((const uint16_t *)row, x, C)
+                           : dot_bf16((const uint16_t *)row, x, C);
                 break;
             case FLM_W_Q8:
-                s = dot_q8((const int8_t *)row, x, sc, C);
+                s = avx512 ? dot_q8_avx512((const int8_t *)row, x, sc, C)
+                           : dot_q8((const int8_t *)row, x, sc, C);
                 break;
             default:
-                s = dot_q4(row, xp + (size_t)t * C, x, sc, C);
+                s = avx512 ? dot_q4_avx512(row, xp + (size_t)t * C, x, sc, C)
+                           : dot_q4(row, xp + (size_t)t * C, x, sc, C);
                 break;
             }
             acc[(size_t)t * (r1 - r0) + (r - r0)] = s;

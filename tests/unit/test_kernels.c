@@ -343,10 +343,13 @@ int main(void)
         test_attention(2, 32, 7, 7, 3, 0, FLM_ROPE_HALF, nt);
         test_gqa(28, 4, 16, 9, 40, nt);
         test_gqa(4, 2, 16, 1, 24, nt);
-        for (int t = 0; t < FLM_W_COUNT; t++) {
-            test_qmat((flm_wtype)t, 200, 85, 1, nt); /* partial last block */
-            test_qmat((flm_wtype)t, 130, 1024, 3, nt);
-            test_qmat((flm_wtype)t, 300, 96, 9, nt); /* expanded to float32 + sgemm */
+        for (int simd = 0; simd < 2; simd++) { /* portable and AVX-512 kernels */
+            flm_quant_use_avx512(simd);
+            for (int t = 0; t < FLM_W_COUNT; t++) {
+                test_qmat((flm_wtype)t, 200, 85, 1, nt); /* partial last block */
+                test_qmat((flm_wtype)t, 130, 1024, 3, nt);
+                test_qmat((flm_wtype)t, 300, 96, 9, nt); /* expanded to float32 + sgemm */
+            }
         }
     }
     test_pointwise();
