@@ -2,7 +2,8 @@
  *
  *   flm model init --arch mimi --size tiny|full --seed S -o FILE   random weights, real names
  *   flm model init --arch flm --size tiny|1b|7b --seed S -o DIR    config.json + safetensors
- *   flm model info --arch mimi|flm PATH                             load it, print the config */
+ *   flm model info --arch mimi|flm PATH                             load it, print the config
+ *   flm model quantize --model DIR --weights bf16|q8|q4 -o OUT      FLM-Audio in another format */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "flm_alloc.h"
+#include "flm_kernels.h"
 #include "flm_lm.h"
 #include "flm_mimi.h"
 #include "flm_safetensors.h"
@@ -22,7 +24,8 @@ static void usage(FILE *f)
                "       flm model init --arch flm --size tiny|1b|7b --seed S -o DIR\n"
                "                      [--dtype bf16|f32] [--shard-mb N]\n"
                "       flm model info --arch mimi FILE\n"
-               "       flm model info --arch flm DIR\n"
+               "       flm model info --arch flm DIR [--weights f32|bf16|q8|q4]\n"
+               "       flm model quantize --model DIR --weights f32|bf16|q8|q4 -o OUT\n"
                "\n"
                "init writes a checkpoint with the real tensor names and shapes and seeded random\n"
                "weights (for tests and benchmarks); it loads like a real one.\n"
@@ -35,7 +38,11 @@ static void usage(FILE *f)
                "1.74B parameters, 3.5 GB), 7b (the released shapes, 8.2B parameters; 16.4 GB).\n"
                "Tensors are\n"
                "generated and written one at a time, so memory stays small. --dtype: bf16\n"
-               "(default, as released) or f32.\n");
+               "(default, as released) or f32.\n"
+               "quantize loads an FLM-Audio checkpoint in the given format and writes it to OUT:\n"
+               "bf16 / f32 as standard tensors, q8 / q4 (per-block int8 / 4-bit, docs/engine.md)\n"
+               "as codes plus '<name>.qscale' tensors that flm_lm_load reads back without\n"
+               "requantizing. info --weights loads in that format (default f32).\n");
 }
 
 static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const char *shard_s,
@@ -67,11 +74,42 @@ static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const 
     return 0;
 }
 
-static int flm_info(const char *dir)
+static int parse_weights(const char *cmd, const char *name)
+{
+    int t = flm_wtype_parse(name);
+    if (t < 0)
+        fprintf(stderr, "flm model %s: --weights must be f32, bf16, q8 or q4, got '%s'\n", cmd,
+                name);
+    return t;
+}
+
+static int flm_quantize(const char *dir, const char *weights, const char *out)
 {
     flm_error err = {0};
     flm_lm *lm = NULL;
-    if (flm_lm_load(&lm, dir, FLM_W_F32, &err) < 0) {
+    int t = parse_weights("quantize", weights);
+    if (t < 0)
+        return 2;
+    flm_kernels_init(2);
+    if (flm_lm_load(&lm, dir, (flm_wtype)t, &err) < 0 || flm_lm_write(lm, out, &err) < 0) {
+        fprintf(stderr, "flm model quantize: %s\n", err.msg);
+        flm_lm_destroy(&lm);
+        return 1;
+    }
+    printf("wrote %s: %s weights, %.1f MB\n", out, weights, flm_lm_weight_size(lm) / 1e6);
+    flm_lm_destroy(&lm);
+    return 0;
+}
+
+static int flm_info(const char *dir, const char *weights)
+{
+    flm_error err = {0};
+    flm_lm *lm = NULL;
+    int t = parse_weights("info", weights);
+    if (t < 0)
+        return 2;
+    flm_kernels_init(2);
+    if (flm_lm_load(&lm, dir, (flm_wtype)t, &err) < 0) {
         fprintf(stderr, "flm model info: %s\n", err.msg);
         return 1;
     }
@@ -87,7 +125,7 @@ static int flm_info(const char *dir)
            c->dep_embd, c->dep_heads, c->dep_ff, c->aud_vocab);
     printf("tokens: wait %d, audio pad %d, audio empty %d\n", c->text_wait, c->aud_pad,
            c->aud_empty);
-    printf("weights in memory: %.1f MB (float32)\n", flm_lm_weight_size(lm) / 1e6);
+    printf("weights in memory: %.1f MB (%s)\n", flm_lm_weight_size(lm) / 1e6, weights);
     flm_lm_destroy(&lm);
     return 0;
 }
@@ -133,12 +171,12 @@ static int model_init(const char *arch, const char *size, const char *seed_s, co
     return 0;
 }
 
-static int model_info(const char *arch, const char *path)
+static int model_info(const char *arch, const char *path, const char *weights)
 {
     flm_error err = {0};
     flm_mimi *m = NULL;
     if (!strcmp(arch, "flm"))
-        return flm_info(path);
+        return flm_info(path, weights ? weights : "f32");
     if (strcmp(arch, "mimi")) {
         fprintf(stderr, "flm model info: unknown --arch '%s' (supported: mimi, flm)\n", arch);
         return 2;
@@ -163,12 +201,13 @@ static int model_info(const char *arch, const char *path)
 int cmd_model(int argc, char **argv)
 {
     const char *arch = NULL, *size = NULL, *seed = "0", *out = NULL, *dtype = "bf16";
-    const char *shard_mb = NULL;
+    const char *shard_mb = NULL, *weights = NULL, *model = NULL;
     static const struct option opts[] = {
-        {"arch", required_argument, 0, 'a'},  {"size", required_argument, 0, 's'},
-        {"seed", required_argument, 0, 'S'},  {"output", required_argument, 0, 'o'},
-        {"dtype", required_argument, 0, 'd'}, {"shard-mb", required_argument, 0, 'm'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+        {"arch", required_argument, 0, 'a'},    {"size", required_argument, 0, 's'},
+        {"seed", required_argument, 0, 'S'},    {"output", required_argument, 0, 'o'},
+        {"dtype", required_argument, 0, 'd'},   {"shard-mb", required_argument, 0, 'm'},
+        {"weights", required_argument, 0, 'w'}, {"model", required_argument, 0, 'M'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -196,6 +235,12 @@ int cmd_model(int argc, char **argv)
         case 'm':
             shard_mb = optarg;
             break;
+        case 'w':
+            weights = optarg;
+            break;
+        case 'M':
+            model = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -216,7 +261,14 @@ int cmd_model(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        return model_info(arch, argv[1 + optind]);
+        return model_info(arch, argv[1 + optind], weights);
+    }
+    if (!strcmp(sub, "quantize")) {
+        if (!model || !weights || !out || optind != argc - 1) {
+            usage(stderr);
+            return 2;
+        }
+        return flm_quantize(model, weights, out);
     }
     fprintf(stderr, "flm model: unknown subcommand '%s'\n", sub);
     usage(stderr);

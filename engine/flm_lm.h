@@ -117,6 +117,13 @@ FLM_API int flm_lm_write_random(const flm_lm_config *c, uint64_t seed, flm_dtype
 FLM_API int flm_lm_create_random(flm_lm **out, const flm_lm_config *c, flm_wtype wtype,
                                  uint64_t seed, flm_error *err);
 
+/* Writes a loaded model to DIR (config.json + model.safetensors) in the format it is held in:
+ * f32 and bf16 as F32 / BF16 tensors (a standard checkpoint); q8 / q4 matrices as I8
+ * [rows, cols] / U8 [rows, (cols + 1) / 2] codes plus F32 'NAME.qscale' [rows, blocks] (the
+ * layouts of flm_quant.h); flm_lm_load reads those back (copied as is when loading in the same
+ * format, converted otherwise). Tensors are written one at a time from memory. */
+FLM_API int flm_lm_write(const flm_lm *lm, const char *dir, flm_error *err);
+
 /* --- running ----------------------------------------------------------------------------- */
 
 /* A KV cache of max_ctx steps and buffers for up to max_rows steps per flm_lm_forward call and

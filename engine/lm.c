@@ -540,10 +540,79 @@ static void *track(flm_lm *m, size_t bytes)
     return p;
 }
 
+/* A matrix stored quantized by flm_lm_write (codes as I8 / U8 plus NAME.qscale): copied as is
+ * when the load asks for the stored format, else expanded and converted. */
+static int load_quantized(load_ctx *L, const wdesc *d, const flm_st_info *sin)
+{
+    flm_lm *m = L->m;
+    const flm_st_info *in = flm_safetensors_find(L->st, d->name);
+    int rows = (int)d->shape[0], cols = (int)d->shape[1], nb = (cols + FLM_QBLOCK - 1) / FLM_QBLOCK;
+    flm_wtype st = in && in->dtype == FLM_DTYPE_I8 ? FLM_W_Q8 : FLM_W_Q4;
+    int64_t want[2] = {rows, st == FLM_W_Q8 ? cols : (cols + 1) / 2}, wscale[2] = {rows, nb};
+    char a[64], b[64];
+    if (!in || (in->dtype != FLM_DTYPE_I8 && in->dtype != FLM_DTYPE_U8) || in->n_dim != 2 ||
+        in->shape[0] != want[0] || in->shape[1] != want[1]) {
+        flm_shape_format(a, sizeof a, 2, want);
+        flm_shape_format(b, sizeof b, in ? in->n_dim : 0, in ? in->shape : want);
+        return flm_error_set(L->err, FLM_EMISMATCH,
+                             "%s: tensor '%s' has quantization scales but is %s %s, expected I8 "
+                             "%s (q8) or U8 of half the columns (q4)",
+                             sin->file, d->name, in ? flm_dtype_name(in->dtype) : "missing",
+                             in ? b : "", a);
+    }
+    if (sin->dtype != FLM_DTYPE_F32 || sin->n_dim != 2 || sin->shape[0] != rows ||
+        sin->shape[1] != nb) {
+        flm_shape_format(a, sizeof a, 2, wscale);
+        flm_shape_format(b, sizeof b, sin->n_dim, sin->shape);
+        return flm_error_set(L->err, FLM_EMISMATCH, "%s: tensor '%s': %s %s, expected F32 %s",
+                             sin->file, sin->name, flm_dtype_name(sin->dtype), b, a);
+    }
+    L->seen[st_index(L->st, d->name)] = L->seen[st_index(L->st, sin->name)] = 1;
+    size_t qs, ss, n = (size_t)rows * cols;
+    flm_qmat_sizes(m->wtype, rows, cols, &qs, &ss);
+    void *q = track(m, qs);
+    float *sc = ss ? track(m, ss) : NULL;
+    float *stored_sc = flm_malloc((size_t)rows * nb * sizeof *stored_sc);
+    if (!q || (ss && !sc) || !stored_sc) {
+        flm_free(stored_sc);
+        return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+    }
+    memcpy(stored_sc, sin->data, (size_t)rows * nb * sizeof *stored_sc); /* may be unaligned */
+    flm_qmat_init(d->mat, m->wtype, rows, cols, q, sc);
+    if (m->wtype == st) {
+        memcpy(q, in->data, qs);
+        memcpy(sc, stored_sc, ss);
+    } else {
+        flm_qmat view;
+        float *f = m->wtype == FLM_W_F32 ? q : flm_malloc(n * sizeof *f);
+        flm_qmat_init(&view, st, rows, cols, (void *)in->data, stored_sc);
+        for (int r = 0; f && r < rows; r++)
+            flm_qmat_row(&view, r, f + (size_t)r * cols);
+        if (f && m->wtype != FLM_W_F32) {
+            flm_qmat_quantize(d->mat, f);
+            flm_free(f);
+        } else if (!f) {
+            flm_free(stored_sc);
+            return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+        }
+    }
+    flm_free(stored_sc);
+    flm_safetensors_release(L->st, in);
+    flm_safetensors_release(L->st, sin);
+    return 0;
+}
+
 static int load_one(void *ctx, const wdesc *d)
 {
     load_ctx *L = ctx;
     const flm_st_info *in;
+    if (d->mat) {
+        char sname[192];
+        snprintf(sname, sizeof sname, "%s.qscale", d->name);
+        const flm_st_info *sin = flm_safetensors_find(L->st, sname);
+        if (sin)
+            return load_quantized(L, d, sin);
+    }
     int rc = flm_safetensors_check(L->st, d->name, d->n_dim, d->shape, &in, L->err);
     if (rc < 0)
         return rc;
@@ -1603,4 +1672,116 @@ int flm_lm_create_random(flm_lm **out, const flm_lm_config *c, flm_wtype wtype, 
         m->lm_head = m->text_emb;
     *out = m;
     return 0;
+}
+
+/* ---------------------------------------------------------------- writing a loaded model */
+
+typedef struct out_tensor {
+    char name[192];
+    flm_dtype dtype;
+    int64_t shape[2];
+    const void *data;
+    size_t bytes;
+} out_tensor;
+
+typedef struct out_list {
+    out_tensor *t;
+    size_t n, cap;
+} out_list;
+
+static int out_add(out_list *o, const char *name, flm_dtype dt, int64_t r, int64_t c,
+                   const void *data, size_t bytes)
+{
+    if (o->n == o->cap && flm_grow((void **)&o->t, &o->cap, o->n + 1, sizeof *o->t) < 0)
+        return FLM_ENOMEM;
+    out_tensor *t = &o->t[o->n++];
+    *t = (out_tensor){.dtype = dt, .shape = {r, c}, .data = data, .bytes = bytes};
+    snprintf(t->name, sizeof t->name, "%s", name);
+    return 0;
+}
+
+static int out_one(void *ctx, const wdesc *d)
+{
+    out_list *o = ctx;
+    if (d->dst)
+        return out_add(o, d->name, FLM_DTYPE_F32, d->shape[0], d->n_dim == 2 ? d->shape[1] : 0,
+                       *d->dst, (size_t)d->shape[0] * (d->n_dim == 2 ? d->shape[1] : 1) * 4);
+    const flm_qmat *q = d->mat;
+    size_t qs, ss;
+    flm_qmat_sizes(q->type, q->rows, q->cols, &qs, &ss);
+    static const flm_dtype dt[FLM_W_COUNT] = {FLM_DTYPE_F32, FLM_DTYPE_BF16, FLM_DTYPE_I8,
+                                              FLM_DTYPE_U8};
+    int64_t cols = q->type == FLM_W_Q4 ? (q->cols + 1) / 2 : q->cols;
+    if (out_add(o, d->name, dt[q->type], q->rows, cols, q->q, qs) < 0)
+        return FLM_ENOMEM;
+    if (!ss)
+        return 0;
+    char name[192];
+    snprintf(name, sizeof name, "%s.qscale", d->name);
+    return out_add(o, name, FLM_DTYPE_F32, q->rows, (int64_t)(ss / 4 / (size_t)q->rows), q->scale,
+                   ss);
+}
+
+int flm_lm_write(const flm_lm *m, const char *dir, flm_error *err)
+{
+    out_list o = {0};
+    char path[4096], tmp[4112], *cfg = NULL, *hdr = NULL;
+    FILE *f = NULL;
+    int rc;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return flm_error_set(err, FLM_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    /* walk() writes through its pointers only when loading: a const model is safe here */
+    if ((rc = walk(&m->cfg, (flm_lm *)m, out_one, &o)) < 0) {
+        rc = flm_error_set(err, rc, "out of memory");
+        goto done;
+    }
+    json_t *h = json_object();
+    uint64_t off = 0;
+    json_object_set_new(
+        h, "__metadata__",
+        json_pack("{s:s,s:s}", "format", "pt", "flm.weights", flm_wtype_name(m->wtype)));
+    for (size_t i = 0; i < o.n; i++) {
+        const out_tensor *t = &o.t[i];
+        json_t *shape = t->shape[1]
+                            ? json_pack("[I,I]", (json_int_t)t->shape[0], (json_int_t)t->shape[1])
+                            : json_pack("[I]", (json_int_t)t->shape[0]);
+        json_object_set_new(h, t->name,
+                            json_pack("{s:s,s:o,s:[I,I]}", "dtype", flm_dtype_name(t->dtype),
+                                      "shape", shape, "data_offsets", (json_int_t)off,
+                                      (json_int_t)(off + t->bytes)));
+        off += t->bytes;
+    }
+    char *js = json_dumps(h, JSON_COMPACT);
+    json_decref(h);
+    size_t hl = js ? (strlen(js) + 7) / 8 * 8 : 0;
+    if (!js || !(hdr = flm_malloc(hl + 1)) || !(cfg = flm_lm_config_to_json(&m->cfg))) {
+        free(js);
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    memset(hdr, ' ', hl);
+    memcpy(hdr, js, strlen(js));
+    free(js);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((rc = write_text(path, cfg, err)) < 0)
+        goto done;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    uint8_t le[8];
+    for (int k = 0; k < 8; k++)
+        le[k] = (uint8_t)((uint64_t)hl >> (8 * k));
+    int ok = (f = fopen(tmp, "wb")) && fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, hl, f) == hl;
+    for (size_t i = 0; i < o.n && ok; i++)
+        ok = fwrite(o.t[i].data, 1, o.t[i].bytes, f) == o.t[i].bytes;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) < 0) {
+        rc = flm_error_set(err, FLM_EIO, "%s: write failed: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+done:
+    flm_free(o.t);
+    flm_free(hdr);
+    flm_free(cfg);
+    return rc;
 }

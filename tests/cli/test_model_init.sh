@@ -41,6 +41,10 @@ check "flm info loads the single file" "$flm" model info --arch flm "$tmp/f1"
 n=$((n + 1)); if grep -q "backbone: 2 layers, hidden 64, 4 heads / 2 kv heads (head 16), ff 128, vocab 152064" "$tmp/out" && grep -q "tokens: wait 151665, audio pad 2048, audio empty 2049" "$tmp/out"; then echo "ok $n - flm info reports the tiny config"; else echo "not ok $n - flm info config"; sed 's/^/# /' "$tmp/out"; fail=1; fi
 check "flm info loads the sharded f32 checkpoint" "$flm" model info --arch flm "$tmp/f2"
 n=$((n + 1)); if grep -q "22.8 M parameters" "$tmp/out"; then echo "ok $n - flm: 22.8 M parameters"; else echo "not ok $n - parameter count"; sed 's/^/# /' "$tmp/out"; fail=1; fi
+check "flm quantize to q4" "$flm" model quantize --model "$tmp/f1" --weights q4 -o "$tmp/q4"
+check "flm info --weights q4 loads it" "$flm" model info --arch flm "$tmp/q4" --weights q4
+n=$((n + 1)); if grep -q "weights in memory: .* MB (q4)" "$tmp/out" && [ "$(stat -c %s "$tmp/q4/model.safetensors")" -lt 16000000 ]; then echo "ok $n - q4 checkpoint about a third of bf16"; else echo "not ok $n - q4 size"; sed 's/^/# /' "$tmp/out"; fail=1; fi
+fails "quantize: bad format" "--weights must be f32, bf16, q8 or q4" "$flm" model quantize --model "$tmp/f1" --weights q3 -o "$tmp/x"
 fails "flm unknown size" "unknown FLM-Audio size '3b'" "$flm" model init --arch flm --size 3b -o "$tmp/x"
 fails "flm bad dtype" "--dtype must be bf16 or f32" "$flm" model init --arch flm --size tiny --dtype f16 -o "$tmp/x"
 fails "flm missing config" "config.json" "$flm" model info --arch flm "$tmp"

@@ -367,6 +367,88 @@ static void expect_load_error(const char *path, const char *want, const char *wh
     flm_lm_destroy(&lm);
 }
 
+/* Text and depth logits of 20 steps of a fixed input. */
+static void logits_of(flm_lm *lm, float *tl, float *dl)
+{
+    const flm_lm_config *c = flm_lm_get_config(lm);
+    flm_sample *smp = make_sample(c, 19, 21);
+    int32_t in[20 * NCH], tg[20 * 9], codes[20 * 8];
+    float h[20 * 64];
+    flm_lm_state *s = NULL;
+    flm_lm_state_create(&s, lm, 32, 20, NULL);
+    flm_lm_input_from_sample(c, smp->tokens, NULL, 19, in, tg, NULL);
+    for (int i = 0; i < 20 * 8; i++)
+        codes[i] = tg[(i / 8) * 9 + 1 + i % 8] >= 0 ? tg[(i / 8) * 9 + 1 + i % 8] : 2048;
+    flm_lm_forward(s, in, 20, h, NULL);
+    flm_lm_text_logits(s, h, 20, tl);
+    flm_lm_depth_forward(s, h, codes, 20, dl, NULL);
+    flm_lm_state_destroy(&s);
+    flm_sample_destroy(&smp);
+}
+
+/* flm model quantize: a q8 / q4 checkpoint written by flm_lm_write loads back to the same
+ * weights (identical logits), also expanded to f32; a bad scale tensor is named. */
+static void test_write_quantized(void)
+{
+    flm_lm_config c = small_config();
+    size_t nt = (size_t)20 * c.vocab_size, nd = (size_t)20 * 8 * c.aud_vocab;
+    float *t0 = flm_malloc(nt * 4), *d0 = flm_malloc(nd * 4), *t1 = flm_malloc(nt * 4);
+    float *d1 = flm_malloc(nd * 4);
+    for (int f = FLM_W_BF16; f < FLM_W_COUNT; f++) {
+        char out[700];
+        snprintf(out, sizeof out, "%s/%s", dir, flm_wtype_name((flm_wtype)f));
+        flm_lm *a = NULL, *b = NULL, *e = NULL;
+        flm_error err = {0};
+        int ok = flm_lm_load(&a, dir, (flm_wtype)f, &err) == 0 && flm_lm_write(a, out, &err) == 0 &&
+                 flm_lm_load(&b, out, (flm_wtype)f, &err) == 0 &&
+                 flm_lm_load(&e, out, FLM_W_F32, &err) == 0;
+        TAP_OK(ok, "%s: write and reload: %s", flm_wtype_name((flm_wtype)f), err.msg);
+        if (ok) {
+            logits_of(a, t0, d0);
+            logits_of(b, t1, d1);
+            TAP_OK(!memcmp(t0, t1, nt * 4) && !memcmp(d0, d1, nd * 4) &&
+                       flm_lm_weight_size(a) == flm_lm_weight_size(b),
+                   "%s: reloaded in the same format: identical logits",
+                   flm_wtype_name((flm_wtype)f));
+            logits_of(e, t1, d1);
+            double et = flm_norm_err(t1, t0, nt), ed = flm_norm_err(d1, d0, nd);
+            TAP_OK(et < 1e-5 && ed < 1e-5, "%s: reloaded as f32: logits within %.1e / %.1e",
+                   flm_wtype_name((flm_wtype)f), et, ed);
+        }
+        flm_lm_destroy(&a), flm_lm_destroy(&b), flm_lm_destroy(&e);
+    }
+    flm_free(t0), flm_free(d0), flm_free(t1), flm_free(d1);
+    /* a scale tensor of the wrong shape */
+    char src[700], bad[700], p[1500];
+    snprintf(src, sizeof src, "%s/q8/model.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/badq", dir);
+    snprintf(p, sizeof p, "rm -rf %s && mkdir -p %s && cp %s/q8/config.json %s/", bad, bad, dir,
+             bad);
+    run(p);
+    flm_safetensors *st = NULL;
+    flm_safetensors_open(&st, src, NULL);
+    int n = st ? flm_safetensors_count(st) : 0;
+    flm_st_entry *e = flm_calloc((size_t)n + 1, sizeof *e);
+    for (int i = 0; i < n; i++) {
+        const flm_st_info *in = flm_safetensors_at(st, i);
+        e[i] = (flm_st_entry){
+            .name = in->name, .dtype = in->dtype, .n_dim = in->n_dim, .data = in->data};
+        memcpy(e[i].shape, in->shape, sizeof in->shape);
+        if (!strcmp(in->name, "model.layers.0.mlp.down_proj.weight.qscale")) {
+            e[i].shape[0] = in->shape[1]; /* [64, 4] -> [4, 64]: same bytes */
+            e[i].shape[1] = in->shape[0];
+        }
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", bad);
+    flm_safetensors_write(p, e, n, NULL);
+    flm_free(e);
+    flm_safetensors_close(&st);
+    expect_load_error(bad,
+                      "tensor 'model.layers.0.mlp.down_proj.weight.qscale': F32 [4, 64], "
+                      "expected F32 [64, 4]",
+                      "quantized checkpoint with a mis-shaped scale tensor");
+}
+
 /* Replaces the first occurrence of `from` in bad/config.json by `to`. */
 static void edit_config(const char *bad, const char *from, const char *to)
 {
@@ -446,6 +528,7 @@ int main(void)
     flm_lm_destroy(&lm);
     test_mask();
     test_formats();
+    test_write_quantized();
     test_bad_checkpoints();
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
