@@ -50,7 +50,8 @@ static void usage(FILE *f)
             "total the cross-entropy (nats) and top-1 accuracy of each loss class (semantic,\n"
             "acoustic, monologue, wait) and the loss weighted by the recipe's loss_weights\n"
             "(default 1.0, 0.5, 1.0, 0.01); flags samples whose weighted loss is an outlier\n"
-            "(robust z-score > %.1f against the median and MAD of all samples). Ctrl-C stops\n"
+            "(robust z-score > %.1f against the median and MAD of all samples; at least 5\n"
+            "samples). Ctrl-C stops\n"
             "early and reports the samples scored so far. --weights: the format the weights\n"
             "are held in for compute (default f32; bf16, or per-block int8 / 4-bit: compare\n"
             "their losses with f32's to see what quantization costs).\n",
@@ -97,12 +98,13 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Robust z = 0.6745 (x - median) / MAD; flags |z| > OUTLIER_Z (none when MAD is 0). */
+/* Robust z = 0.6745 (x - median) / MAD; flags |z| > OUTLIER_Z (none when MAD is 0 or with
+ * fewer than 5 samples: with 3 or 4 the median and MAD say little). */
 static void flag_outliers(const double *x, int64_t n, char *flag)
 {
     double *s = flm_malloc((size_t)(n ? n : 1) * sizeof *s);
     memset(flag, 0, (size_t)n);
-    if (!s || n < 3) {
+    if (!s || n < 5) {
         flm_free(s);
         return;
     }
