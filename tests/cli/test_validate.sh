@@ -14,13 +14,13 @@ export FLM_PROGRESS=0
 ok $? "demo dataset"
 "$flm" model init --arch flm --size tiny --seed 2 -o "$tmp/m" >/dev/null
 ok $? "tiny model"
-"$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 5 --json >"$tmp/v.json" 2>"$tmp/err"
+"$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 8 --json >"$tmp/v.json" 2>"$tmp/err"
 ok $? "validate --json"
 python3 - "$tmp/v.json" 0.5 <<'PY' >"$tmp/check" 2>&1
 import json, sys, math
 v = json.load(open(sys.argv[1]))
 w = v["weights"]
-assert len(v["samples"]) == 5 == v["n_samples"], v["n_samples"]
+assert len(v["samples"]) == 8 == v["n_samples"], v["n_samples"]
 assert w == {"semantic": 1.0, "acoustic": float(sys.argv[2]), "monologue": 1.0, "wait": 0.01}, w
 num = den = 0.0
 for k in ("semantic", "acoustic", "monologue", "wait"):
@@ -39,12 +39,21 @@ for s in v["samples"]:
     assert s["monologue"]["count"] + s["wait"]["count"] == 51 - 1  # text targets: 50 frames
 assert v["total"]["wait"]["count"] > 0 and v["total"]["monologue"]["count"] > 0
 assert abs(v["total"]["wait"]["loss"] - math.log(152064)) < 1.0  # random model: ~uniform
-print("ok")
+# outliers: robust z = 0.6745 (x - median) / MAD > 3.5, recomputed here
+x = [s["weighted_loss"] for s in v["samples"]]
+def median(a):
+    a = sorted(a); n = len(a)
+    return a[n // 2] if n % 2 else 0.5 * (a[n // 2 - 1] + a[n // 2])
+med = median(x); mad = median([abs(y - med) for y in x])
+want = [mad > 0 and abs(0.6745 * (y - med) / mad) > 3.5 for y in x]
+assert [s["outlier"] for s in v["samples"]] == want, (x, want)
+assert v["n_outliers"] == sum(want)
+print("ok", sum(want), "outliers")
 PY
-ok $? "totals = sums of the samples, weighted loss from the weights"
+ok $? "totals = sums of the samples, weighted loss from the weights, outlier flags"
 sed 's/^/# /' "$tmp/check" | head -5
 sed 's/"wait": 0.01/"wait": 0.5/' "$(dirname "$0")/../../schemas/recipes/post-training-1.json" >"$tmp/r.json"
-"$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 5 --json --recipe "$tmp/r.json" >"$tmp/v2.json" 2>/dev/null
+"$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 8 --json --recipe "$tmp/r.json" >"$tmp/v2.json" 2>/dev/null
 ok $? "validate --recipe"
 python3 -c "
 import json,sys
