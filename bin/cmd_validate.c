@@ -22,7 +22,7 @@
 #include "flm_lm.h"
 #include "flm_recipe.h"
 
-#define CHUNK_ROWS 32
+#define CHUNK_ROWS 64
 #define OUTLIER_Z 3.5
 
 /* DESIGN section 3 defaults, used without --recipe */
