@@ -51,10 +51,10 @@ static void usage(FILE *f)
             "acoustic, monologue, wait) and the loss weighted by the recipe's loss_weights\n"
             "(default 1.0, 0.5, 1.0, 0.01); flags samples whose weighted loss is an outlier\n"
             "(robust z-score > %.1f against the median and MAD of all samples; at least 5\n"
-            "samples). Ctrl-C stops\n"
-            "early and reports the samples scored so far. --weights: the format the weights\n"
-            "are held in for compute (default f32; bf16, or per-block int8 / 4-bit: compare\n"
-            "their losses with f32's to see what quantization costs).\n",
+            "samples). Ctrl-C stops early and reports the samples scored so far.\n"
+            "--weights: the format the weights are held in for compute (default f32; bf16,\n"
+            "or per-block int8 / 4-bit: compare their losses with f32's to see what\n"
+            "quantization costs).\n",
             OUTLIER_Z);
 }
 
