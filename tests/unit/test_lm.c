@@ -319,6 +319,40 @@ static void test_formats(void)
     flm_free(codes), flm_free(h);
 }
 
+/* Every allocation of load, state and generator creation made to fail in turn: FLM_ENOMEM, no
+ * half-made object, no leak (ASan), no crash. */
+static void test_alloc_failures(void)
+{
+    int ok = 1, n = 0;
+    for (int k = 0; k < 2000; k++) {
+        flm_lm *lm = NULL;
+        flm_lm_state *s = NULL;
+        flm_lm_gen *g = NULL;
+        flm_error err = {0};
+        flm_alloc_fail_after(k);
+        int rc = flm_lm_load(&lm, dir, FLM_W_Q8, &err), clean = !lm;
+        if (rc == 0) {
+            rc = flm_lm_state_create(&s, lm, 16, 4, &err);
+            clean = !s;
+        }
+        if (rc == 0) {
+            rc = flm_lm_gen_create(&g, lm, 16, NULL, &err);
+            clean = !g;
+        }
+        flm_alloc_fail_after(-1);
+        flm_lm_gen_destroy(&g);
+        flm_lm_state_destroy(&s);
+        flm_lm_destroy(&lm);
+        if (rc == 0)
+            break;
+        ok &= rc == FLM_ENOMEM && clean; /* the failing call left no half-made object */
+        if (rc != FLM_ENOMEM)
+            tap_diag("allocation %d: %s", k, err.msg);
+        n++;
+    }
+    TAP_OK(ok && n > 100, "%d allocation failure points (load, state, generator) -> FLM_ENOMEM", n);
+}
+
 /* --- bad checkpoints ------------------------------------------------------------------- */
 
 static int run(const char *cmd)
@@ -529,6 +563,7 @@ int main(void)
     test_mask();
     test_formats();
     test_write_quantized();
+    test_alloc_failures();
     test_bad_checkpoints();
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
