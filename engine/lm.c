@@ -1199,18 +1199,24 @@ static void depth_run(flm_lm_state *s, int T, int c0, int c1, float *logits, int
         for (int t = 0; t < T; t++)
             flm_rms_norm_f32(c1 - c0, E, s->dx + (size_t)t * RS + (size_t)c0 * E, D->ln1, DEPTH_EPS,
                              s->dh + (size_t)t * RS + (size_t)c0 * E);
-        for (int p = c0; p < c1; p++)
-            flm_qmat_gemm(&D->c_attn, T, s->dh + (size_t)p * E, RS, NULL, 0.0f,
-                          qkv + (size_t)p * 3 * E, NCB * 3 * E, s->wscr);
+        if (c1 - c0 == NCB) /* all positions: the shared weights in one product over 8T rows */
+            flm_qmat_gemm(&D->c_attn, T * NCB, s->dh, E, NULL, 0.0f, qkv, 3 * E, s->wscr);
+        else
+            for (int p = c0; p < c1; p++)
+                flm_qmat_gemm(&D->c_attn, T, s->dh + (size_t)p * E, RS, NULL, 0.0f,
+                              qkv + (size_t)p * 3 * E, NCB * 3 * E, s->wscr);
         for (int t = 0; t < T; t++) {
             const float *f = qkv + (size_t)t * NCB * 3 * E;
             flm_attention_f32(f + (size_t)c0 * 3 * E, 3 * E, f + E, f + 2 * E, 3 * E, c1 - c0, c1,
                               c0, 0, 0, nh, E / nh, s->datt + (size_t)t * RS + (size_t)c0 * E,
                               s->dscr);
         }
-        for (int p = c0; p < c1; p++)
-            flm_qmat_gemm(&D->c_proj, T, s->datt + (size_t)p * E, RS, NULL, 1.0f,
-                          s->dx + (size_t)p * E, RS, s->wscr);
+        if (c1 - c0 == NCB)
+            flm_qmat_gemm(&D->c_proj, T * NCB, s->datt, E, NULL, 1.0f, s->dx, E, s->wscr);
+        else
+            for (int p = c0; p < c1; p++)
+                flm_qmat_gemm(&D->c_proj, T, s->datt + (size_t)p * E, RS, NULL, 1.0f,
+                              s->dx + (size_t)p * E, RS, s->wscr);
         for (int t = 0; t < T; t++)
             flm_rms_norm_f32(c1 - c0, E, s->dx + (size_t)t * RS + (size_t)c0 * E, D->ln2, DEPTH_EPS,
                              s->dh + (size_t)t * RS + (size_t)c0 * E);
