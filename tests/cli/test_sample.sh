@@ -62,11 +62,15 @@ sed 's/^/# /' "$tmp/py" | head -5
     "$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --user-audio "$wav" -o "$tmp/g2" --greedy --seed 2 >/dev/null 2>&1 &&
     cmp -s "$tmp/g1/model.wav" "$tmp/g2/model.wav"
 ok $? "--greedy ignores the seed"
-out=$("$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --text "Hello world. How are you?" --tokenizer "$tokjson" --seconds 2 -o "$tmp/t" 2>&1)
-ok $? "TTS-style --text"
-like "$out" "24 frames (1.92 s) generated, 7 text tokens" "7 forced text tokens, then waits"
-is "$(cat "$tmp/t/monologue.txt")" "$(printf '0.00\tHello world. How are you?')" "monologue.txt: the text at 0.00 s"
-is "$(cut -f4 "$tmp/t/text.tsv" | head -2 | tr '\n' ' ')" "Hello Ġworld " "text.tsv: pieces"
+if [ -f "$tokjson" ]; then # tests/node_modules (tools/deps.sh) holds the tokenizer
+    out=$("$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --text "Hello world. How are you?" --tokenizer "$tokjson" --seconds 2 -o "$tmp/t" 2>&1)
+    ok $? "TTS-style --text"
+    like "$out" "24 frames (1.92 s) generated, 7 text tokens" "7 forced text tokens, then waits"
+    is "$(cat "$tmp/t/monologue.txt")" "$(printf '0.00\tHello world. How are you?')" "monologue.txt: the text at 0.00 s"
+    is "$(cut -f4 "$tmp/t/text.tsv" | head -2 | tr '\n' ' ')" "Hello Ġworld " "text.tsv: pieces"
+else
+    _n=$((_n + 1)); echo "ok $_n - TTS-style --text # SKIP no $tokjson"
+fi
 out=$("$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --text "hi" -o "$tmp/x" 2>&1)
 like "$out" "usage: flm sample" "--text needs --tokenizer"
 out=$("$flm" sample --model "$tmp/m" --codec "$tmp/none.safetensors" --user-audio "$wav" -o "$tmp/x" 2>&1)
