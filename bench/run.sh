@@ -13,3 +13,6 @@ build/bench/bench_random_access "$work" 10 2000
 echo "== training reader (Python): random vs sequential, 2 workers, memory with 1M samples"
 [ -f "$work/reader/index.sqlite" ] || FLM_PROGRESS=0 build/bin/flm demo --synthetic --out "$work/reader" --samples 4000 --per-shard 100 --seed 5 >/dev/null
 FLMSTREAM_LIB=build/libflmstream.so /usr/bin/python3 bench/bench_reader.py "$work/reader" 2000
+echo "== FLM-Audio LM: decode and teacher forcing per weight format (1B and 7B shapes)"
+OMP_WAIT_POLICY=PASSIVE build/bench/bench_lm 1b f32,bf16,q8,q4 10 128
+OMP_WAIT_POLICY=PASSIVE build/bench/bench_lm 7b q4,q8 5 64

@@ -1,14 +1,19 @@
 /* flm model - make and inspect model checkpoints.
  *
  *   flm model init --arch mimi --size tiny|full --seed S -o FILE   random weights, real names
- *   flm model info --arch mimi FILE                                 load it, print the config */
+ *   flm model init --arch flm --size tiny|1b|7b --seed S -o DIR    config.json + safetensors
+ *   flm model info --arch mimi|flm PATH                             load it, print the config
+ *   flm model quantize --model DIR --weights bf16|q8|q4 -o OUT      FLM-Audio in another format */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "flm_alloc.h"
+#include "flm_kernels.h"
+#include "flm_lm.h"
 #include "flm_mimi.h"
 #include "flm_safetensors.h"
 #include "flm_util.h"
@@ -16,14 +21,116 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: flm model init --arch mimi --size tiny|full --seed S -o FILE\n"
+               "       flm model init --arch flm --size tiny|1b|7b --seed S -o DIR\n"
+               "                      [--dtype bf16|f32] [--shard-mb N]\n"
                "       flm model info --arch mimi FILE\n"
+               "       flm model info --arch flm DIR [--weights f32|bf16|q8|q4]\n"
+               "       flm model quantize --model DIR --weights f32|bf16|q8|q4 -o OUT\n"
                "\n"
-               "init writes a safetensors checkpoint with the real tensor names and shapes and\n"
-               "seeded random weights (for tests and benchmarks); it loads like a real one.\n"
-               "'full' has the released model's 32 codebooks (about 385 MB).\n");
+               "init writes a checkpoint with the real tensor names and shapes and seeded random\n"
+               "weights (for tests and benchmarks); it loads like a real one.\n"
+               "mimi: one safetensors file; 'full' has the released model's 32 codebooks\n"
+               "(about 385 MB).\n"
+               "flm (the FLM-Audio RQ-Transformer): DIR/config.json (HF keys) and\n"
+               "DIR/model.safetensors, or with --shard-mb N shards of at most N MB plus\n"
+               "model.safetensors.index.json. Sizes: tiny (hidden 64, 2 layers, real vocabulary\n"
+               "and special ids; 46 MB in bf16), 1b (hidden 1536, 16 layers, real depth head;\n"
+               "1.74B parameters, 3.5 GB), 7b (the released shapes, 8.2B parameters; 16.4 GB).\n"
+               "Tensors are generated and written a chunk at a time, so memory stays small.\n"
+               "--dtype: bf16 (default, as released) or f32.\n"
+               "quantize loads an FLM-Audio checkpoint in the given format and writes it to OUT:\n"
+               "bf16 / f32 as standard tensors, q8 / q4 (per-block int8 / 4-bit, docs/engine.md)\n"
+               "as codes plus '<name>.qscale' tensors that flm_lm_load reads back without\n"
+               "requantizing. info --weights loads in that format (default f32).\n");
 }
 
-static int model_init(const char *arch, const char *size, const char *seed_s, const char *out)
+static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const char *shard_s,
+                    const char *out)
+{
+    flm_error err = {0};
+    flm_lm_config cfg;
+    int64_t shard_mb = 0;
+    flm_dtype dt = !strcmp(dtype_s, "bf16")  ? FLM_DTYPE_BF16
+                   : !strcmp(dtype_s, "f32") ? FLM_DTYPE_F32
+                                             : FLM_DTYPE_COUNT;
+    if (dt == FLM_DTYPE_COUNT) {
+        fprintf(stderr, "flm model init: --dtype must be bf16 or f32, got '%s'\n", dtype_s);
+        return 2;
+    }
+    if (shard_s && cli_parse_i64("--shard-mb", shard_s, 1, 1 << 20, &shard_mb) < 0)
+        return 2;
+    if (flm_lm_config_preset(size, &cfg, &err) < 0) {
+        fprintf(stderr, "flm model init: %s\n", err.msg);
+        return 2;
+    }
+    if (flm_lm_write_random(&cfg, seed, dt, (uint64_t)shard_mb << 20, out, &err) < 0) {
+        fprintf(stderr, "flm model init: %s\n", err.msg);
+        return 1;
+    }
+    int64_t n = flm_lm_config_n_params(&cfg);
+    printf("wrote %s: FLM-Audio %s, seed %llu, %.3g M parameters, %s, %.1f MB\n", out, size,
+           (unsigned long long)seed, n / 1e6, dtype_s, n * (double)flm_dtype_size(dt) / 1e6);
+    return 0;
+}
+
+static int parse_weights(const char *cmd, const char *name)
+{
+    int t = flm_wtype_parse(name);
+    if (t < 0)
+        fprintf(stderr, "flm model %s: --weights must be f32, bf16, q8 or q4, got '%s'\n", cmd,
+                name);
+    return t;
+}
+
+static int flm_quantize(const char *dir, const char *weights, const char *out)
+{
+    flm_error err = {0};
+    flm_lm *lm = NULL;
+    int t = parse_weights("quantize", weights);
+    if (t < 0)
+        return 2;
+    flm_kernels_init(2);
+    if (flm_lm_load(&lm, dir, (flm_wtype)t, &err) < 0 || flm_lm_write(lm, out, &err) < 0) {
+        fprintf(stderr, "flm model quantize: %s\n", err.msg);
+        flm_lm_destroy(&lm);
+        return 1;
+    }
+    printf("wrote %s: %s weights, %.1f MB\n", out, weights, flm_lm_weight_size(lm) / 1e6);
+    flm_lm_destroy(&lm);
+    return 0;
+}
+
+static int flm_info(const char *dir, const char *weights)
+{
+    flm_error err = {0};
+    flm_lm *lm = NULL;
+    int t = parse_weights("info", weights);
+    if (t < 0)
+        return 2;
+    flm_kernels_init(2);
+    if (flm_lm_load(&lm, dir, (flm_wtype)t, &err) < 0) {
+        fprintf(stderr, "flm model info: %s\n", err.msg);
+        return 1;
+    }
+    const flm_lm_config *c = flm_lm_get_config(lm);
+    printf("%s: FLM-Audio, %.3g M parameters\n", dir, flm_lm_config_n_params(c) / 1e6);
+    printf("backbone: %d layers, hidden %d, %d heads / %d kv heads (head %d), ff %d, vocab %d\n",
+           c->n_layers, c->hidden, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate,
+           c->vocab_size);
+    printf("rms_norm_eps %g, rope_theta %g, q/k/v bias %s, o bias %s, tied %s\n", c->rms_eps,
+           c->rope_theta, c->attention_bias ? "yes" : "no", c->o_bias ? "yes" : "no",
+           c->tie_embeddings ? "yes" : "no");
+    printf("depth: %d layers, n_embd %d, %d heads, ff %d, audio vocab %d\n", c->dep_layers,
+           c->dep_embd, c->dep_heads, c->dep_ff, c->aud_vocab);
+    printf("tokens: wait %d, audio pad %d, audio empty %d\n", c->text_wait, c->aud_pad,
+           c->aud_empty);
+    printf("weights in memory: %.1f MB (%s)\n", flm_lm_weight_size(lm) / 1e6, weights);
+    flm_lm_destroy(&lm);
+    return 0;
+}
+
+static int model_init(const char *arch, const char *size, const char *seed_s, const char *dtype,
+                      const char *shard_mb, const char *out)
 {
     flm_error err = {0};
     flm_mimi_config cfg;
@@ -35,8 +142,10 @@ static int model_init(const char *arch, const char *size, const char *seed_s, co
         fprintf(stderr, "flm model init: --seed must be an unsigned integer, got '%s'\n", seed_s);
         return 2;
     }
+    if (!strcmp(arch, "flm"))
+        return flm_init(size, seed, dtype, shard_mb, out);
     if (strcmp(arch, "mimi")) {
-        fprintf(stderr, "flm model init: unknown --arch '%s' (supported: mimi)\n", arch);
+        fprintf(stderr, "flm model init: unknown --arch '%s' (supported: mimi, flm)\n", arch);
         return 2;
     }
     if (flm_mimi_config_preset(size, &cfg, &err) < 0) {
@@ -61,12 +170,14 @@ static int model_init(const char *arch, const char *size, const char *seed_s, co
     return 0;
 }
 
-static int model_info(const char *arch, const char *path)
+static int model_info(const char *arch, const char *path, const char *weights)
 {
     flm_error err = {0};
     flm_mimi *m = NULL;
+    if (!strcmp(arch, "flm"))
+        return flm_info(path, weights ? weights : "f32");
     if (strcmp(arch, "mimi")) {
-        fprintf(stderr, "flm model info: unknown --arch '%s' (supported: mimi)\n", arch);
+        fprintf(stderr, "flm model info: unknown --arch '%s' (supported: mimi, flm)\n", arch);
         return 2;
     }
     flm_mimi_params p = flm_mimi_default_params();
@@ -88,11 +199,14 @@ static int model_info(const char *arch, const char *path)
 
 int cmd_model(int argc, char **argv)
 {
-    const char *arch = NULL, *size = NULL, *seed = "0", *out = NULL;
+    const char *arch = NULL, *size = NULL, *seed = "0", *out = NULL, *dtype = "bf16";
+    const char *shard_mb = NULL, *weights = NULL, *model = NULL;
     static const struct option opts[] = {
-        {"arch", required_argument, 0, 'a'}, {"size", required_argument, 0, 's'},
-        {"seed", required_argument, 0, 'S'}, {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+        {"arch", required_argument, 0, 'a'},    {"size", required_argument, 0, 's'},
+        {"seed", required_argument, 0, 'S'},    {"output", required_argument, 0, 'o'},
+        {"dtype", required_argument, 0, 'd'},   {"shard-mb", required_argument, 0, 'm'},
+        {"weights", required_argument, 0, 'w'}, {"model", required_argument, 0, 'M'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -114,6 +228,18 @@ int cmd_model(int argc, char **argv)
         case 'o':
             out = optarg;
             break;
+        case 'd':
+            dtype = optarg;
+            break;
+        case 'm':
+            shard_mb = optarg;
+            break;
+        case 'w':
+            weights = optarg;
+            break;
+        case 'M':
+            model = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -127,14 +253,21 @@ int cmd_model(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        return model_init(arch, size, seed, out);
+        return model_init(arch, size, seed, dtype, shard_mb, out);
     }
     if (!strcmp(sub, "info")) {
         if (!arch || optind != argc - 2) {
             usage(stderr);
             return 2;
         }
-        return model_info(arch, argv[1 + optind]);
+        return model_info(arch, argv[1 + optind], weights);
+    }
+    if (!strcmp(sub, "quantize")) {
+        if (!model || !weights || !out || optind != argc - 1) {
+            usage(stderr);
+            return 2;
+        }
+        return flm_quantize(model, weights, out);
     }
     fprintf(stderr, "flm model: unknown subcommand '%s'\n", sub);
     usage(stderr);

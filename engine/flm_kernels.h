@@ -100,6 +100,13 @@ FLM_API void flm_layer_norm_f32(int T, int d, const float *x, const float *w, co
 FLM_API void flm_layer_norm_ref(int T, int d, const float *x, const float *w, const float *b,
                                 float eps, float *y);
 
+/* y[T][d] = x / sqrt(mean(x^2) + eps) * w per row (RMSNorm, float32); y may equal x. */
+FLM_API void flm_rms_norm_f32(int T, int d, const float *x, const float *w, float eps, float *y);
+FLM_API void flm_rms_norm_ref(int T, int d, const float *x, const float *w, float eps, float *y);
+/* g[i] = silu(g[i]) * u[i] (the SwiGLU gate, silu(x) = x / (1 + exp(-x))). */
+FLM_API void flm_swiglu_f32(float *g, const float *u, size_t n);
+FLM_API void flm_swiglu_ref(float *g, const float *u, size_t n);
+
 /* --- rotary embedding and attention -------------------------------------------------------- */
 
 typedef enum flm_rope_kind {
@@ -126,6 +133,15 @@ FLM_API void flm_attention_f32(const float *q, int ldq, const float *k, const fl
 FLM_API void flm_attention_ref(const float *q, int ldq, const float *k, const float *v, int ldkv,
                                int n_q, int n_kv, int64_t q_pos0, int64_t k_pos0, int context,
                                int n_head, int d_head, float *out);
+/* Grouped-query attention: k and v hold n_kv_head heads (n_head a multiple of it); query head h
+ * reads key/value head h / (n_head / n_kv_head). Otherwise as flm_attention_f32. */
+FLM_API void flm_attention_gqa_f32(const float *q, int ldq, const float *k, const float *v,
+                                   int ldkv, int n_q, int n_kv, int64_t q_pos0, int64_t k_pos0,
+                                   int context, int n_head, int n_kv_head, int d_head, float *out,
+                                   float *scratch);
+FLM_API void flm_attention_gqa_ref(const float *q, int ldq, const float *k, const float *v,
+                                   int ldkv, int n_q, int n_kv, int64_t q_pos0, int64_t k_pos0,
+                                   int context, int n_head, int n_kv_head, int d_head, float *out);
 
 /* ||a - b|| / max(||b||, tiny): the normalised error the kernel tests report. */
 FLM_API double flm_norm_err(const float *a, const float *b, size_t n);

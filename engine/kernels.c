@@ -421,6 +421,44 @@ void flm_layer_norm_ref(int T, int d, const float *x, const float *w, const floa
     }
 }
 
+void flm_rms_norm_f32(int T, int d, const float *x, const float *w, float eps, float *y)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * d;
+        float *yr = y + (size_t)t * d;
+        float ss = 0.0f;
+        for (int i = 0; i < d; i++)
+            ss += xr[i] * xr[i];
+        float inv = 1.0f / sqrtf(ss / (float)d + eps);
+        for (int i = 0; i < d; i++)
+            yr[i] = xr[i] * inv * w[i];
+    }
+}
+
+void flm_rms_norm_ref(int T, int d, const float *x, const float *w, float eps, float *y)
+{
+    for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int i = 0; i < d; i++)
+            ss += (double)x[(size_t)t * d + i] * x[(size_t)t * d + i];
+        double inv = 1.0 / sqrt(ss / d + eps);
+        for (int i = 0; i < d; i++)
+            y[(size_t)t * d + i] = (float)(x[(size_t)t * d + i] * inv * w[i]);
+    }
+}
+
+void flm_swiglu_f32(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void flm_swiglu_ref(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = (float)((double)g[i] / (1.0 + exp(-(double)g[i])) * u[i]);
+}
+
 /* ---------------------------------------------------------------- RoPE and attention */
 
 void flm_rope_f32(float *x, int T, int ld, int64_t pos0, int n_head, int d_head, float max_period,
@@ -483,6 +521,15 @@ void flm_attention_f32(const float *q, int ldq, const float *k, const float *v, 
                        int n_kv, int64_t q_pos0, int64_t k_pos0, int context, int n_head,
                        int d_head, float *out, float *scratch)
 {
+    flm_attention_gqa_f32(q, ldq, k, v, ldkv, n_q, n_kv, q_pos0, k_pos0, context, n_head, n_head,
+                          d_head, out, scratch);
+}
+
+void flm_attention_gqa_f32(const float *q, int ldq, const float *k, const float *v, int ldkv,
+                           int n_q, int n_kv, int64_t q_pos0, int64_t k_pos0, int context,
+                           int n_head, int n_kv_head, int d_head, float *out, float *scratch)
+{
+    int group = n_head / n_kv_head; /* query heads per key/value head */
     float scale = 1.0f / sqrtf((float)d_head);
     int lo0, hi0, lo1, hi1, ldo = n_head * d_head;
     if (n_q <= 0)
@@ -497,8 +544,8 @@ void flm_attention_f32(const float *q, int ldq, const float *k, const float *v, 
         float *S = scratch + (size_t)h * n_q * (n > 0 ? n : 1); /* [n_q][n] */
         if (n > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n, d_head, scale,
-                        q + (size_t)h * d_head, ldq, k + (size_t)base * ldkv + (size_t)h * d_head,
-                        ldkv, 0.0f, S, n);
+                        q + (size_t)h * d_head, ldq,
+                        k + (size_t)base * ldkv + (size_t)(h / group) * d_head, ldkv, 0.0f, S, n);
         for (int i = 0; i < n_q; i++) {
             float *row = S + (size_t)i * n, mx = -INFINITY, sum = 0.0f;
             int lo, hi;
@@ -517,7 +564,7 @@ void flm_attention_f32(const float *q, int ldq, const float *k, const float *v, 
         }
         if (n > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_q, d_head, n, 1.0f, S, n,
-                        v + (size_t)base * ldkv + (size_t)h * d_head, ldkv, 0.0f,
+                        v + (size_t)base * ldkv + (size_t)(h / group) * d_head, ldkv, 0.0f,
                         out + (size_t)h * d_head, ldo);
         else
             for (int i = 0; i < n_q; i++)
@@ -529,9 +576,17 @@ void flm_attention_ref(const float *q, int ldq, const float *k, const float *v, 
                        int n_kv, int64_t q_pos0, int64_t k_pos0, int context, int n_head,
                        int d_head, float *out)
 {
+    flm_attention_gqa_ref(q, ldq, k, v, ldkv, n_q, n_kv, q_pos0, k_pos0, context, n_head, n_head,
+                          d_head, out);
+}
+
+void flm_attention_gqa_ref(const float *q, int ldq, const float *k, const float *v, int ldkv,
+                           int n_q, int n_kv, int64_t q_pos0, int64_t k_pos0, int context,
+                           int n_head, int n_kv_head, int d_head, float *out)
+{
     for (int i = 0; i < n_q; i++)
         for (int h = 0; h < n_head; h++) {
-            int64_t p = q_pos0 + i;
+            int64_t p = q_pos0 + i, kh = h / (n_head / n_kv_head);
             double mx = -INFINITY, sum = 0, acc[1024] = {0};
             /* mask as in moshi: key allowed iff 0 <= p - pos_k < context */
             for (int pass = 0; pass < 2; pass++)
@@ -542,7 +597,7 @@ void flm_attention_ref(const float *q, int ldq, const float *k, const float *v, 
                     double s = 0;
                     for (int e = 0; e < d_head; e++)
                         s += (double)q[(size_t)i * ldq + h * d_head + e] *
-                             k[(size_t)j * ldkv + h * d_head + e];
+                             k[(size_t)j * ldkv + kh * d_head + e];
                     s /= sqrt((double)d_head);
                     if (pass == 0) {
                         mx = s > mx ? s : mx;
@@ -550,7 +605,7 @@ void flm_attention_ref(const float *q, int ldq, const float *k, const float *v, 
                         double pr = exp(s - mx);
                         sum += pr;
                         for (int e = 0; e < d_head && e < 1024; e++)
-                            acc[e] += pr * v[(size_t)j * ldkv + h * d_head + e];
+                            acc[e] += pr * v[(size_t)j * ldkv + kh * d_head + e];
                     }
                 }
             for (int e = 0; e < d_head && e < 1024; e++)

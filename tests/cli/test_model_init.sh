@@ -30,5 +30,23 @@ fails "unknown size" "unknown Mimi size 'medium'" "$flm" model init --arch mimi 
 fails "unknown arch" "unknown --arch 'llama'" "$flm" model init --arch llama --size tiny -o "$tmp/x"
 fails "bad seed" "--seed must be an unsigned integer" "$flm" model init --arch mimi --size tiny --seed x -o "$tmp/x"
 fails "missing file" "No such file" "$flm" model info --arch mimi "$tmp/none.safetensors"
+# FLM-Audio RQ-Transformer (issue 7)
+check "flm init tiny seed 5" "$flm" model init --arch flm --size tiny --seed 5 -o "$tmp/f1"
+check "flm init tiny seed 5, f32, 3 MB shards" "$flm" model init --arch flm --size tiny --seed 5 --dtype f32 --shard-mb 3 -o "$tmp/f2"
+check "flm init tiny seed 5 again" "$flm" model init --arch flm --size tiny --seed 5 -o "$tmp/f3"
+check "flm: same seed, same bytes" cmp "$tmp/f1/model.safetensors" "$tmp/f3/model.safetensors"
+check "flm: config.json identical" cmp "$tmp/f1/config.json" "$tmp/f3/config.json"
+n=$((n + 1)); if [ "$(ls "$tmp/f2"/model-*-of-*.safetensors | wc -l)" -ge 5 ] && [ -f "$tmp/f2/model.safetensors.index.json" ]; then echo "ok $n - flm: sharded checkpoint with an index"; else echo "not ok $n - flm: sharded"; ls "$tmp/f2" | sed 's/^/# /'; fail=1; fi
+check "flm info loads the single file" "$flm" model info --arch flm "$tmp/f1"
+n=$((n + 1)); if grep -q "backbone: 2 layers, hidden 64, 4 heads / 2 kv heads (head 16), ff 128, vocab 152064" "$tmp/out" && grep -q "tokens: wait 151665, audio pad 2048, audio empty 2049" "$tmp/out"; then echo "ok $n - flm info reports the tiny config"; else echo "not ok $n - flm info config"; sed 's/^/# /' "$tmp/out"; fail=1; fi
+check "flm info loads the sharded f32 checkpoint" "$flm" model info --arch flm "$tmp/f2"
+n=$((n + 1)); if grep -q "22.8 M parameters" "$tmp/out"; then echo "ok $n - flm: 22.8 M parameters"; else echo "not ok $n - parameter count"; sed 's/^/# /' "$tmp/out"; fail=1; fi
+check "flm quantize to q4" "$flm" model quantize --model "$tmp/f1" --weights q4 -o "$tmp/q4"
+check "flm info --weights q4 loads it" "$flm" model info --arch flm "$tmp/q4" --weights q4
+n=$((n + 1)); if grep -q "weights in memory: .* MB (q4)" "$tmp/out" && [ "$(stat -c %s "$tmp/q4/model.safetensors")" -lt 16000000 ]; then echo "ok $n - q4 checkpoint about a third of bf16"; else echo "not ok $n - q4 size"; sed 's/^/# /' "$tmp/out"; fail=1; fi
+fails "quantize: bad format" "--weights must be f32, bf16, q8 or q4" "$flm" model quantize --model "$tmp/f1" --weights q3 -o "$tmp/x"
+fails "flm unknown size" "unknown FLM-Audio size '3b'" "$flm" model init --arch flm --size 3b -o "$tmp/x"
+fails "flm bad dtype" "--dtype must be bf16 or f32" "$flm" model init --arch flm --size tiny --dtype f16 -o "$tmp/x"
+fails "flm missing config" "config.json" "$flm" model info --arch flm "$tmp"
 echo "1..$n"
 exit $fail

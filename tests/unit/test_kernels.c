@@ -7,6 +7,7 @@
 
 #include "flm_alloc.h"
 #include "flm_kernels.h"
+#include "flm_quant.h"
 #include "flm_rng.h"
 #include "flm_tensor.h"
 #include "tap.h"
@@ -193,7 +194,52 @@ static void test_pointwise(void)
     flm_layer_norm_ref(T, d, x, w, bb, 1e-5f, yr);
     e = flm_norm_err(y, yr, (size_t)T * d);
     TAP_OK(e < TOL, "layer_norm err %.2e", e);
+    flm_rms_norm_f32(T, d, x, w, 1e-5f, y);
+    flm_rms_norm_ref(T, d, x, w, 1e-5f, yr);
+    e = flm_norm_err(y, yr, (size_t)T * d);
+    TAP_OK(e < TOL, "rms_norm err %.2e", e);
+    float one = 1.0f, two = 2.0f;
+    flm_rms_norm_f32(1, 1, &two, &one, 0.0f, &y[0]);
+    TAP_OK(fabsf(y[0] - 1.0f) < 1e-7f, "rms_norm of [2] is [1]");
+    memcpy(y, x, (size_t)T * d * 4);
+    memcpy(yr, x, (size_t)T * d * 4);
+    for (int i = 0; i < T * d; i++)
+        y[i] = yr[i] = x[i] - 5.0f; /* both signs */
+    flm_swiglu_f32(y, w, (size_t)d);
+    flm_swiglu_ref(yr, w, (size_t)d);
+    e = flm_norm_err(y, yr, (size_t)d);
+    TAP_OK(e < TOL, "swiglu err %.2e", e);
+    float gate = 1.0f, u = 3.0f;
+    flm_swiglu_f32(&gate, &u, 1);
+    TAP_OK(fabsf(gate - (float)(3.0 / (1.0 + exp(-1.0)))) < 1e-6f, "swiglu(1, 3) = 3 silu(1)");
     flm_free(x), flm_free(w), flm_free(bb), flm_free(y), flm_free(yr);
+}
+
+/* GQA: the fast kernel against its twin, and against plain attention on repeated K/V heads. */
+static void test_gqa(int n_head, int n_kv_head, int d_head, int n_q, int n_kv, int nt)
+{
+    int d = n_head * d_head, dk = n_kv_head * d_head, grp = n_head / n_kv_head;
+    float *q = rnd((size_t)n_q * d, "gq", 1), *k = rnd((size_t)n_kv * dk, "gk", 1);
+    float *v = rnd((size_t)n_kv * dk, "gv", 1), *o = flm_malloc((size_t)n_q * d * 4);
+    float *orf = flm_malloc((size_t)n_q * d * 4), *orep = flm_malloc((size_t)n_q * d * 4);
+    float *kr = flm_malloc((size_t)n_kv * d * 4), *vr = flm_malloc((size_t)n_kv * d * 4);
+    float *scr = flm_malloc(flm_attention_scratch_size(n_q, n_kv, n_head) * 4);
+    for (int j = 0; j < n_kv; j++)
+        for (int h = 0; h < n_head; h++) {
+            memcpy(kr + (size_t)j * d + h * d_head, k + (size_t)j * dk + (h / grp) * d_head,
+                   (size_t)d_head * 4);
+            memcpy(vr + (size_t)j * d + h * d_head, v + (size_t)j * dk + (h / grp) * d_head,
+                   (size_t)d_head * 4);
+        }
+    int64_t q0 = n_kv - n_q;
+    flm_attention_gqa_f32(q, d, k, v, dk, n_q, n_kv, q0, 0, 0, n_head, n_kv_head, d_head, o, scr);
+    flm_attention_gqa_ref(q, d, k, v, dk, n_q, n_kv, q0, 0, 0, n_head, n_kv_head, d_head, orf);
+    flm_attention_ref(q, d, kr, vr, d, n_q, n_kv, q0, 0, 0, n_head, d_head, orep);
+    double e = flm_norm_err(o, orf, (size_t)n_q * d), e2 = flm_norm_err(orf, orep, (size_t)n_q * d);
+    TAP_OK(e < TOL && e2 < 1e-12, "gqa h%d kv%d q%d (%d thr): err %.2e, vs repeated heads %.2e",
+           n_head, n_kv_head, n_q, nt, e, e2);
+    flm_free(q), flm_free(k), flm_free(v), flm_free(o), flm_free(orf), flm_free(orep);
+    flm_free(kr), flm_free(vr), flm_free(scr);
 }
 
 static void test_attention(int n_head, int d_head, int n_q, int n_kv, int64_t pos0, int ctx,
@@ -226,6 +272,49 @@ static void test_attention(int n_head, int d_head, int n_q, int n_kv, int64_t po
     flm_free(orf), flm_free(scr);
 }
 
+/* Weight formats: the fast product against its twin (same quantized weights), and the
+ * quantized weights against the float32 originals (the format's own error). */
+static void test_qmat(flm_wtype type, int rows, int cols, int T, int nt)
+{
+    float *w = rnd((size_t)rows * cols, "qw", 0.05f), *x = rnd((size_t)T * (cols + 3), "qx", 1);
+    float *b = rnd((size_t)rows, "qb", 1), *y = rnd((size_t)T * (rows + 5), "qy", 1);
+    float *yr = flm_malloc((size_t)T * (rows + 5) * 4),
+          *yf = flm_malloc((size_t)T * (rows + 5) * 4);
+    memcpy(yr, y, (size_t)T * (rows + 5) * 4);
+    memcpy(yf, y, (size_t)T * (rows + 5) * 4);
+    size_t qs, ss;
+    flm_qmat_sizes(type, rows, cols, &qs, &ss);
+    void *q = flm_malloc(qs + 1);
+    float *sc = flm_malloc(ss + 1), *scr = flm_malloc(flm_qmat_scratch_size(cols) * 4);
+    flm_qmat m;
+    flm_qmat_init(&m, type, rows, cols, q, ss ? sc : NULL);
+    flm_qmat_quantize(&m, w);
+    /* strided A (lda cols + 3) and C (ldc rows + 5), bias, accumulate (beta 1) */
+    flm_qmat_gemm(&m, T, x, cols + 3, b, 1.0f, y, rows + 5, scr);
+    flm_qmat_gemm_ref(&m, T, x, cols + 3, b, 1.0f, yr, rows + 5);
+    double e = flm_norm_err(y, yr, (size_t)T * (rows + 5));
+    float *row = flm_malloc((size_t)cols * 4);
+    double num = 0, den = 0;
+    for (int r = 0; r < rows; r++) {
+        flm_qmat_row(&m, r, row);
+        for (int i = 0; i < cols; i++) {
+            double d = row[i] - w[(size_t)r * cols + i];
+            num += d * d, den += (double)w[(size_t)r * cols + i] * w[(size_t)r * cols + i];
+        }
+    }
+    double qe = sqrt(num / den);
+    /* rms error of round-to-nearest with max-abs scaling, normal weights, 32-blocks */
+    double qtol = type == FLM_W_F32    ? 0
+                  : type == FLM_W_BF16 ? 3e-3
+                  : type == FLM_W_Q8   ? 1.2e-2
+                                       : 0.2;
+    TAP_OK(e < 1e-6 && qe <= qtol,
+           "qmat %s %dx%d T%d (%d thr): product err %.1e, weights err %.2e (max %.0e)",
+           flm_wtype_name(type), rows, cols, T, nt, e, qe, qtol);
+    flm_free(w), flm_free(x), flm_free(b), flm_free(y), flm_free(yr), flm_free(yf);
+    flm_free(q), flm_free(sc), flm_free(scr), flm_free(row);
+}
+
 int main(void)
 {
     test_conversions();
@@ -252,6 +341,16 @@ int main(void)
         test_attention(4, 16, 2, 30, 100, 10, FLM_ROPE_HALF, nt);
         test_attention(8, 64, 2, 251, 4000, 250, FLM_ROPE_INTERLEAVED, nt);
         test_attention(2, 32, 7, 7, 3, 0, FLM_ROPE_HALF, nt);
+        test_gqa(28, 4, 16, 9, 40, nt);
+        test_gqa(4, 2, 16, 1, 24, nt);
+        for (int simd = 0; simd < 2; simd++) { /* portable and AVX-512 kernels */
+            flm_quant_use_avx512(simd);
+            for (int t = 0; t < FLM_W_COUNT; t++) {
+                test_qmat((flm_wtype)t, 200, 85, 1, nt); /* partial last block */
+                test_qmat((flm_wtype)t, 130, 1024, 3, nt);
+                test_qmat((flm_wtype)t, 300, 96, 9, nt); /* expanded to float32 + sgemm */
+            }
+        }
     }
     test_pointwise();
     return tap_done();
