@@ -1101,7 +1101,7 @@ static void print_summary(const job *J, double elapsed)
     const char *names[8] = {
         "read codes", "decode", "augment", "encode",
         "tokenize",   "pack",   "index",   "compress+write (writer thread, in parallel)"};
-    printf("  time %.1f s (%.3g h of %s/s):", elapsed, elapsed > 0 ? hours / elapsed : 0,
+    printf("  time %.2f s (%.3g h of %s/s):", elapsed, elapsed > 0 ? hours / elapsed : 0,
            J->dialogs ? "dialog" : "speech");
     for (int s = 0; s < 8; s++)
         if (t[s] > 0)
