@@ -44,17 +44,14 @@ static int load(flm_dataset *ds, const char *index_path, flm_error *err)
         rc = flm_error_set(err, FLM_EDB, "index %s: cannot open", index_path);
         goto done;
     }
-    /* shards: ids -> dense numbers */
-    int64_t max_id = 0;
-    if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(max(id), 0) FROM shards", -1, &st,
-                           NULL) != SQLITE_OK ||
+    /* shards: ids (ascending; any values a damaged catalog may hold) -> dense numbers */
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM shards", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW)
         goto db_fail;
     ds->n_shards = sqlite3_column_int64(st, 0);
-    max_id = sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
     st = NULL;
-    int32_t *dense = flm_calloc((size_t)max_id + 1, sizeof *dense);
+    int64_t *dense = flm_calloc((size_t)ds->n_shards + 1, sizeof *dense); /* k -> shard id */
     ds->shard_paths = flm_calloc((size_t)ds->n_shards + 1, sizeof *ds->shard_paths);
     if (!dense || !ds->shard_paths) {
         flm_free(dense);
@@ -67,7 +64,7 @@ static int load(flm_dataset *ds, const char *index_path, flm_error *err)
         goto db_fail;
     }
     for (int64_t k = 0; sqlite3_step(st) == SQLITE_ROW && k < ds->n_shards; k++) {
-        dense[sqlite3_column_int64(st, 0)] = (int32_t)k;
+        dense[k] = sqlite3_column_int64(st, 0);
         ds->shard_paths[k] =
             flm_path_join(flm_index_dir(idx), (const char *)sqlite3_column_text(st, 1));
         if (!ds->shard_paths[k]) {
@@ -122,11 +119,30 @@ static int load(flm_dataset *ds, const char *index_path, flm_error *err)
             rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
             goto done;
         }
-        int64_t sid = sqlite3_column_int64(st, 1);
-        ds->shard[i] = sid >= 0 && sid <= max_id ? dense[sid] : 0;
-        ds->record[i] = (uint32_t)sqlite3_column_int64(st, 2);
+        int64_t sid = sqlite3_column_int64(st, 1), rec = sqlite3_column_int64(st, 2);
+        int64_t frames = sqlite3_column_int64(st, 4), lo = 0, hi = ds->n_shards;
+        while (lo < hi) { /* the shard's dense number: binary search of the sorted ids */
+            int64_t mid = lo + (hi - lo) / 2;
+            if (dense[mid] < sid)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == ds->n_shards || dense[lo] != sid || rec < 0 || rec > UINT32_MAX || frames < 0 ||
+            frames > FLM_MAX_FRAMES) {
+            rc = flm_error_set(
+                err, FLM_ECORRUPT,
+                "index %s: sample %s: shard id %lld, record %lld, %lld frames: "
+                "%s",
+                index_path, ds->keys[i], (long long)sid, (long long)rec, (long long)frames,
+                lo == ds->n_shards || dense[lo] != sid ? "no such shard" : "out of range");
+            flm_free(dense);
+            goto done;
+        }
+        ds->shard[i] = (int32_t)lo;
+        ds->record[i] = (uint32_t)rec;
         ds->corpus[i] = (uint16_t)c;
-        ds->frames[i] = (int32_t)sqlite3_column_int64(st, 4);
+        ds->frames[i] = (int32_t)frames;
         i++;
     }
     flm_free(dense);

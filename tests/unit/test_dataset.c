@@ -158,5 +158,26 @@ int main(void)
     TAP_EQ_INT(flm_dataset_read(ds, 7 * 25 + 1, &v, &err), FLM_ENOTFOUND, "reading from it fails");
     TAP_CONTAINS(err.msg, "000007.flms", "naming the shard");
     flm_dataset_close(&ds);
+
+    /* a damaged catalog (found by fuzz_index_rows): shard ids far out of range used to size a
+     * table (gigabytes) or index it out of bounds; a sample naming no shard read shard 0 */
+    static const char *const damage[] = {
+        "UPDATE shards SET id = 9000000000000 WHERE id = 3",
+        "UPDATE samples SET shard_id = -5 WHERE id = 10",
+        "UPDATE samples SET n_frames = -1 WHERE id = 11",
+        "UPDATE samples SET record = 99999999999 WHERE id = 12"};
+    static const char *const want[] = {"no such shard", "no such shard", "out of range",
+                                       "out of range"};
+    for (int k = 0; k < 4; k++) {
+        char db[1100], sql[1400];
+        snprintf(db, sizeof db, "%s/index.sqlite", dir);
+        snprintf(sql, sizeof sql, "cp %s %s.bak && sqlite3 %s '%s'", db, db, db, damage[k]);
+        TAP_EQ_INT(system(sql), 0, damage[k]);
+        TAP_EQ_INT(flm_dataset_open(&ds, dir, &err), FLM_ECORRUPT, "the reader refuses it");
+        TAP_CONTAINS(err.msg, want[k], "naming the sample and what is wrong");
+        flm_dataset_close(&ds);
+        snprintf(sql, sizeof sql, "mv %s.bak %s", db, db);
+        TAP_EQ_INT(system(sql), 0, "restore the index");
+    }
     return tap_done();
 }
