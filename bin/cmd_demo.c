@@ -464,9 +464,13 @@ static int demo_real(int argc, char **argv)
     flm_index_close(&idx);
     if (rc == 0)
         printf(
-            "\nNext: flm inspect %s/shards/000000.flms:0 --html sample.html (a page to scroll),\n"
-            "flm render %s/shards/000000.flms:0 -o sample.wav --model MIMI (listen to it).\n",
-            ds, ds);
+            "\nNext: a page to scroll through a sample, and its sound (with the codec it was\n"
+            "encoded with; without --codec that is the random Mimi of seed 1, which sounds like\n"
+            "noise):\n"
+            "  flm inspect %s/shards/000000.flms:0 --html sample.html\n"
+            "  flm model init --arch mimi --size full --seed 1 -o mimi.safetensors\n"
+            "  flm render %s/shards/000000.flms:0 -o sample.wav --model %s\n",
+            ds, ds, codec ? codec : "mimi.safetensors");
     return rc;
 }
 
@@ -646,9 +650,10 @@ static int demo_sft(int argc, char **argv)
                path, (unsigned long long)rec, atoi(frame) - 2, frame);
         timeline_opts o = {.from = atoi(frame) - 2, .n_frames = 16, .width = 100, .tok = tk};
         timeline_print(stdout, smp, &p, &o);
-        printf("\nListen to it (left: the user, right: the model):\n"
-               "  flm render %s:%llu -o dialog.wav --model MIMI.safetensors\n",
-               path, (unsigned long long)rec);
+        printf("\nListen to it (left: the user, right: the model), with the codec it was encoded "
+               "with\n(without --codec: flm model init --arch mimi --size full --seed 4 -o "
+               "mimi.safetensors):\n  flm render %s:%llu -o dialog.wav --model %s\n",
+               path, (unsigned long long)rec, codec ? codec : "mimi.safetensors");
     } else if (rc == 0) {
         printf("\n(no interruption was drawn in these %zu dialogs)\n", n);
     }
