@@ -114,6 +114,7 @@ typedef struct pair_buf {
 typedef struct job {
     const char *out, *dir, *codec_path;
     char **manifests;
+    char **file_names; /* per manifest: "DIR/NAME", its identity in group keys (see docs) */
     int n_manifests;
     flm_recipe recipe;
     int dialogs;           /* the recipe packs dialogs (ARRT/RTTS/RTTS-free), not sentences */
@@ -252,6 +253,32 @@ static int64_t line_frames(const char *line, size_t len)
     return sum > 0 ? sum : 0;
 }
 
+/* "DIR/NAME" of a manifest: the last two components of its real path. */
+static char *file_name(const char *path)
+{
+    char *real = realpath(path, NULL), *out = NULL;
+    if (!real)
+        return flm_strdup(base_name(path));
+    char *slash = strrchr(real, '/'), *start = real;
+    if (slash && slash > real) {
+        *slash = 0;
+        char *prev = strrchr(real, '/');
+        *slash = '/';
+        start = prev ? prev + 1 : real;
+    }
+    out = flm_strdup(start[0] == '/' ? start + 1 : start);
+    free(real);
+    return out;
+}
+
+static void free_names(job *J)
+{
+    for (int i = 0; J->file_names && i < J->n_manifests; i++)
+        flm_free(J->file_names[i]);
+    flm_free(J->file_names);
+    flm_free(J->manifests);
+}
+
 static int scan_manifests(job *J, group **out, size_t *n_out)
 {
     group *g = NULL;
@@ -262,6 +289,12 @@ static int scan_manifests(job *J, group **out, size_t *n_out)
     int rc = xs ? 0 : -1;
     for (int fi = 0; fi < J->n_manifests && rc == 0; fi++) {
         FILE *f = fopen(J->manifests[fi], "r");
+        if (f && !(J->file_names[fi] = file_name(J->manifests[fi]))) {
+            fclose(f);
+            cli_error("pack: out of memory");
+            rc = -1;
+            break;
+        }
         if (!f) {
             cli_error("pack: %s: %s", J->manifests[fi], strerror(errno));
             rc = -1;
@@ -312,7 +345,7 @@ static void group_key(const job *J, const group *g, char *buf, size_t size)
     if (g->retry)
         snprintf(buf, size, "%s", g->retry);
     else
-        snprintf(buf, size, "pack:%s:%lld+%lld:%016llx", base_name(J->manifests[g->file]),
+        snprintf(buf, size, "pack:%s:%lld+%lld:%016llx", J->file_names[g->file],
                  (long long)g->first_line, (long long)g->n_lines, (unsigned long long)g->hash);
 }
 
@@ -1152,6 +1185,43 @@ static int64_t drop_duplicate_groups(const job *J, const group *gs, size_t n, un
     return dropped;
 }
 
+static void first_text(void *user, int n_cols, const char *const *names, const char *const *values)
+{
+    (void)n_cols, (void)names;
+    char *out = user;
+    if (!out[0] && values[0])
+        snprintf(out, 700, "%s", values[0]);
+}
+
+/* A group that is not done although a group starting at the same line of a manifest of the same
+ * name is: the manifest changed after it was packed. Packing it would put its sentences in the
+ * dataset twice, so the job stops and says so. */
+static int changed_group(job *J, const group *g)
+{
+    char prefix[600], sql[1600], q[1300], found[700] = "";
+    snprintf(prefix, sizeof prefix, "pack:%s:%lld+", J->file_names[g->file],
+             (long long)g->first_line);
+    size_t k = 0;
+    for (const char *c = prefix; *c && k + 2 < sizeof q; c++) { /* SQL quoting */
+        if (*c == '\'')
+            q[k++] = '\'';
+        q[k++] = *c;
+    }
+    q[k] = 0;
+    snprintf(sql, sizeof sql,
+             "SELECT key FROM inputs WHERE status = 'done' AND substr(key, 1, %zu) = '%s' "
+             "LIMIT 1",
+             strlen(prefix), q);
+    flm_error err = {0};
+    if (flm_index_query(J->idx, sql, first_text, found, &err) < 0 || !found[0])
+        return 0;
+    cli_error("pack: %s changed after it was packed: lines %lld.. were packed as %s; packing them "
+              "again would put their sentences in the dataset twice. Add new data as a new "
+              "manifest file (or pack into a new dataset).",
+              J->manifests[g->file], (long long)g->first_line, found);
+    return 1;
+}
+
 /* Whether the group a retry entry came from is done. */
 static int parent_done(job *J, const group *g)
 {
@@ -1205,6 +1275,8 @@ static int run_job(job *J, int64_t *n_bad)
             J->groups_skipped++;
         } else if (i >= n_gs && (st == 0 || !parent_done(J, g))) {
             continue; /* retry a line only once its group is done (else the group packs it) */
+        } else if (i < n_gs && changed_group(J, g)) {
+            rc = -1;
         } else {
             todo[i] = 1;
             total += g->frames;
@@ -1300,10 +1372,11 @@ int cmd_pack(int argc, char **argv)
     job J;
     memset(&J, 0, sizeof J);
     J.manifests = flm_calloc((size_t)argc + 1, sizeof *J.manifests);
+    J.file_names = flm_calloc((size_t)argc + 1, sizeof *J.file_names);
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
-            flm_free(J.manifests);
+            free_names(&J);
             return 0;
         } else if ((v = cli_opt(argc, argv, &i, "--recipe", &bad))) {
             recipe = v;
@@ -1353,7 +1426,7 @@ int cmd_pack(int argc, char **argv)
         bad = 1;
     }
     if (bad) {
-        flm_free(J.manifests);
+        free_names(&J);
         return 2;
     }
     int mpi = 0;
@@ -1361,7 +1434,7 @@ int cmd_pack(int argc, char **argv)
     if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK")) {
         if (world > 0) {
             cli_error("pack: --rank/--world cannot be used under mpirun (MPI gives them)");
-            flm_free(J.manifests);
+            free_names(&J);
             return 2;
         }
         int r, n;
@@ -1470,6 +1543,6 @@ int cmd_pack(int argc, char **argv)
     flm_mimi_destroy(&J.mimi);
     flm_augment_noise_pool_destroy(&J.pool);
     flm_recipe_free(&J.recipe);
-    flm_free(J.manifests);
+    free_names(&J);
     return rc;
 }

@@ -38,7 +38,7 @@ while [ "$kills" -lt "$TRIALS" ] && [ "$runs" -lt 200 ]; do
         esac
     done
     # a job that got to the end is started afresh, so kills land at every stage of a job
-    if [ "$(sqlite3 "$W/job/index.sqlite" 'SELECT count(*) FROM samples' 2>/dev/null)" = 240 ]; then
+    if [ "$(sqlite3 -readonly "$W/job/index.sqlite" 'SELECT count(*) FROM samples' 2>/dev/null)" = 240 ]; then
         rm -rf "$W/job"; restarts=$((restarts + 1))
     fi
 done
@@ -52,9 +52,9 @@ diag "$tmp_valid temporary files were complete (killed between footer and rename
 out=$("$FLM" demo --synthetic --out "$W/job" $ARGS); ok $? "rerun finishes the job"
 "$FLM" index check "$W/job" --quiet; ok $? "finished dataset checks clean"
 q="SELECT sample_key, checksum, n_frames FROM samples ORDER BY sample_key"
-a=$(sqlite3 "$W/ref/index.sqlite" "$q" | md5sum); b=$(sqlite3 "$W/job/index.sqlite" "$q" | md5sum)
+a=$(sqlite3 -readonly "$W/ref/index.sqlite" "$q" | md5sum); b=$(sqlite3 -readonly "$W/job/index.sqlite" "$q" | md5sum)
 is "$b" "$a" "same samples with the same content checksums as the uninterrupted run"
-n=$(sqlite3 "$W/job/index.sqlite" "SELECT count(*) FROM samples"); is "$n" 240 "no sample lost or duplicated"
+n=$(sqlite3 -readonly "$W/job/index.sqlite" "SELECT count(*) FROM samples"); is "$n" 240 "no sample lost or duplicated"
 same=0
 for f in "$W"/ref/shards/*.flms; do cmp -s "$f" "$W/job/shards/$(basename "$f")" || same=1; done
 is "$same" 0 "every shard is byte-identical to the uninterrupted run's"

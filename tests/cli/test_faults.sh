@@ -14,7 +14,7 @@ ARGS="--samples 120 --per-shard 10 --seed 21"
 q="SELECT sample_key, checksum FROM samples ORDER BY sample_key"
 
 "$FLM" demo --synthetic --out "$W/ref" $ARGS >/dev/null; ok $? "undisturbed reference run"
-ref=$(sqlite3 "$W/ref/index.sqlite" "$q" | md5sum)
+ref=$(sqlite3 -readonly "$W/ref/index.sqlite" "$q" | md5sum)
 
 if mount -t tmpfs -o size=2m tmpfs "$W/full" 2>/dev/null; then
     out=$("$FLM" demo --synthetic --out "$W/full/ds" $ARGS 2>&1 >/dev/null); rc=$?
@@ -24,11 +24,11 @@ if mount -t tmpfs -o size=2m tmpfs "$W/full" 2>/dev/null; then
         "the error names the file and the reason"
     "$FLM" index check "$W/full/ds" --quiet; ok $? "the index is consistent with the shards on disk"
     ls "$W"/full/ds/shards/*.tmp-* >/dev/null 2>&1; is $? 2 "the failed writer removed its temporary file"
-    n=$(sqlite3 "$W/full/ds/index.sqlite" "SELECT count(*) FROM samples")
+    n=$(sqlite3 -readonly "$W/full/ds/index.sqlite" "SELECT count(*) FROM samples")
     ok $((n == 0 || n >= 120)) "some shards were finished before the disk filled ($n samples)"
     mount -o remount,size=64m "$W/full"
     "$FLM" demo --synthetic --out "$W/full/ds" $ARGS >/dev/null; ok $? "with space again, the rerun completes"
-    is "$(sqlite3 "$W/full/ds/index.sqlite" "$q" | md5sum)" "$ref" "same dataset as the undisturbed run"
+    is "$(sqlite3 -readonly "$W/full/ds/index.sqlite" "$q" | md5sum)" "$ref" "same dataset as the undisturbed run"
     umount "$W/full"
 
     "$FLM" demo --synthetic --out "$W/ro/ds" $ARGS >/dev/null
@@ -55,10 +55,10 @@ while [ "$stops" -lt 12 ] && [ "$runs" -lt 100 ]; do
     kill -s "$sig" "$pid" 2>/dev/null && stops=$((stops + 1))
     wait "$pid" 2>/dev/null
     [ -f "$W/sig/index.sqlite" ] && { "$FLM" index check "$W/sig" --quiet >/dev/null 2>&1 || bad=$((bad + 1)); }
-    [ "$(sqlite3 "$W/sig/index.sqlite" 'SELECT count(*) FROM samples' 2>/dev/null)" = 120 ] && rm -rf "$W/sig"
+    [ "$(sqlite3 -readonly "$W/sig/index.sqlite" 'SELECT count(*) FROM samples' 2>/dev/null)" = 120 ] && rm -rf "$W/sig"
 done
 diag "$stops runs stopped by SIGTERM/SIGINT"
 is "$bad" 0 "the index is consistent after every SIGTERM/SIGINT"
 "$FLM" demo --synthetic --out "$W/sig" $ARGS >/dev/null; ok $? "resume after signals completes"
-is "$(sqlite3 "$W/sig/index.sqlite" "$q" | md5sum)" "$ref" "same dataset as the undisturbed run"
+is "$(sqlite3 -readonly "$W/sig/index.sqlite" "$q" | md5sum)" "$ref" "same dataset as the undisturbed run"
 done_testing

