@@ -498,6 +498,7 @@ static int report(int argc, char **argv)
              (int)(ol > 5 && !strcmp(out + ol - 5, ".html") ? ol - 5 : ol), out);
     const char *slash = strrchr(pages_dir, '/');
     snprintf(pages_rel, sizeof pages_rel, "%s", slash ? slash + 1 : pages_dir);
+    int64_t n_samples = flm_index_count_samples(idx, &err); /* pages = the first samples */
     int rc = pages > 0 ? write_pages(idx, pages_dir, (int)pages, &err) : 0;
     FILE *f = rc == 0 ? fopen(out, "w") : NULL;
     if (rc == 0 && !f)
@@ -509,7 +510,8 @@ static int report(int argc, char **argv)
     if (rc < 0)
         cli_error("index report: %s", err.msg);
     else
-        printf("wrote %s (and %lld sample pages in %s)\n", out, (long long)pages, pages_dir);
+        printf("wrote %s (and %lld sample pages in %s)\n", out,
+               (long long)(n_samples < pages ? n_samples : pages), pages_dir);
     flm_index_close(&idx);
     return rc < 0;
 }
