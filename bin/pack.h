@@ -1,0 +1,119 @@
+/* pack.h - the flm pack job (docs/pack.md, docs/dialogs.md), in four files:
+ *   cmd_pack.c        the command line: options, recipe kind, dataset directories, MPI
+ *   pack_job.c        manifests -> groups, resume, ranks, quarantine, retries, the shards being
+ *                     written (a writer thread), the summary
+ *   pack_sentences.c  post-training: utterances -> codes, tokens, TTS/ASR samples per group
+ *   pack_dialog.c     fine-tuning: one dialog line -> rendered, augmented, encoded, one sample
+ * Groups depend only on the manifests (never on the number of ranks or on what failed), and every
+ * random draw is keyed by (seed, sample id, purpose), so any split of the groups across ranks
+ * gives the same samples. */
+#ifndef FLM_BIN_PACK_H
+#define FLM_BIN_PACK_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "flm_augment.h"
+#include "flm_dialog.h"
+#include "flm_index.h"
+#include "flm_mimi.h"
+#include "flm_recipe.h"
+#include "flm_shard.h"
+#include "flm_tokenizer.h"
+
+/* A group holds consecutive lines of one manifest with at least this many samples' worth of
+ * speech frames (the last group of a file may hold less), so the partly filled last sample of
+ * each group wastes little. */
+#define GROUP_SAMPLES 8
+/* Dialog manifests: a group is this many lines (one dialog is one sample). */
+#define GROUP_DIALOGS 16
+
+typedef struct group {
+    int32_t file;       /* manifest index */
+    int64_t first_line; /* 1-based */
+    int64_t n_lines;    /* lines in the group (blank ones included) */
+    int64_t offset;     /* byte offset of the first line */
+    int64_t frames;     /* speech frames of its sentences (progress) */
+    uint64_t hash;      /* XXH3-64 of its bytes: keys stay unique across same-named files */
+    const char *retry;  /* quarantined input key when this is a retry of one line */
+    int64_t retry_line;
+} group;
+
+typedef struct job {
+    const char *out, *dir, *codec_path;
+    char **manifests;
+    char **file_names; /* per manifest: "DIR/NAME", its identity in group keys (see docs) */
+    int n_manifests;
+    flm_recipe recipe;
+    int dialogs;           /* the recipe packs dialogs (ARRT/RTTS/RTTS-free), not sentences */
+    flm_dialog_params dp;  /* dialogs: timeline settings from the recipe */
+    flm_augment_params ap; /* dialogs: listen-track augmentation from the recipe */
+    flm_augment_noise_pool *pool; /* dialogs: --noise clips (NULL: no noise) */
+    flm_profiles prof;
+    flm_tokenizer *tok;
+    flm_token_buf tb;
+    flm_mimi *mimi;
+    flm_mimi_stream *stream;
+    int32_t silence[FLM_N_CODEBOOKS];
+    int have_silence;
+    int rank, world, per_shard, retry, mpi;
+    flm_index *idx;
+    int64_t run;
+    /* the shard being written */
+    flm_shard_writer *w;
+    char rel[64], path[4096];
+    int64_t next_shard;
+    flm_sample **samples;
+    flm_record_info *infos;
+    size_t n_samples, cap_samples, cap_infos;
+    /* the writer thread compresses and appends samples [n_written, n_samples) of the open shard
+     * while the main thread packs the next ones; the arrays change only under mu */
+    pthread_t writer;
+    pthread_mutex_t mu;
+    pthread_cond_t work, idle;
+    size_t n_written;
+    int stop, writer_rc, writer_on;
+    flm_error writer_err;
+    char **done;
+    size_t n_done, cap_done;
+    /* totals */
+    int64_t groups_todo, groups_skipped, utts, quarantined, n_out, n_tts, sentences, shards;
+    int64_t n_interrupted; /* dialogs: samples with at least one interruption */
+    int64_t speech_frames, progress;
+    int64_t q_by_stage[7];
+    double t_decode, t_encode, t_read, t_tokenize, t_pack, t_write, t_compress, t_augment;
+    cli_progress bar;
+} job;
+
+/* Stages a quarantined input failed at (the index's "stage"). */
+extern const char *const pack_stages[];
+enum { ST_PARSE, ST_AUDIO, ST_CODES, ST_FRAMES, ST_TOKENIZE, ST_PACK, ST_AUGMENT, N_STAGES };
+
+/* pack_job.c */
+const char *pack_base_name(const char *path);
+/* Records a bad input in the index (key, its manifest, the stage, the reason); the job goes on. */
+int pack_quarantine(job *J, const char *key, const char *path, int stage, const char *msg);
+/* The codec, loaded on first use: --codec, or a seeded random Mimi (with a warning). */
+int pack_load_codec(job *J, flm_error *err);
+/* Hands a packed sample (owned from now on) to the writer of the open shard. */
+int pack_add_sample(job *J, flm_sample *s, flm_error *err);
+/* Runs the job over J's manifests; *n_bad: inputs quarantined. 0 or -1 (message printed). */
+int pack_run(job *J, int64_t *n_bad);
+void pack_free_names(job *J);
+
+/* pack_sentences.c: one group's utterances, packed when the group is complete. Lines return 0,
+ * 1 (quarantined) or < 0 (the job stops). */
+typedef struct sentence_group sentence_group;
+sentence_group *sentence_group_new(void);
+void sentence_group_free(sentence_group *G);
+int sentence_line(job *J, sentence_group *G, const char *file, const char *key, const char *line,
+                  size_t len, int64_t line_no, const char *dir);
+int sentence_group_pack(job *J, sentence_group *G, const char *file, const char *sample_base,
+                        flm_error *err);
+
+/* pack_dialog.c: one dialog line -> one sample. Returns 0, 1 (quarantined) or < 0. */
+int dialog_line(job *J, const char *file, const char *key, const char *line, size_t len,
+                int64_t line_no, const char *dir);
+
+#endif

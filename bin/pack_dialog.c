@@ -1,0 +1,147 @@
+/* Fine-tuning packing (DESIGN 3.3-3.5, 5; docs/dialogs.md; see pack.h): one dialog line -> decode
+ * and tokenize its turns, plan the timeline (format drawn by the recipe, interruptions), render
+ * both tracks, augment the listen track, encode both with Mimi, pack one sample. */
+#include <string.h>
+
+#include "flm_alloc.h"
+#include "flm_audio.h"
+#include "flm_util.h"
+#include "pack.h"
+
+/* Whether a sample with this key exists (in the index, or in the shard being written). */
+static int sample_exists(job *J, const char *key)
+{
+    char *path = NULL;
+    uint64_t rec;
+    flm_error err = {0};
+    int found = flm_index_locate(J->idx, key, &path, &rec, &err) == 0;
+    flm_free(path);
+    pthread_mutex_lock(&J->mu);
+    for (size_t i = 0; i < J->n_samples && !found; i++)
+        found = !strcmp(J->samples[i]->id, key);
+    pthread_mutex_unlock(&J->mu);
+    return found;
+}
+
+/* One dialog line -> one sample: decode and tokenize each turn, plan the timeline (format drawn
+ * by the recipe's shares, interruptions), render both tracks, augment the listen track, encode
+ * both with Mimi, pack. Returns 0, 1 (quarantined) or < 0. */
+int dialog_line(job *J, const char *file, const char *key, const char *line, size_t len,
+                int64_t line_no, const char *dir)
+{
+    flm_dialog d;
+    flm_dialog_plan plan;
+    flm_augment_result res;
+    flm_error err = {0};
+    float *audio[FLM_DIALOG_MAX_TURNS] = {0}, *listen = NULL, *speak = NULL;
+    int32_t *tok[FLM_DIALOG_MAX_TURNS] = {0}, n_tok[FLM_DIALOG_MAX_TURNS] = {0};
+    int32_t *scodes = NULL, *lcodes = NULL;
+    int64_t n_samples[FLM_DIALOG_MAX_TURNS] = {0};
+    flm_sample *smp = NULL;
+    memset(&d, 0, sizeof d);
+    memset(&res, 0, sizeof res);
+    int stage = ST_PARSE, ret = 0;
+    int rc = flm_dialog_parse(&d, line, len, file, (int32_t)line_no, dir, &err);
+    if (rc == 0 && sample_exists(J, d.id))
+        rc = flm_error_set(&err, FLM_EINVAL, "dialog id \"%s\" is already in the dataset", d.id);
+    for (int32_t k = 0; k < d.n_turns && rc == 0; k++) {
+        flm_audio_params ap = flm_audio_default_params();
+        int32_t nch = 0;
+        double t0 = flm_now();
+        stage = ST_AUDIO;
+        rc = flm_audio_read_file(d.turns[k].audio, &ap, &audio[k], &n_samples[k], &nch, &err);
+        double t1 = flm_now();
+        J->t_decode += t1 - t0;
+        if (rc < 0)
+            break;
+        stage = ST_TOKENIZE;
+        if (rc == 0 && (rc = flm_tokenizer_encode(J->tok, d.turns[k].text, strlen(d.turns[k].text),
+                                                  &J->tb, &err)) == 0) {
+            if (J->tb.n_ids == 0)
+                rc = flm_error_set(&err, FLM_EFORMAT, "turn %d: no tokens in \"%s\"", k,
+                                   d.turns[k].text);
+            else if (!(tok[k] = flm_malloc(J->tb.n_ids * sizeof *tok[k])))
+                rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
+            else
+                memcpy(tok[k], J->tb.ids, J->tb.n_ids * sizeof *tok[k]),
+                    n_tok[k] = (int32_t)J->tb.n_ids;
+        }
+        J->t_tokenize += flm_now() - t1;
+    }
+    int64_t n = 0;
+    double t0 = flm_now();
+    if (rc == 0) {
+        stage = ST_PACK;
+        int fmt = flm_dialog_pick_format(&J->recipe, J->recipe.seed, d.id);
+        rc = flm_dialog_plan_make(&plan, &J->dp, fmt, &d, n_samples, n_tok, J->recipe.seed, d.id,
+                                  &err);
+    }
+    if (rc == 0) {
+        n = (int64_t)plan.n_frames * J->dp.samples_per_frame;
+        listen = flm_calloc((size_t)n, sizeof *listen);
+        speak = flm_calloc((size_t)n, sizeof *speak);
+        rc = listen && speak ? flm_dialog_render(&plan, &J->dp, (const float *const *)audio,
+                                                 n_samples, listen, speak, n, &err)
+                             : flm_error_set(&err, FLM_ENOMEM, "out of memory");
+    }
+    J->t_pack += flm_now() - t0;
+    if (rc == 0) {
+        int64_t st[FLM_DIALOG_MAX_TURNS], en[FLM_DIALOG_MAX_TURNS];
+        flm_augment_span spans[FLM_DIALOG_MAX_TURNS];
+        int32_t ns = flm_dialog_user_spans(&plan, J->dp.samples_per_frame, st, en);
+        for (int32_t k = 0; k < ns; k++)
+            spans[k] = (flm_augment_span){st[k], en[k]};
+        t0 = flm_now();
+        stage = ST_AUGMENT;
+        rc = flm_augment_apply(&J->ap, J->recipe.seed, d.id, listen, n, spans, ns, speak, n,
+                               J->pool, &res, &err);
+        J->t_augment += flm_now() - t0;
+    }
+    if (rc == 0) {
+        t0 = flm_now();
+        stage = ST_AUDIO;
+        scodes = flm_malloc((size_t)plan.n_frames * FLM_N_CODEBOOKS * sizeof *scodes);
+        lcodes = flm_malloc((size_t)plan.n_frames * FLM_N_CODEBOOKS * sizeof *lcodes);
+        if (!scodes || !lcodes)
+            rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
+        if (rc == 0 && (rc = pack_load_codec(J, &err)) == 0 &&
+            (rc = flm_mimi_encode(J->mimi, speak, n, scodes, &err)) == 0)
+            rc = flm_mimi_encode(J->mimi, listen, n, lcodes, &err);
+        J->t_encode += flm_now() - t0;
+    }
+    if (rc == 0) {
+        t0 = flm_now();
+        stage = ST_PACK;
+        rc = flm_dialog_pack(&smp, &J->prof, &plan, (const int32_t *const *)tok, n_tok, scodes,
+                             lcodes, plan.n_frames, d.id, &err);
+        if (rc == 0 &&
+            ((rc = flm_augment_result_to_meta(&res, smp, &err)) < 0 ||
+             flm_sample_set_stage(smp, J->recipe.stage) || flm_sample_set_corpus(smp, d.corpus) ||
+             flm_sample_set_language(smp, d.language)))
+            rc = rc < 0 ? rc : flm_error_set(&err, FLM_ENOMEM, "out of memory");
+        J->t_pack += flm_now() - t0;
+    }
+    if (rc == 0) {
+        J->utts++;
+        J->sentences += d.n_turns;
+        if ((rc = pack_add_sample(J, smp, &err)) < 0) {
+            cli_error("pack: %s", err.msg);
+            ret = -1;
+        }
+        smp = NULL;
+    } else if (rc == FLM_ENOMEM) {
+        cli_error("pack: %s", err.msg);
+        ret = -1;
+    } else {
+        char msg[FLM_ERROR_MSG_SIZE + 64];
+        snprintf(msg, sizeof msg, "%s%s%s", d.id ? d.id : "", d.id ? ": " : "", err.msg);
+        ret = pack_quarantine(J, key, file, stage, msg) < 0 ? -1 : 1;
+    }
+    flm_sample_destroy(&smp);
+    for (int k = 0; k < FLM_DIALOG_MAX_TURNS; k++)
+        flm_free(audio[k]), flm_free(tok[k]);
+    flm_free(listen), flm_free(speak), flm_free(scodes), flm_free(lcodes);
+    flm_augment_result_clear(&res);
+    flm_dialog_clear(&d);
+    return ret;
+}

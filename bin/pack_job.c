@@ -1,0 +1,728 @@
+/* The flm pack job: manifests -> groups, resume, ranks, quarantine, retries, shards (see pack.h).
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "codes.h"
+#include "flm_alloc.h"
+#include "flm_safetensors.h"
+#include "flm_util.h"
+#include "pack.h"
+
+const char *const pack_stages[] = {"parse",    "audio", "codes",  "frames",
+                                   "tokenize", "pack",  "augment"};
+
+const char *pack_base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+int pack_quarantine(job *J, const char *key, const char *path, int stage, const char *msg)
+{
+    flm_error err = {0};
+    J->quarantined++;
+    J->q_by_stage[stage]++;
+    if (flm_index_quarantine(J->idx, J->run, key, path, pack_stages[stage], msg, &err) < 0) {
+        cli_error("pack: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the codec (loaded only when needed) ------------------------------------------------ */
+
+int pack_load_codec(job *J, flm_error *err)
+{
+    if (J->mimi)
+        return 0;
+    flm_mimi_params mp = flm_mimi_default_params();
+    mp.n_q = FLM_N_CODEBOOKS;
+    int rc;
+    if (J->codec_path) {
+        rc = flm_mimi_load(&J->mimi, J->codec_path, &mp, err);
+    } else {
+        if (J->rank == 0)
+            fprintf(
+                stderr,
+                "flm pack: WARNING: no --codec given: encoding with a RANDOM Mimi (seed %llu).\n"
+                "flm pack: WARNING: these codes are not speech tokens; use them to test the\n"
+                "flm pack: WARNING: pipeline only. Real data needs --codec MIMI.safetensors.\n",
+                (unsigned long long)J->recipe.seed);
+        flm_mimi_config cfg;
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        flm_safetensors *st = NULL;
+        rc = flm_mimi_config_preset("full", &cfg, err);
+        if (rc == 0)
+            rc = flm_mimi_random_checkpoint(&cfg, J->recipe.seed, &buf, &size, err);
+        if (rc == 0)
+            rc = flm_safetensors_open_memory(&st, buf, size, "random-mimi", err);
+        if (rc == 0)
+            rc = flm_mimi_load_from(&J->mimi, st, &mp, err);
+        flm_safetensors_close(&st);
+        flm_free(buf);
+    }
+    if (rc == 0)
+        rc = flm_mimi_stream_create(&J->stream, J->mimi, FLM_MIMI_ENCODE, CODES_STEP, err);
+    return rc;
+}
+
+/* ---- manifests -> groups ------------------------------------------------------------------ */
+
+/* Sum of "end_frame" minus sum of "start_frame" values in a line, without parsing the JSON
+ * (the scan reads every line of a possibly huge manifest; the groups only need this estimate,
+ * which like them depends on the bytes alone). Keys inside strings are escaped (\"), so they
+ * are not counted. */
+static int64_t line_frames(const char *line, size_t len)
+{
+    int64_t sum = 0;
+    for (const char *p = line, *end = line + len; (p = memmem(p, (size_t)(end - p), "_frame\"", 7));
+         p += 7) {
+        int sign = p - line >= 6 && !memcmp(p - 4, "\"end", 4)     ? 1
+                   : p - line >= 6 && !memcmp(p - 6, "\"start", 6) ? -1
+                                                                   : 0;
+        const char *q = p + 7;
+        while (q < end && (*q == ' ' || *q == ':'))
+            q++;
+        int64_t v = 0;
+        while (q < end && *q >= '0' && *q <= '9' && v < INT32_MAX)
+            v = v * 10 + (*q++ - '0');
+        sum += sign * v;
+    }
+    return sum > 0 ? sum : 0;
+}
+
+/* "DIR/NAME" of a manifest: the last two components of its real path. */
+static char *file_name(const char *path)
+{
+    char *real = realpath(path, NULL), *out = NULL;
+    if (!real)
+        return flm_strdup(pack_base_name(path));
+    char *slash = strrchr(real, '/'), *start = real;
+    if (slash && slash > real) {
+        *slash = 0;
+        char *prev = strrchr(real, '/');
+        *slash = '/';
+        start = prev ? prev + 1 : real;
+    }
+    out = flm_strdup(start[0] == '/' ? start + 1 : start);
+    free(real);
+    return out;
+}
+
+void pack_free_names(job *J)
+{
+    for (int i = 0; J->file_names && i < J->n_manifests; i++)
+        flm_free(J->file_names[i]);
+    flm_free(J->file_names);
+    flm_free(J->manifests);
+}
+
+static int scan_manifests(job *J, group **out, size_t *n_out)
+{
+    group *g = NULL;
+    size_t n = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    XXH3_state_t *xs = XXH3_createState();
+    int rc = xs ? 0 : -1;
+    for (int fi = 0; fi < J->n_manifests && rc == 0; fi++) {
+        FILE *f = fopen(J->manifests[fi], "r");
+        if (f && !(J->file_names[fi] = file_name(J->manifests[fi]))) {
+            fclose(f);
+            cli_error("pack: out of memory");
+            rc = -1;
+            break;
+        }
+        if (!f) {
+            cli_error("pack: %s: %s", J->manifests[fi], strerror(errno));
+            rc = -1;
+            break;
+        }
+        int64_t line_no = 0, offset = 0;
+        ssize_t len;
+        int open_group = 0;
+        while ((len = getline(&line, &lcap, f)) >= 0) {
+            line_no++;
+            if (!open_group) {
+                if (flm_grow((void **)&g, &cap, n + 1, sizeof *g) < 0) {
+                    cli_error("pack: out of memory");
+                    rc = -1;
+                    break;
+                }
+                g[n] = (group){fi, line_no, 0, offset, 0, 0, NULL, 0};
+                open_group = 1;
+                XXH3_64bits_reset(xs);
+            }
+            XXH3_64bits_update(xs, line, (size_t)len);
+            g[n].n_lines++;
+            offset += len;
+            g[n].frames += J->dialogs ? 1 : line_frames(line, (size_t)len); /* dialogs: lines */
+            if (J->dialogs ? g[n].n_lines >= GROUP_DIALOGS
+                           : g[n].frames >= (int64_t)GROUP_SAMPLES * J->recipe.sample_frames) {
+                g[n++].hash = XXH3_64bits_digest(xs);
+                open_group = 0;
+            }
+        }
+        if (open_group)
+            g[n++].hash = XXH3_64bits_digest(xs);
+        if (ferror(f)) {
+            cli_error("pack: %s: read error: %s", J->manifests[fi], strerror(errno));
+            rc = -1;
+        }
+        fclose(f);
+    }
+    free(line);
+    XXH3_freeState(xs);
+    *out = g;
+    *n_out = n;
+    return rc;
+}
+
+static void group_key(const job *J, const group *g, char *buf, size_t size)
+{
+    if (g->retry)
+        snprintf(buf, size, "%s", g->retry);
+    else
+        snprintf(buf, size, "pack:%s:%lld+%lld:%016llx", J->file_names[g->file],
+                 (long long)g->first_line, (long long)g->n_lines, (unsigned long long)g->hash);
+}
+
+/* ---- shards ------------------------------------------------------------------------------- */
+
+static void count_row(void *user, int n_cols, const char *const *names, const char *const *values)
+{
+    (void)n_cols, (void)names;
+    *(int64_t *)user = values[0] ? atoll(values[0]) : 0;
+}
+
+/* First shard number whose name is free in the index. */
+static int find_next_shard(job *J, flm_error *err)
+{
+    int64_t n = 0;
+    int rc = flm_index_query(J->idx, "SELECT count(*) FROM shards", count_row, &n, err);
+    for (; rc == 0; n++) {
+        char sql[128];
+        int64_t taken = 0;
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM shards WHERE path = '%s/%06lld%s'",
+                 FLM_SHARDS_DIR, (long long)n, FLM_SHARD_SUFFIX);
+        if ((rc = flm_index_query(J->idx, sql, count_row, &taken, err)) < 0 || !taken)
+            break;
+    }
+    J->next_shard = n;
+    return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    job *J = arg;
+    pthread_mutex_lock(&J->mu);
+    for (;;) {
+        while (!J->stop && (J->n_written == J->n_samples || J->writer_rc < 0))
+            pthread_cond_wait(&J->work, &J->mu);
+        if (J->n_written == J->n_samples || J->writer_rc < 0)
+            break; /* stop, and nothing (more) to do */
+        size_t k = J->n_written;
+        flm_sample *smp = J->samples[k];
+        flm_shard_writer *w = J->w;
+        pthread_mutex_unlock(&J->mu);
+        flm_record_info info;
+        flm_error err = {0};
+        double t0 = flm_now();
+        int rc = flm_shard_writer_add(w, smp, &info, &err);
+        double dt = flm_now() - t0;
+        pthread_mutex_lock(&J->mu);
+        J->t_compress += dt;
+        if (rc < 0) {
+            J->writer_rc = rc;
+            J->writer_err = err;
+        } else {
+            J->infos[k] = info;
+            J->n_written = k + 1;
+        }
+        pthread_cond_broadcast(&J->idle);
+    }
+    pthread_mutex_unlock(&J->mu);
+    return NULL;
+}
+
+static int writer_start(job *J, flm_error *err)
+{
+    pthread_mutex_init(&J->mu, NULL);
+    pthread_cond_init(&J->work, NULL);
+    pthread_cond_init(&J->idle, NULL);
+    int e = pthread_create(&J->writer, NULL, writer_main, J);
+    if (e)
+        return flm_error_set(err, FLM_ENOMEM, "cannot start the writer thread: %s", strerror(e));
+    J->writer_on = 1;
+    return 0;
+}
+
+static void writer_stop(job *J)
+{
+    if (!J->writer_on)
+        return;
+    pthread_mutex_lock(&J->mu);
+    J->stop = 1;
+    pthread_cond_broadcast(&J->work);
+    pthread_mutex_unlock(&J->mu);
+    pthread_join(J->writer, NULL);
+    pthread_mutex_destroy(&J->mu);
+    pthread_cond_destroy(&J->work);
+    pthread_cond_destroy(&J->idle);
+    J->writer_on = 0;
+}
+
+/* Waits until the writer has appended every sample; returns its error, if any. */
+static int writer_drain(job *J, flm_error *err)
+{
+    pthread_mutex_lock(&J->mu);
+    while (J->writer_rc == 0 && J->n_written < J->n_samples)
+        pthread_cond_wait(&J->idle, &J->mu);
+    int rc = J->writer_rc;
+    if (rc < 0)
+        *err = J->writer_err;
+    pthread_mutex_unlock(&J->mu);
+    return rc;
+}
+
+/* Registers the open shard (or, without samples, just the done keys). */
+static int flush_shard(job *J, flm_error *err)
+{
+    int rc = 0;
+    if (J->n_samples == 0 && J->n_done == 0)
+        return 0;
+    if ((rc = writer_drain(J, err)) < 0)
+        return rc;
+    double t0 = flm_now();
+    if (J->n_samples > 0) {
+        struct stat st;
+        if ((rc = flm_shard_writer_finish(J->w, err)) < 0)
+            return rc;
+        if (stat(J->path, &st) < 0)
+            return flm_error_set(err, FLM_EIO, "%s: %s", J->path, strerror(errno));
+        rc = flm_index_add_shard(J->idx, J->run, J->rel, (uint64_t)st.st_size,
+                                 (const flm_sample *const *)J->samples, J->infos, J->n_samples,
+                                 (const char *const *)J->done, J->n_done, err);
+        J->shards++;
+        J->next_shard++;
+    } else {
+        rc = flm_index_add_shard(J->idx, J->run, NULL, 0, NULL, NULL, 0,
+                                 (const char *const *)J->done, J->n_done, err);
+    }
+    flm_shard_writer_destroy(&J->w);
+    for (size_t i = 0; i < J->n_samples; i++)
+        flm_sample_destroy(&J->samples[i]);
+    for (size_t i = 0; i < J->n_done; i++)
+        flm_free(J->done[i]);
+    J->n_samples = J->n_done = J->n_written = 0;
+    J->t_write += flm_now() - t0;
+    return rc;
+}
+
+/* Hands a packed sample to the writer thread (the shard keeps it until flush_shard). */
+int pack_add_sample(job *J, flm_sample *s, flm_error *err)
+{
+    int rc = 0;
+    if (!J->w) {
+        snprintf(J->rel, sizeof J->rel, "%s/%06lld%s", FLM_SHARDS_DIR, (long long)J->next_shard,
+                 FLM_SHARD_SUFFIX);
+        snprintf(J->path, sizeof J->path, "%s/%s", J->dir, J->rel);
+        flm_shard_params sp = flm_shard_default_params(&J->prof);
+        if ((rc = flm_shard_writer_create(&J->w, J->path, &sp, err)) < 0) {
+            flm_sample_destroy(&s);
+            return rc;
+        }
+    }
+    J->n_out++;
+    J->n_tts += !strcmp(s->style, "tts");
+    const flm_meta *m = flm_sample_meta_get(s, "pack.speech_frames");
+    J->speech_frames += J->dialogs ? s->n_frames : m ? m->i : 0;
+    m = flm_sample_meta_get(s, "dialog.interrupts");
+    J->n_interrupted += m && m->i > 0;
+    pthread_mutex_lock(&J->mu);
+    if ((rc = J->writer_rc) < 0) {
+        *err = J->writer_err;
+    } else if (flm_grow((void **)&J->samples, &J->cap_samples, J->n_samples + 1,
+                        sizeof *J->samples) < 0 ||
+               flm_grow((void **)&J->infos, &J->cap_infos, J->n_samples + 1, sizeof *J->infos) <
+                   0) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+    } else {
+        J->samples[J->n_samples++] = s;
+        s = NULL;
+        pthread_cond_signal(&J->work);
+    }
+    pthread_mutex_unlock(&J->mu);
+    flm_sample_destroy(&s);
+    return rc;
+}
+
+static int add_done(job *J, const char *key, flm_error *err)
+{
+    char *k = flm_strdup(key);
+    if (!k || flm_grow((void **)&J->done, &J->cap_done, J->n_done + 1, sizeof *J->done) < 0) {
+        flm_free(k);
+        return flm_error_set(err, FLM_ENOMEM, "out of memory");
+    }
+    J->done[J->n_done++] = k;
+    return 0;
+}
+
+/* ---- one group ---------------------------------------------------------------------------- */
+
+static int do_group(job *J, const group *g, const char *key)
+{
+    const char *file = J->manifests[g->file];
+    char *dir_copy = flm_strdup(file);
+    const char *dir = dir_copy ? dirname(dir_copy) : ".";
+    sentence_group *G = J->dialogs ? NULL : sentence_group_new();
+    flm_error err = {0};
+    int rc = J->dialogs || G ? 0 : -1;
+    if (rc < 0)
+        cli_error("pack: out of memory");
+    FILE *f = fopen(file, "r");
+    if (rc == 0 && (!f || fseeko(f, g->offset, SEEK_SET) < 0)) {
+        cli_error("pack: %s: %s", file, strerror(errno));
+        rc = -1;
+    }
+    char *line = NULL;
+    size_t lcap = 0;
+    int64_t failed = 0;
+    for (int64_t i = 0; i < g->n_lines && rc == 0; i++) {
+        ssize_t len = getline(&line, &lcap, f);
+        if (len < 0) {
+            cli_error("pack: %s: line %lld: the file changed since it was scanned", file,
+                      (long long)(g->first_line + i));
+            rc = -1;
+            break;
+        }
+        size_t l = (size_t)len;
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+            l--;
+        if (l == 0)
+            continue;
+        int64_t line_no = g->first_line + i;
+        if (g->retry && line_no != g->retry_line)
+            continue;
+        char lkey[600]; /* a line's input key: its bytes' hash keeps same-named files apart */
+        snprintf(lkey, sizeof lkey, "pack:%s:%lld:%08llx", pack_base_name(file), (long long)line_no,
+                 (unsigned long long)(XXH3_64bits(line, l) >> 32));
+        int r = J->dialogs ? dialog_line(J, file, lkey, line, l, line_no, dir)
+                           : sentence_line(J, G, file, lkey, line, l, line_no, dir);
+        rc = r < 0 ? -1 : 0;
+        failed += r == 1;
+    }
+    free(line);
+    if (f)
+        fclose(f);
+    flm_free(dir_copy);
+    char base[700];
+    if (g->retry)
+        snprintf(base, sizeof base, "%s#retry", g->retry + 5);
+    else
+        snprintf(base, sizeof base, "%s:%lld:%08llx", pack_base_name(file),
+                 (long long)g->first_line, (unsigned long long)(g->hash >> 32));
+    if (rc == 0 && G && (rc = sentence_group_pack(J, G, file, base, &err)) < 0)
+        cli_error("pack: %s", err.msg);
+    if (rc == 0 && !(g->retry && failed) && (rc = add_done(J, key, &err)) < 0)
+        cli_error("pack: %s", err.msg);
+    if (rc == 0 && (int64_t)J->n_samples >= J->per_shard && (rc = flush_shard(J, &err)) < 0)
+        cli_error("pack: %s", err.msg);
+    sentence_group_free(G);
+    J->progress += g->frames;
+    cli_progress_update(&J->bar, J->progress);
+    return rc;
+}
+
+/* ---- retries ------------------------------------------------------------------------------- */
+
+typedef struct retry_list {
+    char **keys, **paths;
+    size_t n, cap, cap_paths;
+} retry_list;
+
+static void on_quarantined(void *user, const char *key, const char *path, const char *stage,
+                           const char *error)
+{
+    (void)error;
+    retry_list *r = user;
+    if (strncmp(key, "pack:", 5) || strchr(key, '#') || !stage || !path)
+        return;
+    char *k = flm_strdup(key), *p = flm_strdup(path);
+    if (k && p && flm_grow((void **)&r->keys, &r->cap, r->n + 1, sizeof *r->keys) == 0 &&
+        flm_grow((void **)&r->paths, &r->cap_paths, r->n + 1, sizeof *r->paths) == 0) {
+        r->keys[r->n] = k;
+        r->paths[r->n++] = p;
+    } else {
+        flm_free(k), flm_free(p);
+    }
+}
+
+/* Groups of one line for each quarantined line of these manifests. */
+static int retry_groups(job *J, const group *gs, size_t n_gs, group **out, size_t *n_out,
+                        retry_list *rl)
+{
+    flm_error err = {0};
+    if (flm_index_list_quarantine(J->idx, on_quarantined, rl, &err) < 0) {
+        cli_error("pack: %s", err.msg);
+        return -1;
+    }
+    group *r = flm_calloc(rl->n + 1, sizeof *r);
+    if (!r)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < rl->n; i++) {
+        for (size_t k = 0; k < n_gs; k++) {
+            if (gs[k].retry)
+                continue;
+            const char *file = J->manifests[gs[k].file];
+            size_t pl = 5 + strlen(pack_base_name(file)) + 1; /* "pack:" NAME ":" */
+            if (strcmp(rl->paths[i], file) || strlen(rl->keys[i]) < pl)
+                continue;
+            long long line = atoll(rl->keys[i] + pl);
+            if (line < gs[k].first_line || line >= gs[k].first_line + gs[k].n_lines)
+                continue;
+            r[n] = gs[k];
+            r[n].retry = rl->keys[i];
+            r[n].retry_line = line;
+            n++;
+            break;
+        }
+    }
+    *out = r;
+    *n_out = n;
+    return 0;
+}
+
+static void print_summary(const job *J, double elapsed)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double hours = J->speech_frames / (12.5 * 3600.0);
+    char part[64] = "";
+    if (J->world > 1)
+        snprintf(part, sizeof part, " (part %d of %d)", J->rank, J->world);
+    if (J->dialogs)
+        printf("flm pack%s: %lld groups packed (%lld already done), %lld dialogs, %lld turns -> "
+               "%lld samples (%lld with interruptions) in %lld shards; %.3f h of dialog\n",
+               part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
+               (long long)J->sentences, (long long)J->n_out, (long long)J->n_interrupted,
+               (long long)J->shards, hours);
+    else
+        printf("flm pack%s: %lld groups packed (%lld already done), %lld utterances, %lld "
+               "sentences -> %lld samples (%lld TTS, %lld ASR) in %lld shards; %.3f h of speech\n",
+               part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
+               (long long)J->sentences, (long long)J->n_out, (long long)J->n_tts,
+               (long long)(J->n_out - J->n_tts), (long long)J->shards, hours);
+    if (J->quarantined) {
+        printf("  quarantined: %lld (flm index quarantine %s):", (long long)J->quarantined, J->dir);
+        for (int s = 0; s < N_STAGES; s++)
+            if (J->q_by_stage[s])
+                printf(" %s %lld", pack_stages[s], (long long)J->q_by_stage[s]);
+        printf("\n");
+    }
+    double t[8] = {J->t_read,     J->t_decode, J->t_augment, J->t_encode,
+                   J->t_tokenize, J->t_pack,   J->t_write,   J->t_compress};
+    const char *names[8] = {
+        "read codes", "decode", "augment", "encode",
+        "tokenize",   "pack",   "index",   "compress+write (writer thread, in parallel)"};
+    printf("  time %.2f s (%.3g h of %s/s):", elapsed, elapsed > 0 ? hours / elapsed : 0,
+           J->dialogs ? "dialog" : "speech");
+    for (int s = 0; s < 8; s++)
+        if (t[s] > 0)
+            printf(" %s %.0f%%", names[s], elapsed > 0 ? 100 * t[s] / elapsed : 0);
+    printf("; peak memory %.0f MB\n", ru.ru_maxrss / 1024.0);
+}
+
+typedef struct key_ref {
+    uint64_t h;
+    size_t i;
+} key_ref;
+
+static int cmp_key_ref(const void *a, const void *b)
+{
+    const key_ref *x = a, *y = b;
+    return x->h != y->h ? (x->h < y->h ? -1 : 1) : (x->i < y->i ? -1 : x->i > y->i);
+}
+
+/* A manifest given twice (or a copy of it under the same name) would pack its groups twice:
+ * keep the first of groups with equal keys. Returns how many were dropped. */
+static int64_t drop_duplicate_groups(const job *J, const group *gs, size_t n, unsigned char *todo)
+{
+    key_ref *r = flm_malloc((n + 1) * sizeof *r);
+    size_t m = 0;
+    int64_t dropped = 0;
+    char a[700], b[700];
+    for (size_t i = 0; r && i < n; i++)
+        if (todo[i]) {
+            group_key(J, &gs[i], a, sizeof a);
+            r[m++] = (key_ref){XXH3_64bits(a, strlen(a)), i};
+        }
+    if (r)
+        qsort(r, m, sizeof *r, cmp_key_ref);
+    for (size_t k = 1; r && k < m; k++) {
+        size_t first = k - 1;
+        while (first > 0 && r[first].h == r[k].h && !todo[r[first].i])
+            first--;
+        if (r[k].h != r[first].h)
+            continue;
+        group_key(J, &gs[r[first].i], a, sizeof a);
+        group_key(J, &gs[r[k].i], b, sizeof b);
+        if (!strcmp(a, b)) {
+            todo[r[k].i] = 0;
+            dropped++;
+        }
+    }
+    flm_free(r);
+    return dropped;
+}
+
+static void first_text(void *user, int n_cols, const char *const *names, const char *const *values)
+{
+    (void)n_cols, (void)names;
+    char *out = user;
+    if (!out[0] && values[0])
+        snprintf(out, 700, "%s", values[0]);
+}
+
+/* A group that is not done although a group starting at the same line of a manifest of the same
+ * name is: the manifest changed after it was packed. Packing it would put its sentences in the
+ * dataset twice, so the job stops and says so. */
+static int changed_group(job *J, const group *g)
+{
+    char prefix[600], sql[1600], q[1300], found[700] = "";
+    snprintf(prefix, sizeof prefix, "pack:%s:%lld+", J->file_names[g->file],
+             (long long)g->first_line);
+    size_t k = 0;
+    for (const char *c = prefix; *c && k + 2 < sizeof q; c++) { /* SQL quoting */
+        if (*c == '\'')
+            q[k++] = '\'';
+        q[k++] = *c;
+    }
+    q[k] = 0;
+    snprintf(sql, sizeof sql,
+             "SELECT key FROM inputs WHERE status = 'done' AND substr(key, 1, %zu) = '%s' "
+             "LIMIT 1",
+             strlen(prefix), q);
+    flm_error err = {0};
+    if (flm_index_query(J->idx, sql, first_text, found, &err) < 0 || !found[0])
+        return 0;
+    cli_error("pack: %s changed after it was packed: lines %lld.. were packed as %s; packing them "
+              "again would put their sentences in the dataset twice. Add new data as a new "
+              "manifest file (or pack into a new dataset).",
+              J->manifests[g->file], (long long)g->first_line, found);
+    return 1;
+}
+
+/* Whether the group a retry entry came from is done. */
+static int parent_done(job *J, const group *g)
+{
+    group parent = *g;
+    parent.retry = NULL;
+    char key[700];
+    flm_error err = {0};
+    group_key(J, &parent, key, sizeof key);
+    return flm_index_input_status(J->idx, key, &err) == 1;
+}
+
+int pack_run(job *J, int64_t *n_bad)
+{
+    flm_error err = {0};
+    group *gs = NULL, *rs = NULL;
+    size_t n_gs = 0, n_rs = 0;
+    retry_list rl = {0};
+    double start = flm_now();
+    int rc = scan_manifests(J, &gs, &n_gs);
+    if (rc == 0 && (rc = flm_index_open(&J->idx, J->dir, FLM_INDEX_CREATE, &err)) < 0)
+        cli_error("pack: %s", err.msg);
+    if (rc == 0) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "flm pack --recipe %s (rank %d of %d)", J->recipe.name, J->rank,
+                 J->world);
+        if ((rc = flm_index_begin_run(J->idx, cmd, J->recipe.json, (int64_t)J->recipe.seed,
+                                      &J->prof, &J->run, &err)) < 0 ||
+            (rc = find_next_shard(J, &err)) < 0)
+            cli_error("pack: %s", err.msg);
+    }
+    if (rc == 0 && J->retry && retry_groups(J, gs, n_gs, &rs, &n_rs, &rl) < 0)
+        rc = -1;
+    if (rc == 0 && (rc = writer_start(J, &err)) < 0)
+        cli_error("pack: %s", err.msg);
+    /* this rank's groups: g % world == rank; then the retries (already in this part's index) */
+    char key[700];
+    int64_t total = 0;
+    unsigned char *todo = flm_calloc(n_gs + n_rs + 1, 1);
+    if (!todo)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < n_gs + n_rs; i++) {
+        const group *g = i < n_gs ? &gs[i] : &rs[i - n_gs];
+        if (i < n_gs && (int64_t)(i % (size_t)J->world) != J->rank)
+            continue;
+        group_key(J, g, key, sizeof key);
+        int st = flm_index_input_status(J->idx, key, &err);
+        if (st < 0) {
+            cli_error("pack: %s", err.msg);
+            rc = -1;
+        } else if (st == 1) {
+            J->groups_skipped++;
+        } else if (i >= n_gs && (st == 0 || !parent_done(J, g))) {
+            continue; /* retry a line only once its group is done (else the group packs it) */
+        } else if (i < n_gs && changed_group(J, g)) {
+            rc = -1;
+        } else {
+            todo[i] = 1;
+            total += g->frames;
+            J->groups_todo++;
+        }
+    }
+    if (rc == 0) {
+        int64_t dup = drop_duplicate_groups(J, gs, n_gs, todo);
+        for (size_t i = 0; dup && i < n_gs; i++)
+            if (!todo[i] && (int64_t)(i % (size_t)J->world) == J->rank) {
+                group_key(J, &gs[i], key, sizeof key);
+                if (flm_index_input_status(J->idx, key, &err) == 0) { /* a dropped duplicate */
+                    total -= gs[i].frames;
+                    J->groups_todo--;
+                }
+            }
+        if (dup)
+            fprintf(stderr,
+                    "flm pack: %lld groups appear twice in the manifests (the same file "
+                    "given twice?); each is packed once\n",
+                    (long long)dup);
+    }
+    if (J->dialogs)
+        cli_progress_start(&J->bar, "pack", "dialogs", total);
+    else
+        cli_progress_start_scaled(&J->bar, "pack", "h", total, 12.5 * 3600);
+    J->bar.enabled &= !J->mpi || J->rank == 0; /* under mpirun one bar (rank 0's) is enough */
+    for (size_t i = 0; rc == 0 && i < n_gs + n_rs; i++) {
+        if (!todo[i])
+            continue;
+        const group *g = i < n_gs ? &gs[i] : &rs[i - n_gs];
+        group_key(J, g, key, sizeof key);
+        rc = do_group(J, g, key);
+    }
+    if (rc == 0 && (rc = flush_shard(J, &err)) < 0)
+        cli_error("pack: %s", err.msg);
+    writer_stop(J);
+    cli_progress_finish(&J->bar, J->progress);
+    if (rc == 0)
+        print_summary(J, flm_now() - start);
+    *n_bad = J->quarantined;
+    flm_free(todo);
+    flm_free(gs);
+    flm_free(rs);
+    for (size_t i = 0; i < rl.n; i++)
+        flm_free(rl.keys[i]), flm_free(rl.paths[i]);
+    flm_free(rl.keys), flm_free(rl.paths);
+    return rc;
+}

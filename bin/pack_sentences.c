@@ -1,0 +1,310 @@
+/* Post-training packing (DESIGN 3.1, 3.2; see pack.h): a group's utterances -> codes (.npy, or
+ * FFmpeg decode + Mimi encode), Qwen tokens per sentence -> pairs bucketed by (corpus, language)
+ * -> TTS- or ASR-style samples (style drawn per sample with the recipe's proportion). A broken
+ * utterance is quarantined and its group goes on without it. */
+#include <string.h>
+
+#include "codes.h"
+#include "flm_alloc.h"
+#include "flm_npy.h"
+#include "flm_pack.h"
+#include "flm_pack_input.h"
+#include "flm_rng.h"
+#include "flm_util.h"
+#include "pack.h"
+
+typedef struct pair_buf {
+    flm_pack_pair pair;
+    int32_t utt; /* index into the group's utterances */
+    int32_t sent;
+    int32_t bucket;
+} pair_buf;
+
+typedef struct utt_buf {
+    flm_pack_utt u;
+    int32_t *codes; /* [8][n_frames] */
+    int64_t n_frames;
+    int64_t line;
+} utt_buf;
+
+struct sentence_group {
+    utt_buf *utts;
+    size_t n_utts, cap_utts;
+    pair_buf *pairs;
+    size_t n_pairs, cap_pairs;
+    char **bucket_corpus, **bucket_lang;
+    size_t n_buckets, cap_buckets, cap_blang;
+};
+
+void sentence_group_free(sentence_group *G)
+{
+    if (!G)
+        return;
+    for (size_t i = 0; i < G->n_utts; i++) {
+        flm_pack_utt_free(&G->utts[i].u);
+        flm_free(G->utts[i].codes);
+    }
+    for (size_t i = 0; i < G->n_pairs; i++) {
+        flm_free((void *)G->pairs[i].pair.text);
+        flm_free((void *)G->pairs[i].pair.id);
+        flm_free((void *)G->pairs[i].pair.codes);
+    }
+    flm_free(G->utts);
+    flm_free(G->pairs);
+    flm_free(G->bucket_corpus);
+    flm_free(G->bucket_lang);
+    flm_free(G);
+}
+
+static int same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static int bucket_of(sentence_group *G, const flm_pack_utt *u)
+{
+    for (size_t b = 0; b < G->n_buckets; b++)
+        if (same(G->bucket_corpus[b], u->corpus) && same(G->bucket_lang[b], u->language))
+            return (int)b;
+    if (flm_grow((void **)&G->bucket_corpus, &G->cap_buckets, G->n_buckets + 1,
+                 sizeof *G->bucket_corpus) < 0 ||
+        flm_grow((void **)&G->bucket_lang, &G->cap_blang, G->n_buckets + 1,
+                 sizeof *G->bucket_lang) < 0)
+        return -1;
+    G->bucket_corpus[G->n_buckets] = u->corpus;
+    G->bucket_lang[G->n_buckets] = u->language;
+    return (int)G->n_buckets++;
+}
+
+/* Codes of an utterance: precomputed, or decoded and encoded. *stage says what failed. */
+static int utt_codes(job *J, utt_buf *b, int *stage, flm_error *err)
+{
+    flm_pack_utt *u = &b->u;
+    int rc;
+    if (u->codes) {
+        int32_t n_q;
+        double t0 = flm_now();
+        *stage = ST_CODES;
+        rc = flm_npy_read_codes(u->codes, &b->codes, &n_q, &b->n_frames, err);
+        J->t_read += flm_now() - t0;
+        if (rc == 0 && n_q < FLM_N_CODEBOOKS)
+            rc = flm_error_set(err, FLM_EFORMAT, "%s: %d codebooks, %d needed", u->codes, n_q,
+                               FLM_N_CODEBOOKS);
+        /* keep the first 8 codebooks ([n_q][T] -> [8][T] is a prefix) */
+    } else {
+        codes_timing tm = {0, 0};
+        *stage = ST_AUDIO;
+        rc = pack_load_codec(J, err);
+        if (rc == 0)
+            rc = codes_encode_file(J->stream, FLM_N_CODEBOOKS, u->audio, u->channel, &b->codes,
+                                   &b->n_frames, &tm, err);
+        J->t_decode += tm.decode_s;
+        J->t_encode += tm.encode_s;
+    }
+    if (rc < 0)
+        return rc;
+    *stage = ST_CODES;
+    for (int64_t i = 0; i < FLM_N_CODEBOOKS * b->n_frames; i++)
+        if (b->codes[i] < 0 || b->codes[i] >= J->prof.codec.card)
+            return flm_error_set(err, FLM_ERANGE, "%s: code %d at codebook %lld frame %lld",
+                                 u->codes ? u->codes : u->audio, b->codes[i],
+                                 (long long)(i / b->n_frames), (long long)(i % b->n_frames));
+    *stage = ST_FRAMES;
+    for (size_t s = 0; s < u->n_sents; s++)
+        if (u->sents[s].end_frame > b->n_frames)
+            return flm_error_set(err, FLM_ERANGE,
+                                 "sentence %zu ends at frame %lld, the audio has %lld frames", s,
+                                 (long long)u->sents[s].end_frame, (long long)b->n_frames);
+    return 0;
+}
+
+sentence_group *sentence_group_new(void)
+{
+    return flm_calloc(1, sizeof(sentence_group));
+}
+
+static int ensure_silence(job *J, flm_error *err)
+{
+    if (J->have_silence)
+        return 0;
+    int rc = pack_load_codec(J, err);
+    if (rc == 0)
+        rc = codes_silence(J->mimi, FLM_N_CODEBOOKS, J->silence, err);
+    J->have_silence = rc == 0;
+    return rc;
+}
+
+/* Parses one line, gets its codes, tokenizes its sentences into pairs. */
+int sentence_line(job *J, sentence_group *G, const char *file, const char *key, const char *line,
+                  size_t len, int64_t line_no, const char *dir)
+{
+    flm_error err = {0};
+    if (flm_grow((void **)&G->utts, &G->cap_utts, G->n_utts + 1, sizeof *G->utts) < 0) {
+        cli_error("pack: out of memory");
+        return -1;
+    }
+    utt_buf *b = &G->utts[G->n_utts];
+    memset(b, 0, sizeof *b);
+    b->line = line_no;
+    int stage = ST_PARSE;
+    int rc = flm_pack_utt_parse(line, len, file, line_no, dir, &b->u, &err);
+    if (rc == 0)
+        rc = utt_codes(J, b, &stage, &err);
+    if (rc == 0) {
+        G->n_utts++;
+    } else {
+        char msg[FLM_ERROR_MSG_SIZE + 64];
+        snprintf(msg, sizeof msg, "%s%s%s", b->u.id ? b->u.id : "", b->u.id ? ": " : "", err.msg);
+        flm_pack_utt_free(&b->u);
+        flm_free(b->codes);
+        return pack_quarantine(J, key, file, stage, msg) < 0 ? -1 : 1;
+    }
+    int bucket = bucket_of(G, &b->u);
+    double t0 = flm_now();
+    size_t first_pair = G->n_pairs;
+    for (size_t s = 0; s < b->u.n_sents && bucket >= 0; s++) {
+        const flm_pack_sentence *q = &b->u.sents[s];
+        if (flm_tokenizer_encode(J->tok, q->text, strlen(q->text), &J->tb, &err) < 0 ||
+            (J->tb.n_ids == 0 &&
+             flm_error_set(&err, FLM_EFORMAT, "sentence %zu: no tokens in \"%s\"", s, q->text))) {
+            while (G->n_pairs > first_pair) { /* the utterance goes whole or not at all */
+                pair_buf *p = &G->pairs[--G->n_pairs];
+                flm_free((void *)p->pair.text), flm_free((void *)p->pair.id);
+                flm_free((void *)p->pair.codes);
+            }
+            char msg[FLM_ERROR_MSG_SIZE + 64];
+            snprintf(msg, sizeof msg, "%s: sentence %zu: %s", b->u.id, s, err.msg);
+            J->t_tokenize += flm_now() - t0;
+            return pack_quarantine(J, key, file, ST_TOKENIZE, msg) < 0 ? -1 : 1;
+        }
+        int32_t nf = (int32_t)(q->end_frame - q->start_frame);
+        char id[700];
+        snprintf(id, sizeof id, "%s#%zu", b->u.id, s);
+        int32_t *text = flm_malloc(J->tb.n_ids * sizeof *text);
+        int32_t *codes = flm_malloc((size_t)nf * FLM_N_CODEBOOKS * sizeof *codes);
+        char *pid = flm_strdup(id);
+        if (!text || !codes || !pid ||
+            flm_grow((void **)&G->pairs, &G->cap_pairs, G->n_pairs + 1, sizeof *G->pairs) < 0) {
+            flm_free(text), flm_free(codes), flm_free(pid);
+            bucket = -1;
+            break;
+        }
+        memcpy(text, J->tb.ids, J->tb.n_ids * sizeof *text);
+        for (int c = 0; c < FLM_N_CODEBOOKS; c++)
+            memcpy(codes + (size_t)c * nf, b->codes + c * b->n_frames + q->start_frame,
+                   (size_t)nf * sizeof *codes);
+        G->pairs[G->n_pairs++] = (pair_buf){{pid, text, (int32_t)J->tb.n_ids, codes, nf},
+                                            (int32_t)(G->n_utts - 1),
+                                            (int32_t)s,
+                                            bucket};
+        J->sentences++;
+    }
+    J->t_tokenize += flm_now() - t0;
+    if (bucket < 0) {
+        cli_error("pack: out of memory");
+        return -1;
+    }
+    flm_free(b->codes); /* the pairs hold copies of their frames */
+    b->codes = NULL;
+    J->utts++;
+    return 0;
+}
+
+/* Comma-separated distinct speakers of the pairs in [from, from + n) of one bucket. */
+static char *speakers_of(const sentence_group *G, const pair_buf *const *ps, size_t n)
+{
+    size_t size = 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *sp = G->utts[ps[i]->utt].u.speaker;
+        size += sp ? strlen(sp) + 1 : 0;
+    }
+    char *out = flm_malloc(size);
+    if (!out)
+        return NULL;
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *sp = G->utts[ps[i]->utt].u.speaker;
+        int seen = 0;
+        for (size_t k = 0; sp && k < i && !seen; k++)
+            seen = same(G->utts[ps[k]->utt].u.speaker, sp);
+        if (sp && !seen) {
+            if (out[0])
+                strcat(out, ",");
+            strcat(out, sp);
+        }
+    }
+    return out;
+}
+
+int sentence_group_pack(job *J, sentence_group *G, const char *file, const char *sample_base,
+                        flm_error *err)
+{
+    if (G->n_pairs == 0)
+        return 0;
+    int rc0 = ensure_silence(J, err);
+    if (rc0 < 0)
+        return flm_error_prefix(err, "codec");
+    double t0 = flm_now();
+    flm_pack_pair *pairs = flm_malloc((G->n_pairs + 1) * sizeof *pairs);
+    const pair_buf **refs = flm_malloc((G->n_pairs + 1) * sizeof *refs);
+    int rc = pairs && refs ? 0 : flm_error_set(err, FLM_ENOMEM, "out of memory");
+    int64_t k = 0;
+    for (size_t b = 0; b < G->n_buckets && rc == 0; b++) {
+        size_t n = 0;
+        for (size_t i = 0; i < G->n_pairs; i++)
+            if (G->pairs[i].bucket == (int32_t)b) {
+                refs[n] = &G->pairs[i];
+                pairs[n++] = G->pairs[i].pair;
+            }
+        for (size_t i = 0; i < n && rc == 0;) {
+            char sid[700];
+            snprintf(sid, sizeof sid, "%s#%lld", sample_base, (long long)k);
+            flm_rng r;
+            flm_rng_init(&r, J->recipe.seed, sid, "pack.style");
+            flm_packer_params pp = flm_packer_default_params(&J->prof);
+            double p_tts =
+                J->recipe.p_format[FLM_FORMAT_TTS] /
+                (J->recipe.p_format[FLM_FORMAT_TTS] + J->recipe.p_format[FLM_FORMAT_ASR]);
+            pp.style = flm_rng_uniform(&r) < p_tts ? FLM_PACK_TTS : FLM_PACK_ASR;
+            pp.lead = J->recipe.lead;
+            pp.lag = J->recipe.lag;
+            pp.sample_frames = J->recipe.sample_frames;
+            double fr = (double)J->prof.codec.sample_rate / J->prof.codec.samples_per_frame;
+            pp.silence_min = (int32_t)(J->recipe.silence_min_s * fr + 0.5);
+            pp.silence_max = (int32_t)(J->recipe.silence_max_s * fr + 0.5);
+            memcpy(pp.silence, J->silence, sizeof pp.silence);
+            flm_sample *s = NULL;
+            size_t used = 0;
+            rc = flm_pack_sentences(&s, &J->prof, &pp, pairs + i, n - i, J->recipe.seed, sid, &used,
+                                    err);
+            if (rc == FLM_ERANGE) { /* one sentence longer than a sample: quarantine it */
+                const utt_buf *u = &G->utts[refs[i]->utt];
+                char key[700];
+                snprintf(key, sizeof key, "pack:%s:%lld:%s#%d", pack_base_name(file),
+                         (long long)u->line, u->u.id, refs[i]->sent);
+                rc = pack_quarantine(J, key, file, ST_PACK, err->msg) < 0 ? FLM_EDB : 0;
+                i++;
+                continue;
+            }
+            char *spk = rc == 0 ? speakers_of(G, refs + i, used) : NULL;
+            const flm_pack_utt *u0 = &G->utts[refs[i]->utt].u;
+            if (rc == 0 &&
+                (!spk || flm_sample_set_stage(s, J->recipe.stage) ||
+                 flm_sample_set_corpus(s, u0->corpus) || flm_sample_set_language(s, u0->language) ||
+                 flm_sample_set_speakers(s, spk[0] ? spk : NULL)))
+                rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+            flm_free(spk);
+            if (rc == 0) {
+                rc = pack_add_sample(J, s, err);
+                s = NULL;
+            }
+            flm_sample_destroy(&s);
+            i += used;
+            k++;
+        }
+    }
+    flm_free(pairs);
+    flm_free(refs);
+    J->t_pack += flm_now() - t0;
+    return rc;
+}
