@@ -161,11 +161,10 @@ int main(void)
 
     /* a damaged catalog (found by fuzz_index_rows): shard ids far out of range used to size a
      * table (gigabytes) or index it out of bounds; a sample naming no shard read shard 0 */
-    static const char *const damage[] = {
-        "UPDATE shards SET id = 9000000000000 WHERE id = 3",
-        "UPDATE samples SET shard_id = -5 WHERE id = 10",
-        "UPDATE samples SET n_frames = -1 WHERE id = 11",
-        "UPDATE samples SET record = 99999999999 WHERE id = 12"};
+    static const char *const damage[] = {"UPDATE shards SET id = 9000000000000 WHERE id = 3",
+                                         "UPDATE samples SET shard_id = -5 WHERE id = 10",
+                                         "UPDATE samples SET n_frames = -1 WHERE id = 11",
+                                         "UPDATE samples SET record = 99999999999 WHERE id = 12"};
     static const char *const want[] = {"no such shard", "no such shard", "out of range",
                                        "out of range"};
     for (int k = 0; k < 4; k++) {
