@@ -92,6 +92,9 @@ typedef struct flm_convtr1d {
     int depthwise;  /* 1: groups = c_in = c_out, one [k] filter per channel */
     const float *w; /* dense: [k][c_out][c_in] (flm_convtr1d_pack_weight); depthwise: [c][k] */
     const float *b; /* [c_out] or NULL */
+    /* dense: NULL, or w in panels as the k = 1 conv [k*c_out][c_in] (flm_conv1d_pack_panels),
+     * then used instead of w, which may be NULL */
+    const float *wp;
 } flm_convtr1d;
 
 /* dst[k][c_out][c_in] <- src[c_in][c_out][k] (the checkpoint's ConvTranspose1d layout). */

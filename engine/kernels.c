@@ -470,7 +470,14 @@ void flm_convtr1d_f32(const flm_convtr1d *c, const float *x, int n_in, float *y,
         return;
     }
     /* scratch[t][j][o] = sum_i x[t][i] w[i][o][j]; then overlap-add the k rows of each t. */
-    flm_gemm_nt_f32(n_in, c->k * co, c->c_in, x, c->c_in, c->w, c->c_in, 0.0f, scratch, c->k * co);
+    if (c->wp) {
+        flm_conv1d v = {
+            .c_in = c->c_in, .c_out = c->k * co, .k = 1, .stride = 1, .dilation = 1, .wp = c->wp};
+        flm_conv1d_run(&v, x, n_in, scratch, 0);
+    } else {
+        flm_gemm_nt_f32(n_in, c->k * co, c->c_in, x, c->c_in, c->w, c->c_in, 0.0f, scratch,
+                        c->k * co);
+    }
     for (int t = 0; t < n_in; t++) {
         const float *s = scratch + (size_t)t * c->k * co;
         float *yr = y + (size_t)t * c->stride * co;

@@ -443,7 +443,8 @@ static int pack_one(flm_mimi *m, flm_conv1d *cv)
     return 0;
 }
 
-/* Every conv, and the transformer matrices as k = 1 convs, into panels (pack_one). */
+/* Every conv, the transposed convs and the transformer matrices (as k = 1 convs) into panels
+ * (pack_one). */
 static int pack_panels(flm_mimi *m)
 {
     const flm_mimi_config *c = &m->cfg;
@@ -455,6 +456,17 @@ static int pack_panels(flm_mimi *m)
         rc |= pack_one(m, &m->enc_res[i].a) | pack_one(m, &m->enc_res[i].b);
         rc |= pack_one(m, &m->enc_down[i]);
         rc |= pack_one(m, &m->dec_res[i].a) | pack_one(m, &m->dec_res[i].b);
+    }
+    for (int i = 0; i < 4; i++) { /* the transposed convs' product, a k = 1 conv */
+        flm_convtr1d *u = &m->dec_up[i];
+        flm_conv1d v = {.c_in = u->c_in,
+                        .c_out = u->k * u->c_out,
+                        .k = 1,
+                        .stride = 1,
+                        .dilation = 1,
+                        .w = u->w};
+        rc |= pack_one(m, &v);
+        u->w = v.w, u->wp = v.wp;
     }
     for (int l = 0; l < 2 * c->n_layers; l++) {
         xf_layer *L = l < c->n_layers ? &m->enc_xf[l] : &m->dec_xf[l - c->n_layers];
@@ -982,6 +994,7 @@ void flm_mimi_stream_timings(const flm_mimi_stream *s, double seconds[FLM_MIMI_N
 
 /* ---------------------------------------------------------------- encode / decode chunks */
 
+#define ENC_TILE 2 /* frames per tile of the first encoder layers */
 /* pcm [F*1920] -> s->lat [F][D] (unquantised latent). */
 static void encode_latent(flm_mimi_stream *s, const float *pcm, int F)
 {
@@ -990,15 +1003,35 @@ static void encode_latent(flm_mimi_stream *s, const float *pcm, int F)
     int T = F * FLM_MIMI_FRAME_SIZE, C = c->n_filters;
     float *h = s->act0, *h2 = s->act1, *sw;
     double t0 = flm_now(), t1;
-    memcpy(sconv_in(&s->e_in), pcm, (size_t)T * sizeof(float));
-    sconv_run(&s->e_in, T, h, 0);
-    for (int i = 0; i < 4; i++) {
+    /* The first layers (the widest activations) ENC_TILE frames at a time, so that a tile's
+     * activations stay in cache from layer to layer instead of streaming the whole step through
+     * memory at every layer; the streaming state of the convs makes this exact. Their output
+     * [T / r0 r1][4 nf] goes to h2 past the tile-sized part that the second layer uses. */
+    int r01 = c->ratios[3] * c->ratios[2], nf = C, tile = F < ENC_TILE ? F : ENC_TILE;
+    float *mid = h2 + (size_t)tile * FLM_MIMI_FRAME_SIZE / c->ratios[3] * 2 * nf;
+    for (int f = 0; f < F; f += tile) {
+        int t = (F - f < tile ? F - f : tile) * FLM_MIMI_FRAME_SIZE;
+        memcpy(sconv_in(&s->e_in), pcm + (size_t)f * FLM_MIMI_FRAME_SIZE,
+               (size_t)t * sizeof(float));
+        sconv_run(&s->e_in, t, h, 0);
+        res_block(&s->e_res[0], &m->enc_res[0].b, h, t, nf, s->tmp);
+        elu_copy(sconv_in(&s->e_down[0]), h, (size_t)t * nf);
+        sconv_run(&s->e_down[0], t, h2, 0);
+        t /= c->ratios[3];
+        res_block(&s->e_res[1], &m->enc_res[1].b, h2, t, 2 * nf, s->tmp);
+        elu_copy(sconv_in(&s->e_down[1]), h2, (size_t)t * 2 * nf);
+        sconv_run(&s->e_down[1], t, mid + (size_t)f * FLM_MIMI_FRAME_SIZE / r01 * 4 * nf, 0);
+    }
+    T /= r01;
+    C *= 4;
+    h = mid, h2 = s->act0;
+    for (int i = 2; i < 4; i++) {
         res_block(&s->e_res[i], &m->enc_res[i].b, h, T, C, s->tmp);
         elu_copy(sconv_in(&s->e_down[i]), h, (size_t)T * C);
         sconv_run(&s->e_down[i], T, h2, 0);
         T /= c->ratios[3 - i];
         C *= 2;
-        sw = h, h = h2, h2 = sw;
+        sw = h, h = h2, h2 = sw == mid ? s->act1 : sw;
     }
     elu_copy(sconv_in(&s->e_out), h, (size_t)T * C);
     sconv_run(&s->e_out, T, h2, 0); /* [2F][D] */

@@ -156,19 +156,27 @@ static void test_convtr(int c_in, int c_out, int k, int stride, int dw, int T, i
     for (int t = 0; t < T; t++)
         for (int i = 0; i < c_in; i++)
             xt[(size_t)t * c_in + i] = x[(size_t)i * T + t];
-    flm_convtr1d c = {c_in, c_out, k, stride, dw, wp, b};
-    flm_convtr1d_f32(&c, xt, T, y, scr);
+    flm_convtr1d c = {c_in, c_out, k, stride, dw, wp, b, NULL};
+    /* the dense product as a k = 1 conv, in panels for the direct kernel */
+    flm_conv1d v = {.c_in = c_in, .c_out = k * c_out, .k = 1, .stride = 1, .dilation = 1, .w = wp};
+    float *pan = flm_malloc(flm_conv1d_panels_size(&v) * 4);
+    flm_conv1d_pack_panels(&v, pan);
     flm_convtr1d_ref(w, b, c_in, c_out, k, stride, dw, x, T, yr);
-    double num = 0, den = 0;
-    for (int u = 0; u < T * stride; u++)
-        for (int o = 0; o < c_out; o++) {
-            double d = y[(size_t)u * c_out + o] - yr[(size_t)o * T * stride + u];
-            num += d * d;
-            den += (double)yr[(size_t)o * T * stride + u] * yr[(size_t)o * T * stride + u];
-        }
-    double e = sqrt(num / den);
-    TAP_OK(e < TOL, "convtr1d %d->%d k%d s%d%s T%d (%d thr): err %.2e", c_in, c_out, k, stride,
-           dw ? " depthwise" : "", T, nt, e);
+    for (int direct = 0; direct < 1 + (flm_kernels_avx512() && !dw); direct++) {
+        c.wp = direct ? pan : NULL;
+        flm_convtr1d_f32(&c, xt, T, y, scr);
+        double num = 0, den = 0;
+        for (int u = 0; u < T * stride; u++)
+            for (int o = 0; o < c_out; o++) {
+                double d = y[(size_t)u * c_out + o] - yr[(size_t)o * T * stride + u];
+                num += d * d;
+                den += (double)yr[(size_t)o * T * stride + u] * yr[(size_t)o * T * stride + u];
+            }
+        double e = sqrt(num / den);
+        TAP_OK(e < TOL, "convtr1d %d->%d k%d s%d%s T%d %s (%d thr): err %.2e", c_in, c_out, k,
+               stride, dw ? " depthwise" : "", T, direct ? "direct" : "portable", nt, e);
+    }
+    flm_free(pan);
     flm_free(w), flm_free(b), flm_free(x), flm_free(wp), flm_free(xt), flm_free(y);
     flm_free(scr), flm_free(yr);
 }
