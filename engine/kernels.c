@@ -532,11 +532,48 @@ void flm_elu_ref(float *x, size_t n)
         x[i] = x[i] > 0.0f ? x[i] : (float)expm1((double)x[i]);
 }
 
+/* erf(x) in float32 without a libm call, so the GELU loop vectorises (libm's erff per element
+ * took a tenth of the Mimi transformer): Eigen's rational approximation on [-4, 4] (erf(+-4) is
+ * +-1 in float32), error a few ulp. */
+static inline __attribute__((always_inline)) float erf_approx(float x)
+{
+    x = x > 4.0f ? 4.0f : x < -4.0f ? -4.0f : x;
+    float x2 = x * x;
+    float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+    p = x2 * p + -2.10102402082508e-06f;
+    p = x2 * p + -5.69250639462346e-05f;
+    p = x2 * p + -7.34990630326855e-04f;
+    p = x2 * p + -2.95459980854025e-03f;
+    p = x2 * p + -1.60960333262415e-02f;
+    float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+    q = x2 * q + -1.68282697438203e-03f;
+    q = x2 * q + -7.37332916720468e-03f;
+    q = x2 * q + -1.42647390514189e-02f;
+    return x * p / q;
+}
+
+__attribute__((optimize("O3", "tree-vectorize"),
+               target_clones("avx512f", "avx2", "default"))) static void
+gelu_run(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+}
+
 void flm_gelu_f32(float *x, size_t n)
 {
-#pragma omp parallel for num_threads(g_threads) if (n > 65536) schedule(static)
-    for (size_t i = 0; i < n; i++)
-        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    int nt = n > 65536 ? g_threads : 1;
+    if (nt <= 1) {
+        gelu_run(x, n);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        size_t per = (n / (size_t)omp_get_num_threads() + 15) / 16 * 16;
+        size_t lo = per * (size_t)omp_get_thread_num();
+        if (lo < n)
+            gelu_run(x + lo, n - lo < per ? n - lo : per);
+    }
 }
 
 void flm_gelu_ref(float *x, size_t n)

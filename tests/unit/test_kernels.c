@@ -197,10 +197,19 @@ static void test_pointwise(void)
     flm_gelu_ref(b, n);
     e = flm_norm_err(a, b, n);
     TAP_OK(e < 1e-6, "gelu (exact erf) err %.2e", e);
+    double worst = 0; /* every x on a grid of -8..8 step 1/64, against double erf */
+    for (int i = -512; i <= 512; i++) {
+        float v = (float)i / 64, r = v;
+        flm_gelu_f32(&v, 1);
+        flm_gelu_ref(&r, 1);
+        double d = fabs((double)v - r) / (1.0 + fabs((double)i / 64));
+        worst = d > worst ? d : worst;
+    }
+    TAP_OK(worst < 3e-7, "gelu on -8..8: max |err| / (1 + |x|) %.2e", worst);
     float g = 1.0f;
     flm_gelu_f32(&g, 1);
     TAP_OK(fabsf(g - 0.8413447460685429f) < 1e-6f, "gelu(1) = %.7f (exact, not tanh)", g);
-    double worst = 0;
+    worst = 0;
     for (int i = 0; i <= 200000; i++) { /* elementwise, dense over [-100, 0] */
         float xv = -100.0f * (float)i / 200000.0f, yv = xv;
         flm_elu_f32(&yv, 1);
