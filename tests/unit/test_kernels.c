@@ -159,8 +159,9 @@ static void test_convtr(int c_in, int c_out, int k, int stride, int dw, int T, i
     flm_convtr1d c = {c_in, c_out, k, stride, dw, wp, b, NULL};
     /* the dense product as a k = 1 conv, in panels for the direct kernel */
     flm_conv1d v = {.c_in = c_in, .c_out = k * c_out, .k = 1, .stride = 1, .dilation = 1, .w = wp};
-    float *pan = flm_malloc(flm_conv1d_panels_size(&v) * 4);
-    flm_conv1d_pack_panels(&v, pan);
+    float *pan = dw ? NULL : flm_malloc(flm_conv1d_panels_size(&v) * 4);
+    if (!dw)
+        flm_conv1d_pack_panels(&v, pan);
     flm_convtr1d_ref(w, b, c_in, c_out, k, stride, dw, x, T, yr);
     for (int direct = 0; direct < 1 + (flm_kernels_avx512() && !dw); direct++) {
         c.wp = direct ? pan : NULL;
