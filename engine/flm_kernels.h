@@ -11,8 +11,9 @@
  * checkpoint layout, padding done inside) so that a test comparing the two checks the layout
  * transforms as well as the arithmetic.
  *
- * Threads: matrix work goes to OpenBLAS sgemm, split by the engine over OpenMP threads, with
- * OpenBLAS itself set to one thread (flm_kernels_init) so the two thread pools never compete.
+ * Threads: matrix work goes to the direct AVX-512 conv kernel where weights are in panels
+ * (flm_conv1d_pack_panels), otherwise to OpenBLAS sgemm, split by the engine over OpenMP threads,
+ * with OpenBLAS itself set to one thread (flm_kernels_init) so the two thread pools never compete.
  * The thread count is process-wide. No kernel allocates; callers pass scratch buffers.
  * Ownership: kernels never keep pointers past the call.
  */
