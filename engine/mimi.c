@@ -56,8 +56,7 @@ typedef struct xf_layer {
     float *lin1;                  /* [ff][d] */
     float *lin2;                  /* [d][ff] */
     float *ls1, *ls2;             /* [d] */
-    flm_conv1d
-        mm[4]; /* the four matrices as k = 1 convs, what runs (pack_panels may repack them) */
+    flm_conv1d mm[4];             /* the four as k = 1 convs, what runs (see pack_panels) */
 } xf_layer;
 
 typedef struct vq_part {
