@@ -11,8 +11,9 @@
  * checkpoint layout, padding done inside) so that a test comparing the two checks the layout
  * transforms as well as the arithmetic.
  *
- * Threads: matrix work goes to OpenBLAS sgemm, split by the engine over OpenMP threads, with
- * OpenBLAS itself set to one thread (flm_kernels_init) so the two thread pools never compete.
+ * Threads: matrix work goes to the direct AVX-512 conv kernel where weights are in panels
+ * (flm_conv1d_pack_panels), otherwise to OpenBLAS sgemm, split by the engine over OpenMP threads,
+ * with OpenBLAS itself set to one thread (flm_kernels_init) so the two thread pools never compete.
  * The thread count is process-wide. No kernel allocates; callers pass scratch buffers.
  * Ownership: kernels never keep pointers past the call.
  */
@@ -52,6 +53,9 @@ typedef struct flm_conv1d {
     const float
         *w; /* [c_out][k][c_in] (flm_conv1d_pack_weight of the checkpoint's [c_out][c_in][k]) */
     const float *b; /* [c_out] or NULL */
+    /* NULL, or the weights in the panels of the AVX-512 direct kernel (flm_conv1d_pack_panels;
+     * set only where flm_kernels_avx512()), then used instead of w, which may be NULL */
+    const float *wp;
 } flm_conv1d;
 
 /* Causal left padding = effective kernel - stride = (k-1)*dilation + 1 - stride. */
@@ -63,6 +67,20 @@ FLM_API void flm_conv1d_pack_weight(const float *src, int c_out, int c_in, int k
 /* y[n_out][c_out] = conv(x), x: [flm_conv1d_n_in(c, n_out)][c_in], already padded: output row t
  * reads input rows t*stride + j*dilation, j < k. */
 FLM_API void flm_conv1d_f32(const flm_conv1d *c, const float *x, int n_out, float *y);
+/* flm_conv1d_run flags: ACCUMULATE: y += conv(x) (bias included); ELU: y = ELU(conv(x)). */
+enum { FLM_CONV_ACCUMULATE = 1, FLM_CONV_ELU = 2 };
+FLM_API void flm_conv1d_run(const flm_conv1d *c, const float *x, int n_out, float *y, int flags);
+/* Direct AVX-512 kernel (flm_conv1d_f32/run take it when c->wp is set, for dilation 1 and
+ * c_out > 1; also serves as a linear layer: k = 1, stride 1): output row t reads the k*c_in
+ * contiguous input floats at row t*stride as one product, with no packing of the activations.
+ * Panels: floats needed, and the packing of c->w into them (done once, at load). */
+FLM_API size_t flm_conv1d_panels_size(const flm_conv1d *c);
+FLM_API void flm_conv1d_pack_panels(const flm_conv1d *c, float *dst);
+/* 1 if the CPU has AVX-512F and the kernels may use it. flm_kernels_use_avx512(0): callers make no
+ * panels from then on (models loaded afterwards run the portable paths; tests check both on an
+ * AVX-512 machine); default 1. */
+FLM_API int flm_kernels_avx512(void);
+FLM_API void flm_kernels_use_avx512(int enable);
 /* PyTorch-style causal Conv1d (moshi StreamingConv1d, non-streaming): x_cm [c_in][T], weight
  * w [c_out][c_in][k]; left pad (k-1)*dilation+1-stride (zeros or replicate), right pad so the
  * last window is complete. Returns the number of output steps written to y_cm [c_out][T_out]
@@ -75,6 +93,9 @@ typedef struct flm_convtr1d {
     int depthwise;  /* 1: groups = c_in = c_out, one [k] filter per channel */
     const float *w; /* dense: [k][c_out][c_in] (flm_convtr1d_pack_weight); depthwise: [c][k] */
     const float *b; /* [c_out] or NULL */
+    /* dense: NULL, or w in panels as the k = 1 conv [k*c_out][c_in] (flm_conv1d_pack_panels),
+     * then used instead of w, which may be NULL */
+    const float *wp;
 } flm_convtr1d;
 
 /* dst[k][c_out][c_in] <- src[c_in][c_out][k] (the checkpoint's ConvTranspose1d layout). */

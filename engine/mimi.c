@@ -56,6 +56,7 @@ typedef struct xf_layer {
     float *lin1;                  /* [ff][d] */
     float *lin2;                  /* [d][ff] */
     float *ls1, *ls2;             /* [d] */
+    flm_conv1d mm[4];             /* the four as k = 1 convs, what runs (see pack_panels) */
 } xf_layer;
 
 typedef struct vq_part {
@@ -420,6 +421,69 @@ static int load_one(void *ctx, const wdesc *d)
     return rc;
 }
 
+/* Where the AVX-512 direct kernel runs, a conv's weights go into its panels, in place of the
+ * plain layout when the sizes agree (c_out a multiple of the panel width). */
+static int pack_one(flm_mimi *m, flm_conv1d *cv)
+{
+    size_t size = flm_conv1d_panels_size(cv), plain = (size_t)cv->c_out * cv->k * cv->c_in;
+    if (!flm_kernels_avx512() || cv->c_out == 1 || cv->dilation != 1)
+        return 0;
+    float *wp = size == plain ? flm_malloc(size * sizeof *wp) : track(m, size * sizeof *wp);
+    if (!wp)
+        return FLM_ENOMEM;
+    flm_conv1d_pack_panels(cv, wp);
+    if (size == plain) {
+        memcpy((float *)cv->w, wp, size * sizeof *wp);
+        flm_free(wp);
+        wp = (float *)cv->w;
+        cv->w = NULL;
+    }
+    cv->wp = wp;
+    return 0;
+}
+
+/* Every conv, the transposed convs and the transformer matrices (as k = 1 convs) into panels
+ * (pack_one). */
+static int pack_panels(flm_mimi *m)
+{
+    const flm_mimi_config *c = &m->cfg;
+    int d = c->d_model, ff = c->dim_ff, rc = 0;
+    flm_conv1d *cs[] = {&m->enc_in, &m->enc_out, &m->downsample, &m->dec_in, &m->dec_out};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+        rc |= pack_one(m, cs[i]);
+    for (int i = 0; i < 4; i++) {
+        rc |= pack_one(m, &m->enc_res[i].a) | pack_one(m, &m->enc_res[i].b);
+        rc |= pack_one(m, &m->enc_down[i]);
+        rc |= pack_one(m, &m->dec_res[i].a) | pack_one(m, &m->dec_res[i].b);
+    }
+    for (int i = 0; i < 4; i++) { /* the transposed convs' product, a k = 1 conv */
+        flm_convtr1d *u = &m->dec_up[i];
+        flm_conv1d v = {.c_in = u->c_in,
+                        .c_out = u->k * u->c_out,
+                        .k = 1,
+                        .stride = 1,
+                        .dilation = 1,
+                        .w = u->w};
+        rc |= pack_one(m, &v);
+        u->w = v.w, u->wp = v.wp;
+    }
+    for (int l = 0; l < 2 * c->n_layers; l++) {
+        xf_layer *L = l < c->n_layers ? &m->enc_xf[l] : &m->dec_xf[l - c->n_layers];
+        const int dims[4][2] = {{d, 3 * d}, {d, d}, {d, ff}, {ff, d}};
+        float *w[4] = {L->in_proj, L->out_proj, L->lin1, L->lin2};
+        for (int j = 0; j < 4; j++) {
+            L->mm[j] = (flm_conv1d){.c_in = dims[j][0],
+                                    .c_out = dims[j][1],
+                                    .k = 1,
+                                    .stride = 1,
+                                    .dilation = 1,
+                                    .w = w[j]};
+            rc |= pack_one(m, &L->mm[j]);
+        }
+    }
+    return rc ? FLM_ENOMEM : 0;
+}
+
 int flm_mimi_load_from(flm_mimi **out, const flm_safetensors *st, const flm_mimi_params *p,
                        flm_error *err)
 {
@@ -446,6 +510,10 @@ int flm_mimi_load_from(flm_mimi **out, const flm_safetensors *st, const flm_mimi
     flm_free(L.tmp);
     if (rc < 0)
         goto fail;
+    if (pack_panels(m) < 0) {
+        rc = flm_error_set(err, FLM_ENOMEM, "Mimi: out of memory");
+        goto fail;
+    }
     for (int part = 0; part < 2; part++) {
         vq_part *v = &m->vq[part];
         for (int l = 0; l < v->n_levels; l++) {
@@ -664,15 +732,16 @@ static float *sconv_in(sconv *c)
     return c->buf + (size_t)c->pad * c->c.c_in;
 }
 
-/* Runs on the n_new rows written at sconv_in(); n_new is a multiple of the stride. */
-static void sconv_run(sconv *c, int n_new, float *y)
+/* Runs on the n_new rows written at sconv_in(); n_new is a multiple of the stride. flags:
+ * FLM_CONV_*. */
+static void sconv_run(sconv *c, int n_new, float *y, int flags)
 {
     size_t ci = (size_t)c->c.c_in;
     if (c->replicate && !c->started)
         for (int r = 0; r < c->pad; r++)
             memcpy(c->buf + r * ci, sconv_in(c), ci * sizeof(float));
     c->started = 1;
-    flm_conv1d_f32(&c->c, c->buf, n_new / c->c.stride, y);
+    flm_conv1d_run(&c->c, c->buf, n_new / c->c.stride, y, flags);
     memmove(c->buf, c->buf + (size_t)n_new * ci, (size_t)c->pad * ci * sizeof(float));
 }
 
@@ -713,12 +782,8 @@ static void elu_copy(float *dst, const float *src, size_t n)
 static void res_block(sconv *a, const flm_conv1d *b, float *h, int T, int C, float *tmp)
 {
     elu_copy(sconv_in(a), h, (size_t)T * C);
-    sconv_run(a, T, tmp);
-    flm_elu_f32(tmp, (size_t)T * (C / 2));
-    for (int t = 0; t < T; t++)
-        for (int o = 0; o < C; o++)
-            h[(size_t)t * C + o] += b->b[o];
-    flm_gemm_nt_f32(T, C, C / 2, tmp, C / 2, b->w, C / 2, 1.0f, h, C);
+    sconv_run(a, T, tmp, FLM_CONV_ELU);
+    flm_conv1d_run(b, tmp, T, h, FLM_CONV_ACCUMULATE);
 }
 
 static int xf_init(flm_mimi_stream *s, xf_state *x, int max_steps)
@@ -758,7 +823,7 @@ static void xf_run(flm_mimi_stream *s, const xf_layer *W, xf_state *x, float *io
         const xf_layer *L = &W[l];
         float *kc = x->k[l] + (size_t)x->n_kv * d, *vc = x->v[l] + (size_t)x->n_kv * d;
         flm_layer_norm_f32(T, d, io, L->n1w, L->n1b, LN_EPS, s->xh);
-        flm_linear_f32(T, d, 3 * d, s->xh, L->in_proj, NULL, s->xqkv);
+        flm_conv1d_run(&L->mm[0], s->xh, T, s->xqkv, 0);
         flm_rope_f32(s->xqkv, T, 3 * d, x->pos, H, dh, c->max_period, FLM_ROPE_INTERLEAVED);
         flm_rope_f32(s->xqkv + d, T, 3 * d, x->pos, H, dh, c->max_period, FLM_ROPE_INTERLEAVED);
         for (int t = 0; t < T; t++) {
@@ -768,14 +833,14 @@ static void xf_run(flm_mimi_stream *s, const xf_layer *W, xf_state *x, float *io
         }
         flm_attention_f32(s->xqkv, 3 * d, x->k[l], x->v[l], d, T, x->n_kv + T, x->pos, x->k_pos0,
                           c->context, H, dh, s->xatt, s->xattn);
-        flm_linear_f32(T, d, d, s->xatt, L->out_proj, NULL, s->xh);
+        flm_conv1d_run(&L->mm[1], s->xatt, T, s->xh, 0);
         for (int t = 0; t < T; t++)
             for (int e = 0; e < d; e++)
                 io[(size_t)t * d + e] += L->ls1[e] * s->xh[(size_t)t * d + e];
         flm_layer_norm_f32(T, d, io, L->n2w, L->n2b, LN_EPS, s->xh);
-        flm_linear_f32(T, d, ff, s->xh, L->lin1, NULL, s->xff);
+        flm_conv1d_run(&L->mm[2], s->xh, T, s->xff, 0);
         flm_gelu_f32(s->xff, (size_t)T * ff);
-        flm_linear_f32(T, ff, d, s->xff, L->lin2, NULL, s->xh);
+        flm_conv1d_run(&L->mm[3], s->xff, T, s->xh, 0);
         for (int t = 0; t < T; t++)
             for (int e = 0; e < d; e++)
                 io[(size_t)t * d + e] += L->ls2[e] * s->xh[(size_t)t * d + e];
@@ -928,6 +993,7 @@ void flm_mimi_stream_timings(const flm_mimi_stream *s, double seconds[FLM_MIMI_N
 
 /* ---------------------------------------------------------------- encode / decode chunks */
 
+#define ENC_TILE 2 /* frames per tile of the first encoder layers */
 /* pcm [F*1920] -> s->lat [F][D] (unquantised latent). */
 static void encode_latent(flm_mimi_stream *s, const float *pcm, int F)
 {
@@ -936,25 +1002,45 @@ static void encode_latent(flm_mimi_stream *s, const float *pcm, int F)
     int T = F * FLM_MIMI_FRAME_SIZE, C = c->n_filters;
     float *h = s->act0, *h2 = s->act1, *sw;
     double t0 = flm_now(), t1;
-    memcpy(sconv_in(&s->e_in), pcm, (size_t)T * sizeof(float));
-    sconv_run(&s->e_in, T, h);
-    for (int i = 0; i < 4; i++) {
+    /* The first layers (the widest activations) ENC_TILE frames at a time, so that a tile's
+     * activations stay in cache from layer to layer instead of streaming the whole step through
+     * memory at every layer; the streaming state of the convs makes this exact. Their output
+     * [T / r0 r1][4 nf] goes to h2 past the tile-sized part that the second layer uses. */
+    int r01 = c->ratios[3] * c->ratios[2], nf = C, tile = F < ENC_TILE ? F : ENC_TILE;
+    float *mid = h2 + (size_t)tile * FLM_MIMI_FRAME_SIZE / c->ratios[3] * 2 * nf;
+    for (int f = 0; f < F; f += tile) {
+        int t = (F - f < tile ? F - f : tile) * FLM_MIMI_FRAME_SIZE;
+        memcpy(sconv_in(&s->e_in), pcm + (size_t)f * FLM_MIMI_FRAME_SIZE,
+               (size_t)t * sizeof(float));
+        sconv_run(&s->e_in, t, h, 0);
+        res_block(&s->e_res[0], &m->enc_res[0].b, h, t, nf, s->tmp);
+        elu_copy(sconv_in(&s->e_down[0]), h, (size_t)t * nf);
+        sconv_run(&s->e_down[0], t, h2, 0);
+        t /= c->ratios[3];
+        res_block(&s->e_res[1], &m->enc_res[1].b, h2, t, 2 * nf, s->tmp);
+        elu_copy(sconv_in(&s->e_down[1]), h2, (size_t)t * 2 * nf);
+        sconv_run(&s->e_down[1], t, mid + (size_t)f * FLM_MIMI_FRAME_SIZE / r01 * 4 * nf, 0);
+    }
+    T /= r01;
+    C *= 4;
+    h = mid, h2 = s->act0;
+    for (int i = 2; i < 4; i++) {
         res_block(&s->e_res[i], &m->enc_res[i].b, h, T, C, s->tmp);
         elu_copy(sconv_in(&s->e_down[i]), h, (size_t)T * C);
-        sconv_run(&s->e_down[i], T, h2);
+        sconv_run(&s->e_down[i], T, h2, 0);
         T /= c->ratios[3 - i];
         C *= 2;
-        sw = h, h = h2, h2 = sw;
+        sw = h, h = h2, h2 = sw == mid ? s->act1 : sw;
     }
     elu_copy(sconv_in(&s->e_out), h, (size_t)T * C);
-    sconv_run(&s->e_out, T, h2); /* [2F][D] */
+    sconv_run(&s->e_out, T, h2, 0); /* [2F][D] */
     t1 = flm_now();
     s->seconds[FLM_MIMI_STAGE_SEANET_ENC] += t1 - t0;
     xf_run(s, m->enc_xf, &s->e_xf, h2, T);
     t0 = flm_now();
     s->seconds[FLM_MIMI_STAGE_XF_ENC] += t0 - t1;
     memcpy(sconv_in(&s->e_ds), h2, (size_t)T * c->dimension * sizeof(float));
-    sconv_run(&s->e_ds, T, s->lat);
+    sconv_run(&s->e_ds, T, s->lat, 0);
     s->seconds[FLM_MIMI_STAGE_QUANT] += flm_now() - t0;
 }
 
@@ -1045,7 +1131,7 @@ static void decode_latent(flm_mimi_stream *s, int F, float *pcm)
     t0 = flm_now();
     s->seconds[FLM_MIMI_STAGE_XF_DEC] += t0 - t1;
     memcpy(sconv_in(&s->d_in), h, (size_t)T * c->dimension * sizeof(float));
-    sconv_run(&s->d_in, T, h2);
+    sconv_run(&s->d_in, T, h2, 0);
     for (int i = 0; i < 4; i++) {
         int r = c->ratios[i];
         flm_elu_f32(h2, (size_t)T * C);
@@ -1056,7 +1142,7 @@ static void decode_latent(flm_mimi_stream *s, int F, float *pcm)
         sw = h, h = h2, h2 = sw;
     }
     elu_copy(sconv_in(&s->d_out), h2, (size_t)T * C);
-    sconv_run(&s->d_out, T, pcm);
+    sconv_run(&s->d_out, T, pcm, 0);
     s->seconds[FLM_MIMI_STAGE_SEANET_DEC] += flm_now() - t0;
 }
 

@@ -122,60 +122,65 @@ int main(int argc, char **argv)
     int32_t *c10_ref = get("ctx10.batch.codes", 0, NULL, NULL);
     float *d10_ref = get("ctx10.batch.decoded", 0, NULL, NULL);
 
-    flm_mimi *m = load(8, 250);
-    if (!m)
-        return tap_done();
     TAP_EQ_INT(flm_mimi_n_frames(N), F, "48000 samples -> 25 frames");
     float *lat = flm_malloc((size_t)(F * C) * 4), *audio = flm_malloc((size_t)N * 4);
     int32_t *codes = flm_malloc((size_t)F * 8 * 4);
+    /* the AVX-512 direct kernels where the CPU has them, then the portable paths */
+    for (int simd = flm_kernels_avx512(); simd >= 0; simd--) {
+        flm_kernels_use_avx512(simd);
+        tap_diag("%s kernels", simd ? "AVX-512" : "portable");
+        flm_mimi *m = load(8, 250);
+        if (!m)
+            break;
 
-    TAP_EQ_INT(flm_mimi_encode_latent(m, pcm, N, lat, &err), 0, "encode_latent");
-    double e = max_abs(lat, lat_ref, (size_t)(F * C));
-    TAP_OK(e <= TOL, "batch.latent max |diff| %.2e <= %.0e", e, TOL);
-    TAP_EQ_INT(flm_mimi_encode(m, pcm, N, codes, &err), 0, "encode");
-    int nd = n_code_diff(codes, codes_ref, (size_t)F * 8);
-    TAP_EQ_INT(nd, 0, "batch.codes identical (8 x 25)");
-    TAP_EQ_INT(flm_mimi_decode_latent(m, codes_ref, F, lat, &err), 0, "decode_latent");
-    e = max_abs(lat, qlat_ref, (size_t)(F * C));
-    TAP_OK(e <= TOL, "batch.quantized_latent max |diff| %.2e <= %.0e", e, TOL);
-    TAP_EQ_INT(flm_mimi_decode(m, codes_ref, F, audio, &err), 0, "decode");
-    e = max_abs(audio, dec_ref, (size_t)N);
-    TAP_OK(e <= TOL, "batch.decoded max |diff| %.2e <= %.0e", e, TOL);
+        TAP_EQ_INT(flm_mimi_encode_latent(m, pcm, N, lat, &err), 0, "encode_latent");
+        double e = max_abs(lat, lat_ref, (size_t)(F * C));
+        TAP_OK(e <= TOL, "batch.latent max |diff| %.2e <= %.0e", e, TOL);
+        TAP_EQ_INT(flm_mimi_encode(m, pcm, N, codes, &err), 0, "encode");
+        int nd = n_code_diff(codes, codes_ref, (size_t)F * 8);
+        TAP_EQ_INT(nd, 0, "batch.codes identical (8 x 25)");
+        TAP_EQ_INT(flm_mimi_decode_latent(m, codes_ref, F, lat, &err), 0, "decode_latent");
+        e = max_abs(lat, qlat_ref, (size_t)(F * C));
+        TAP_OK(e <= TOL, "batch.quantized_latent max |diff| %.2e <= %.0e", e, TOL);
+        TAP_EQ_INT(flm_mimi_decode(m, codes_ref, F, audio, &err), 0, "decode");
+        e = max_abs(audio, dec_ref, (size_t)N);
+        TAP_OK(e <= TOL, "batch.decoded max |diff| %.2e <= %.0e", e, TOL);
 
-    stream_run(m, pcm, (int)F, 8, codes, codes_ref, audio);
-    TAP_EQ_INT(n_code_diff(codes, scodes_ref, (size_t)F * 8), 0,
-               "stream.codes identical (1920 samples per call)");
-    e = max_abs(audio, sdec_ref, (size_t)N);
-    TAP_OK(e <= TOL, "stream.decoded max |diff| %.2e <= %.0e", e, TOL);
-    e = max_abs(audio, dec_ref, (size_t)N);
-    TAP_OK(e <= TOL, "streaming decode vs batch.decoded max |diff| %.2e", e);
-    flm_mimi_destroy(&m);
-
-    m = load(4, 250);
-    if (m) {
-        TAP_EQ_INT(flm_mimi_encode(m, pcm, N, codes, &err), 0, "encode n_q 4");
-        TAP_EQ_INT(n_code_diff(codes, codes4_ref, (size_t)F * 4), 0, "nq4.codes identical");
-        flm_mimi_decode(m, codes4_ref, F, audio, &err);
-        e = max_abs(audio, dec4_ref, (size_t)N);
-        TAP_OK(e <= TOL, "nq4.decoded max |diff| %.2e <= %.0e", e, TOL);
+        stream_run(m, pcm, (int)F, 8, codes, codes_ref, audio);
+        TAP_EQ_INT(n_code_diff(codes, scodes_ref, (size_t)F * 8), 0,
+                   "stream.codes identical (1920 samples per call)");
+        e = max_abs(audio, sdec_ref, (size_t)N);
+        TAP_OK(e <= TOL, "stream.decoded max |diff| %.2e <= %.0e", e, TOL);
+        e = max_abs(audio, dec_ref, (size_t)N);
+        TAP_OK(e <= TOL, "streaming decode vs batch.decoded max |diff| %.2e", e);
         flm_mimi_destroy(&m);
-    }
 
-    m = load(8, 10);
-    if (m) {
-        flm_mimi_encode(m, pcm, N, codes, &err);
-        TAP_EQ_INT(n_code_diff(codes, c10_ref, (size_t)F * 8), 0,
-                   "ctx10.batch.codes identical (context 10, batch)");
-        flm_mimi_decode(m, c10_ref, F, audio, &err);
-        e = max_abs(audio, d10_ref, (size_t)N);
-        TAP_OK(e <= TOL, "ctx10.batch.decoded max |diff| %.2e <= %.0e", e, TOL);
-        /* flmstream decision (README of the vectors): streaming follows batch semantics */
-        stream_run(m, pcm, (int)F, 8, codes, c10_ref, audio);
-        TAP_EQ_INT(n_code_diff(codes, c10_ref, (size_t)F * 8), 0,
-                   "context 10: streaming codes == batch codes");
-        e = max_abs(audio, d10_ref, (size_t)N);
-        TAP_OK(e <= TOL, "context 10: streaming decode vs ctx10.batch.decoded %.2e", e);
-        flm_mimi_destroy(&m);
+        m = load(4, 250);
+        if (m) {
+            TAP_EQ_INT(flm_mimi_encode(m, pcm, N, codes, &err), 0, "encode n_q 4");
+            TAP_EQ_INT(n_code_diff(codes, codes4_ref, (size_t)F * 4), 0, "nq4.codes identical");
+            flm_mimi_decode(m, codes4_ref, F, audio, &err);
+            e = max_abs(audio, dec4_ref, (size_t)N);
+            TAP_OK(e <= TOL, "nq4.decoded max |diff| %.2e <= %.0e", e, TOL);
+            flm_mimi_destroy(&m);
+        }
+
+        m = load(8, 10);
+        if (m) {
+            flm_mimi_encode(m, pcm, N, codes, &err);
+            TAP_EQ_INT(n_code_diff(codes, c10_ref, (size_t)F * 8), 0,
+                       "ctx10.batch.codes identical (context 10, batch)");
+            flm_mimi_decode(m, c10_ref, F, audio, &err);
+            e = max_abs(audio, d10_ref, (size_t)N);
+            TAP_OK(e <= TOL, "ctx10.batch.decoded max |diff| %.2e <= %.0e", e, TOL);
+            /* flmstream decision (README of the vectors): streaming follows batch semantics */
+            stream_run(m, pcm, (int)F, 8, codes, c10_ref, audio);
+            TAP_EQ_INT(n_code_diff(codes, c10_ref, (size_t)F * 8), 0,
+                       "context 10: streaming codes == batch codes");
+            e = max_abs(audio, d10_ref, (size_t)N);
+            TAP_OK(e <= TOL, "context 10: streaming decode vs ctx10.batch.decoded %.2e", e);
+            flm_mimi_destroy(&m);
+        }
     }
     flm_free(pcm), flm_free(lat_ref), flm_free(qlat_ref), flm_free(codes_ref), flm_free(dec_ref);
     flm_free(scodes_ref), flm_free(sdec_ref), flm_free(codes4_ref), flm_free(dec4_ref);

@@ -89,34 +89,55 @@ static void test_gemm(int nt)
     }
 }
 
-/* Pads x_cm [c][T] causally into a time-major buffer and runs the fast kernel. */
+/* Pads x_cm [c][T] causally into a time-major buffer and runs the fast kernel: the portable
+ * paths, then (with panels, on an AVX-512 machine) the direct kernel; each plain, with the ELU
+ * epilogue and accumulating onto an existing output. */
 static void test_conv(int c_in, int c_out, int k, int stride, int dil, flm_pad_mode pm, int T,
                       int nt)
 {
     float *w = rnd((size_t)c_out * c_in * k, "w", 0.3f), *b = rnd((size_t)c_out, "b", 1);
     float *x = rnd((size_t)c_in * T, "x", 1), *wp = flm_malloc((size_t)c_out * c_in * k * 4);
-    flm_conv1d c = {c_in, c_out, k, stride, dil, wp, b};
+    flm_conv1d c = {c_in, c_out, k, stride, dil, wp, b, NULL};
     flm_conv1d_pack_weight(w, c_out, c_in, k, wp);
+    float *pan = flm_malloc(flm_conv1d_panels_size(&c) * 4);
+    flm_conv1d_pack_panels(&c, pan);
     int pad = flm_conv1d_pad(&c), n_out = T / stride, n_in = flm_conv1d_n_in(&c, n_out);
-    float *xt = flm_calloc((size_t)n_in * c_in, 4), *y = flm_malloc((size_t)n_out * c_out * 4);
-    float *yr = flm_malloc((size_t)c_out * (T / stride + 1) * 4), *yt;
+    size_t ny = (size_t)n_out * c_out;
+    float *xt = flm_calloc((size_t)n_in * c_in, 4), *y = flm_malloc(ny * 4);
+    float *yr = flm_malloc((size_t)c_out * (T / stride + 1) * 4), *yt = flm_malloc(ny * 4);
+    float *y0 = rnd(ny, "y0", 1), *want = flm_malloc(ny * 4);
     for (int t = 0; t < n_in; t++)
         for (int i = 0; i < c_in; i++) {
             int p = t - pad;
             xt[(size_t)t * c_in + i] = p < 0 ? (pm == FLM_PAD_REPLICATE ? x[(size_t)i * T] : 0)
                                              : (p < T ? x[(size_t)i * T + p] : 0);
         }
-    flm_conv1d_f32(&c, xt, n_out, y);
     int T_out = flm_conv1d_ref(w, b, c_in, c_out, k, stride, dil, pm, x, T, yr);
-    yt = flm_malloc((size_t)n_out * c_out * 4);
     for (int t = 0; t < n_out; t++)
         for (int o = 0; o < c_out; o++)
             yt[(size_t)t * c_out + o] = yr[(size_t)o * T_out + t];
-    double e = flm_norm_err(y, yt, (size_t)n_out * c_out);
-    TAP_OK(T_out == n_out && e < TOL, "conv1d %d->%d k%d s%d d%d %s T%d (%d thr): err %.2e", c_in,
-           c_out, k, stride, dil, pm ? "replicate" : "zero", T, nt, e);
+    for (int direct = 0; direct < 1 + (flm_kernels_avx512() && dil == 1 && c_out > 1); direct++) {
+        c.wp = direct ? pan : NULL;
+        static const char *const fname[] = {"", " +elu", " accumulate"};
+        for (int f = 0; f < 3; f++) {
+            int flags = f == 1 ? FLM_CONV_ELU : f == 2 ? FLM_CONV_ACCUMULATE : 0;
+            memcpy(want, yt, ny * 4);
+            if (f == 1)
+                flm_elu_ref(want, ny);
+            for (size_t i = 0; f == 2 && i < ny; i++)
+                want[i] += y0[i];
+            if (f == 2)
+                memcpy(y, y0, ny * 4);
+            flm_conv1d_run(&c, xt, n_out, y, flags);
+            double e = flm_norm_err(y, want, ny);
+            TAP_OK(T_out == n_out && e < TOL,
+                   "conv1d%s %d->%d k%d s%d d%d %s T%d %s (%d thr): err %.2e", fname[f], c_in,
+                   c_out, k, stride, dil, pm ? "replicate" : "zero", T,
+                   direct ? "direct" : "portable", nt, e);
+        }
+    }
     flm_free(w), flm_free(b), flm_free(x), flm_free(wp), flm_free(xt), flm_free(y);
-    flm_free(yr), flm_free(yt);
+    flm_free(yr), flm_free(yt), flm_free(y0), flm_free(want), flm_free(pan);
 }
 
 static void test_convtr(int c_in, int c_out, int k, int stride, int dw, int T, int nt)
@@ -135,19 +156,28 @@ static void test_convtr(int c_in, int c_out, int k, int stride, int dw, int T, i
     for (int t = 0; t < T; t++)
         for (int i = 0; i < c_in; i++)
             xt[(size_t)t * c_in + i] = x[(size_t)i * T + t];
-    flm_convtr1d c = {c_in, c_out, k, stride, dw, wp, b};
-    flm_convtr1d_f32(&c, xt, T, y, scr);
+    flm_convtr1d c = {c_in, c_out, k, stride, dw, wp, b, NULL};
+    /* the dense product as a k = 1 conv, in panels for the direct kernel */
+    flm_conv1d v = {.c_in = c_in, .c_out = k * c_out, .k = 1, .stride = 1, .dilation = 1, .w = wp};
+    float *pan = dw ? NULL : flm_malloc(flm_conv1d_panels_size(&v) * 4);
+    if (!dw)
+        flm_conv1d_pack_panels(&v, pan);
     flm_convtr1d_ref(w, b, c_in, c_out, k, stride, dw, x, T, yr);
-    double num = 0, den = 0;
-    for (int u = 0; u < T * stride; u++)
-        for (int o = 0; o < c_out; o++) {
-            double d = y[(size_t)u * c_out + o] - yr[(size_t)o * T * stride + u];
-            num += d * d;
-            den += (double)yr[(size_t)o * T * stride + u] * yr[(size_t)o * T * stride + u];
-        }
-    double e = sqrt(num / den);
-    TAP_OK(e < TOL, "convtr1d %d->%d k%d s%d%s T%d (%d thr): err %.2e", c_in, c_out, k, stride,
-           dw ? " depthwise" : "", T, nt, e);
+    for (int direct = 0; direct < 1 + (flm_kernels_avx512() && !dw); direct++) {
+        c.wp = direct ? pan : NULL;
+        flm_convtr1d_f32(&c, xt, T, y, scr);
+        double num = 0, den = 0;
+        for (int u = 0; u < T * stride; u++)
+            for (int o = 0; o < c_out; o++) {
+                double d = y[(size_t)u * c_out + o] - yr[(size_t)o * T * stride + u];
+                num += d * d;
+                den += (double)yr[(size_t)o * T * stride + u] * yr[(size_t)o * T * stride + u];
+            }
+        double e = sqrt(num / den);
+        TAP_OK(e < TOL, "convtr1d %d->%d k%d s%d%s T%d %s (%d thr): err %.2e", c_in, c_out, k,
+               stride, dw ? " depthwise" : "", T, direct ? "direct" : "portable", nt, e);
+    }
+    flm_free(pan);
     flm_free(w), flm_free(b), flm_free(x), flm_free(wp), flm_free(xt), flm_free(y);
     flm_free(scr), flm_free(yr);
 }
@@ -168,10 +198,19 @@ static void test_pointwise(void)
     flm_gelu_ref(b, n);
     e = flm_norm_err(a, b, n);
     TAP_OK(e < 1e-6, "gelu (exact erf) err %.2e", e);
+    double worst = 0; /* every x on a grid of -8..8 step 1/64, against double erf */
+    for (int i = -512; i <= 512; i++) {
+        float v = (float)i / 64, r = v;
+        flm_gelu_f32(&v, 1);
+        flm_gelu_ref(&r, 1);
+        double d = fabs((double)v - r) / (1.0 + fabs((double)i / 64));
+        worst = d > worst ? d : worst;
+    }
+    TAP_OK(worst < 3e-7, "gelu on -8..8: max |err| / (1 + |x|) %.2e", worst);
     float g = 1.0f;
     flm_gelu_f32(&g, 1);
     TAP_OK(fabsf(g - 0.8413447460685429f) < 1e-6f, "gelu(1) = %.7f (exact, not tanh)", g);
-    double worst = 0;
+    worst = 0;
     for (int i = 0; i <= 200000; i++) { /* elementwise, dense over [-100, 0] */
         float xv = -100.0f * (float)i / 200000.0f, yv = xv;
         flm_elu_f32(&yv, 1);
@@ -329,6 +368,8 @@ int main(void)
         test_conv(24, 24, 4, 2, 1, FLM_PAD_REPLICATE, 50, nt);
         test_conv(24, 12, 5, 3, 2, FLM_PAD_REPLICATE, 99, nt);
         test_conv(256, 512, 12, 6, 1, FLM_PAD_ZERO, 120, nt);
+        test_conv(64, 32, 3, 1, 1, FLM_PAD_ZERO, 1000, nt);   /* direct: many row blocks */
+        test_conv(40, 50, 3, 1, 1, FLM_PAD_ZERO, 23, nt);     /* direct: partial panel and tile */
         test_conv(1, 64, 7, 1, 1, FLM_PAD_ZERO, 3000, nt);    /* narrow-input path */
         test_conv(64, 1, 3, 1, 1, FLM_PAD_ZERO, 1000, nt);    /* one-output path */
         test_conv(20, 1, 5, 2, 1, FLM_PAD_REPLICATE, 90, nt); /* one-output, strided, tail */

@@ -324,6 +324,12 @@ int main(int argc, char **argv)
     double full = argc > 2 ? atof(argv[2]) : 2.0;
     flm_kernels_init(2);
     test_tiny(golden);
+    if (flm_kernels_avx512()) { /* models loaded now run the portable paths */
+        flm_kernels_use_avx512(0);
+        tap_diag("tiny model again, portable kernels");
+        test_tiny(golden);
+        flm_kernels_use_avx512(1);
+    }
     if (full > 0)
         test_full(full);
     return tap_done();
