@@ -752,6 +752,8 @@ static void sconv_reset(sconv *c)
     c->started = 0;
 }
 
+#define DEC_TILE 2 /* frames per tile of the last decoder layers (decode_latent) */
+
 static int sconvtr_init(flm_mimi_stream *s, sconvtr *c, const flm_convtr1d *w)
 {
     c->c = *w;
@@ -920,6 +922,11 @@ int flm_mimi_stream_create(flm_mimi_stream **out, flm_mimi *m, int which, int ma
         }
         if (sconv_init(s, &s->d_out, &m->dec_out, T, 0) < 0)
             goto fail;
+        /* the tiled last stages: a tile's stage 2 and stage 3 outputs side by side */
+        size_t tile = (size_t)(F < DEC_TILE ? F : DEC_TILE), r2 = (size_t)c->ratios[2],
+               r3 = (size_t)c->ratios[3], rows = (size_t)(2 * c->ratios[0] * c->ratios[1]);
+        act = zmax(act, (tile * rows * r2 + r2) * (size_t)(2 * nf) +
+                            (tile * rows * r2 * r3 + r3) * (size_t)nf);
     }
     int d = c->d_model;
     s->act0 = salloc(s, act * sizeof(float));
@@ -1132,7 +1139,7 @@ static void decode_latent(flm_mimi_stream *s, int F, float *pcm)
     s->seconds[FLM_MIMI_STAGE_XF_DEC] += t0 - t1;
     memcpy(sconv_in(&s->d_in), h, (size_t)T * c->dimension * sizeof(float));
     sconv_run(&s->d_in, T, h2, 0);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 2; i++) {
         int r = c->ratios[i];
         flm_elu_f32(h2, (size_t)T * C);
         sconvtr_run(&s->d_up[i], h2, T, h, s->scr);
@@ -1141,8 +1148,27 @@ static void decode_latent(flm_mimi_stream *s, int F, float *pcm)
         res_block(&s->d_res[i], &m->dec_res[i].b, h, T, C, s->tmp);
         sw = h, h = h2, h2 = sw;
     }
-    elu_copy(sconv_in(&s->d_out), h2, (size_t)T * C);
-    sconv_run(&s->d_out, T, pcm, 0);
+    /* The last two stages and the output conv (the widest activations) DEC_TILE frames at a
+     * time, so that a tile stays in cache from layer to layer; the streaming state of the convs
+     * makes this exact. h2 holds stage 1's output; a tile's stage 2 output goes to h, its stage
+     * 3 output to h past it (dec_tile_size). */
+    int rows = T / F, tile = F < DEC_TILE ? F : DEC_TILE, r2 = c->ratios[2], r3 = c->ratios[3];
+    int c2 = C / 2, c3 = C / 4;
+    float *y3 = h + ((size_t)tile * rows * r2 + (size_t)r2) * c2;
+    for (int f = 0; f < F; f += tile) {
+        int t = (F - f < tile ? F - f : tile) * rows;
+        float *x = h2 + (size_t)f * rows * C;
+        flm_elu_f32(x, (size_t)t * C);
+        sconvtr_run(&s->d_up[2], x, t, h, s->scr);
+        t *= r2;
+        res_block(&s->d_res[2], &m->dec_res[2].b, h, t, c2, s->tmp);
+        flm_elu_f32(h, (size_t)t * c2);
+        sconvtr_run(&s->d_up[3], h, t, y3, s->scr);
+        t *= r3;
+        res_block(&s->d_res[3], &m->dec_res[3].b, y3, t, c3, s->tmp);
+        elu_copy(sconv_in(&s->d_out), y3, (size_t)t * c3);
+        sconv_run(&s->d_out, t, pcm + (size_t)f * FLM_MIMI_FRAME_SIZE, 0);
+    }
     s->seconds[FLM_MIMI_STAGE_SEANET_DEC] += flm_now() - t0;
 }
 
