@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flm_index.h"
 #include "flm_util.h"
 
 void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total)
@@ -120,4 +121,31 @@ int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, i
     }
     *out = v;
     return 0;
+}
+
+typedef struct query_row {
+    char *out;
+    size_t size;
+    int done;
+} query_row;
+
+static void on_first_row(void *user, int n_cols, const char *const *names,
+                         const char *const *values)
+{
+    (void)names;
+    query_row *q = user;
+    if (q->done++)
+        return;
+    size_t k = 0;
+    for (int c = 0; c < n_cols && k + 1 < q->size; c++)
+        k += (size_t)snprintf(q->out + k, q->size - k, "%s%s", c ? "\t" : "",
+                              values[c] ? values[c] : "");
+}
+
+int cli_query_row(struct flm_index *idx, const char *sql, char *out, size_t size,
+                  struct flm_error *err)
+{
+    query_row q = {out, size, 0};
+    out[0] = 0;
+    return flm_index_query(idx, sql, on_first_row, &q, err);
 }

@@ -29,6 +29,13 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad);
 /* Parses a non-negative integer option value; prints an error naming the option on failure. */
 int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, int64_t *out);
 
+/* The first row of an index query, its columns joined by tabs into out ("" when there is no
+ * row). Returns 0 or a negative FLM_E* code (err set). */
+struct flm_index;
+struct flm_error;
+int cli_query_row(struct flm_index *idx, const char *sql, char *out, size_t size,
+                  struct flm_error *err);
+
 /* Prints a dataset's totals and its hours by corpus, language, style and stage (or JSON).
  * Returns 0 or a negative FLM_E* code (message already printed). */
 struct flm_index;

@@ -325,24 +325,16 @@ static int run_cmd(int (*fn)(int, char **), char **args)
     return rc;
 }
 
-static void first_value(void *user, int n_cols, const char *const *names, const char *const *values)
-{
-    (void)n_cols, (void)names;
-    char **out = user;
-    if (!*out && values[0])
-        *out = flm_strdup(values[0]);
-}
-
 /* Prints the first sample of the style, its window starting just before its first sentence. */
 static int show_sample(flm_index *idx, const flm_profiles *p, const flm_tokenizer *tok,
                        const char *style)
 {
-    char sql[160], *key = NULL, *path = NULL;
+    char sql[160], key[700], *path = NULL;
     snprintf(sql, sizeof sql,
              "SELECT sample_key FROM samples WHERE style = '%s' ORDER BY id LIMIT 1", style);
     flm_error err = {0};
-    int rc = flm_index_query(idx, sql, first_value, &key, &err);
-    if (rc == 0 && !key) {
+    int rc = cli_query_row(idx, sql, key, sizeof key, &err);
+    if (rc == 0 && !key[0]) {
         printf("\n(no %s-style sample in this dataset)\n", style);
         return 0;
     }
@@ -367,7 +359,6 @@ static int show_sample(flm_index *idx, const flm_profiles *p, const flm_tokenize
     flm_sample_destroy(&s);
     flm_shard_reader_close(&r);
     flm_free(path);
-    flm_free(key);
     return rc;
 }
 
@@ -625,19 +616,17 @@ static int demo_sft(int argc, char **argv)
     printf("\n$ flm index stats %s\n", ds);
     rc = cli_print_stats(idx, 0) < 0;
     /* an interrupted dialog, from just before the user's onset */
-    char *key = NULL, *path = NULL, *frame = NULL;
-    flm_index_query(idx,
-                    "SELECT s.sample_key FROM events e JOIN samples s ON s.id = e.sample_id "
-                    "WHERE e.kind = 'interrupt' ORDER BY s.id, e.frame LIMIT 1",
-                    first_value, &key, &err);
-    flm_index_query(idx,
-                    "SELECT e.frame FROM events e JOIN samples s ON s.id = e.sample_id "
-                    "WHERE e.kind = 'interrupt' ORDER BY s.id, e.frame LIMIT 1",
-                    first_value, &frame, &err);
+    char key[800], *path = NULL, *frame = NULL;
+    cli_query_row(idx,
+                  "SELECT s.sample_key, e.frame FROM events e JOIN samples s ON s.id = e.sample_id "
+                  "WHERE e.kind = 'interrupt' ORDER BY s.id, e.frame LIMIT 1",
+                  key, sizeof key, &err);
+    if ((frame = strrchr(key, '\t')))
+        *frame++ = 0; /* key TAB frame */
     uint64_t rec = 0;
     flm_shard_reader *r = NULL;
     flm_sample *smp = NULL;
-    if (rc == 0 && key && flm_index_locate(idx, key, &path, &rec, &err) == 0 &&
+    if (rc == 0 && frame && flm_index_locate(idx, key, &path, &rec, &err) == 0 &&
         flm_shard_reader_open(&r, path, &err) == 0 &&
         flm_shard_reader_read(r, rec, &smp, &err) == 0) {
         printf("\n$ flm inspect %s:%llu --tokenizer ... --from %d --frames 16\n"
@@ -655,7 +644,7 @@ static int demo_sft(int argc, char **argv)
     }
     flm_sample_destroy(&smp);
     flm_shard_reader_close(&r);
-    flm_free(path), flm_free(key), flm_free(frame);
+    flm_free(path);
     flm_tokenizer_destroy(&tk);
     flm_index_close(&idx);
     return rc;

@@ -197,23 +197,17 @@ static void group_key(const job *J, const group *g, char *buf, size_t size)
 
 /* ---- shards ------------------------------------------------------------------------------- */
 
-static void count_row(void *user, int n_cols, const char *const *names, const char *const *values)
-{
-    (void)n_cols, (void)names;
-    *(int64_t *)user = values[0] ? atoll(values[0]) : 0;
-}
-
 /* First shard number whose name is free in the index. */
 static int find_next_shard(job *J, flm_error *err)
 {
-    int64_t n = 0;
-    int rc = flm_index_query(J->idx, "SELECT count(*) FROM shards", count_row, &n, err);
+    char row[64];
+    int rc = cli_query_row(J->idx, "SELECT count(*) FROM shards", row, sizeof row, err);
+    int64_t n = atoll(row);
     for (; rc == 0; n++) {
         char sql[128];
-        int64_t taken = 0;
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM shards WHERE path = '%s/%06lld%s'",
-                 FLM_SHARDS_DIR, (long long)n, FLM_SHARD_SUFFIX);
-        if ((rc = flm_index_query(J->idx, sql, count_row, &taken, err)) < 0 || !taken)
+        snprintf(sql, sizeof sql, "SELECT 1 FROM shards WHERE path = '%s/%06lld%s'", FLM_SHARDS_DIR,
+                 (long long)n, FLM_SHARD_SUFFIX);
+        if ((rc = cli_query_row(J->idx, sql, row, sizeof row, err)) < 0 || !row[0])
             break;
     }
     J->next_shard = n;
@@ -585,20 +579,12 @@ static int64_t drop_duplicate_groups(const job *J, const group *gs, size_t n, un
     return dropped;
 }
 
-static void first_text(void *user, int n_cols, const char *const *names, const char *const *values)
-{
-    (void)n_cols, (void)names;
-    char *out = user;
-    if (!out[0] && values[0])
-        snprintf(out, 700, "%s", values[0]);
-}
-
 /* A group that is not done although a group starting at the same line of a manifest of the same
  * name is: the manifest changed after it was packed. Packing it would put its sentences in the
  * dataset twice, so the job stops and says so. */
 static int changed_group(job *J, const group *g)
 {
-    char prefix[600], sql[1600], q[1300], found[700] = "";
+    char prefix[600], sql[2800], q[1300], found[700];
     snprintf(prefix, sizeof prefix, "pack:%s:%lld+", J->file_names[g->file],
              (long long)g->first_line);
     size_t k = 0;
@@ -608,12 +594,14 @@ static int changed_group(job *J, const group *g)
         q[k++] = *c;
     }
     q[k] = 0;
+    /* keys starting with the prefix: a range of the primary key ('+' is followed by ','), so one
+     * index lookup per group instead of a scan of every input */
     snprintf(sql, sizeof sql,
-             "SELECT key FROM inputs WHERE status = 'done' AND substr(key, 1, %zu) = '%s' "
+             "SELECT key FROM inputs WHERE key >= '%s' AND key < '%.*s,' AND status = 'done' "
              "LIMIT 1",
-             strlen(prefix), q);
+             q, (int)k - 1, q);
     flm_error err = {0};
-    if (flm_index_query(J->idx, sql, first_text, found, &err) < 0 || !found[0])
+    if (cli_query_row(J->idx, sql, found, sizeof found, &err) < 0 || !found[0])
         return 0;
     cli_error("pack: %s changed after it was packed: lines %lld.. were packed as %s; packing them "
               "again would put their sentences in the dataset twice. Add new data as a new "
