@@ -4,8 +4,8 @@
  *     and the weight bytes a step reads per second divided by the memory read bandwidth
  *     measured in the same run (goal >= 0.8);
  *   teacher forcing: frames/s of forward + text logits + depth head over F frames in chunks of
- *     64, and its GFLOP/s divided by the best sgemm rate measured in the same run (goal >= 0.7).
- * usage: bench_lm tiny|1b|7b f32,bf16,q8,q4 [STEPS [FRAMES [THREADS]]] */
+ *     FLM_LM_TF_ROWS (256), and its GFLOP/s divided by the best sgemm rate measured in the same run
+ * (goal >= 0.7). usage: bench_lm tiny|1b|7b f32,bf16,q8,q4 [STEPS [FRAMES [THREADS]]] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
         flm_lm_gen_destroy(&g);
         /* teacher forcing */
         flm_lm_state *s = NULL;
-        int R = 64;
+        int R = frames < FLM_LM_TF_ROWS ? frames : FLM_LM_TF_ROWS;
         if (flm_lm_state_create(&s, lm, frames + 1, R, &err) < 0) {
             fprintf(stderr, "%s\n", err.msg);
             flm_lm_destroy(&lm);

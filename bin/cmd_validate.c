@@ -22,7 +22,6 @@
 #include "flm_lm.h"
 #include "flm_recipe.h"
 
-#define CHUNK_ROWS 64
 #define OUTLIER_Z 3.5
 
 /* DESIGN section 3 defaults, used without --recipe */
@@ -200,7 +199,8 @@ int cmd_validate(int argc, char **argv)
         longest = f > longest ? f : longest;
     }
     if (flm_lm_state_create(&st, lm, longest + 1,
-                            longest + 1 < CHUNK_ROWS ? longest + 1 : CHUNK_ROWS, &err) < 0) {
+                            longest + 1 < FLM_LM_TF_ROWS ? longest + 1 : FLM_LM_TF_ROWS,
+                            &err) < 0) {
         cli_error("validate: %s", err.msg);
         goto done;
     }

@@ -127,7 +127,10 @@ FLM_API int flm_lm_write(const flm_lm *lm, const char *dir, flm_error *err);
 /* --- running ----------------------------------------------------------------------------- */
 
 /* A KV cache of max_ctx steps and buffers for up to max_rows steps per flm_lm_forward call and
- * max_rows frames per flm_lm_depth_forward call (flm_lm_score works in chunks of max_rows). */
+ * max_rows frames per flm_lm_depth_forward call (flm_lm_score works in chunks of max_rows).
+ * Teacher forcing is fastest with FLM_LM_TF_ROWS rows (bench/RESULTS.md: each matrix product then
+ * expands and packs a block of weights once per 256 frames); streaming uses 1. */
+#define FLM_LM_TF_ROWS 256
 FLM_API int flm_lm_state_create(flm_lm_state **out, const flm_lm *lm, int max_ctx, int max_rows,
                                 flm_error *err);
 FLM_API void flm_lm_state_destroy(flm_lm_state **s);

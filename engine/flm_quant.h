@@ -18,10 +18,17 @@
  *   Q4   uint8 [rows][(cols + 1) / 2], two codes per byte (low nibble = even column), code =
  *        q + 8 with q in [-7, 7], and float scales [rows][n_blocks]: scale = max|x| / 7.
  * Products: for few rows of activations (T <= 4, streaming) a direct dot-product kernel reads
- * each weight once (memory-bound; AVX-512 intrinsics where the CPU has them, else portable
- * vectorisable loops); otherwise blocks of 64 weight rows are expanded to float32
- * in per-thread scratch and multiplied with OpenBLAS sgemm. Work is split over the engine's
- * OpenMP threads by weight rows. Ownership: a flm_qmat only points at memory the caller owns.
+ * each weight once (memory-bound: AVX-512 intrinsics with software prefetch where the CPU has
+ * AVX-512 VNNI, else portable vectorisable loops), threads taking blocks of 32 weight rows in
+ * turn. For Q8 and Q4 these products also quantize each activation row per block of 32 columns to
+ * int8 (scale max|x| / 127, rounded to nearest even) and sum integer products per block (VNNI
+ * vpdpbusd), as llama.cpp does: a relative error of a few 1e-3 on the product
+ * (tests/unit/test_kernels.c), so a quantized model's streaming steps differ from its
+ * teacher-forced pass by that much (float32 and bf16 steps are equal to it). Otherwise (T > 4)
+ * blocks of 256 weight rows are expanded to float32 in per-thread scratch (f32 is used in place)
+ * and multiplied with OpenBLAS sgemm, threads taking blocks in turn; 256 activation rows per call
+ * make that run at ~0.85 of the sgemm rate (bench/RESULTS.md). Ownership: a flm_qmat only points
+ * at memory the caller owns.
  */
 #ifndef FLM_QUANT_H
 #define FLM_QUANT_H
@@ -59,10 +66,11 @@ FLM_API size_t flm_qmat_scratch_size(int cols);
 /* C[T][rows] (ldc) = beta * C + A[T][cols] (lda) * m^T + bias (bias [rows] or NULL). */
 FLM_API void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const float *bias,
                            float beta, float *C, int ldc, float *scratch);
-/* Tests: 0 makes the streaming products use the portable kernels even where the AVX-512 ones
- * would run (bf16, q8, q4), so both are checked on an AVX-512 machine. Default 1. */
+/* Tests: 0 makes the products and flm_qmat_row use the portable kernels even where the AVX-512
+ * ones would run, so both are checked on an AVX-512 machine. Default 1. */
 FLM_API void flm_quant_use_avx512(int enable);
-/* Reference twin: every row dequantized with flm_qmat_row, double accumulation. */
+/* Reference twin: every row dequantized with flm_qmat_row, double accumulation; for Q8 / Q4 with
+ * T <= 4 the activations quantized to int8 as the product does. */
 FLM_API void flm_qmat_gemm_ref(const flm_qmat *m, int T, const float *A, int lda, const float *bias,
                                float beta, float *C, int ldc);
 

@@ -11,8 +11,9 @@
 #include "flm_kernels.h"
 #include "flm_tensor.h"
 
-#define EXPAND_ROWS 64 /* weight rows expanded to float32 per sgemm call */
-#define DOT_MAX_T 4    /* up to this many activation rows: direct dot products */
+#define EXPAND_ROWS 256 /* weight rows expanded to float32 per sgemm call */
+#define DOT_MAX_T 4     /* up to this many activation rows: direct dot products ... */
+#define DOT_ROWS 32     /* ... over blocks of this many weight rows (threads take blocks in turn) */
 
 static const char *const names[FLM_W_COUNT] = {"f32", "bf16", "q8", "q4"};
 
@@ -100,117 +101,6 @@ void flm_qmat_quantize(flm_qmat *m, const float *src)
         quantize_row(m, r, src + (size_t)r * m->cols);
 }
 
-void flm_qmat_row(const flm_qmat *m, int r, float *out)
-{
-    int C = m->cols, nb = n_blocks(C);
-    const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
-    const float *sc = m->scale ? m->scale + (size_t)r * nb : NULL;
-    switch (m->type) {
-    case FLM_W_F32:
-        memcpy(out, row, (size_t)C * 4);
-        break;
-    case FLM_W_BF16:
-        flm_bf16_to_f32((const uint16_t *)row, out, (size_t)C);
-        break;
-    case FLM_W_Q8:
-        for (int i = 0; i < C; i++)
-            out[i] = (float)((const int8_t *)row)[i] * sc[i / FLM_QBLOCK];
-        break;
-    default:
-        for (int i = 0; i < C; i++)
-            out[i] = (float)(((row[i / 2] >> (4 * (i & 1))) & 15) - 8) * sc[i / FLM_QBLOCK];
-        break;
-    }
-}
-
-size_t flm_qmat_scratch_size(int cols)
-{
-    return ((size_t)flm_kernels_threads() * EXPAND_ROWS + DOT_MAX_T) * (size_t)cols;
-}
-
-/* The dot-product kernels: element-wise partial sums over one block width (no reduction inside
- * the loops, so GCC vectorises them), one final sum per row; compiled for AVX-512, AVX2 and
- * baseline. Q4 reads x permuted per block into [even columns | odd columns] (xp, made once per
- * call), matching the two nibbles of a byte. */
-#define KERNEL                                                                                     \
-    __attribute__((optimize("O3", "tree-vectorize"),                                               \
-                   target_clones("avx512f", "avx2", "default"))) static float
-
-static float sum_lanes(const float *acc, int n)
-{
-    float s = 0.0f;
-    for (int i = 0; i < n; i++)
-        s += acc[i];
-    return s;
-}
-
-KERNEL dot_f32(const float *w, const float *x, int n)
-{
-    float acc[32] = {0};
-    int nb = n / 32;
-    for (int b = 0; b < nb; b++)
-        for (int i = 0; i < 32; i++)
-            acc[i] += w[b * 32 + i] * x[b * 32 + i];
-    for (int i = nb * 32; i < n; i++)
-        acc[i - nb * 32] += w[i] * x[i];
-    return sum_lanes(acc, 32);
-}
-
-KERNEL dot_bf16(const uint16_t *w, const float *x, int n)
-{
-    float acc[32] = {0};
-    int nb = n / 32;
-    for (int b = 0; b < nb; b++)
-        for (int i = 0; i < 32; i++) {
-            union {
-                uint32_t u;
-                float f;
-            } v = {.u = (uint32_t)w[b * 32 + i] << 16};
-            acc[i] += v.f * x[b * 32 + i];
-        }
-    for (int i = nb * 32; i < n; i++) {
-        union {
-            uint32_t u;
-            float f;
-        } v = {.u = (uint32_t)w[i] << 16};
-        acc[i - nb * 32] += v.f * x[i];
-    }
-    return sum_lanes(acc, 32);
-}
-
-KERNEL dot_q8(const int8_t *w, const float *x, const float *sc, int n)
-{
-    float acc[FLM_QBLOCK] = {0};
-    int nb = n / FLM_QBLOCK;
-    for (int b = 0; b < nb; b++) {
-        float s = sc[b];
-        for (int i = 0; i < FLM_QBLOCK; i++)
-            acc[i] += (float)w[b * FLM_QBLOCK + i] * s * x[b * FLM_QBLOCK + i];
-    }
-    for (int i = nb * FLM_QBLOCK; i < n; i++) /* a shorter last block */
-        acc[i - nb * FLM_QBLOCK] += (float)w[i] * sc[nb] * x[i];
-    return sum_lanes(acc, FLM_QBLOCK);
-}
-
-KERNEL dot_q4(const uint8_t *w, const float *xp, const float *x, const float *sc, int n)
-{
-    float lo[FLM_QBLOCK / 2] = {0}, hi[FLM_QBLOCK / 2] = {0};
-    int nb = n / FLM_QBLOCK;
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *q = w + b * FLM_QBLOCK / 2;
-        const float *xe = xp + b * FLM_QBLOCK, *xo = xe + FLM_QBLOCK / 2;
-        float s = sc[b];
-        for (int j = 0; j < FLM_QBLOCK / 2; j++) {
-            lo[j] += (float)((q[j] & 15) - 8) * s * xe[j];
-            hi[j] += (float)((q[j] >> 4) - 8) * s * xo[j];
-        }
-    }
-    float t = 0.0f;
-    for (int i = nb * FLM_QBLOCK; i < n; i++)
-        t += (float)(((w[i >> 1] >> ((i & 1) << 2)) & 15) - 8) * sc[nb] * x[i];
-    return sum_lanes(lo, FLM_QBLOCK / 2) + sum_lanes(hi, FLM_QBLOCK / 2) + t;
-}
-
 static int simd_allowed = 1;
 
 void flm_quant_use_avx512(int enable)
@@ -222,102 +112,412 @@ static int has_avx512(void)
 {
     static int v = -1;
     if (v < 0)
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     return v && simd_allowed;
 }
-
-/* AVX-512 versions of the two quantized kernels (the portable loops above compile to 128-bit
- * conversions, ~5x slower): per block of 32, the codes widened to 16 x int32, converted, one FMA
- * with x per 16 lanes, then scaled into the accumulator. */
-#define AVX512 __attribute__((target("avx512f,avx512bw,fma")))
-
-AVX512 static float dot_q8_avx512(const int8_t *w, const float *x, const float *sc, int n)
+/* Columns [c0, cols) of row r into out[c0 ...]. */
+static void row_portable(const flm_qmat *m, int r, int c0, float *out)
 {
-    __m512 acc = _mm512_setzero_ps();
-    int nb = n / FLM_QBLOCK;
-    for (int b = 0; b < nb; b++) {
-        const int8_t *q = w + b * FLM_QBLOCK;
-        const float *xb = x + b * FLM_QBLOCK;
-        __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q)));
-        __m512 c =
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))));
-        __m512 bs = _mm512_mul_ps(a, _mm512_loadu_ps(xb));
-        bs = _mm512_fmadd_ps(c, _mm512_loadu_ps(xb + 16), bs);
-        acc = _mm512_fmadd_ps(bs, _mm512_set1_ps(sc[b]), acc);
+    int C = m->cols, nb = n_blocks(C);
+    const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
+    const float *sc = m->scale ? m->scale + (size_t)r * nb : NULL;
+    switch (m->type) {
+    case FLM_W_F32:
+        memcpy(out + c0, (const float *)row + c0, (size_t)(C - c0) * 4);
+        break;
+    case FLM_W_BF16:
+        flm_bf16_to_f32((const uint16_t *)row + c0, out + c0, (size_t)(C - c0));
+        break;
+    case FLM_W_Q8:
+        for (int i = c0; i < C; i++)
+            out[i] = (float)((const int8_t *)row)[i] * sc[i / FLM_QBLOCK];
+        break;
+    default:
+        for (int i = c0; i < C; i++)
+            out[i] = (float)(((row[i / 2] >> (4 * (i & 1))) & 15) - 8) * sc[i / FLM_QBLOCK];
+        break;
     }
-    float s = _mm512_reduce_add_ps(acc), t = 0.0f;
-    for (int i = nb * FLM_QBLOCK; i < n; i++)
-        t += (float)w[i] * x[i];
-    return n % FLM_QBLOCK ? s + t * sc[nb] : s;
 }
 
-AVX512 static float dot_bf16_avx512(const uint16_t *w, const float *x, int n)
+/* Row r in float32 with AVX-512: the expansion before sgemm (teacher forcing) runs at memory
+ * speed rather than one value per instruction. Whole blocks only; the caller does the rest. */
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+/* Bytes ahead that the streaming kernels ask the weights to be fetched from memory (measured:
+ * +11 % on the bf16 lm_head of the 1B shape on 2 threads, bench/RESULTS.md) */
+#define PREFETCH 2048
+
+AVX512 static int row_avx512(const flm_qmat *m, int r, float *out)
 {
-    __m512 acc = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + i)));
-        acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_loadu_ps(x + i),
-                              acc);
+    int C = m->cols, nb = n_blocks(C), full = C / FLM_QBLOCK;
+    const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
+    const float *sc = m->scale ? m->scale + (size_t)r * nb : NULL;
+    if (m->type == FLM_W_BF16) {
+        const uint16_t *w = (const uint16_t *)row;
+        for (int i = 0; i + 16 <= full * FLM_QBLOCK; i += 16)
+            _mm512_storeu_ps(
+                out + i,
+                _mm512_castsi512_ps(_mm512_slli_epi32(
+                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + i))), 16)));
+        return full * FLM_QBLOCK;
     }
-    float s = _mm512_reduce_add_ps(acc);
-    for (; i < n; i++) {
-        uint32_t u = (uint32_t)w[i] << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        s += f * x[i];
+    const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi_idx =
+        _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    for (int b = 0; b < full; b++) {
+        __m512 s = _mm512_set1_ps(sc[b]);
+        float *o = out + b * FLM_QBLOCK;
+        if (m->type == FLM_W_Q8) {
+            const int8_t *q = (const int8_t *)row + b * FLM_QBLOCK;
+            for (int h = 0; h < 2; h++)
+                _mm512_storeu_ps(o + 16 * h,
+                                 _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                   _mm_loadu_si128((const __m128i *)(q + 16 * h)))),
+                                               s));
+            continue;
+        }
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + b * 16)));
+        const __m512i eight = _mm512_set1_epi32(8), mask = _mm512_set1_epi32(15);
+        __m512 lo = _mm512_mul_ps(
+            _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, mask), eight)), s);
+        __m512 hi =
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight)), s);
+        _mm512_storeu_ps(o, _mm512_permutex2var_ps(lo, lo_idx, hi));
+        _mm512_storeu_ps(o + 16, _mm512_permutex2var_ps(lo, hi_idx, hi));
+    }
+    return full * FLM_QBLOCK;
+}
+
+void flm_qmat_row(const flm_qmat *m, int r, float *out)
+{
+    int done = m->type != FLM_W_F32 && has_avx512() ? row_avx512(m, r, out) : 0;
+    row_portable(m, r, done, out);
+}
+
+size_t flm_qmat_scratch_size(int cols)
+{
+    return (size_t)flm_kernels_threads() * EXPAND_ROWS * (size_t)cols +
+           DOT_MAX_T * ((size_t)cols + 64);
+}
+
+/* ---------------------------------------------------------------- streaming products
+ *
+ * Q8 and Q4 products with few activation rows quantize each activation row per block of 32
+ * columns to int8 (scale max|x| / 127, round to nearest even) and sum integer products per block,
+ * as llama.cpp does: the AVX-512 VNNI instruction vpdpbusd then does 64 multiply-adds of int8
+ * in one operation, which keeps the 4-bit kernel memory-bound. The activations are prepared once
+ * per call into `act8`, laid out in chunks that match one 64-byte load of weight codes:
+ *   Q8: a chunk is 64 columns (2 blocks): codes q[64] in column order; s[16]: lanes 0-7 the
+ *       scale of the first block, lanes 8-15 of the second;
+ *   Q4: a chunk is 128 columns (4 blocks, 64 bytes of codes): q[128] = the even columns of the 4
+ *       blocks (16 each), then their odd columns, which matches the low and high nibbles of the
+ *       64 code bytes; s[16]: lane 4b + j the scale of block b; c[16]: lane 4b = -8 x the sum of
+ *       block b's codes (the codes are stored as q + 8, which vpdpbusd reads unsigned).
+ * Columns past the end are zero, so a row's last chunk needs no special arithmetic. */
+typedef struct act8 {
+    const uint8_t *base; /* row t's q at base + t * stride, its s at + s_off, its c at + c_off */
+    size_t stride, s_off, c_off;
+} act8;
+
+static int chunk_cols(flm_wtype t)
+{
+    return t == FLM_W_Q4 ? 128 : 64;
+}
+
+/* Quantizes one block of n (<= 32) values: q[i] = rint(x[i] / s), returns s = max|x| / 127. */
+static float quantize_block(const float *x, int n, int8_t *q)
+{
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++)
+        amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    float s = amax / 127.0f, inv = s > 0.0f ? 1.0f / s : 0.0f;
+    for (int i = 0; i < n; i++) /* round to nearest even: adding 1.5 * 2^23 drops the fraction */
+        q[i] = (int8_t)(int)((x[i] * inv + 12582912.0f) - 12582912.0f);
+    return s;
+}
+
+/* The same for a whole block (n = 32) with AVX-512; rounding by the default MXCSR mode, to
+ * nearest even, so the results are the same. */
+AVX512 static float quantize_block_avx512(const float *x, int8_t *q)
+{
+    __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+    float s = amax / 127.0f, inv = s > 0.0f ? 1.0f / s : 0.0f;
+    __m512 v = _mm512_set1_ps(inv);
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, v))));
+    _mm_storeu_si128((__m128i *)(q + 16),
+                     _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, v))));
+    return s;
+}
+
+/* Fills a from T rows of A (lda) for products with a type-t matrix of K columns; mem holds
+ * DOT_MAX_T * (K + 64) floats. */
+static void act8_prepare(act8 *a, flm_wtype t, const float *A, int lda, int T, int K, float *mem)
+{
+    int cc = chunk_cols(t), n_chunk = (K + cc - 1) / cc;
+    a->base = (const uint8_t *)mem;
+    a->stride = (size_t)n_chunk * (cc + 128);
+    a->s_off = (size_t)n_chunk * cc;
+    a->c_off = (size_t)n_chunk * (cc + 64);
+    for (int r = 0; r < T; r++) {
+        uint8_t *base = (uint8_t *)mem + (size_t)r * a->stride;
+        int8_t *q = (int8_t *)base;
+        float *s = (float *)(base + a->s_off);
+        int32_t *c = (int32_t *)(base + a->c_off);
+        memset(base, 0, a->stride);
+        const float *x = A + (size_t)r * lda;
+        for (int b = 0; b * FLM_QBLOCK < K; b++) {
+            int lo = b * FLM_QBLOCK, n = K - lo < FLM_QBLOCK ? K - lo : FLM_QBLOCK;
+            int8_t blk[FLM_QBLOCK] = {0};
+            float sc = n == FLM_QBLOCK && has_avx512() ? quantize_block_avx512(x + lo, blk)
+                                                       : quantize_block(x + lo, n, blk);
+            if (t == FLM_W_Q8) {
+                memcpy(q + lo, blk, (size_t)n);
+                for (int j = 0; j < 8; j++)
+                    s[(b / 2) * 16 + (b % 2) * 8 + j] = sc;
+                continue;
+            }
+            int8_t *ch = q + (size_t)(b / 4) * 128 + (b % 4) * 16;
+            int32_t sum = 0;
+            for (int j = 0; j < FLM_QBLOCK / 2; j++) {
+                ch[j] = blk[2 * j];
+                ch[64 + j] = blk[2 * j + 1];
+                sum += blk[2 * j] + blk[2 * j + 1];
+            }
+            for (int j = 0; j < 4; j++)
+                s[(b / 4) * 16 + (b % 4) * 4 + j] = sc;
+            c[(b / 4) * 16 + (b % 4) * 4] = -8 * sum;
+        }
+    }
+}
+
+/* Portable kernels (compiled for AVX-512, AVX2 and baseline; GCC vectorises the element-wise
+ * partial sums): one weight row against one activation row. */
+#define KERNEL                                                                                     \
+    __attribute__((optimize("O3", "tree-vectorize"),                                               \
+                   target_clones("avx512f", "avx2", "default"))) static float
+
+KERNEL dot_f32(const float *w, const float *x, int n)
+{
+    float acc[32] = {0};
+    int nb = n / 32;
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < 32; i++)
+            acc[i] += w[b * 32 + i] * x[b * 32 + i];
+    for (int i = nb * 32; i < n; i++)
+        acc[i - nb * 32] += w[i] * x[i];
+    float s = 0.0f;
+    for (int i = 0; i < 32; i++)
+        s += acc[i];
+    return s;
+}
+
+KERNEL dot_bf16(const uint16_t *w, const float *x, int n)
+{
+    float acc[32] = {0};
+    for (int i = 0; i < n; i++) {
+        union {
+            uint32_t u;
+            float f;
+        } v = {.u = (uint32_t)w[i] << 16};
+        acc[i % 32] += v.f * x[i];
+    }
+    float s = 0.0f;
+    for (int i = 0; i < 32; i++)
+        s += acc[i];
+    return s;
+}
+
+/* xq, xs, xc: one activation row of act8. */
+KERNEL dot_q8(const int8_t *w, const float *ws, int K, const int8_t *xq, const float *xs)
+{
+    float s = 0.0f;
+    for (int b = 0; b * FLM_QBLOCK < K; b++) {
+        int lo = b * FLM_QBLOCK, n = K - lo < FLM_QBLOCK ? K - lo : FLM_QBLOCK;
+        int32_t d = 0;
+        for (int i = 0; i < n; i++)
+            d += (int32_t)w[lo + i] * xq[lo + i];
+        s += (float)d * (ws[b] * xs[(b / 2) * 16 + (b % 2) * 8]);
     }
     return s;
 }
 
-AVX512 static float dot_q4_avx512(const uint8_t *w, const float *xp, const float *x,
-                                  const float *sc, int n)
+KERNEL dot_q4(const uint8_t *w, const float *ws, int K, const int8_t *xq, const float *xs,
+              const int32_t *xc)
 {
-    __m512 acc = _mm512_setzero_ps();
-    const __m512i mask = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
-    int nb = n / FLM_QBLOCK;
-    for (int b = 0; b < nb; b++) {
-        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w + b * 16)));
-        __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, mask), eight));
-        __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
-        const float *xb = xp + b * FLM_QBLOCK; /* [16 even | 16 odd] */
-        __m512 bs = _mm512_mul_ps(lo, _mm512_loadu_ps(xb));
-        bs = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16), bs);
-        acc = _mm512_fmadd_ps(bs, _mm512_set1_ps(sc[b]), acc);
+    float s = 0.0f;
+    for (int b = 0; b * FLM_QBLOCK < K; b++) {
+        const int8_t *ch = xq + (size_t)(b / 4) * 128 + (b % 4) * 16;
+        const uint8_t *q = w + (size_t)b * FLM_QBLOCK / 2;
+        int nbytes = (K - b * FLM_QBLOCK + 1) / 2 < 16 ? (K - b * FLM_QBLOCK + 1) / 2 : 16;
+        int32_t d = xc[(b / 4) * 16 + (b % 4) * 4];
+        for (int j = 0; j < nbytes; j++)
+            d += (int32_t)(q[j] & 15) * ch[j] + (int32_t)(q[j] >> 4) * ch[64 + j];
+        s += (float)d * (ws[b] * xs[(b / 4) * 16 + (b % 4) * 4]);
     }
-    float s = _mm512_reduce_add_ps(acc), t = 0.0f;
-    for (int i = nb * FLM_QBLOCK; i < n; i++)
-        t += (float)(((w[i >> 1] >> ((i & 1) << 2)) & 15) - 8) * x[i];
-    return n % FLM_QBLOCK ? s + t * sc[nb] : s;
+    return s;
 }
 
-/* Direct dot products of T (<= DOT_MAX_T) activation rows with weight rows [r0, r1):
- * acc [T][r1 - r0]. xp: the Q4 permutation of A, [T][cols]. */
-static void dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, int lda,
-                     const float *xp, float *acc)
+/* AVX-512 kernels: four (f32, bf16) or two (q8, q4) independent accumulators so that a single
+ * row streams at memory speed; the last chunk of a row is read with a mask (never past the
+ * row's end). */
+
+AVX512 static float dot_f32_avx512(const float *w, const float *x, int n)
 {
-    int C = m->cols, nb = n_blocks(C), avx512 = has_avx512();
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        for (int k = 0; k < 4; k++)
+            _mm_prefetch((const char *)(w + i) + PREFETCH + 64 * k, _MM_HINT_T0);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, x + i), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+AVX512 static inline __m512 bf16x16(__m256i v)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+}
+
+AVX512 static float dot_bf16_avx512(const uint16_t *w, const float *x, int n)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        _mm_prefetch((const char *)(w + i) + PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + i) + PREFETCH + 64, _MM_HINT_T0);
+        const __m256i *p = (const __m256i *)(w + i);
+        a0 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256(p)), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256(p + 1)), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256(p + 2)), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256(p + 3)), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        a0 = _mm512_fmadd_ps(bf16x16(_mm256_maskz_loadu_epi16(m, w + i)),
+                             _mm512_maskz_loadu_ps(m, x + i), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* One 64-byte chunk of Q8 codes v (2 blocks, scales wsx per lane) against activation chunk
+ * xq / xs, added to acc. */
+AVX512 static inline __m512 q8_chunk(__m512i v, __m512 wsx, const int8_t *xq, const float *xs,
+                                     __m512 acc)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i x = _mm512_loadu_si512(xq);
+    x = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(v), zero, x); /* the sign of w onto x */
+    __m512i d = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(v), x);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(wsx, _mm512_loadu_ps(xs)), acc);
+}
+
+AVX512 static float dot_q8_avx512(const int8_t *w, const float *ws, int K, const int8_t *xq,
+                                  const float *xs)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int nb = n_blocks(K), full = K / 64, c = 0;
+#define WS2(p) _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd(p))))
+    for (; c + 2 <= full; c += 2) {
+        _mm_prefetch((const char *)(w + 64 * c) + PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + 64 * c) + PREFETCH + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(ws + 2 * c) + PREFETCH / 4, _MM_HINT_T0);
+        a0 = q8_chunk(_mm512_loadu_si512(w + 64 * c), WS2((const double *)(ws + 2 * c)),
+                      xq + 64 * c, xs + 16 * c, a0);
+        a1 = q8_chunk(_mm512_loadu_si512(w + 64 * c + 64), WS2((const double *)(ws + 2 * c + 2)),
+                      xq + 64 * c + 64, xs + 16 * c + 16, a1);
+    }
+#undef WS2
+    for (; c * 64 < K; c++) { /* the last chunks, read with masks */
+        int left = K - 64 * c;
+        __m512i v = _mm512_maskz_loadu_epi8(left >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1,
+                                            w + 64 * c);
+        __m512 wsx =
+            _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(nb - 2 * c >= 2 ? 3 : 1, ws + 2 * c));
+        a0 = q8_chunk(v, wsx, xq + 64 * c, xs + 16 * c, a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+/* One 64-byte chunk of Q4 codes v (4 blocks, scales wsx per lane) against activation chunk
+ * xq / xs / xc, added to acc. */
+AVX512 static inline __m512 q4_chunk(__m512i v, __m512 wsx, const int8_t *xq, const float *xs,
+                                     const int32_t *xc, __m512 acc)
+{
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    __m512i d = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc), lo, _mm512_loadu_si512(xq));
+    d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512(xq + 64));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(wsx, _mm512_loadu_ps(xs)), acc);
+}
+
+AVX512 static float dot_q4_avx512(const uint8_t *w, const float *ws, int K, const int8_t *xq,
+                                  const float *xs, const int32_t *xc)
+{
+    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int nb = n_blocks(K), full = K / 128, rb = (K + 1) / 2, c = 0;
+#define WS4(p) _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(p)))
+    for (; c + 2 <= full; c += 2) {
+        _mm_prefetch((const char *)(w + 64 * c) + PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + 64 * c) + PREFETCH + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(ws + 4 * c) + PREFETCH / 4, _MM_HINT_T0);
+        a0 = q4_chunk(_mm512_loadu_si512(w + 64 * c), WS4(ws + 4 * c), xq + 128 * c, xs + 16 * c,
+                      xc + 16 * c, a0);
+        a1 = q4_chunk(_mm512_loadu_si512(w + 64 * c + 64), WS4(ws + 4 * c + 4), xq + 128 * c + 128,
+                      xs + 16 * c + 16, xc + 16 * c + 16, a1);
+    }
+#undef WS4
+    for (; c * 128 < K; c++) { /* the last chunks, read with masks */
+        int left = rb - 64 * c, lb = nb - 4 * c;
+        __m512i v = _mm512_maskz_loadu_epi8(left >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1,
+                                            w + 64 * c);
+        __m512 wsx = _mm512_permutexvar_ps(
+            idx, _mm512_maskz_loadu_ps(lb >= 4 ? 15 : (__mmask16)((1u << lb) - 1), ws + 4 * c));
+        a0 = q4_chunk(v, wsx, xq + 128 * c, xs + 16 * c, xc + 16 * c, a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+/* Direct dot products of T (<= DOT_MAX_T) activation rows (float A, or a for Q8 / Q4) with
+ * weight rows [r0, r1): acc [T][r1 - r0]. */
+static void dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, int lda,
+                     const act8 *a, float *acc)
+{
+    int K = m->cols, nb = n_blocks(K), avx512 = has_avx512();
     for (int r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, C);
-        const float *sc = m->scale ? m->scale + (size_t)r * nb : NULL;
+        const uint8_t *row = (const uint8_t *)m->q + (size_t)r * row_bytes(m->type, K);
+        const float *ws = m->scale ? m->scale + (size_t)r * nb : NULL;
         for (int t = 0; t < T; t++) {
             const float *x = A + (size_t)t * lda;
+            const uint8_t *at = a ? a->base + (size_t)t * a->stride : NULL;
+            const int8_t *xq = (const int8_t *)at;
+            const float *xs = a ? (const float *)(at + a->s_off) : NULL;
+            const int32_t *xc = a ? (const int32_t *)(at + a->c_off) : NULL;
             float s;
             switch (m->type) {
             case FLM_W_F32:
-                s = dot_f32((const float *)row, x, C);
+                s = avx512 ? dot_f32_avx512((const float *)row, x, K)
+                           : dot_f32((const float *)row, x, K);
                 break;
             case FLM_W_BF16:
-                s = avx512 ? dot_bf16_avx512((const uint16_t *)row, x, C)
-                           : dot_bf16((const uint16_t *)row, x, C);
+                s = avx512 ? dot_bf16_avx512((const uint16_t *)row, x, K)
+                           : dot_bf16((const uint16_t *)row, x, K);
                 break;
             case FLM_W_Q8:
-                s = avx512 ? dot_q8_avx512((const int8_t *)row, x, sc, C)
-                           : dot_q8((const int8_t *)row, x, sc, C);
+                s = avx512 ? dot_q8_avx512((const int8_t *)row, ws, K, xq, xs)
+                           : dot_q8((const int8_t *)row, ws, K, xq, xs);
                 break;
             default:
-                s = avx512 ? dot_q4_avx512(row, xp + (size_t)t * C, x, sc, C)
-                           : dot_q4(row, xp + (size_t)t * C, x, sc, C);
+                s = avx512 ? dot_q4_avx512(row, ws, K, xq, xs, xc) : dot_q4(row, ws, K, xq, xs, xc);
                 break;
             }
             acc[(size_t)t * (r1 - r0) + (r - r0)] = s;
@@ -331,31 +531,21 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
     int R = m->rows, K = m->cols, nt = flm_kernels_threads();
     if (T <= 0 || R <= 0)
         return;
-    if (m->type == FLM_W_F32 && T > DOT_MAX_T) { /* no expansion needed */
-        if (bias)
-            for (int t = 0; t < T; t++)
-                for (int r = 0; r < R; r++)
-                    C[(size_t)t * ldc + r] = beta * C[(size_t)t * ldc + r] + bias[r];
-        flm_gemm_nt_f32(T, R, K, A, lda, (const float *)m->q, K, bias ? 1.0f : beta, C, ldc);
-        return;
+    int rows = T <= DOT_MAX_T ? DOT_ROWS : EXPAND_ROWS, n_blk = (R + rows - 1) / rows;
+    act8 a8, *a = NULL;
+    if ((m->type == FLM_W_Q8 || m->type == FLM_W_Q4) && T <= DOT_MAX_T) {
+        act8_prepare(&a8, m->type, A, lda, T, K,
+                     scratch + (size_t)flm_kernels_threads() * EXPAND_ROWS * K);
+        a = &a8;
     }
-    int n_blk = (R + EXPAND_ROWS - 1) / EXPAND_ROWS;
-    float *xp = scratch + (size_t)flm_kernels_threads() * EXPAND_ROWS * K; /* [T][K] */
-    if (m->type == FLM_W_Q4 && T <= DOT_MAX_T)
-        for (int t = 0; t < T; t++)
-            for (int b = 0; b + FLM_QBLOCK <= K; b += FLM_QBLOCK)
-                for (int j = 0; j < FLM_QBLOCK / 2; j++) {
-                    xp[(size_t)t * K + b + j] = A[(size_t)t * lda + b + 2 * j];
-                    xp[(size_t)t * K + b + FLM_QBLOCK / 2 + j] = A[(size_t)t * lda + b + 2 * j + 1];
-                }
     if ((double)R * K * T < 262144.0)
         nt = 1;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int blk = 0; blk < n_blk; blk++) {
-        int r0 = blk * EXPAND_ROWS, r1 = r0 + EXPAND_ROWS < R ? r0 + EXPAND_ROWS : R, n = r1 - r0;
+        int r0 = blk * rows, r1 = r0 + rows < R ? r0 + rows : R, n = r1 - r0;
         float *scr = scratch + (size_t)omp_get_thread_num() * EXPAND_ROWS * K;
         if (T <= DOT_MAX_T) {
-            dot_rows(m, r0, r1, T, A, lda, xp, scr); /* scr: [T][n] */
+            dot_rows(m, r0, r1, T, A, lda, a, scr); /* scr: [T][n] */
             for (int t = 0; t < T; t++)
                 for (int i = 0; i < n; i++) {
                     float *c = &C[(size_t)t * ldc + r0 + i];
@@ -364,8 +554,12 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
                 }
             continue;
         }
-        for (int i = 0; i < n; i++)
-            flm_qmat_row(m, r0 + i, scr + (size_t)i * K);
+        const float *w = (const float *)m->q + (size_t)r0 * K; /* f32: used in place */
+        if (m->type != FLM_W_F32) {
+            for (int i = 0; i < n; i++)
+                flm_qmat_row(m, r0 + i, scr + (size_t)i * K);
+            w = scr;
+        }
         if (bias)
             for (int t = 0; t < T; t++)
                 for (int i = 0; i < n; i++) {
@@ -373,7 +567,7 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
                     *c = (beta != 0.0f ? beta * *c : 0.0f) + bias[r0 + i];
                 }
         /* column-major C^T = W A^T, as flm_gemm_nt_f32 asks BLAS (see kernels.c) */
-        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, n, T, K, 1.0f, scr, K, A, lda,
+        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, n, T, K, 1.0f, w, K, A, lda,
                     bias ? 1.0f : beta, C + r0, ldc);
     }
 }
@@ -381,18 +575,33 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
 void flm_qmat_gemm_ref(const flm_qmat *m, int T, const float *A, int lda, const float *bias,
                        float beta, float *C, int ldc)
 {
-    float *row = flm_malloc((size_t)m->cols * sizeof *row);
-    for (int r = 0; r < m->rows && row; r++) {
+    int K = m->cols, act_q = (m->type == FLM_W_Q8 || m->type == FLM_W_Q4) && T <= DOT_MAX_T;
+    float *row = flm_malloc((size_t)K * sizeof *row), *x = flm_malloc((size_t)T * K * sizeof *x);
+    for (int t = 0; t < T && x; t++) /* the activations as the product sees them */
+        for (int lo = 0; lo < K; lo += FLM_QBLOCK) {
+            const float *a = A + (size_t)t * lda;
+            int hi = lo + FLM_QBLOCK < K ? lo + FLM_QBLOCK : K;
+            float amax = 0.0f;
+            for (int i = lo; i < hi; i++)
+                amax = fmaxf(amax, fabsf(a[i]));
+            float s = amax / 127.0f;
+            for (int i = lo; i < hi; i++)
+                x[(size_t)t * K + i] = !act_q     ? a[i]
+                                       : s > 0.0f ? rintf(a[i] * (1.0f / s)) * s
+                                                  : 0.0f;
+        }
+    for (int r = 0; r < m->rows && row && x; r++) {
         flm_qmat_row(m, r, row);
         for (int t = 0; t < T; t++) {
             double s = bias ? bias[r] : 0.0;
-            for (int i = 0; i < m->cols; i++)
-                s += (double)A[(size_t)t * lda + i] * row[i];
+            for (int i = 0; i < K; i++)
+                s += (double)x[(size_t)t * K + i] * row[i];
             float *c = &C[(size_t)t * ldc + r];
             *c = (float)(s + (beta != 0.0f ? (double)beta * *c : 0.0));
         }
     }
     flm_free(row);
+    flm_free(x);
 }
 
 flm_qmat flm_qmat_slice(const flm_qmat *m, int r0, int n)

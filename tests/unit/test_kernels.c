@@ -313,7 +313,7 @@ static void test_attention(int n_head, int d_head, int n_q, int n_kv, int64_t po
 
 /* Weight formats: the fast product against its twin (same quantized weights), and the
  * quantized weights against the float32 originals (the format's own error). */
-static void test_qmat(flm_wtype type, int rows, int cols, int T, int nt)
+static void test_qmat(flm_wtype type, int rows, int cols, int T, int nt, int simd)
 {
     float *w = rnd((size_t)rows * cols, "qw", 0.05f), *x = rnd((size_t)T * (cols + 3), "qx", 1);
     float *b = rnd((size_t)rows, "qb", 1), *y = rnd((size_t)T * (rows + 5), "qy", 1);
@@ -342,6 +342,36 @@ static void test_qmat(flm_wtype type, int rows, int cols, int T, int nt)
         }
     }
     double qe = sqrt(num / den);
+    int same_rows = 1; /* the AVX-512 expansion of a row equals the portable one bit for bit */
+    float *row2 = flm_malloc((size_t)cols * 4);
+    for (int r = 0; r < rows; r++) {
+        flm_quant_use_avx512(1);
+        flm_qmat_row(&m, r, row);
+        flm_quant_use_avx512(0);
+        flm_qmat_row(&m, r, row2);
+        same_rows &= !memcmp(row, row2, (size_t)cols * 4);
+    }
+    flm_quant_use_avx512(simd);
+    flm_free(row2);
+    TAP_OK(same_rows, "qmat %s %dx%d: rows expanded alike by both kernels", flm_wtype_name(type),
+           rows, cols);
+    if ((type == FLM_W_Q8 || type == FLM_W_Q4) && T <= 4 && cols >= 32) {
+        /* few rows: the activations are quantized to int8 per block as well; their share of
+         * the error, against the same weights with float32 activations */
+        double n2 = 0, d2 = 0;
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < rows; r++) {
+                double f = yf[(size_t)t * (rows + 5) + r] + b[r];
+                flm_qmat_row(&m, r, row);
+                for (int i = 0; i < cols; i++)
+                    f += (double)x[(size_t)t * (cols + 3) + i] * row[i];
+                double g = y[(size_t)t * (rows + 5) + r];
+                n2 += (g - f) * (g - f), d2 += f * f;
+            }
+        TAP_OK(sqrt(n2 / d2) < 1e-2 && sqrt(n2 / d2) > 1e-4,
+               "qmat %s %dx%d T%d: int8 activations cost %.1e of the product", flm_wtype_name(type),
+               rows, cols, T, sqrt(n2 / d2));
+    }
     /* rms error of round-to-nearest with max-abs scaling, normal weights, 32-blocks */
     double qtol = type == FLM_W_F32    ? 0
                   : type == FLM_W_BF16 ? 3e-3
@@ -387,9 +417,12 @@ int main(void)
         for (int simd = 0; simd < 2; simd++) { /* portable and AVX-512 kernels */
             flm_quant_use_avx512(simd);
             for (int t = 0; t < FLM_W_COUNT; t++) {
-                test_qmat((flm_wtype)t, 200, 85, 1, nt); /* partial last block */
-                test_qmat((flm_wtype)t, 130, 1024, 3, nt);
-                test_qmat((flm_wtype)t, 300, 96, 9, nt); /* expanded to float32 + sgemm */
+                test_qmat((flm_wtype)t, 200, 85, 1, nt, simd); /* partial last block */
+                test_qmat((flm_wtype)t, 130, 1024, 3, nt, simd);
+                test_qmat((flm_wtype)t, 300, 96, 9, nt, simd);  /* expanded to float32 + sgemm */
+                test_qmat((flm_wtype)t, 70, 2730, 1, nt, simd); /* the depth head's down_proj */
+                test_qmat((flm_wtype)t, 33, 300, 4, nt, simd); /* 2 full 128-chunks and a partial */
+                test_qmat((flm_wtype)t, 9, 1, 2, nt, simd);
             }
         }
     }
