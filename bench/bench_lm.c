@@ -9,6 +9,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,25 @@ static double table_bytes(const flm_lm_config *c, flm_wtype t)
     return (double)total;
 }
 
+/* Resident bytes now (/proc/self/statm) and at most so far (getrusage). */
+static double rss_now(void)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%ld %ld", &pages, &res) != 2)
+        res = 0;
+    if (f)
+        fclose(f);
+    return (double)res * 4096;
+}
+
+static double rss_peak(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss * 1024;
+}
+
 /* Matrix multiply-adds per teacher-forced frame (all but the embedding tables), plus attention
  * at the mean context. */
 static double flops_per_frame(const flm_lm_config *c, double mean_ctx)
@@ -96,11 +116,13 @@ static double flops_per_frame(const flm_lm_config *c, double mean_ctx)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_lm tiny|1b|7b f32,bf16,q8,q4 [STEPS [FRAMES [THREADS]]]\n");
+        fprintf(stderr,
+                "usage: bench_lm tiny|1b|7b f32,bf16,q8,q4 [STEPS [FRAMES [THREADS [CONTEXT]]]]\n");
         return 2;
     }
     int steps = argc > 3 ? atoi(argv[3]) : 10, frames = argc > 4 ? atoi(argv[4]) : 128;
-    int nt = argc > 5 ? atoi(argv[5]) : 2;
+    int nt = argc > 5 ? atoi(argv[5]) : 2, ctx = argc > 6 ? atoi(argv[6]) : frames + 1;
+    ctx = ctx > frames + 1 ? ctx : frames + 1;
     flm_kernels_init(nt);
     flm_lm_config cfg;
     flm_error err = {0};
@@ -111,8 +133,8 @@ int main(int argc, char **argv)
     printf("machine: %d threads, OpenBLAS core %s; model %s, %.3g B parameters\n", nt,
            flm_kernels_blas_core(), argv[1], flm_lm_config_n_params(&cfg) / 1e9);
     printf("| format | weights GB | bandwidth GB/s | decode steps/s | weight GB/s | / bandwidth | "
-           "sgemm GFLOP/s | TF frames/s | GFLOP/s | / sgemm |\n"
-           "|---|---|---|---|---|---|---|---|---|---|\n");
+           "sgemm GFLOP/s | TF frames/s | GFLOP/s | / sgemm | RSS GB (peak) |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|\n");
     setvbuf(stdout, NULL, _IOLBF, 0);
     char *list = flm_strdup(argv[2]);
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
@@ -148,7 +170,7 @@ int main(int argc, char **argv)
         /* teacher forcing */
         flm_lm_state *s = NULL;
         int R = frames < FLM_LM_TF_ROWS ? frames : FLM_LM_TF_ROWS;
-        if (flm_lm_state_create(&s, lm, frames + 1, R, &err) < 0) {
+        if (flm_lm_state_create(&s, lm, ctx, R, &err) < 0) {
             fprintf(stderr, "%s\n", err.msg);
             flm_lm_destroy(&lm);
             continue;
@@ -166,11 +188,13 @@ int main(int argc, char **argv)
         }
         double tf_s = flm_now() - t0;
         double gflop = flops_per_frame(&cfg, frames / 2.0) * frames / tf_s;
-        printf("| %s | %.2f | %.1f | %.2f | %.1f | **%.2f** | %.1f | %.1f | %.1f | **%.2f** |\n",
+        printf("| %s | %.2f | %.1f | %.2f | %.1f | **%.2f** | %.1f | %.1f | %.1f | **%.2f** | "
+               "%.2f (%.2f) |\n",
                tok, flm_lm_weight_size(lm) / 1e9, bw / 1e9, 1.0 / step_s, read / step_s / 1e9,
-               read / step_s / bw, gemm / 1e9, frames / tf_s, gflop / 1e9, gflop / gemm);
-        fprintf(stderr, "%s: built in %.1f s; state %.1f MB (context %d)\n", tok, build_s,
-                flm_lm_state_size(s) / 1e6, frames + 1);
+               read / step_s / bw, gemm / 1e9, frames / tf_s, gflop / 1e9, gflop / gemm,
+               rss_now() / 1e9, rss_peak() / 1e9);
+        fprintf(stderr, "%s: built in %.1f s; state %.1f MB (context %d, %d rows)\n", tok, build_s,
+                flm_lm_state_size(s) / 1e6, ctx, R);
         flm_free(in), flm_free(codes), flm_free(h), flm_free(tl), flm_free(dl);
         flm_lm_state_destroy(&s);
         flm_lm_destroy(&lm);

@@ -3,7 +3,7 @@
  *     flm_lm *lm = NULL;
  *     if (flm_lm_load(&lm, "FLM-Audio/", FLM_W_BF16, &err) < 0) ...  // config + *.safetensors
  *     flm_lm_state *s = NULL;
- *     flm_lm_state_create(&s, lm, 8193, 64, &err);             // context, rows per call
+ *     flm_lm_state_create(&s, lm, 8193, FLM_LM_TF_ROWS, &err); // context, rows per call
  *     flm_lm_forward(s, tokens, T, hidden, &err);              // tokens [T][17] model input
  *     flm_lm_text_logits(s, hidden, T, text_logits);           // [T][vocab]
  *     flm_lm_depth_forward(s, hidden, codes, T, depth_logits, &err);   // [T][8][2050]
@@ -128,8 +128,10 @@ FLM_API int flm_lm_write(const flm_lm *lm, const char *dir, flm_error *err);
 
 /* A KV cache of max_ctx steps and buffers for up to max_rows steps per flm_lm_forward call and
  * max_rows frames per flm_lm_depth_forward call (flm_lm_score works in chunks of max_rows).
- * Teacher forcing is fastest with FLM_LM_TF_ROWS rows (bench/RESULTS.md: each matrix product then
- * expands and packs a block of weights once per 256 frames); streaming uses 1. */
+ * All of its memory is allocated and touched here (resident from the start: a long session cannot
+ * run out of memory half-way). Teacher forcing is fastest with FLM_LM_TF_ROWS rows
+ * (bench/RESULTS.md: each matrix product then expands and packs a block of weights once per 256
+ * frames); streaming uses 1. */
 #define FLM_LM_TF_ROWS 256
 FLM_API int flm_lm_state_create(flm_lm_state **out, const flm_lm *lm, int max_ctx, int max_rows,
                                 flm_error *err);
@@ -155,8 +157,9 @@ FLM_API void flm_lm_text_logits(flm_lm_state *s, const float *hidden, int T, flo
  * read), logits [T][8][aud_vocab]. */
 FLM_API int flm_lm_depth_forward(flm_lm_state *s, const float *hidden, const int32_t *codes, int T,
                                  float *logits, flm_error *err);
-/* Streaming depth head for one step: begin with h_t, then position c = 0..7 in order, each
- * given the previous position's code (ignored for c = 0): logits [aud_vocab]. */
+/* Streaming depth head for one step: begin with h_t (projects it for all 8 positions), then
+ * position c = 0..7 in order, each given the previous position's code (ignored for c = 0):
+ * logits [aud_vocab]. */
 FLM_API void flm_lm_depth_begin(flm_lm_state *s, const float *hidden);
 FLM_API int flm_lm_depth_next(flm_lm_state *s, int c, int32_t prev_code, float *logits,
                               flm_error *err);

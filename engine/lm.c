@@ -988,7 +988,6 @@ struct flm_lm_state {
     float *datt;    /* [max_rows][8][E] */
     float *dg, *du; /* [max_rows][F] */
     float *dscr;
-    const float *dhidden; /* streaming depth: the step's hidden state */
     /* flm_lm_score */
     int32_t *in;    /* [max_ctx][17] */
     int32_t *tgt;   /* [max_ctx][9] */
@@ -1007,8 +1006,9 @@ static void *salloc(flm_lm_state *s, size_t bytes)
     if (s->n_allocs == s->cap_allocs &&
         flm_grow((void **)&s->allocs, &s->cap_allocs, s->n_allocs + 1, sizeof *s->allocs) < 0)
         return NULL;
-    if (!(p = flm_calloc(1, bytes ? bytes : 1)))
+    if (!(p = flm_malloc(bytes ? bytes : 1)))
         return NULL;
+    memset(p, 0, bytes); /* touched now: a long session must not run out of memory at step 8000 */
     s->allocs[s->n_allocs++] = p;
     s->size += bytes;
     return p;
@@ -1235,15 +1235,20 @@ static void depth_run(flm_lm_state *s, int T, int c0, int c1, float *logits, int
                       logits + (size_t)(p - c0) * A, ld, s->wscr);
 }
 
-/* dx[t][p] = linear_in slice p of hidden[t] + wpe[p] + wte[p][tok]. */
-static void depth_input(flm_lm_state *s, const float *hidden, int T, int p, const int32_t *tok,
-                        int tok_stride)
+/* dx[t][p] = linear_in slice p of hidden[t], every position in one product. */
+static void depth_project(flm_lm_state *s, const float *hidden, int T)
+{
+    const flm_lm_config *c = &s->lm->cfg;
+    flm_qmat_gemm(&s->lm->dep_in, T, hidden, c->hidden, NULL, 0.0f, s->dx, NCB * c->dep_embd,
+                  s->wscr);
+}
+
+/* dx[t][p] += wpe[p] + wte[p][tok]. */
+static void depth_embed(flm_lm_state *s, int T, int p, const int32_t *tok, int tok_stride)
 {
     const flm_lm *m = s->lm;
     const flm_lm_config *c = &m->cfg;
     int E = c->dep_embd, RS = NCB * E;
-    flm_qmat slice = flm_qmat_slice(&m->dep_in, p * E, E);
-    flm_qmat_gemm(&slice, T, hidden, c->hidden, NULL, 0.0f, s->dx + (size_t)p * E, RS, s->wscr);
     for (int t = 0; t < T; t++) {
         float *x = s->dx + (size_t)t * RS + (size_t)p * E;
         int32_t id = p == 0 ? c->aud_empty : tok[(size_t)t * tok_stride];
@@ -1268,15 +1273,16 @@ int flm_lm_depth_forward(flm_lm_state *s, const float *hidden, const int32_t *co
                                      "LM depth: frame %d, codebook %d: code %d outside [0, %d)", t,
                                      p, (int)v, c->aud_vocab);
         }
+    depth_project(s, hidden, T);
     for (int p = 0; p < NCB; p++)
-        depth_input(s, hidden, T, p, p ? codes + p - 1 : NULL, NCB);
+        depth_embed(s, T, p, p ? codes + p - 1 : NULL, NCB);
     depth_run(s, T, 0, NCB, logits, NCB * c->aud_vocab);
     return 0;
 }
 
 void flm_lm_depth_begin(flm_lm_state *s, const float *hidden)
 {
-    s->dhidden = hidden;
+    depth_project(s, hidden, 1);
 }
 
 int flm_lm_depth_next(flm_lm_state *s, int p, int32_t prev_code, float *logits, flm_error *err)
@@ -1284,7 +1290,7 @@ int flm_lm_depth_next(flm_lm_state *s, int p, int32_t prev_code, float *logits, 
     const flm_lm_config *c = &s->lm->cfg;
     if (p < 0 || p >= NCB || (p > 0 && (prev_code < 0 || prev_code >= c->aud_vocab)))
         return flm_error_set(err, FLM_ERANGE, "LM depth: position %d, code %d", p, (int)prev_code);
-    depth_input(s, s->dhidden, 1, p, &prev_code, 0);
+    depth_embed(s, 1, p, &prev_code, 0);
     depth_run(s, 1, p, p + 1, logits, c->aud_vocab);
     return 0;
 }
