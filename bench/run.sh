@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the storage benchmarks and prints their figures (copy them into bench/RESULTS.md).
-# usage: bench/run.sh [WORKDIR]   (needs about 10 GB free in WORKDIR for the random-access run)
+# usage: bench/run.sh [WORKDIR]   (needs about 14 GB free in WORKDIR: 10 GB for the random-access
+# run, 3.5 GB for the 1B FLM-Audio checkpoint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/var/tmp/flm-bench}
@@ -19,3 +20,5 @@ echo "== FLM-Audio LM: decode and teacher forcing per weight format (1B and 7B s
 build/bench/bench_lm 1b f32,bf16,q8,q4 20 256
 build/bench/bench_lm 7b q4,q8 5 256
 build/bench/bench_lm 7b bf16 5 256 2 8193
+echo "== FLM-Audio LM: weights in memory vs computed from the mapping (1B bf16; checkpoint written once)"
+build/bench/bench_lm_mmap "$work/lm-1b-bf16" 6 30 128

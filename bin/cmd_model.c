@@ -24,7 +24,7 @@ static void usage(FILE *f)
                "       flm model init --arch flm --size tiny|1b|7b --seed S -o DIR\n"
                "                      [--dtype bf16|f32] [--shard-mb N]\n"
                "       flm model info --arch mimi FILE\n"
-               "       flm model info --arch flm DIR [--weights f32|bf16|q8|q4]\n"
+               "       flm model info --arch flm DIR [--weights f32|bf16|q8|q4] [--mmap]\n"
                "       flm model quantize --model DIR --weights f32|bf16|q8|q4 -o OUT\n"
                "\n"
                "init writes a checkpoint with the real tensor names and shapes and seeded random\n"
@@ -41,7 +41,8 @@ static void usage(FILE *f)
                "quantize loads an FLM-Audio checkpoint in the given format and writes it to OUT:\n"
                "bf16 / f32 as standard tensors, q8 / q4 (per-block int8 / 4-bit, docs/engine.md)\n"
                "as codes plus '<name>.qscale' tensors that flm_lm_load reads back without\n"
-               "requantizing. info --weights loads in that format (default f32).\n");
+               "requantizing. info --weights loads in that format (default f32); --mmap as\n"
+               "flm validate --mmap does, and reports the bytes computed from the mapping.\n");
 }
 
 static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const char *shard_s,
@@ -90,7 +91,7 @@ static int flm_quantize(const char *dir, const char *weights, const char *out)
     if (t < 0)
         return 2;
     flm_kernels_init(2);
-    if (flm_lm_load(&lm, dir, (flm_wtype)t, &err) < 0 || flm_lm_write(lm, out, &err) < 0) {
+    if (flm_lm_load(&lm, dir, (flm_wtype)t, 0, &err) < 0 || flm_lm_write(lm, out, &err) < 0) {
         fprintf(stderr, "flm model quantize: %s\n", err.msg);
         flm_lm_destroy(&lm);
         return 1;
@@ -100,7 +101,7 @@ static int flm_quantize(const char *dir, const char *weights, const char *out)
     return 0;
 }
 
-static int flm_info(const char *dir, const char *weights)
+static int flm_info(const char *dir, const char *weights, int flags)
 {
     flm_error err = {0};
     flm_lm *lm = NULL;
@@ -108,7 +109,7 @@ static int flm_info(const char *dir, const char *weights)
     if (t < 0)
         return 2;
     flm_kernels_init(2);
-    if (flm_lm_load(&lm, dir, (flm_wtype)t, &err) < 0) {
+    if (flm_lm_load(&lm, dir, (flm_wtype)t, flags, &err) < 0) {
         fprintf(stderr, "flm model info: %s\n", err.msg);
         return 1;
     }
@@ -124,7 +125,10 @@ static int flm_info(const char *dir, const char *weights)
            c->dep_embd, c->dep_heads, c->dep_ff, c->aud_vocab);
     printf("tokens: wait %d, audio pad %d, audio empty %d\n", c->text_wait, c->aud_pad,
            c->aud_empty);
-    printf("weights in memory: %.1f MB (%s)\n", flm_lm_weight_size(lm) / 1e6, weights);
+    size_t mapped = flm_lm_mapped_size(lm);
+    printf("weights in memory: %.1f MB (%s)\n", (flm_lm_weight_size(lm) - mapped) / 1e6, weights);
+    if (flags & FLM_LM_LOAD_MAPPED)
+        printf("weights computed from the file's mapping: %.1f MB\n", mapped / 1e6);
     flm_lm_destroy(&lm);
     return 0;
 }
@@ -170,12 +174,12 @@ static int model_init(const char *arch, const char *size, const char *seed_s, co
     return 0;
 }
 
-static int model_info(const char *arch, const char *path, const char *weights)
+static int model_info(const char *arch, const char *path, const char *weights, int flags)
 {
     flm_error err = {0};
     flm_mimi *m = NULL;
     if (!strcmp(arch, "flm"))
-        return flm_info(path, weights ? weights : "f32");
+        return flm_info(path, weights ? weights : "f32", flags);
     if (strcmp(arch, "mimi")) {
         fprintf(stderr, "flm model info: unknown --arch '%s' (supported: mimi, flm)\n", arch);
         return 2;
@@ -201,18 +205,23 @@ int cmd_model(int argc, char **argv)
 {
     const char *arch = NULL, *size = NULL, *seed = "0", *out = NULL, *dtype = "bf16";
     const char *shard_mb = NULL, *weights = NULL, *model = NULL;
-    static const struct option opts[] = {
-        {"arch", required_argument, 0, 'a'},    {"size", required_argument, 0, 's'},
-        {"seed", required_argument, 0, 'S'},    {"output", required_argument, 0, 'o'},
-        {"dtype", required_argument, 0, 'd'},   {"shard-mb", required_argument, 0, 'm'},
-        {"weights", required_argument, 0, 'w'}, {"model", required_argument, 0, 'M'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"arch", required_argument, 0, 'a'},
+                                         {"size", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"dtype", required_argument, 0, 'd'},
+                                         {"shard-mb", required_argument, 0, 'm'},
+                                         {"weights", required_argument, 0, 'w'},
+                                         {"model", required_argument, 0, 'M'},
+                                         {"mmap", no_argument, 0, 'p'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    int c;
+    int c, load_flags = 0;
     optind = 1;
     while ((c = getopt_long(argc - 1, argv + 1, "o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -240,6 +249,9 @@ int cmd_model(int argc, char **argv)
         case 'M':
             model = optarg;
             break;
+        case 'p':
+            load_flags = FLM_LM_LOAD_MAPPED;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -260,7 +272,7 @@ int cmd_model(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        return model_info(arch, argv[1 + optind], weights);
+        return model_info(arch, argv[1 + optind], weights, load_flags);
     }
     if (!strcmp(sub, "quantize")) {
         if (!model || !weights || !out || optind != argc - 1) {

@@ -1,7 +1,7 @@
 /* flm_lm.h - the FLM-Audio RQ-Transformer (Qwen2.5-style backbone + DepthGPT head) on the CPU.
  *
  *     flm_lm *lm = NULL;
- *     if (flm_lm_load(&lm, "FLM-Audio/", FLM_W_BF16, &err) < 0) ...  // config + *.safetensors
+ *     if (flm_lm_load(&lm, "FLM-Audio/", FLM_W_BF16, 0, &err) < 0) ...  // config + *.safetensors
  *     flm_lm_state *s = NULL;
  *     flm_lm_state_create(&s, lm, 8193, FLM_LM_TF_ROWS, &err); // context, rows per call
  *     flm_lm_forward(s, tokens, T, hidden, &err);              // tokens [T][17] model input
@@ -32,10 +32,12 @@
  * starts every stream, also after flm_lm_gen_reset, from those initial tokens (the published
  * code's reset, which zeroes them, is not reproduced).
  *
- * Weights are copied from the checkpoint into allocated float32 memory (not computed from the
- * mapping, DESIGN 8). Ownership: flm_lm owns its weights; states and generators borrow the model
- * (which must outlive them) and own their buffers, all allocated at creation: nothing allocates
- * per step. A state or generator is used by one thread at a time.
+ * Weights are copied from the checkpoint into allocated memory in the chosen format (DESIGN 8),
+ * or, with FLM_LM_LOAD_MAPPED, computed from the checkpoint's mapping where it stores them in that
+ * format. Ownership: flm_lm owns its weights, and when any are mapped, the open checkpoint (until
+ * flm_lm_destroy); states and generators borrow the model (which must outlive them) and own their
+ * buffers, all allocated at creation: nothing allocates per step. A state or generator is used
+ * by one thread at a time.
  */
 #ifndef FLM_LM_H
 #define FLM_LM_H
@@ -95,13 +97,27 @@ FLM_API int64_t flm_lm_config_n_params(const flm_lm_config *c);
  * for (e.g. a layer beyond num_hidden_layers) is a mismatch error; rotary inv_freq buffers are
  * ignored. F32, BF16, F16 and F64 tensors are accepted. wtype: the format the matrices and
  * embedding tables are held in for compute (FLM_W_F32 exact; BF16, Q8, Q4: flm_quant.h); norms,
- * biases and wpe stay float32. Call flm_kernels_init first (scratch is sized per thread). */
-FLM_API int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, flm_error *err);
+ * biases and wpe stay float32. flags: 0 (every weight copied into allocated memory) or
+ * FLM_LM_LOAD_MAPPED. Call flm_kernels_init first (scratch is sized per thread). */
+FLM_API int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, int flags, flm_error *err);
+/* flm_lm_load flags. MAPPED: a matrix or embedding table stored in the file exactly as wtype holds
+ * it (F32 for FLM_W_F32, BF16 for FLM_W_BF16, flm_lm_write's I8 / U8 codes and F32 scales for
+ * FLM_W_Q8 / Q4) is computed from the read-only mapping instead of copied, where its data is
+ * aligned to its element size (else that tensor is copied); everything else is copied as without
+ * the flag. Results are bit-identical either way. The load is faster and the weights are page
+ * cache (shared, evictable: a step may have to read them back from disk) rather than allocated
+ * memory; decode speed from the mapping: bench/RESULTS.md ("Weights mapped vs in memory"). The
+ * files must not be truncated or rewritten in place while the model exists (reads past a
+ * shortened file raise SIGBUS); replacing them by rename is safe. */
+enum { FLM_LM_LOAD_MAPPED = 1 };
 FLM_API void flm_lm_destroy(flm_lm **lm);
 FLM_API const flm_lm_config *flm_lm_get_config(const flm_lm *lm);
-/* Bytes of weights held in memory, and their format. */
+/* Bytes of weights (allocated and mapped), and their format. */
 FLM_API size_t flm_lm_weight_size(const flm_lm *lm);
 FLM_API flm_wtype flm_lm_weight_type(const flm_lm *lm);
+/* Of flm_lm_weight_size, the bytes computed from the checkpoint's mapping (FLM_LM_LOAD_MAPPED;
+ * else 0); the rest is allocated. */
+FLM_API size_t flm_lm_mapped_size(const flm_lm *lm);
 
 /* Writes DIR/config.json and seeded random weights with the real names and shapes (dtype F32 or
  * BF16), one tensor at a time straight to the file (peak memory: the largest tensor), in shards

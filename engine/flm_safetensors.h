@@ -20,8 +20,10 @@
  * duplicate names (also across shards), every index entry present in the shard it names.
  *
  * Memory: files are mmap'd read-only for parsing; flm_safetensors_read_f32 copies (and converts
- * to f32) into memory the caller owns. Compute should use such copies, not the mapping: on these
- * machines compute over mapped weights was erratic and much slower (docs/engine.md).
+ * to f32) into memory the caller owns. Compute uses such copies by default: DESIGN 8 saw compute
+ * over mapped weights erratic and much slower on these machines. Computing from the mapping
+ * (flm_st_info.data, kept valid by an open handle) is an option of the LM loader
+ * (FLM_LM_LOAD_MAPPED), benchmarked against the copy in bench/RESULTS.md.
  * Ownership: the handle owns the mappings, names and infos; pointers returned by find/at stay
  * valid until close. flm_safetensors_open_memory does not copy: buf must outlive the handle.
  */

@@ -82,6 +82,8 @@ struct flm_lm {
     size_t tmp_n;
     void **allocs;
     size_t n_allocs, cap_allocs, weight_size;
+    flm_safetensors *st; /* kept open while weights are served from its mapping, else NULL */
+    size_t mapped_size;  /* bytes of weight_size that live in st's mapping */
 };
 
 /* ---------------------------------------------------------------- config */
@@ -509,6 +511,7 @@ typedef struct load_ctx {
     const flm_safetensors *st;
     flm_error *err;
     char *seen; /* [count]: tensors of the file the table used */
+    int mapped; /* FLM_LM_LOAD_MAPPED */
 } load_ctx;
 
 /* Position of name in the handle's sorted tensor list (-1 if absent). */
@@ -540,8 +543,21 @@ static void *track(flm_lm *m, size_t bytes)
     return p;
 }
 
-/* A matrix stored quantized by flm_lm_write (codes as I8 / U8 plus NAME.qscale): copied as is
- * when the load asks for the stored format, else expanded and converted. */
+/* A stored tensor whose bytes already are the in-memory layout, served from the mapping when the
+ * load asks for it and the data is aligned for the kernels' element loads (a file may place a
+ * tensor at any offset); NULL: the caller copies it. */
+static void *map_tensor(load_ctx *L, const flm_st_info *in, size_t align)
+{
+    if (!L->mapped || (uintptr_t)in->data % align)
+        return NULL;
+    L->m->weight_size += in->size;
+    L->m->mapped_size += in->size;
+    return (void *)in->data; /* read only: nothing writes the weights of a loaded model */
+}
+
+/* A matrix stored quantized by flm_lm_write (codes as I8 / U8 plus NAME.qscale): used as is when
+ * the load asks for the stored format (copied, or with FLM_LM_LOAD_MAPPED served from the mapping,
+ * codes and scales each where aligned), else expanded and converted. */
 static int load_quantized(load_ctx *L, const wdesc *d, const flm_st_info *sin)
 {
     flm_lm *m = L->m;
@@ -570,31 +586,37 @@ static int load_quantized(load_ctx *L, const wdesc *d, const flm_st_info *sin)
     L->seen[st_index(L->st, d->name)] = L->seen[st_index(L->st, sin->name)] = 1;
     size_t qs, ss, n = (size_t)rows * cols;
     flm_qmat_sizes(m->wtype, rows, cols, &qs, &ss);
-    void *q = track(m, qs);
-    float *sc = ss ? track(m, ss) : NULL;
+    void *q = m->wtype == st ? map_tensor(L, in, 1) : NULL;
+    float *sc = m->wtype == st ? map_tensor(L, sin, sizeof *sc) : NULL;
+    if ((!q && !(q = track(m, qs))) || (ss && !sc && !(sc = track(m, ss))))
+        return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+    flm_qmat_init(d->mat, m->wtype, rows, cols, q, sc);
+    if (m->wtype == st) { /* the stored codes and scales as they are */
+        if (q != in->data) {
+            memcpy(q, in->data, qs);
+            flm_safetensors_release(L->st, in);
+        }
+        if (sc != sin->data) {
+            memcpy(sc, sin->data, ss); /* may be unaligned in the file */
+            flm_safetensors_release(L->st, sin);
+        }
+        return 0;
+    }
     float *stored_sc = flm_malloc((size_t)rows * nb * sizeof *stored_sc);
-    if (!q || (ss && !sc) || !stored_sc) {
+    if (!stored_sc)
+        return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+    memcpy(stored_sc, sin->data, (size_t)rows * nb * sizeof *stored_sc); /* may be unaligned */
+    flm_qmat view;
+    float *f = m->wtype == FLM_W_F32 ? q : flm_malloc(n * sizeof *f);
+    flm_qmat_init(&view, st, rows, cols, (void *)in->data, stored_sc);
+    for (int r = 0; f && r < rows; r++)
+        flm_qmat_row(&view, r, f + (size_t)r * cols);
+    if (f && m->wtype != FLM_W_F32) {
+        flm_qmat_quantize(d->mat, f);
+        flm_free(f);
+    } else if (!f) {
         flm_free(stored_sc);
         return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
-    }
-    memcpy(stored_sc, sin->data, (size_t)rows * nb * sizeof *stored_sc); /* may be unaligned */
-    flm_qmat_init(d->mat, m->wtype, rows, cols, q, sc);
-    if (m->wtype == st) {
-        memcpy(q, in->data, qs);
-        memcpy(sc, stored_sc, ss);
-    } else {
-        flm_qmat view;
-        float *f = m->wtype == FLM_W_F32 ? q : flm_malloc(n * sizeof *f);
-        flm_qmat_init(&view, st, rows, cols, (void *)in->data, stored_sc);
-        for (int r = 0; f && r < rows; r++)
-            flm_qmat_row(&view, r, f + (size_t)r * cols);
-        if (f && m->wtype != FLM_W_F32) {
-            flm_qmat_quantize(d->mat, f);
-            flm_free(f);
-        } else if (!f) {
-            flm_free(stored_sc);
-            return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
-        }
     }
     flm_free(stored_sc);
     flm_safetensors_release(L->st, in);
@@ -632,6 +654,13 @@ static int load_one(void *ctx, const wdesc *d)
         int rows = (int)d->shape[0], cols = (int)d->shape[1];
         size_t qs, ss;
         flm_qmat_sizes(m->wtype, rows, cols, &qs, &ss);
+        void *mq = m->wtype == FLM_W_F32 && in->dtype == FLM_DTYPE_F32     ? map_tensor(L, in, 4)
+                   : m->wtype == FLM_W_BF16 && in->dtype == FLM_DTYPE_BF16 ? map_tensor(L, in, 2)
+                                                                           : NULL;
+        if (mq) { /* computed from the mapping: its pages stay */
+            flm_qmat_init(d->mat, m->wtype, rows, cols, mq, NULL);
+            return 0;
+        }
         void *q = track(m, qs);
         float *sc = ss ? track(m, ss) : NULL;
         if (!q || (ss && !sc))
@@ -664,7 +693,7 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, flm_error *err)
+int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, int flags, flm_error *err)
 {
     flm_lm *m = NULL;
     flm_safetensors *st = NULL;
@@ -698,7 +727,8 @@ int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, flm_error *err)
     }
     memset(m->L, 0, (size_t)c->n_layers * sizeof *m->L);
     memset(m->D, 0, (size_t)c->dep_layers * sizeof *m->D);
-    load_ctx L = {m, st, err, flm_calloc((size_t)flm_safetensors_count(st) + 1, 1)};
+    load_ctx L = {m, st, err, flm_calloc((size_t)flm_safetensors_count(st) + 1, 1),
+                  !!(flags & FLM_LM_LOAD_MAPPED)};
     if (!L.seen) {
         rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
         goto done;
@@ -726,11 +756,15 @@ int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, flm_error *err)
             goto done;
         }
     }
+    if (m->mapped_size) { /* the model computes from the mapping: it keeps the files open */
+        m->st = st;
+        st = NULL;
+    }
     *out = m;
     m = NULL;
     rc = 0;
 done:
-    flm_safetensors_close(&st); /* weights were copied: compute never touches the mapping */
+    flm_safetensors_close(&st); /* copied weights never touch the mapping */
     flm_lm_destroy(&m);
     flm_free(seen);
     flm_free(json);
@@ -746,6 +780,7 @@ void flm_lm_destroy(flm_lm **pm)
     for (size_t i = 0; i < m->n_allocs; i++)
         flm_free(m->allocs[i]);
     flm_free(m->allocs);
+    flm_safetensors_close(&m->st);
     flm_free(m);
     *pm = NULL;
 }
@@ -763,6 +798,11 @@ flm_wtype flm_lm_weight_type(const flm_lm *m)
 size_t flm_lm_weight_size(const flm_lm *m)
 {
     return m->weight_size;
+}
+
+size_t flm_lm_mapped_size(const flm_lm *m)
+{
+    return m->mapped_size;
 }
 
 /* ---------------------------------------------------------------- random checkpoints */

@@ -44,6 +44,13 @@ n=$((n + 1)); if grep -q "22.8 M parameters" "$tmp/out"; then echo "ok $n - flm:
 check "flm quantize to q4" "$flm" model quantize --model "$tmp/f1" --weights q4 -o "$tmp/q4"
 check "flm info --weights q4 loads it" "$flm" model info --arch flm "$tmp/q4" --weights q4
 n=$((n + 1)); if grep -q "weights in memory: .* MB (q4)" "$tmp/out" && [ "$(stat -c %s "$tmp/q4/model.safetensors")" -lt 16000000 ]; then echo "ok $n - q4 checkpoint about a third of bf16"; else echo "not ok $n - q4 size"; sed 's/^/# /' "$tmp/out"; fail=1; fi
+# --mmap: every matrix of a file that stores the requested format is computed from the mapping
+check "flm info --weights bf16 --mmap" "$flm" model info --arch flm "$tmp/f1" --weights bf16 --mmap
+n=$((n + 1)); if grep -q "weights in memory: 0.0 MB (bf16)" "$tmp/out" && grep -q "computed from the file's mapping: 45.7 MB" "$tmp/out"; then echo "ok $n - flm info --mmap: 45.7 MB of bf16 weights mapped"; else echo "not ok $n - flm info --mmap bf16"; sed 's/^/# /' "$tmp/out"; fail=1; fi
+check "flm info --weights f32 --mmap, sharded" "$flm" model info --arch flm "$tmp/f2" --weights f32 --mmap
+n=$((n + 1)); if grep -q "computed from the file's mapping: 91.4 MB" "$tmp/out"; then echo "ok $n - flm info --mmap: 91.4 MB of f32 weights mapped across the shards"; else echo "not ok $n - flm info --mmap sharded"; sed 's/^/# /' "$tmp/out"; fail=1; fi
+check "flm info --weights q8 --mmap of a bf16 file" "$flm" model info --arch flm "$tmp/f1" --weights q8 --mmap
+n=$((n + 1)); if grep -q "computed from the file's mapping: 0.0 MB" "$tmp/out"; then echo "ok $n - flm info --mmap: converted weights are copied"; else echo "not ok $n - flm info --mmap q8"; sed 's/^/# /' "$tmp/out"; fail=1; fi
 fails "quantize: bad format" "--weights must be f32, bf16, q8 or q4" "$flm" model quantize --model "$tmp/f1" --weights q3 -o "$tmp/x"
 fails "flm unknown size" "unknown FLM-Audio size '3b'" "$flm" model init --arch flm --size 3b -o "$tmp/x"
 fails "flm bad dtype" "--dtype must be bf16 or f32" "$flm" model init --arch flm --size tiny --dtype f16 -o "$tmp/x"

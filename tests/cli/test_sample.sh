@@ -62,6 +62,10 @@ sed 's/^/# /' "$tmp/py" | head -5
     "$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --user-audio "$wav" -o "$tmp/g2" --greedy --seed 2 >/dev/null 2>&1 &&
     cmp -s "$tmp/g1/model.wav" "$tmp/g2/model.wav"
 ok $? "--greedy ignores the seed"
+"$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --user-audio "$wav" -o "$tmp/m1" --seed 3 --weights bf16 >/dev/null 2>&1 &&
+    "$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --user-audio "$wav" -o "$tmp/m2" --seed 3 --weights bf16 --mmap >/dev/null 2>&1 &&
+    cmp -s "$tmp/m1/model.wav" "$tmp/m2/model.wav" && cmp -s "$tmp/m1/text.tsv" "$tmp/m2/text.tsv"
+ok $? "--mmap: the same speech and text as weights in memory"
 if [ -f "$tokjson" ]; then # tests/node_modules (tools/deps.sh) holds the tokenizer
     out=$("$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --text "Hello world. How are you?" --tokenizer "$tokjson" --seconds 2 -o "$tmp/t" 2>&1)
     ok $? "TTS-style --text"

@@ -78,6 +78,13 @@ wait $pid
 rc=$?
 if [ $rc -eq 130 ]; then like "$(cat "$tmp/int.txt")" "samples, [0-9]* outliers (interrupted)" "Ctrl-C: partial report"
 else like "$rc $(cat "$tmp/int.txt")" "^0 .*8 samples" "Ctrl-C after the end: complete report"; fi
+# --mmap computes from the mapped checkpoint: the same figures to the last digit
+"$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 3 --json --weights bf16 >"$tmp/b1.json" 2>/dev/null &&
+    "$flm" validate --model "$tmp/m" --index "$tmp/ds" --samples 3 --json --weights bf16 --mmap >"$tmp/b2.json" 2>/dev/null &&
+    cmp -s "$tmp/b1.json" "$tmp/b2.json"
+ok $? "--mmap: identical report"
+out=$("$flm" validate --model "$tmp/none" --index "$tmp/ds" --mmap 2>&1)
+like "$out" "config.json" "--mmap: missing model names the file"
 out=$("$flm" validate --model "$tmp/none" --index "$tmp/ds" 2>&1)
 like "$out" "config.json" "missing model names the file"
 out=$("$flm" validate --model "$tmp/m" 2>&1)

@@ -259,7 +259,7 @@ int main(int argc, char **argv)
     }
     flm_lm *lm = NULL;
     snprintf(p, sizeof p, "%s/model", argv[1]);
-    if (flm_lm_load(&lm, p, FLM_W_F32, &err) < 0) {
+    if (flm_lm_load(&lm, p, FLM_W_F32, 0, &err) < 0) {
         TAP_OK(0, "load: %s", err.msg);
         flm_safetensors_close(&vec);
         return tap_done();

@@ -2,7 +2,8 @@
  * validate) against an independent computation from the model's step-by-step logits, the
  * sample's delay view (libstream) and the class weights, also with the text channel shifted;
  * bad checkpoints (missing / mis-shaped tensor, truncated file, config vs weights) and config
- * errors; no allocation while generating. */
+ * errors, mapped or copied; no allocation while generating; weights computed from the mapping
+ * (FLM_LM_LOAD_MAPPED) give the same bits as copied ones. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,7 +268,7 @@ static void test_formats(void)
     for (int f = 0; f < FLM_W_COUNT; f++) {
         flm_lm *lm = NULL;
         flm_lm_state *s = NULL;
-        if (flm_lm_load(&lm, sub, (flm_wtype)f, &err) < 0 ||
+        if (flm_lm_load(&lm, sub, (flm_wtype)f, 0, &err) < 0 ||
             flm_lm_state_create(&s, lm, 64, N, &err) < 0) {
             TAP_OK(0, "load %s: %s", flm_wtype_name((flm_wtype)f), err.msg);
             flm_lm_destroy(&lm);
@@ -342,7 +343,7 @@ static void test_formats(void)
 
 /* Every allocation of load, state and generator creation made to fail in turn: FLM_ENOMEM, no
  * half-made object, no leak (ASan), no crash. */
-static void test_alloc_failures(void)
+static void test_alloc_failures(flm_wtype wtype, int flags)
 {
     int ok = 1, n = 0;
     for (int k = 0; k < 2000; k++) {
@@ -351,7 +352,7 @@ static void test_alloc_failures(void)
         flm_lm_gen *g = NULL;
         flm_error err = {0};
         flm_alloc_fail_after(k);
-        int rc = flm_lm_load(&lm, dir, FLM_W_Q8, &err), clean = !lm;
+        int rc = flm_lm_load(&lm, dir, wtype, flags, &err), clean = !lm;
         if (rc == 0) {
             rc = flm_lm_state_create(&s, lm, 16, 4, &err);
             clean = !s;
@@ -371,7 +372,9 @@ static void test_alloc_failures(void)
             tap_diag("allocation %d: %s", k, err.msg);
         n++;
     }
-    TAP_OK(ok && n > 100, "%d allocation failure points (load, state, generator) -> FLM_ENOMEM", n);
+    TAP_OK(ok && n > 100,
+           "%s%s: %d allocation failure points (load, state, generator) -> FLM_ENOMEM",
+           flm_wtype_name(wtype), flags ? " mapped" : "", n);
 }
 
 /* --- bad checkpoints ------------------------------------------------------------------- */
@@ -413,12 +416,15 @@ static void make_bad(const char *target, int edit, const char *bad)
     flm_safetensors_close(&st);
 }
 
+/* The load fails with `want` in the message, copied and mapped alike (same message). */
 static void expect_load_error(const char *path, const char *want, const char *what)
 {
-    flm_lm *lm = NULL;
-    flm_error err = {0};
-    int rc = flm_lm_load(&lm, path, FLM_W_F32, &err);
-    TAP_OK(rc < 0 && strstr(err.msg, want), "%s: %s", what, err.msg);
+    flm_lm *lm = NULL, *mapped = NULL;
+    flm_error err = {0}, merr = {0};
+    int rc = flm_lm_load(&lm, path, FLM_W_F32, 0, &err);
+    int mrc = flm_lm_load(&mapped, path, FLM_W_F32, FLM_LM_LOAD_MAPPED, &merr);
+    TAP_OK(rc < 0 && strstr(err.msg, want) && mrc == rc && !mapped && !strcmp(err.msg, merr.msg),
+           "%s: %s", what, err.msg);
     flm_lm_destroy(&lm);
 }
 
@@ -454,9 +460,10 @@ static void test_write_quantized(void)
         snprintf(out, sizeof out, "%s/%s", dir, flm_wtype_name((flm_wtype)f));
         flm_lm *a = NULL, *b = NULL, *e = NULL;
         flm_error err = {0};
-        int ok = flm_lm_load(&a, dir, (flm_wtype)f, &err) == 0 && flm_lm_write(a, out, &err) == 0 &&
-                 flm_lm_load(&b, out, (flm_wtype)f, &err) == 0 &&
-                 flm_lm_load(&e, out, FLM_W_F32, &err) == 0;
+        int ok = flm_lm_load(&a, dir, (flm_wtype)f, 0, &err) == 0 &&
+                 flm_lm_write(a, out, &err) == 0 &&
+                 flm_lm_load(&b, out, (flm_wtype)f, 0, &err) == 0 &&
+                 flm_lm_load(&e, out, FLM_W_F32, 0, &err) == 0;
         TAP_OK(ok, "%s: write and reload: %s", flm_wtype_name((flm_wtype)f), err.msg);
         if (ok) {
             logits_of(a, t0, d0);
@@ -502,6 +509,145 @@ static void test_write_quantized(void)
                       "tensor 'model.layers.0.mlp.down_proj.weight.qscale': F32 [4, 64], "
                       "expected F32 [64, 4]",
                       "quantized checkpoint with a mis-shaped scale tensor");
+}
+
+/* --- weights computed from the mapping ------------------------------------------------- */
+
+#define GEN_STEPS 12
+
+/* Greedy streaming generation: text logits [GEN_STEPS][V], depth logits [GEN_STEPS][8][A] and
+ * the chosen tokens [GEN_STEPS][9] of every step. */
+static void gen_trace(flm_lm *lm, float *tl, float *dl, int32_t *chosen)
+{
+    const flm_lm_config *c = flm_lm_get_config(lm);
+    size_t V = (size_t)c->vocab_size, A = (size_t)c->aud_vocab;
+    flm_lm_gen_params gp = flm_lm_gen_default_params();
+    gp.use_sampling = 0;
+    flm_lm_gen *g = NULL;
+    flm_lm_gen_create(&g, lm, GEN_STEPS, &gp, NULL);
+    for (int t = 0; t < GEN_STEPS; t++) {
+        int32_t user[8], frame[9];
+        int has;
+        for (int k = 0; k < 8; k++)
+            user[k] = (t * 131 + k * 17) % 2048;
+        flm_lm_gen_step(g, user, NULL, frame, &has, NULL);
+        memcpy(tl + t * V, flm_lm_gen_text_logits(g), V * 4);
+        memcpy(dl + t * 8 * A, flm_lm_gen_depth_logits(g), 8 * A * 4);
+        memcpy(chosen + t * 9, flm_lm_gen_chosen(g), 9 * 4);
+    }
+    flm_lm_gen_destroy(&g);
+}
+
+/* Bytes of the checkpoint's tensors a mapped load can serve: every matrix and table (2-D, but
+ * not wpe, which stays float32) with its scales; only the I8 / U8 codes when codes_only. */
+static size_t servable_bytes(const char *path, int codes_only)
+{
+    flm_safetensors *st = NULL;
+    size_t n = 0;
+    flm_safetensors_open(&st, path, NULL);
+    for (int i = 0; st && i < flm_safetensors_count(st); i++) {
+        const flm_st_info *in = flm_safetensors_at(st, i);
+        int codes = in->dtype == FLM_DTYPE_I8 || in->dtype == FLM_DTYPE_U8;
+        if (in->n_dim == 2 && !strstr(in->name, ".wpe.") && (codes || !codes_only))
+            n += in->size;
+    }
+    flm_safetensors_close(&st);
+    return n;
+}
+
+/* Copies src (config.json + model.safetensors) to dst with `pad` spaces added to the header, so
+ * that every tensor sits `pad` bytes further (a valid file: the header length is not required to
+ * be a multiple of 8). */
+static void shifted_copy(const char *src, const char *dst, int pad)
+{
+    char p[1600], *data = NULL;
+    size_t n;
+    snprintf(p, sizeof p, "rm -rf %s && mkdir -p %s && cp %s/config.json %s/", dst, dst, src, dst);
+    run(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    flm_read_file(p, &data, &n, (size_t)1 << 30, NULL);
+    uint64_t hlen = flm_get_u64((const uint8_t *)data);
+    uint8_t le[8];
+    flm_put_u64(le, hlen + (uint64_t)pad);
+    snprintf(p, sizeof p, "%s/model.safetensors", dst);
+    FILE *f = fopen(p, "wb");
+    fwrite(le, 1, 8, f);
+    fwrite(data + 8, 1, (size_t)hlen, f);
+    fprintf(f, "%*s", pad, "");
+    fwrite(data + 8 + hlen, 1, n - 8 - (size_t)hlen, f);
+    fclose(f);
+    flm_free(data);
+}
+
+/* A checkpoint loaded mapped and copied: bit-identical teacher-forced text and depth logits and
+ * streaming steps (logits and choices), the same weight bytes, and exactly the expected part of
+ * them computed from the mapping: all matrices when the file stores the requested format, none
+ * when it must be converted, and no tensor whose floats are misaligned in the file (copied). */
+static void test_mapped(void)
+{
+    enum { ALL, NONE, CODES };
+    static const struct {
+        const char *sub; /* under dir */
+        flm_wtype w;
+        int pad, expect;
+    } cases[] = {
+        {"bf16", FLM_W_BF16, 0, ALL},  {".", FLM_W_F32, 0, ALL},     {"q8", FLM_W_Q8, 0, ALL},
+        {"q4", FLM_W_Q4, 0, ALL},      {"bf16", FLM_W_F32, 0, NONE}, {"q4", FLM_W_Q8, 0, NONE},
+        {"bf16", FLM_W_BF16, 1, NONE}, /* bf16 at odd addresses: copied */
+        {"bf16", FLM_W_BF16, 2, ALL},  /* 2-byte aligned is enough for bf16 */
+        {".", FLM_W_F32, 2, NONE},     /* floats 2 bytes off: copied */
+        {"q4", FLM_W_Q4, 2, CODES},    /* the codes mapped, the misaligned scales copied */
+    };
+    flm_lm_config c = small_config();
+    size_t nt = (size_t)20 * c.vocab_size, nd = (size_t)20 * 8 * c.aud_vocab;
+    size_t gt = (size_t)GEN_STEPS * c.vocab_size, gd = (size_t)GEN_STEPS * 8 * c.aud_vocab;
+    float *t0 = flm_malloc(nt * 4), *d0 = flm_malloc(nd * 4), *t1 = flm_malloc(nt * 4);
+    float *d1 = flm_malloc(nd * 4), *gt0 = flm_malloc(gt * 4), *gd0 = flm_malloc(gd * 4);
+    float *gt1 = flm_malloc(gt * 4), *gd1 = flm_malloc(gd * 4);
+    int32_t ch0[GEN_STEPS * 9], ch1[GEN_STEPS * 9];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char src[700], path[700], what[128];
+        snprintf(src, sizeof src, "%s/%s", dir, cases[i].sub);
+        snprintf(path, sizeof path, "%s/shifted", dir);
+        if (cases[i].pad)
+            shifted_copy(src, path, cases[i].pad);
+        else
+            snprintf(path, sizeof path, "%s", src);
+        snprintf(what, sizeof what, "%s file%s as %s",
+                 !strcmp(cases[i].sub, ".") ? "f32" : cases[i].sub,
+                 cases[i].pad == 1 ? " shifted 1 byte"
+                 : cases[i].pad    ? " shifted 2 bytes"
+                                   : "",
+                 flm_wtype_name(cases[i].w));
+        size_t want = cases[i].expect == NONE ? 0 : servable_bytes(path, cases[i].expect == CODES);
+        flm_lm *a = NULL, *b = NULL;
+        flm_error err = {0};
+        if (flm_lm_load(&a, path, cases[i].w, 0, &err) < 0 ||
+            flm_lm_load(&b, path, cases[i].w, FLM_LM_LOAD_MAPPED, &err) < 0) {
+            TAP_OK(0, "%s: load: %s", what, err.msg);
+            flm_lm_destroy(&a);
+            continue;
+        }
+        if (cases[i].pad) /* the model holds its mapping: the files may go */
+            snprintf(src, sizeof src, "rm -r %s", path), run(src);
+        logits_of(a, t0, d0);
+        logits_of(b, t1, d1);
+        gen_trace(a, gt0, gd0, ch0);
+        gen_trace(b, gt1, gd1, ch1);
+        TAP_OK(!memcmp(t0, t1, nt * 4) && !memcmp(d0, d1, nd * 4),
+               "%s: mapped == copied: teacher-forced text and depth logits, bit for bit", what);
+        TAP_OK(!memcmp(gt0, gt1, gt * 4) && !memcmp(gd0, gd1, gd * 4) &&
+                   !memcmp(ch0, ch1, sizeof ch0),
+               "%s: mapped == copied: %d streaming steps (logits and tokens)", what, GEN_STEPS);
+        TAP_OK(flm_lm_weight_size(a) == flm_lm_weight_size(b) && flm_lm_mapped_size(a) == 0 &&
+                   flm_lm_mapped_size(b) == want && (cases[i].expect == NONE || want > 0),
+               "%s: %zu bytes of weights both ways, %zu of them mapped (expected %zu)", what,
+               flm_lm_weight_size(b), flm_lm_mapped_size(b), want);
+        flm_lm_destroy(&a);
+        flm_lm_destroy(&b);
+    }
+    flm_free(t0), flm_free(d0), flm_free(t1), flm_free(d1);
+    flm_free(gt0), flm_free(gd0), flm_free(gt1), flm_free(gd1);
 }
 
 /* Replaces the first occurrence of `from` in bad/config.json by `to`. */
@@ -574,7 +720,7 @@ int main(void)
     flm_error err = {0};
     TAP_OK(flm_lm_write_random(&c, 11, FLM_DTYPE_F32, 0, dir, &err) == 0, "write: %s", err.msg);
     flm_lm *lm = NULL;
-    TAP_OK(flm_lm_load(&lm, dir, FLM_W_F32, &err) == 0, "load: %s", err.msg);
+    TAP_OK(flm_lm_load(&lm, dir, FLM_W_F32, 0, &err) == 0, "load: %s", err.msg);
     if (lm) {
         test_score(lm);
         test_no_alloc(lm);
@@ -584,7 +730,9 @@ int main(void)
     test_mask();
     test_formats();
     test_write_quantized();
-    test_alloc_failures();
+    test_mapped();
+    test_alloc_failures(FLM_W_Q8, 0);
+    test_alloc_failures(FLM_W_F32, FLM_LM_LOAD_MAPPED);
     test_bad_checkpoints();
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
