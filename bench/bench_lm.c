@@ -2,10 +2,13 @@
  * shape built in memory, then
  *   decode: greedy streaming steps (backbone step + text head + 8 depth positions) in steps/s,
  *     and the weight bytes a step reads per second divided by the memory read bandwidth
- *     measured in the same run (goal >= 0.8);
- *   teacher forcing: frames/s of forward + text logits + depth head over F frames in chunks of
- *     FLM_LM_TF_ROWS (256), and its GFLOP/s divided by the best sgemm rate measured in the same run
- * (goal >= 0.7). usage: bench_lm tiny|1b|7b f32,bf16,q8,q4 [STEPS [FRAMES [THREADS]]] */
+ *     measured right before and right after the steps (the higher of the two; goal >= 0.8);
+ *   teacher forcing: frames/s of forward + text logits + depth head over FRAMES frames in
+ *     chunks of FLM_LM_TF_ROWS (256), and its GFLOP/s divided by the best sgemm rate measured
+ *     in the same run (goal >= 0.7);
+ *   memory: the process's RSS with the model and a teacher-forcing state of CONTEXT steps
+ *     (default FRAMES + 1) alive, and its peak so far (building the model included).
+ * usage: bench_lm tiny|1b|7b f32,bf16,q8,q4 [STEPS [FRAMES [THREADS [CONTEXT]]]] */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -164,7 +167,8 @@ int main(int argc, char **argv)
         t0 = flm_now();
         for (int i = 0; i < steps; i++)
             flm_lm_gen_step(g, user, NULL, frame, &has, &err);
-        double step_s = (flm_now() - t0) / steps;
+        double step_s = (flm_now() - t0) / steps, bw2 = read_bandwidth(nt);
+        bw = bw2 > bw ? bw2 : bw; /* the better of right before and right after: conservative */
         double read = (double)flm_lm_weight_size(lm) - table_bytes(&cfg, (flm_wtype)t);
         flm_lm_gen_destroy(&g);
         /* teacher forcing */

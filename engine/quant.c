@@ -291,6 +291,24 @@ static void act8_prepare(act8 *a, flm_wtype t, const float *A, int lda, int T, i
     }
 }
 
+/* bf16 products with AVX-512: x with each 32 columns reordered [16 even | 16 odd] (full chunks
+ * of 64 columns only; dot_bf16_avx512 reads the rest from x). */
+static void bf16_split(act8 *a, const float *A, int lda, int T, int K, float *mem)
+{
+    a->base = (const uint8_t *)mem;
+    a->stride = ((size_t)K + 64) * sizeof(float);
+    a->s_off = a->c_off = 0;
+    for (int t = 0; t < T; t++) {
+        const float *x = A + (size_t)t * lda;
+        float *xp = mem + (size_t)t * (K + 64);
+        for (int i = 0; i < K / 64 * 64; i += 32)
+            for (int j = 0; j < 16; j++) {
+                xp[i + j] = x[i + 2 * j];
+                xp[i + 16 + j] = x[i + 2 * j + 1];
+            }
+    }
+}
+
 /* Portable kernels (compiled for AVX-512, AVX2 and baseline; GCC vectorises the element-wise
  * partial sums): one weight row against one activation row. */
 #define KERNEL                                                                                     \
@@ -386,18 +404,25 @@ AVX512 static inline __m512 bf16x16(__m256i v)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
 }
 
-AVX512 static float dot_bf16_avx512(const uint16_t *w, const float *x, int n)
+/* xp: x with each 32 columns reordered [16 even | 16 odd] (bf16_split), so one 64-byte load
+ * of weights gives both halves: the even columns shifted up, the odd ones masked. */
+AVX512 static float dot_bf16_avx512(const uint16_t *w, const float *xp, const float *x, int n)
 {
+    const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int i = 0;
     for (; i + 64 <= n; i += 64) {
         _mm_prefetch((const char *)(w + i) + PREFETCH, _MM_HINT_T0);
         _mm_prefetch((const char *)(w + i) + PREFETCH + 64, _MM_HINT_T0);
-        const __m256i *p = (const __m256i *)(w + i);
-        a0 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256(p)), _mm512_loadu_ps(x + i), a0);
-        a1 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256(p + 1)), _mm512_loadu_ps(x + i + 16), a1);
-        a2 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256(p + 2)), _mm512_loadu_ps(x + i + 32), a2);
-        a3 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256(p + 3)), _mm512_loadu_ps(x + i + 48), a3);
+        __m512i v0 = _mm512_loadu_si512(w + i), v1 = _mm512_loadu_si512(w + i + 32);
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)),
+                             _mm512_loadu_ps(xp + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v0, hi16)),
+                             _mm512_loadu_ps(xp + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)),
+                             _mm512_loadu_ps(xp + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v1, hi16)),
+                             _mm512_loadu_ps(xp + i + 48), a3);
     }
     for (; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
@@ -509,7 +534,7 @@ static void dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, i
                            : dot_f32((const float *)row, x, K);
                 break;
             case FLM_W_BF16:
-                s = avx512 ? dot_bf16_avx512((const uint16_t *)row, x, K)
+                s = avx512 ? dot_bf16_avx512((const uint16_t *)row, (const float *)at, x, K)
                            : dot_bf16((const uint16_t *)row, x, K);
                 break;
             case FLM_W_Q8:
@@ -533,9 +558,12 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
         return;
     int rows = T <= DOT_MAX_T ? DOT_ROWS : EXPAND_ROWS, n_blk = (R + rows - 1) / rows;
     act8 a8, *a = NULL;
+    float *prep = scratch + (size_t)flm_kernels_threads() * EXPAND_ROWS * K;
     if ((m->type == FLM_W_Q8 || m->type == FLM_W_Q4) && T <= DOT_MAX_T) {
-        act8_prepare(&a8, m->type, A, lda, T, K,
-                     scratch + (size_t)flm_kernels_threads() * EXPAND_ROWS * K);
+        act8_prepare(&a8, m->type, A, lda, T, K, prep);
+        a = &a8;
+    } else if (m->type == FLM_W_BF16 && T <= DOT_MAX_T && has_avx512()) {
+        bf16_split(&a8, A, lda, T, K, prep);
         a = &a8;
     }
     if ((double)R * K * T < 262144.0)
