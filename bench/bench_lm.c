@@ -25,7 +25,7 @@
 static double read_bandwidth(int nt)
 {
     size_t n = (size_t)1 << 28;
-    float *x = flm_malloc(n * sizeof *x);
+    float *x = flm_malloc_huge(n * sizeof *x); /* as the model's weights */
     if (!x)
         return 0;
 #pragma omp parallel for num_threads(nt)

@@ -536,7 +536,7 @@ static void *track(flm_lm *m, size_t bytes)
     if (m->n_allocs == m->cap_allocs &&
         flm_grow((void **)&m->allocs, &m->cap_allocs, m->n_allocs + 1, sizeof *m->allocs) < 0)
         return NULL;
-    if (!(p = flm_malloc(bytes ? bytes : 1)))
+    if (!(p = flm_malloc_huge(bytes ? bytes : 1)))
         return NULL;
     m->allocs[m->n_allocs++] = p;
     m->weight_size += bytes;
@@ -1046,7 +1046,7 @@ static void *salloc(flm_lm_state *s, size_t bytes)
     if (s->n_allocs == s->cap_allocs &&
         flm_grow((void **)&s->allocs, &s->cap_allocs, s->n_allocs + 1, sizeof *s->allocs) < 0)
         return NULL;
-    if (!(p = flm_malloc(bytes ? bytes : 1)))
+    if (!(p = flm_malloc_huge(bytes ? bytes : 1)))
         return NULL;
     memset(p, 0, bytes); /* touched now: a long session must not run out of memory at step 8000 */
     s->allocs[s->n_allocs++] = p;

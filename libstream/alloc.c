@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static _Atomic int64_t fail_after = -1; /* allocations left before an injected failure */
 static _Atomic int64_t n_allocs;
@@ -31,6 +32,18 @@ void *flm_malloc(size_t size)
     if (injected_failure())
         return NULL;
     return malloc(size ? size : 1);
+}
+
+void *flm_malloc_huge(size_t size)
+{
+    const size_t huge = (size_t)2 << 20;
+    void *p = NULL;
+    if (size < huge)
+        return flm_malloc(size);
+    if (injected_failure() || posix_memalign(&p, huge, size) != 0)
+        return NULL;
+    madvise(p, size, MADV_HUGEPAGE); /* a hint: without it the memory is still good */
+    return p;
 }
 
 void *flm_calloc(size_t n, size_t size)
