@@ -27,7 +27,7 @@
  * teacher-forced pass by that much (float32 and bf16 steps are equal to it). Otherwise (T > 4)
  * blocks of 256 weight rows are expanded to float32 in per-thread scratch (f32 is used in place)
  * and multiplied with OpenBLAS sgemm, threads taking blocks in turn; 256 activation rows per call
- * make that run at ~0.85 of the sgemm rate (bench/RESULTS.md). Ownership: a flm_qmat only points
+ * make that run at 0.9-1.0 of the sgemm rate (bench/RESULTS.md). Ownership: a flm_qmat only points
  * at memory the caller owns.
  */
 #ifndef FLM_QUANT_H
