@@ -468,9 +468,8 @@ AVX512 static void dot4_q8_avx512(const int8_t *const w[4], const float *const w
         {
             _mm_prefetch((const char *)(w[r] + 64 * c) + ahead, _MM_HINT_T0);
             _mm_prefetch((const char *)(ws[r] + 2 * c) + ahead_s, _MM_HINT_T0);
-            __m512 wsx =
-                _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_castpd_ps(
-                                               _mm_load_sd((const double *)(ws[r] + 2 * c)))));
+            __m128 two = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(ws[r] + 2 * c)));
+            __m512 wsx = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(two));
             a[r] = q8_chunk(_mm512_loadu_si512(w[r] + 64 * c), wsx, x, s, a[r]);
         }
     }
