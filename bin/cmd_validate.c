@@ -53,18 +53,7 @@ static void usage(FILE *f)
             "samples). Ctrl-C stops early and reports the samples scored so far.\n"
             "--weights: the format the weights are held in for compute (default f32; bf16,\n"
             "or per-block int8 / 4-bit: compare their losses with f32's to see what\n"
-            "quantization costs).\n"
-            "--mmap: compute from the checkpoint's file mapping wherever it stores the weights\n"
-            "in the --weights format (bf16 file with --weights bf16, f32 with f32, flm model\n"
-            "quantize output with its format) instead of reading them into memory (the\n"
-            "default). Same results; the load takes a fraction of a second instead of seconds\n"
-            "and those weights need no allocated memory: they stay page cache, shared and\n"
-            "evictable, so under memory pressure a step may have to read them back from disk.\n"
-            "Measured on a 1B bf16 model (bench/RESULTS.md, \"Weights mapped vs in memory\"):\n"
-            "load 0.0 s instead of 4.1 s (cold cache: 0.3 s instead of 7.2 s, then 1.4 s for\n"
-            "the first step), decode and teacher forcing 0.96 to 1.07x the speed of weights in\n"
-            "memory, peak RSS 0.7x; llama.cpp over mapped weights was seen erratic and up to\n"
-            "10x slower on these machines (DESIGN 8), so it is not the default.\n",
+            "quantization costs).\n" CLI_HELP_MMAP,
             OUTLIER_Z);
 }
 
