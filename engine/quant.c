@@ -330,12 +330,21 @@ KERNEL dot_f32(const float *w, const float *x, int n)
 KERNEL dot_bf16(const uint16_t *w, const float *x, int n)
 {
     float acc[32] = {0};
-    for (int i = 0; i < n; i++) {
+    int nb = n / 32;
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < 32; i++) {
+            union {
+                uint32_t u;
+                float f;
+            } v = {.u = (uint32_t)w[b * 32 + i] << 16};
+            acc[i] += v.f * x[b * 32 + i];
+        }
+    for (int i = nb * 32; i < n; i++) {
         union {
             uint32_t u;
             float f;
         } v = {.u = (uint32_t)w[i] << 16};
-        acc[i % 32] += v.f * x[i];
+        acc[i - nb * 32] += v.f * x[i];
     }
     float s = 0.0f;
     for (int i = 0; i < 32; i++)
