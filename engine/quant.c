@@ -203,7 +203,7 @@ size_t flm_qmat_scratch_size(int cols)
  * columns to int8 (scale max|x| / 127, round to nearest even) and sum integer products per block,
  * as llama.cpp does: the AVX-512 VNNI instruction vpdpbusd then does 64 multiply-adds of int8
  * in one operation, which keeps the 4-bit kernel memory-bound. The activations are prepared once
- * per call into `act8`, laid out in chunks that match one 64-byte load of weight codes:
+ * per call into `xprep`, laid out in chunks that match one 64-byte load of weight codes:
  *   Q8: a chunk is 64 columns (2 blocks): codes q[64] in column order; s[16]: lanes 0-7 the
  *       scale of the first block, lanes 8-15 of the second;
  *   Q4: a chunk is 128 columns (4 blocks, 64 bytes of codes): q[128] = the even columns of the 4
@@ -211,10 +211,10 @@ size_t flm_qmat_scratch_size(int cols)
  *       64 code bytes; s[16]: lane 4b + j the scale of block b; c[16]: lane 4b = -8 x the sum of
  *       block b's codes (the codes are stored as q + 8, which vpdpbusd reads unsigned).
  * Columns past the end are zero, so a row's last chunk needs no special arithmetic. */
-typedef struct act8 {
+typedef struct xprep {   /* the activations prepared once per call (bf16: see bf16_split) */
     const uint8_t *base; /* row t's q at base + t * stride, its s at + s_off, its c at + c_off */
     size_t stride, s_off, c_off;
-} act8;
+} xprep;
 
 static int chunk_cols(flm_wtype t)
 {
@@ -249,7 +249,8 @@ AVX512 static float quantize_block_avx512(const float *x, int8_t *q)
 
 /* Fills a from T rows of A (lda) for products with a type-t matrix of K columns; mem holds
  * DOT_MAX_T * (K + 64) floats. */
-static void act8_prepare(act8 *a, flm_wtype t, const float *A, int lda, int T, int K, float *mem)
+static void quantize_activations(xprep *a, flm_wtype t, const float *A, int lda, int T, int K,
+                                 float *mem)
 {
     int cc = chunk_cols(t), n_chunk = (K + cc - 1) / cc;
     a->base = (const uint8_t *)mem;
@@ -290,7 +291,7 @@ static void act8_prepare(act8 *a, flm_wtype t, const float *A, int lda, int T, i
 
 /* bf16 products with AVX-512: x with each 32 columns reordered [16 even | 16 odd] (whole
  * blocks of 32 only; dot4_bf16_avx512 reads the rest from x). */
-static void bf16_split(act8 *a, const float *A, int lda, int T, int K, float *mem)
+static void bf16_split(xprep *a, const float *A, int lda, int T, int K, float *mem)
 {
     a->base = (const uint8_t *)mem;
     a->stride = ((size_t)K + 64) * sizeof(float);
@@ -352,7 +353,7 @@ KERNEL dot_bf16(const uint16_t *w, const float *x, int n)
     return s;
 }
 
-/* xq, xs, xc: one activation row of act8. */
+/* xq, xs, xc: one activation row of xprep. */
 KERNEL dot_q8(const int8_t *w, const float *ws, int K, const int8_t *xq, const float *xs)
 {
     float s = 0.0f;
@@ -546,7 +547,7 @@ AVX512 static void dot4_q4_avx512(const uint8_t *const w[4], const float *const 
 /* Direct dot products of T (<= DOT_MAX_T) activation rows (float A; a: prepared for Q8 / Q4,
  * or reordered for bf16) with weight rows [r0, r1): acc [T][r1 - r0]. */
 static void dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, int lda,
-                     const act8 *a, float *acc)
+                     const xprep *a, float *acc)
 {
     int K = m->cols, nb = n_blocks(K), n = r1 - r0;
     size_t rb = row_bytes(m->type, K), ahead = 4 * rb, ahead_s = 4 * (size_t)nb * sizeof(float);
@@ -605,10 +606,10 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
     if (T <= 0 || R <= 0)
         return;
     int rows = T <= DOT_MAX_T ? DOT_ROWS : EXPAND_ROWS, n_blk = (R + rows - 1) / rows;
-    act8 a8, *a = NULL;
+    xprep a8, *a = NULL;
     float *prep = scratch + (size_t)flm_kernels_threads() * EXPAND_ROWS * K;
     if ((m->type == FLM_W_Q8 || m->type == FLM_W_Q4) && T <= DOT_MAX_T) {
-        act8_prepare(&a8, m->type, A, lda, T, K, prep);
+        quantize_activations(&a8, m->type, A, lda, T, K, prep);
         a = &a8;
     } else if (m->type == FLM_W_BF16 && T <= DOT_MAX_T && has_avx512()) {
         bf16_split(&a8, A, lda, T, K, prep);

@@ -16,6 +16,7 @@
 #include "flm_safetensors.h"
 #include "flm_sampling.h"
 #include "tap.h"
+#include "test_util.h"
 
 #define TOL 1e-5
 #define TOL_HIDDEN 2e-5
@@ -31,16 +32,6 @@ static const void *get(const char *name, int64_t numel)
         return NULL;
     }
     return in->data;
-}
-
-static double max_abs(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        m = d > m || isnan(d) ? d : m;
-    }
-    return m;
 }
 
 /* top-1 minus top-2 of a row */

@@ -10,6 +10,7 @@
 #include "flm_mimi.h"
 #include "flm_safetensors.h"
 #include "tap.h"
+#include "test_util.h"
 
 #define TOL 1e-4
 
@@ -41,16 +42,6 @@ static void *get(const char *name, int transpose, int64_t *c_out, int64_t *t_out
     if (t_out)
         *t_out = T;
     return out;
-}
-
-static double max_abs(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        m = d > m || isnan(d) ? d : m;
-    }
-    return m;
 }
 
 static int n_code_diff(const int32_t *a, const int32_t *b, size_t n)

@@ -8,11 +8,11 @@
 #include "flm_alloc.h"
 #include "flm_dialog.h"
 #include "flm_rng.h"
+#include "dialog_util.h"
 #include "tap.h"
 #include "test_util.h"
 
 static flm_profiles P;
-#define SPF 1920
 #define RATE 24000
 #define REACTION_SAMPLES 12000 /* 0.5 s */
 
@@ -110,14 +110,6 @@ static void test_manifest(void)
 
 /* ---- random dialogs ------------------------------------------------------------------------ */
 
-typedef struct tdialog {
-    flm_dialog d; /* roles and start times only */
-    int64_t n[FLM_DIALOG_MAX_TURNS];
-    float *audio[FLM_DIALOG_MAX_TURNS];
-    int32_t *tok[FLM_DIALOG_MAX_TURNS];
-    int32_t ntok[FLM_DIALOG_MAX_TURNS];
-} tdialog;
-
 /* Turn audio is noise that is never zero, so the checker can find it sample-exactly. */
 static void make_dialog(uint64_t seed, int idx, int short_audio, tdialog *td)
 {
@@ -149,29 +141,6 @@ static void make_dialog(uint64_t seed, int idx, int short_audio, tdialog *td)
         for (int32_t j = 0; j < td->ntok[k]; j++)
             td->tok[k][j] = (int32_t)flm_rng_below(&r, 151643);
         role = role == FLM_DIALOG_USER ? FLM_DIALOG_MODEL : FLM_DIALOG_USER;
-    }
-}
-
-static void free_dialog(tdialog *td)
-{
-    for (int32_t k = 0; k < td->d.n_turns; k++) {
-        free(td->audio[k]);
-        free(td->tok[k]);
-    }
-}
-
-/* A stand-in for the codec: codes are a hash of a few samples of each frame. */
-static void fake_encode(const float *x, int32_t n_frames, int32_t *codes)
-{
-    for (int32_t t = 0; t < n_frames; t++) {
-        uint32_t h = 2166136261u;
-        for (int i = 0; i < SPF; i += 97) {
-            uint32_t b;
-            memcpy(&b, &x[(size_t)t * SPF + (size_t)i], 4);
-            h = (h ^ b) * 16777619u;
-        }
-        for (int c = 0; c < FLM_N_CODEBOOKS; c++)
-            codes[(size_t)c * n_frames + t] = (int32_t)((h ^ (uint32_t)c * 2654435761u) % 2048);
     }
 }
 

@@ -13,6 +13,7 @@
 #include "flm_safetensors.h"
 #include "flm_util.h"
 #include "tap.h"
+#include "test_util.h"
 
 static float *test_signal(int64_t n, uint64_t seed)
 {
@@ -25,16 +26,6 @@ static float *test_signal(int64_t n, uint64_t seed)
                        0.05 * flm_rng_normal(&r));
     }
     return x;
-}
-
-static double max_abs(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        m = d > m || isnan(d) ? d : m;
-    }
-    return m;
 }
 
 /* Rebuilds an image from st's tensors, with one tensor dropped / reshaped / all cast to bf16. */

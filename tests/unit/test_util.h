@@ -1,7 +1,9 @@
-/* Shared helpers of the unit tests: random samples and temporary directories. */
+/* Shared helpers of the unit and golden tests: random samples, temporary directories, and the
+ * largest difference of two float arrays. */
 #ifndef FLM_TEST_UTIL_H
 #define FLM_TEST_UTIL_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,17 @@ static inline void temp_dir(char *out, size_t n, const char *name)
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/shards'", out, out);
     if (system(cmd) != 0)
         abort();
+}
+
+/* max |a - b| over n values; NaN anywhere makes it NaN (never a pass). */
+static inline double max_abs(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        m = d > m || isnan(d) ? d : m;
+    }
+    return m;
 }
 
 #endif
