@@ -205,7 +205,8 @@ size_t flm_qmat_scratch_size(int cols)
  * in one operation, which keeps the 4-bit kernel memory-bound. The activations are prepared once
  * per call into `xprep`, laid out in chunks that match one 64-byte load of weight codes:
  *   Q8: a chunk is 64 columns (2 blocks): codes q[64] in column order; s[16]: lanes 0-7 the
- *       scale of the first block, lanes 8-15 of the second;
+ *       scale of the first block, lanes 8-15 of the second; c[16]: lanes 0 and 8 = -128 x the
+ *       sum of the block's codes (the kernel reads the weight codes unsigned, as q + 128);
  *   Q4: a chunk is 128 columns (4 blocks, 64 bytes of codes): q[128] = the even columns of the 4
  *       blocks (16 each), then their odd columns, which matches the low and high nibbles of the
  *       64 code bytes; s[16]: lane 4b + j the scale of block b; c[16]: lane 4b = -8 x the sum of
@@ -270,9 +271,13 @@ static void quantize_activations(xprep *a, flm_wtype t, const float *A, int lda,
             float sc = n == FLM_QBLOCK && has_avx512() ? quantize_block_avx512(x + lo, blk)
                                                        : quantize_block(x + lo, n, blk);
             if (t == FLM_W_Q8) {
+                int32_t sum = 0;
+                for (int j = 0; j < n; j++)
+                    sum += blk[j];
                 memcpy(q + lo, blk, (size_t)n);
                 for (int j = 0; j < 8; j++)
                     s[(b / 2) * 16 + (b % 2) * 8 + j] = sc;
+                c[(b / 2) * 16 + (b % 2) * 8] = -128 * sum;
                 continue;
             }
             int8_t *ch = q + (size_t)(b / 4) * 128 + (b % 4) * 16;
@@ -453,45 +458,55 @@ AVX512 static void dot4_bf16_avx512(const uint16_t *const w[4], size_t ahead, co
     R4 out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a[r][0], a[r][1]));
 }
 
-/* One 64-byte chunk of Q8 codes v (2 blocks, scales wsx per lane) against activation codes x
- * and scales xs, added to acc. */
-AVX512 static inline __m512 q8_chunk(__m512i v, __m512 wsx, __m512i x, __m512 xs, __m512 acc)
+/* One 64-byte chunk of Q8 codes v (2 blocks, scales wsx per lane) against activation codes x,
+ * corrections xc and scales xs, added to acc. vpdpbusd reads its first operand unsigned: v with
+ * its sign bit flipped is q + 128, and xc (-128 x the block's sum of x) takes the 128 back out. */
+AVX512 static inline __m512 q8_chunk(__m512i v, __m512 wsx, __m512i x, __m512i xc, __m512 xs,
+                                     __m512 acc)
 {
-    const __m512i zero = _mm512_setzero_si512();
-    x = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(v), zero, x); /* the sign of w onto x */
-    __m512i d = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(v), x);
+    __m512i d = _mm512_dpbusd_epi32(xc, _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)), x);
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(wsx, xs), acc);
 }
 
 AVX512 static void dot4_q8_avx512(const int8_t *const w[4], const float *const ws[4], size_t ahead,
                                   size_t ahead_s, int K, const int8_t *xq, const float *xs,
-                                  float out[4])
+                                  const int32_t *xc, float out[4])
 {
     const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i two = _mm512_set1_epi32(2);
     __m512 a[4];
     R4 a[r] = _mm512_setzero_ps();
     int nb = n_blocks(K), full = K / 64, c = 0;
-    for (; c < full; c++) {
-        __m512i x = _mm512_loadu_si512(xq + 64 * c);
-        __m512 s = _mm512_loadu_ps(xs + 16 * c);
+    for (; c + 8 <= full; c += 8) { /* 8 chunks: one 64-byte load of each row's 16 scales */
+        __m512 sv[4];
         R4
         {
-            _mm_prefetch((const char *)(w[r] + 64 * c) + ahead, _MM_HINT_T0);
             _mm_prefetch((const char *)(ws[r] + 2 * c) + ahead_s, _MM_HINT_T0);
-            __m128 two = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(ws[r] + 2 * c)));
-            __m512 wsx = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(two));
-            a[r] = q8_chunk(_mm512_loadu_si512(w[r] + 64 * c), wsx, x, s, a[r]);
+            sv[r] = _mm512_loadu_ps(ws[r] + 2 * c);
+        }
+        __m512i id = idx;
+        _Pragma("GCC unroll 8") for (int cc = c; cc < c + 8; cc++)
+        {
+            __m512i x = _mm512_loadu_si512(xq + 64 * cc), corr = _mm512_loadu_si512(xc + 16 * cc);
+            __m512 s = _mm512_loadu_ps(xs + 16 * cc);
+            R4
+            {
+                _mm_prefetch((const char *)(w[r] + 64 * cc) + ahead, _MM_HINT_T0);
+                a[r] = q8_chunk(_mm512_loadu_si512(w[r] + 64 * cc),
+                                _mm512_permutexvar_ps(id, sv[r]), x, corr, s, a[r]);
+            }
+            id = _mm512_add_epi32(id, two);
         }
     }
-    for (; c * 64 < K; c++) { /* the last chunk, read with masks */
-        __m512i x = _mm512_loadu_si512(xq + 64 * c);
+    for (; c * 64 < K; c++) { /* the rest; the last chunk read with masks */
+        __m512i x = _mm512_loadu_si512(xq + 64 * c), corr = _mm512_loadu_si512(xc + 16 * c);
         __m512 s = _mm512_loadu_ps(xs + 16 * c);
+        __mmask64 wm = bytes_mask(K - 64 * c);
         R4
         {
             __m512 wsx = _mm512_permutexvar_ps(
                 idx, _mm512_maskz_loadu_ps(nb - 2 * c >= 2 ? 3 : 1, ws[r] + 2 * c));
-            a[r] = q8_chunk(_mm512_maskz_loadu_epi8(bytes_mask(K - 64 * c), w[r] + 64 * c), wsx, x,
-                            s, a[r]);
+            a[r] = q8_chunk(_mm512_maskz_loadu_epi8(wm, w[r] + 64 * c), wsx, x, corr, s, a[r]);
         }
     }
     R4 out[r] = _mm512_reduce_add_ps(a[r]);
@@ -612,7 +627,7 @@ static void dot_rows(const flm_qmat *m, int r0, int r1, int T, const float *A, i
                 dot4_bf16_avx512((const uint16_t *const *)w, ahead, (const float *)at, x, K, o);
                 break;
             case FLM_W_Q8:
-                dot4_q8_avx512((const int8_t *const *)w, ws, ahead, ahead_s, K, xq, xs, o);
+                dot4_q8_avx512((const int8_t *const *)w, ws, ahead, ahead_s, K, xq, xs, xc, o);
                 break;
             default:
                 dot4_q4_avx512((const uint8_t *const *)w, ws, ahead, ahead_s, K, xq, xs, xc, o);
