@@ -1,8 +1,9 @@
 /* FLM-Audio RQ-Transformer speed (issue 7). For each weight format: a random model of the given
  * shape built in memory, then
  *   decode: greedy streaming steps (backbone step + text head + 8 depth positions) in steps/s,
- *     and the weight bytes a step reads per second divided by the memory read bandwidth
- *     measured right before and right after the steps (the higher of the two; goal >= 0.8);
+ *     and the weight bytes a step reads per second divided by the memory read bandwidth, in 5
+ *     rounds of STEPS / 5 steps with the bandwidth measured right before and right after each
+ *     round (the higher of the two); medians over the rounds (goal >= 0.8);
  *     "read": the same with the bytes actually read, the depth head's shared attention counted
  *     once per position (8 times);
  *   teacher forcing: frames/s of forward + text logits + depth head over FRAMES frames in
@@ -23,16 +24,28 @@
 #include "flm_lm.h"
 #include "flm_util.h"
 
-/* Best of 3 parallel sums over 1 GiB: the memory read bandwidth in bytes/s. */
-static double read_bandwidth(int nt)
+#define ROUNDS 5 /* decode rounds, each between two bandwidth measurements */
+
+#define BW_FLOATS ((size_t)1 << 28) /* 1 GiB read by read_bandwidth */
+
+/* The buffer read_bandwidth reads, in huge pages as the model's weights (NULL if out of memory). */
+static float *bandwidth_buffer(int nt)
 {
-    size_t n = (size_t)1 << 28;
-    float *x = flm_malloc_huge(n * sizeof *x); /* as the model's weights */
+    float *x = flm_malloc_huge(BW_FLOATS * sizeof *x);
+    if (x) {
+#pragma omp parallel for num_threads(nt)
+        for (size_t i = 0; i < BW_FLOATS; i++)
+            x[i] = (float)(i & 7);
+    }
+    return x;
+}
+
+/* Best of 3 parallel sums over x: the memory read bandwidth in bytes/s. */
+static double read_bandwidth(const float *x, int nt)
+{
+    size_t n = BW_FLOATS;
     if (!x)
         return 0;
-#pragma omp parallel for num_threads(nt)
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(i & 7);
     double best = 0, sink = 0;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = flm_now(), s = 0;
@@ -49,8 +62,19 @@ static double read_bandwidth(int nt)
         best = bw > best ? bw : best;
         sink += s;
     }
-    flm_free(x);
     return sink > 0 ? best : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* Best sgemm rate (flop/s) of the engine's GEMM at teacher-forcing shapes. */
@@ -164,13 +188,15 @@ int main(int argc, char **argv)
             continue;
         }
         double build_s = flm_now() - t0;
-        /* the baselines right before this format's runs: the machine's load changes */
-        double bw = read_bandwidth(nt), gemm = sgemm_rate();
-        /* decode */
+        double gemm = sgemm_rate();
+        /* decode in ROUNDS rounds, the bandwidth measured right before and right after each (the
+         * higher of the two: conservative); medians over the rounds, as this machine's
+         * bandwidth drifts by a third within minutes */
         flm_lm_gen *g = NULL;
         flm_lm_gen_params gp = flm_lm_gen_default_params();
         gp.use_sampling = 0;
-        if (flm_lm_gen_create(&g, lm, steps + 4, &gp, &err) < 0) {
+        int per = steps / ROUNDS > 0 ? steps / ROUNDS : 1;
+        if (flm_lm_gen_create(&g, lm, per * ROUNDS + 4, &gp, &err) < 0) {
             fprintf(stderr, "%s\n", err.msg);
             flm_lm_destroy(&lm);
             continue;
@@ -179,13 +205,29 @@ int main(int argc, char **argv)
         int has;
         for (int i = 0; i < 2; i++) /* warm-up */
             flm_lm_gen_step(g, user, NULL, frame, &has, &err);
-        t0 = flm_now();
-        for (int i = 0; i < steps; i++)
-            flm_lm_gen_step(g, user, NULL, frame, &has, &err);
-        double step_s = (flm_now() - t0) / steps, bw2 = read_bandwidth(nt);
-        bw = bw2 > bw ? bw2 : bw; /* the better of right before and right after: conservative */
         double read = (double)flm_lm_weight_size(lm) - table_bytes(&cfg, (flm_wtype)t);
         double streamed = read + reread_bytes(&cfg, (flm_wtype)t);
+        double rate[ROUNDS], bws[ROUNDS], ratio[ROUNDS], ratio_read[ROUNDS];
+        float *bwx = bandwidth_buffer(nt);
+        for (int k = 0; k < ROUNDS && bwx; k++) {
+            double b0 = read_bandwidth(bwx, nt);
+            t0 = flm_now();
+            for (int i = 0; i < per; i++)
+                flm_lm_gen_step(g, user, NULL, frame, &has, &err);
+            double step_s = (flm_now() - t0) / per, b1 = read_bandwidth(bwx, nt);
+            bws[k] = b1 > b0 ? b1 : b0;
+            rate[k] = 1.0 / step_s;
+            ratio[k] = read * rate[k] / bws[k];
+            ratio_read[k] = streamed * rate[k] / bws[k];
+        }
+        if (!bwx) {
+            fprintf(stderr, "%s: out of memory for the bandwidth buffer\n", tok);
+            flm_lm_gen_destroy(&g);
+            flm_lm_destroy(&lm);
+            continue;
+        }
+        double steps_s = median(rate, ROUNDS), bw = median(bws, ROUNDS);
+        flm_free(bwx);
         flm_lm_gen_destroy(&g);
         /* teacher forcing */
         flm_lm_state *s = NULL;
@@ -211,9 +253,9 @@ int main(int argc, char **argv)
         printf(
             "| %s | %.2f | %.1f | %.2f | %.1f | **%.2f** | %.2f | %.1f | %.1f | %.1f | **%.2f** | "
             "%.2f (%.2f) |\n",
-            tok, flm_lm_weight_size(lm) / 1e9, bw / 1e9, 1.0 / step_s, read / step_s / 1e9,
-            read / step_s / bw, streamed / step_s / bw, gemm / 1e9, frames / tf_s, gflop / 1e9,
-            gflop / gemm, rss_now() / 1e9, rss_peak() / 1e9);
+            tok, flm_lm_weight_size(lm) / 1e9, bw / 1e9, steps_s, read * steps_s / 1e9,
+            median(ratio, ROUNDS), median(ratio_read, ROUNDS), gemm / 1e9, frames / tf_s,
+            gflop / 1e9, gflop / gemm, rss_now() / 1e9, rss_peak() / 1e9);
         fprintf(stderr, "%s: built in %.1f s; state %.1f MB (context %d, %d rows)\n", tok, build_s,
                 flm_lm_state_size(s) / 1e6, ctx, R);
         flm_free(in), flm_free(codes), flm_free(h), flm_free(tl), flm_free(dl);

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "flm_config.h"
+#include "flm_kernels.h"
 #ifdef FLM_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -20,7 +21,7 @@ int cmd_version(int argc, char **argv)
     if (MPI_Get_library_version(v, &n) == MPI_SUCCESS) /* "Open MPI v4.1.4, package: ..." */
         snprintf(mpi, sizeof mpi, "mpi %.*s", (int)strcspn(v, ",\n"), v);
 #endif
-    printf("flmstream %s (zstd %s, sqlite %s, %s)\n", FLM_VERSION, ZSTD_versionString(),
-           sqlite3_libversion(), mpi);
+    printf("flmstream %s (zstd %s, sqlite %s, %s, openblas core %s)\n", FLM_VERSION,
+           ZSTD_versionString(), sqlite3_libversion(), mpi, flm_kernels_blas_core());
     return 0;
 }
