@@ -19,10 +19,11 @@
  *        q + 8 with q in [-7, 7], and float scales [rows][n_blocks]: scale = max|x| / 7.
  * Products: for few rows of activations (T <= 4, streaming) a direct dot-product kernel reads
  * each weight once (memory-bound: AVX-512 intrinsics with software prefetch where the CPU has
- * AVX-512 VNNI, else portable vectorisable loops), threads taking blocks of 32 weight rows in
- * turn. For Q8 and Q4 these products also quantize each activation row per block of 32 columns to
- * int8 (scale max|x| / 127, rounded to nearest even) and sum integer products per block (VNNI
- * vpdpbusd), as llama.cpp does: a relative error of a few 1e-3 on the product
+ * AVX-512 VNNI, else portable vectorisable loops), each thread one contiguous range of weight
+ * rows (so that its prefetches run ahead in the rows it reads next). For Q8 and Q4 these
+ * products also quantize each activation row per block of 32 columns to int8 (scale max|x| /
+ * 127, rounded to nearest even) and sum integer products per block (VNNI vpdpbusd), as
+ * llama.cpp does: a relative error of a few 1e-3 on the product
  * (tests/unit/test_kernels.c), so a quantized model's streaming steps differ from its
  * teacher-forced pass by that much (float32 and bf16 steps are equal to it). Otherwise (T > 4)
  * blocks of 256 weight rows are expanded to float32 in per-thread scratch (f32 is used in place)

@@ -13,7 +13,7 @@
 
 #define EXPAND_ROWS 256 /* weight rows expanded to float32 per sgemm call */
 #define DOT_MAX_T 4     /* up to this many activation rows: direct dot products ... */
-#define DOT_ROWS 32     /* ... over blocks of this many weight rows (threads take blocks in turn) */
+#define DOT_ROWS 32     /* ... over blocks of this many weight rows (a thread's blocks adjacent) */
 
 static const char *const names[FLM_W_COUNT] = {"f32", "bf16", "q8", "q4"};
 
