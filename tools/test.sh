@@ -31,7 +31,8 @@ run_suite() { # $1 = build dir, $2 = label, rest = meson setup options
 run_suite build "build (-Werror)" -Dwerror=true
 
 # the unit suite once more under valgrind memcheck (FLM_TEST_FAST trims the exhaustive loops;
-# the "heavy" numeric tests -- Mimi, audio decode, augmentation -- run under ASan only)
+# the "heavy" tests -- Mimi, audio decode, augmentation, the LM, and what links FFmpeg -- run under
+# ASan only)
 rm -f build/meson-logs/testlog-valgrind.json
 if meson test -C build --setup valgrind --suite unit --no-suite heavy --num-processes 2 \
     >build/test-valgrind.log 2>&1; then
