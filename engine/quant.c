@@ -693,8 +693,8 @@ void flm_qmat_gemm(const flm_qmat *m, int T, const float *A, int lda, const floa
     if ((double)R * K * T < 262144.0)
         nt = 1;
     /* streaming: each thread one contiguous range of rows (the hardware and software prefetches
-     * then run ahead in the rows the thread reads next: 0.49 -> 0.73 of the read bandwidth for a
-     * q4 product, bench/RESULTS.md); teacher forcing: blocks handed out in turn */
+     * then run ahead in the rows the thread reads next: 0.38-0.45 -> 0.73-0.76 of the read
+     * bandwidth for a q4 product, bench/RESULTS.md); teacher forcing: blocks handed out in turn */
     if (T <= DOT_MAX_T) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int blk = 0; blk < n_blk; blk++)
