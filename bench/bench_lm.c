@@ -209,7 +209,13 @@ int main(int argc, char **argv)
         double streamed = read + reread_bytes(&cfg, (flm_wtype)t);
         double rate[ROUNDS], bws[ROUNDS], ratio[ROUNDS], ratio_read[ROUNDS];
         float *bwx = bandwidth_buffer(nt);
-        for (int k = 0; k < ROUNDS && bwx; k++) {
+        if (!bwx) {
+            fprintf(stderr, "%s: out of memory for the bandwidth buffer\n", tok);
+            flm_lm_gen_destroy(&g);
+            flm_lm_destroy(&lm);
+            continue;
+        }
+        for (int k = 0; k < ROUNDS; k++) {
             double b0 = read_bandwidth(bwx, nt);
             t0 = flm_now();
             for (int i = 0; i < per; i++)
@@ -219,12 +225,6 @@ int main(int argc, char **argv)
             rate[k] = 1.0 / step_s;
             ratio[k] = read * rate[k] / bws[k];
             ratio_read[k] = streamed * rate[k] / bws[k];
-        }
-        if (!bwx) {
-            fprintf(stderr, "%s: out of memory for the bandwidth buffer\n", tok);
-            flm_lm_gen_destroy(&g);
-            flm_lm_destroy(&lm);
-            continue;
         }
         double steps_s = median(rate, ROUNDS), bw = median(bws, ROUNDS);
         flm_free(bwx);

@@ -518,8 +518,7 @@ AVX512 static inline __m512 q4_chunk(__m512i v, __m512 wsx, __m512i x0, __m512i 
                                      __m512 xs, __m512 acc)
 {
     const __m512i m4 = _mm512_set1_epi8(15);
-    __m512i lo = _mm512_and_si512(v, m4);
-    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xc, lo, x0), hi, x1);
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(wsx, xs), acc);
 }
@@ -556,29 +555,17 @@ AVX512 static void dot4_q4_avx512(const uint8_t *const w[4], const float *const 
             id = _mm512_add_epi32(id, four);
         }
     }
-    for (; c * 128 < K; c++) {
+    for (; c * 128 < K; c++) { /* the rest (under 4 chunks), read with masks */
         __m512i x0 = _mm512_loadu_si512(xq + 128 * c), x1 = _mm512_loadu_si512(xq + 128 * c + 64);
         __m512i corr = _mm512_loadu_si512(xc + 16 * c);
         __m512 s = _mm512_loadu_ps(xs + 16 * c);
-        if (c < full) {
-            R4
-            {
-                _mm_prefetch((const char *)(w[r] + 64 * c) + ahead, _MM_HINT_T0);
-                _mm_prefetch((const char *)(ws[r] + 4 * c) + ahead_s, _MM_HINT_T0);
-                __m512 wsx =
-                    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(ws[r] + 4 * c)));
-                a[r] = q4_chunk(_mm512_loadu_si512(w[r] + 64 * c), wsx, x0, x1, corr, s, a[r]);
-            }
-            continue;
-        }
-        int lb = nb - 4 * c; /* the last chunk, read with masks */
+        int lb = nb - 4 * c;
+        __mmask16 sm = lb >= 4 ? 15 : (__mmask16)((1u << lb) - 1);
+        __mmask64 wm = bytes_mask(rb - 64 * c);
         R4
         {
-            __m512 wsx = _mm512_permutexvar_ps(
-                idx,
-                _mm512_maskz_loadu_ps(lb >= 4 ? 15 : (__mmask16)((1u << lb) - 1), ws[r] + 4 * c));
-            a[r] = q4_chunk(_mm512_maskz_loadu_epi8(bytes_mask(rb - 64 * c), w[r] + 64 * c), wsx,
-                            x0, x1, corr, s, a[r]);
+            __m512 wsx = _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(sm, ws[r] + 4 * c));
+            a[r] = q4_chunk(_mm512_maskz_loadu_epi8(wm, w[r] + 64 * c), wsx, x0, x1, corr, s, a[r]);
         }
     }
     R4 out[r] = _mm512_reduce_add_ps(a[r]);
