@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "flm_alloc.h"
 #include "flm_audio.h"
@@ -283,6 +284,26 @@ int32_t flm_augment_noise_pool_size(const flm_augment_noise_pool *pool)
 int64_t flm_augment_noise_pool_clip_length(const flm_augment_noise_pool *pool, int32_t k)
 {
     return pool && k >= 0 && k < pool->n_clips ? pool->clips[k].n : 0;
+}
+
+uint64_t flm_augment_noise_pool_hash(const flm_augment_noise_pool *pool)
+{
+    if (!pool)
+        return 0;
+    XXH3_state_t *st = XXH3_createState();
+    uint64_t h = 0;
+    if (!st)
+        return 0;
+    XXH3_64bits_reset(st);
+    for (int32_t k = 0; k < pool->n_clips; k++) {
+        uint8_t n[8];
+        flm_put_u64(n, (uint64_t)pool->clips[k].n);
+        XXH3_64bits_update(st, n, sizeof n);
+        XXH3_64bits_update(st, pool->clips[k].x, (size_t)pool->clips[k].n * sizeof(float));
+    }
+    h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
 }
 
 /* Takes ownership of x (flm_malloc'd) on success. */

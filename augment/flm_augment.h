@@ -155,6 +155,9 @@ FLM_API int flm_augment_noise_pool_load(flm_augment_noise_pool *pool, const char
                                         int32_t sample_rate, double max_total_s, flm_error *err);
 FLM_API int32_t flm_augment_noise_pool_size(const flm_augment_noise_pool *pool);
 FLM_API int64_t flm_augment_noise_pool_clip_length(const flm_augment_noise_pool *pool, int32_t k);
+/* XXH3-64 of the pool's clips (lengths and samples, in order): its identity in a run's
+ * configuration. 0 for NULL. */
+FLM_API uint64_t flm_augment_noise_pool_hash(const flm_augment_noise_pool *pool);
 
 /* Augments listen[0..n) in place (see the algorithm above). utts may be NULL (whole waveform),
  * speak may be NULL (no echo possible), pool may be NULL or empty (no noise possible).

@@ -77,7 +77,7 @@ static void build(const char *ds, double gb)
         stat(path, &st);
         base_bytes += (double)st.st_size;
         if (flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size, (const flm_sample *const *)s,
-                                info, PER_SHARD, NULL, 0, &err) < 0)
+                                info, PER_SHARD, NULL, NULL, 0, &err) < 0)
             die(err.msg);
         for (int i = 0; i < PER_SHARD; i++)
             flm_sample_destroy(&s[i]);

@@ -123,6 +123,18 @@ int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, i
     return 0;
 }
 
+int cli_parse_fraction(const char *opt, const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end || !(v >= 0 && v <= 1)) {
+        cli_error("%s: expected a fraction from 0 to 1, got '%s'", opt, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 typedef struct query_row {
     char *out;
     size_t size;

@@ -28,6 +28,8 @@ void cli_progress_finish(cli_progress *p, int64_t done);
 const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad);
 /* Parses a non-negative integer option value; prints an error naming the option on failure. */
 int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, int64_t *out);
+/* A fraction in [0, 1] (--max-bad): -1 with a message naming opt and text otherwise. */
+int cli_parse_fraction(const char *opt, const char *text, double *out);
 
 /* The first row of an index query, its columns joined by tabs into out ("" when there is no
  * row). Returns 0 or a negative FLM_E* code (err set). */

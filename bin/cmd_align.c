@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -13,6 +14,7 @@
 #include "flm_alloc.h"
 #include "flm_audio.h"
 #include "flm_index.h"
+#include "flm_lock.h"
 #include "flm_profile.h"
 #include "flm_tokenizer.h"
 #include "flm_util.h"
@@ -43,20 +45,33 @@ static void usage(FILE *f)
            "  --max-tokens N     same for the token count (default 200)\n"
            "  --margin S         silence kept around each sentence (default 0.04)\n"
            "  --window S         how far a split may move from its estimate (default 1.5)\n"
+           "  --max-bad F        exit with status 3 when more than this share of the inputs\n"
+           "                     (utterances, and files or lines that gave none) was rejected\n"
+           "                     (default 0.01; 1 never)\n"
+           "  --json             print the summary as one JSON object\n"
            "\n"
            "Frames: [start_frame, end_frame) are the 80 ms frames that overlap [start, end)\n"
-           "(docs/align.md).\n");
+           "(docs/align.md).\n"
+           "\n"
+           "Exit status: 0 done; 1 error, or nothing produced (every input rejected: OUT is\n"
+           "removed, the rejects report says why); 2 usage; 3 done (OUT and the report are\n"
+           "written), but more than --max-bad of the inputs were rejected.\n");
 }
+
+/* Exit status of a job that finished with more than --max-bad of its inputs rejected. */
+#define ALIGN_EXIT_TOO_MANY_BAD 3
 
 typedef struct job {
     const char *from_name, *out_path, *audio, *audio_ext, *rejects_path, *index_path;
     char *out_dir; /* directory of out_path (NULL for stdout) */
     const char *tok_path, *language, *corpus, *speaker;
-    int format, refine;
+    int format, refine, json;
+    double max_bad;
     flm_align_params ap;
     flm_profiles prof;
     flm_tokenizer *tok;
     flm_index *idx;
+    flm_dataset_lock *lock; /* of --index's dataset: align writes its quarantine there */
     int64_t run;
     flm_align_idset *ids;
     FILE *out, *rej;
@@ -69,6 +84,8 @@ typedef struct job {
     int32_t cache_nch;
     /* summary */
     int64_t n_files, n_utts_in, n_segs_in, n_utts_out, n_sents_out, n_rejects;
+    int64_t n_lost; /* files or lines rejected before they gave an utterance */
+    char first_reject[700];
     int64_t by_reason[FLM_REJECT_N_REASONS];
     double sec_in, sec_out;
 } job;
@@ -104,6 +121,9 @@ static int flush_rejects(job *j, flm_transcript *t, size_t *done)
             return 1;
         }
         free(txt);
+        if (!j->n_rejects)
+            snprintf(j->first_reject, sizeof j->first_reject, "%s: %s: %s", r->file,
+                     flm_align_reason_name(r->reason), r->detail);
         j->n_rejects++;
         j->by_reason[r->reason]++;
         if (j->idx) {
@@ -278,6 +298,13 @@ static int process_file(job *j, const char *path)
     if (rc == 0 && t.n_utts == 0 && t.n_rejects == 0) /* an empty FunASR array, moshi alignments */
         rc = flm_transcript_reject(&t, path, 0, "", "", FLM_REJECT_NO_SENTENCES,
                                    "no utterance in the file");
+    /* rejects of the import that name no utterance: a file or line lost before it gave one */
+    for (size_t k = 0; k < t.n_rejects && rc == 0; k++) {
+        int named = 0;
+        for (size_t i = 0; i < t.n_utts && !named; i++)
+            named = t.rejects[k].id[0] && !strcmp(t.rejects[k].id, t.utts[i].id);
+        j->n_lost += !named;
+    }
     for (size_t i = 0; i < t.n_utts && rc == 0; i++)
         rc = process_utterance(j, &t, i);
     if (rc == FLM_ENOMEM)
@@ -299,7 +326,14 @@ static int setup(job *j)
         }
     }
     if (j->index_path) {
-        if (flm_index_open(&j->idx, j->index_path, FLM_INDEX_CREATE, &err) < 0 ||
+        char *ip = flm_index_resolve_path(j->index_path), *slash = ip ? strrchr(ip, '/') : NULL;
+        if (slash)
+            *slash = 0;
+        int lrc = ip ? flm_dataset_lock_acquire(&j->lock, slash ? (ip[0] ? ip : "/") : ".",
+                                                "flm align", FLM_LOCK_EXCLUSIVE, &err)
+                     : flm_error_set(&err, FLM_ENOMEM, "out of memory");
+        flm_free(ip);
+        if (lrc < 0 || flm_index_open(&j->idx, j->index_path, FLM_INDEX_CREATE, &err) < 0 ||
             flm_index_begin_run(j->idx, "flm align", NULL, 0, &j->prof, &j->run, &err) < 0) {
             cli_error("%s", err.msg);
             return 1;
@@ -327,8 +361,63 @@ static int setup(job *j)
     return 0;
 }
 
-static void summary(const job *j, FILE *f)
+/* Inputs: every utterance, and every file or line that gave none; bad: those rejected. */
+static int64_t n_inputs(const job *j)
 {
+    return j->n_utts_in + j->n_lost;
+}
+
+static int64_t n_bad(const job *j)
+{
+    return n_inputs(j) - j->n_utts_out;
+}
+
+static int too_many_bad(const job *j)
+{
+    return n_inputs(j) > 0 && (double)n_bad(j) > j->max_bad * (double)n_inputs(j);
+}
+
+static void summary_json(const job *j, FILE *f, int status)
+{
+    json_t *o = json_object(), *by = json_object();
+    if (!o || !by) {
+        json_decref(o);
+        json_decref(by);
+        cli_error("align: out of memory");
+        return;
+    }
+    json_object_set_new(o, "files", json_integer(j->n_files));
+    json_object_set_new(o, "utterances_in", json_integer(j->n_utts_in));
+    json_object_set_new(o, "segments_in", json_integer(j->n_segs_in));
+    json_object_set_new(o, "utterances_out", json_integer(j->n_utts_out));
+    json_object_set_new(o, "sentences_out", json_integer(j->n_sents_out));
+    json_object_set_new(o, "hours_in", json_real(j->sec_in / 3600));
+    json_object_set_new(o, "hours_kept", json_real(j->sec_out / 3600));
+    json_object_set_new(o, "rejected", json_integer(j->n_rejects));
+    for (int r = 1; r < FLM_REJECT_N_REASONS; r++)
+        if (j->by_reason[r])
+            json_object_set_new(by, flm_align_reason_name(r), json_integer(j->by_reason[r]));
+    json_object_set_new(o, "rejected_by_reason", by);
+    json_object_set_new(o, "rejects_report", json_string(j->rejects_path));
+    json_object_set_new(o, "index_quarantine", json_boolean(j->idx != NULL));
+    json_object_set_new(o, "inputs", json_integer(n_inputs(j)));
+    json_object_set_new(o, "inputs_rejected", json_integer(n_bad(j)));
+    json_object_set_new(o, "max_bad", json_real(j->max_bad));
+    json_object_set_new(o, "too_many_bad", json_boolean(too_many_bad(j)));
+    json_object_set_new(o, "exit_status", json_integer(status));
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    if (text)
+        fprintf(f, "%s\n", text);
+    free(text);
+    json_decref(o);
+}
+
+static void summary(const job *j, FILE *f, int status)
+{
+    if (j->json) {
+        summary_json(j, f, status);
+        return;
+    }
     fprintf(f,
             "flm align: %lld files, %lld utterances (%lld segments) in, %lld utterances "
             "(%lld sentences) out\n",
@@ -341,11 +430,18 @@ static void summary(const job *j, FILE *f)
     for (int r = 1; r < FLM_REJECT_N_REASONS; r++)
         if (j->by_reason[r])
             fprintf(f, "    %-14s %lld\n", flm_align_reason_name(r), (long long)j->by_reason[r]);
+    if (status == ALIGN_EXIT_TOO_MANY_BAD)
+        fprintf(f,
+                "  TOO MANY FAILURES: %lld of %lld inputs (%.1f%%) rejected, more than --max-bad "
+                "%g allows (exit status %d)\n",
+                (long long)n_bad(j), (long long)n_inputs(j),
+                100.0 * (double)n_bad(j) / (double)n_inputs(j), j->max_bad,
+                ALIGN_EXIT_TOO_MANY_BAD);
 }
 
 int cmd_align(int argc, char **argv)
 {
-    job j = {.audio_ext = "wav", .refine = 1};
+    job j = {.audio_ext = "wav", .refine = 1, .max_bad = 0.01};
     j.ap = flm_align_default_params();
     flm_profiles_default(&j.prof);
     const char *v;
@@ -382,6 +478,10 @@ int cmd_align(int argc, char **argv)
             j.speaker = v;
         } else if (!strcmp(a, "--no-refine")) {
             j.refine = 0;
+        } else if (!strcmp(a, "--json")) {
+            j.json = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--max-bad", &bad))) {
+            bad = cli_parse_fraction("align: --max-bad", v, &j.max_bad) < 0;
         } else if ((v = cli_opt(argc, argv, &i, "--max-duration", &bad))) {
             j.ap.max_duration = parse_sec("--max-duration", v, &bad);
         } else if ((v = cli_opt(argc, argv, &i, "--max-tokens", &bad))) {
@@ -441,17 +541,31 @@ int cmd_align(int argc, char **argv)
             rc = 1;
         }
         j.out = NULL;
-        if (!rc)
-            summary(&j, strcmp(j.out_path, "-") ? stdout : stderr);
+        if (!rc && j.n_utts_out == 0) { /* nothing to hand on: an error, not a success */
+            rc = 1;
+            if (strcmp(j.out_path, "-"))
+                unlink(j.out_path); /* only ever empty: no output is left by a failed run */
+            summary(&j, strcmp(j.out_path, "-") ? stdout : stderr, rc);
+            if (j.n_rejects)
+                cli_error("align: nothing produced: every input was rejected (%lld in %s; the "
+                          "first: %s)",
+                          (long long)j.n_rejects, j.rejects_path, j.first_reject);
+            else
+                cli_error("align: nothing produced: no utterance in the input");
+        } else if (!rc) {
+            rc = too_many_bad(&j) ? ALIGN_EXIT_TOO_MANY_BAD : 0;
+            summary(&j, strcmp(j.out_path, "-") ? stdout : stderr, rc);
+        }
     }
     if (j.out && j.out != stdout)
         fclose(j.out);
-    if (j.rej && fclose(j.rej) != 0 && !rc) {
+    if (j.rej && fclose(j.rej) != 0 && (!rc || rc == ALIGN_EXIT_TOO_MANY_BAD)) {
         cli_error("%s: cannot write", j.rejects_path);
         rc = 1;
     }
     flm_tokenizer_destroy(&j.tok);
     flm_index_close(&j.idx);
+    flm_dataset_lock_release(&j.lock);
     flm_align_idset_destroy(&j.ids);
     flm_free(j.cache);
     flm_free(j.cache_path);

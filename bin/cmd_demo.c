@@ -20,6 +20,7 @@
 #include "flm_alloc.h"
 #include "flm_audio.h"
 #include "flm_index.h"
+#include "flm_lock.h"
 #include "flm_shard.h"
 #include "flm_synth.h"
 #include "flm_tokenizer.h"
@@ -88,7 +89,7 @@ static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, 
         struct stat st;
         stat(path, &st);
         rc = flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size, (const flm_sample *const *)s,
-                                 info, (size_t)n, keys, (size_t)n, err);
+                                 info, (size_t)n, keys, NULL, (size_t)n, err);
     }
     flm_shard_writer_destroy(&w);
     for (int64_t i = 0; s && i < n; i++)
@@ -133,13 +134,17 @@ static int demo_synthetic(int argc, char **argv)
         cli_error("demo: cannot create %s: %s", shards, strerror(errno));
         return 1;
     }
-    flm_shard_remove_leftovers(shards);
     flm_profiles p;
     flm_profiles_default(&p);
     flm_error err = {0};
     flm_index *idx = NULL;
-    if (flm_index_open(&idx, out, FLM_INDEX_CREATE, &err) < 0) {
-        cli_error("%s", err.msg);
+    flm_dataset_lock *lock = NULL;
+    if (flm_dataset_lock_acquire(&lock, out, "flm demo --synthetic", FLM_LOCK_EXCLUSIVE, &err) <
+            0 ||
+        (flm_shard_remove_leftovers(shards), flm_index_open(&idx, out, FLM_INDEX_CREATE, &err)) <
+            0) {
+        cli_error("demo: %s", err.msg);
+        flm_dataset_lock_release(&lock);
         return 1;
     }
     char cmdline[512];
@@ -171,6 +176,7 @@ static int demo_synthetic(int argc, char **argv)
     if (rc < 0) {
         cli_error("demo: %s", err.msg);
         flm_index_close(&idx);
+        flm_dataset_lock_release(&lock);
         return 1;
     }
     printf("dataset %s: %lld samples in %lld shards (%lld already done)\n", out,
@@ -213,6 +219,7 @@ static int demo_synthetic(int argc, char **argv)
     flm_shard_reader_close(&r);
     flm_free(path);
     flm_index_close(&idx);
+    flm_dataset_lock_release(&lock);
     return rc < 0;
 }
 

@@ -10,7 +10,9 @@
 #include "commands.h"
 #include "flm_alloc.h"
 #include "flm_index.h"
+#include "flm_lock.h"
 #include "flm_shard.h"
+#include "flm_tokenizer.h"
 #include "html.h"
 
 static void usage(FILE *f)
@@ -21,14 +23,19 @@ static void usage(FILE *f)
             "  stats DATASET [--json]        samples and hours by corpus, language, style, stage;\n"
             "                                for SFT dialogs also interruption rate, overlap,\n"
             "                                reaction delays and noise/gain/echo rates\n"
-            "  check DATASET [--quiet]       verify every record of every shard against the\n"
-            "                                index; exit 1 and list the problems on mismatch\n"
+            "  check DATASET [--quiet] [--json]\n"
+            "                                verify the index (SQLite's quick_check, the schema,\n"
+            "                                every sample's metadata) and every record of every\n"
+            "                                shard against it; exit 1 and list the problems\n"
             "  merge A B ... -o OUT          merge the indexes of independent jobs into OUT: a\n"
             "                                directory (created; OUT/index.sqlite) or a file\n"
             "                                ending in .sqlite. Shards stay where they are; the\n"
             "                                new index refers to them by relative path.\n"
-            "  quarantine DATASET            inputs that failed, with stage and reason\n"
+            "  quarantine DATASET [--json]   inputs that failed: key, path, stage, reason\n"
+            "                                (tab-separated, control characters escaped)\n"
             "  locate DATASET KEY            which shard and record hold sample KEY\n"
+            "  migrate DATASET               bring an index written by an older flmstream to\n"
+            "                                this build's schema (under the dataset's lock)\n"
             "  query DATASET SQL [--json]    run one read-only SQL statement on the index\n"
             "                                (tab-separated with a header, or JSON rows)\n"
             "  report DATASET --html OUT [--pages N]\n"
@@ -59,6 +66,52 @@ static int dataset_and_flag(int argc, char **argv, const char *sub, const char *
         return -1;
     }
     return 0;
+}
+
+/* Writes s with what would break a line or a tab-separated field as a visible escape: \n, \t,
+ * \r, \\ (so an escape is never ambiguous) and \xHH for the other control characters. */
+static void put_escaped(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p == '\r')
+            fputs("\\r", f);
+        else if (*p == '\\')
+            fputs("\\\\", f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+}
+
+/* A JSON string of s (null for NULL). JSON text is UTF-8: bytes that are not (a file name can
+ * hold any) become U+FFFD. */
+static json_t *json_text(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    size_t n = strlen(s);
+    char *buf = j ? NULL : flm_malloc(3 * n + 1), *q = buf;
+    if (!buf)
+        return j;
+    while (n) {
+        size_t ok = flm_utf8_check(s, n);
+        memcpy(q, s, ok);
+        q += ok, s += ok, n -= ok;
+        if (n) {
+            memcpy(q, "\xef\xbf\xbd", 3);
+            q += 3, s++, n--;
+        }
+    }
+    *q = 0;
+    j = json_string(buf);
+    flm_free(buf);
+    return j;
 }
 
 static flm_index *open_ro(const char *path)
@@ -151,6 +204,55 @@ static void print_dialogs(const flm_index_dialog_report *d, json_t *root)
     }
 }
 
+typedef struct ident_file {
+    const char *member;
+    char file[1024];
+} ident_file;
+
+static void on_run_file(void *user, int64_t id, const char *command, const char *config)
+{
+    (void)id, (void)command;
+    ident_file *f = user;
+    json_t *c = config && !f->file[0] ? json_loads(config, 0, NULL) : NULL;
+    json_t *v = json_object_get(json_object_get(c, "files"), f->member);
+    if (json_is_string(v))
+        snprintf(f->file, sizeof f->file, "%s", json_string_value(v));
+    json_decref(c);
+}
+
+/* The codec and tokenizer the dataset's samples were made with (FLM_INDEX_IDENTITIES). */
+static int print_identities(flm_index *idx, json_t *root, flm_error *err)
+{
+    static const char *const members[] = FLM_INDEX_IDENTITIES;
+    for (int m = 0; m < 2; m++) {
+        char v[128];
+        ident_file f = {members[m], ""};
+        int rc = flm_index_identity(idx, members[m], v, sizeof v, err);
+        if (rc == FLM_EMISMATCH) {
+            snprintf(v, sizeof v, "MIXED: %s", err->msg);
+        } else if (rc < 0) {
+            return rc;
+        } else if ((rc = flm_index_list_runs(idx, on_run_file, &f, err)) < 0) {
+            return rc;
+        }
+        if (root) {
+            json_t *o = json_object();
+            json_object_set_new(o, "id", v[0] ? json_string(v) : json_null());
+            json_object_set_new(o, "file", f.file[0] ? json_string(f.file) : json_null());
+            json_object_set_new(root, members[m], o);
+        } else {
+            printf("  %-10s %s", members[m], v[0] ? v : "not recorded by its runs");
+            if (f.file[0]) {
+                printf(" (");
+                put_escaped(stdout, f.file);
+                printf(")");
+            }
+            printf("\n");
+        }
+    }
+    return 0;
+}
+
 int cli_print_stats(flm_index *idx, int json)
 {
     flm_error err = {0};
@@ -158,8 +260,12 @@ int cli_print_stats(flm_index *idx, int json)
     stats_out o = {json ? json_array() : NULL, 0};
     json_t *root = json ? json_object() : NULL;
     if (!json)
-        printf("%s\n  %-24s %9s %12s %7s\n", flm_index_path(idx), "", "samples", "hours", "");
-    int rc = flm_index_stats(idx, NULL, on_stat, &o, &err);
+        printf("%s\n", flm_index_path(idx));
+    int rc = print_identities(idx, root, &err);
+    if (!json)
+        printf("  %-24s %9s %12s %7s\n", "", "samples", "hours", "");
+    if (rc == 0)
+        rc = flm_index_stats(idx, NULL, on_stat, &o, &err);
     if (json) {
         json_object_set_new(root, "total", json_incref(json_array_get(o.arr, 0)));
         json_decref(o.arr);
@@ -208,8 +314,9 @@ static int stats(int argc, char **argv)
 }
 
 typedef struct check_ui {
-    int quiet;
+    int quiet, json;
     int64_t notes;
+    json_t *errors, *note_list; /* --json */
     cli_progress bar;
 } check_ui;
 
@@ -218,8 +325,14 @@ static void on_problem(void *user, int severity, const char *msg)
     check_ui *ui = user;
     if (!severity)
         ui->notes++;
-    if (severity || !ui->quiet)
-        fprintf(severity ? stdout : stderr, "%s %s\n", severity ? "ERROR" : "note ", msg);
+    if (ui->json) {
+        json_array_append_new(severity ? ui->errors : ui->note_list, json_text(msg));
+    } else if (severity || !ui->quiet) {
+        FILE *f = severity ? stdout : stderr;
+        fputs(severity ? "ERROR " : "note  ", f);
+        put_escaped(f, msg);
+        fputc('\n', f);
+    }
 }
 
 static void on_progress(void *user, int64_t done, int64_t total)
@@ -236,28 +349,97 @@ static int check(int argc, char **argv)
 {
     const char *ds = NULL;
     check_ui ui = {0};
-    if (dataset_and_flag(argc, argv, "check", "--quiet", &ds, &ui.quiet) < 0)
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--quiet"))
+            ui.quiet = 1;
+        else if (!strcmp(argv[i], "--json"))
+            ui.json = 1;
+        else if (!ds && argv[i][0] != '-')
+            ds = argv[i];
+        else {
+            cli_error("index check: unexpected argument '%s'", argv[i]);
+            return 2;
+        }
+    }
+    if (!ds) {
+        usage(stderr);
         return 2;
-    flm_index *idx = open_ro(ds);
-    if (!idx)
-        return 1;
-    flm_error err = {0};
-    int64_t n_err = 0;
-    if (ui.quiet)
+    }
+    if (ui.quiet || ui.json)
         setenv("FLM_PROGRESS", "0", 1);
-    int64_t n_samples = flm_index_count_samples(idx, &err);
-    int rc = flm_index_check(idx, on_problem, on_progress, &ui, &n_err, &err);
-    if (rc < 0) {
+    ui.errors = json_array();
+    ui.note_list = json_array();
+    flm_index *idx = NULL;
+    flm_error err = {0};
+    int64_t n_err = 0, n_samples = 0;
+    int rc = flm_index_open(&idx, ds, FLM_INDEX_READONLY, &err);
+    if (rc == 0) {
+        n_samples = flm_index_count_samples(idx, &err);
+        rc = flm_index_check(idx, on_problem, on_progress, &ui, &n_err, &err);
+    }
+    const char *path = idx ? flm_index_path(idx) : ds;
+    if (rc < 0)
         cli_error("%s", err.msg);
-    } else if (n_err) {
-        printf("%s: %lld error(s): the index and its shards disagree\n", flm_index_path(idx),
+    if (ui.json) {
+        /* one document whatever happened: a check that could not run is not ok either */
+        if (rc < 0)
+            json_array_append_new(ui.errors, json_text(err.msg));
+        json_t *doc = json_pack("{s:o,s:b,s:I,s:O,s:O}", "index", json_text(path), "ok",
+                                rc == 0 && n_err == 0, "samples_verified",
+                                (json_int_t)(n_samples > 0 ? n_samples : 0), "errors", ui.errors,
+                                "notes", ui.note_list);
+        json_dumpf(doc, stdout, JSON_COMPACT);
+        putchar('\n');
+        json_decref(doc);
+    } else if (rc == 0 && n_err) {
+        put_escaped(stdout, path);
+        printf(": %lld error(s): the index is damaged or disagrees with its shards\n",
                (long long)n_err);
-    } else if (!ui.quiet) {
-        printf("%s: OK, %lld samples verified%s\n", flm_index_path(idx), (long long)n_samples,
+    } else if (rc == 0 && !ui.quiet) {
+        put_escaped(stdout, path);
+        printf(": OK, %lld samples verified%s\n", (long long)n_samples,
                ui.notes ? " (see notes above)" : "");
     }
+    json_decref(ui.errors);
+    json_decref(ui.note_list);
     flm_index_close(&idx);
     return rc < 0 || n_err > 0;
+}
+
+static int migrate(int argc, char **argv)
+{
+    const char *ds = NULL;
+    int unused = 0;
+    if (dataset_and_flag(argc, argv, "migrate", "\x01", &ds, &unused) < 0)
+        return 2;
+    flm_error err = {0};
+    char *path = flm_index_resolve_path(ds);
+    char *dir = path ? flm_strdup(path) : NULL;
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        *slash = 0;
+    flm_dataset_lock *lock = NULL;
+    flm_index *idx = NULL;
+    struct stat st;
+    int rc = 1;
+    if (!path || !dir)
+        cli_error("index migrate: out of memory");
+    else if (stat(path, &st) != 0) /* a writable open would create an index */
+        cli_error("index migrate: %s: %s", path, strerror(errno));
+    else if (flm_dataset_lock_acquire(&lock, slash ? (dir[0] ? dir : "/") : ".",
+                                      "flm index migrate", FLM_LOCK_EXCLUSIVE, &err) < 0 ||
+             flm_index_open(&idx, path, 0, &err) < 0) /* a writable open migrates */
+        cli_error("index migrate: %s", err.msg);
+    else
+        rc = 0;
+    if (rc == 0)
+        printf("%s: schema version %d (the latest)\n", flm_index_path(idx),
+               flm_index_schema_version(idx));
+    flm_index_close(&idx);
+    flm_dataset_lock_release(&lock);
+    flm_free(dir);
+    flm_free(path);
+    return rc;
 }
 
 static int merge(int argc, char **argv)
@@ -300,11 +482,15 @@ static int merge(int argc, char **argv)
                 snprintf(dst, ol + sizeof(FLM_INDEX_FILE) + 2, "%s/%s", out, FLM_INDEX_FILE);
         }
         if (dst)
-            rc = flm_index_merge(dst, ins, n, &err) < 0;
+            rc = flm_index_merge(dst, ins, n, 0, &err) < 0;
         if (rc && dst)
             cli_error("index merge: %s", err.msg);
-        if (rc && made)
-            rmdir(out); /* the directory this merge created, left empty by the failure */
+        if (rc && made) { /* the directory this merge created, left empty by the failure */
+            char lock[4200];
+            snprintf(lock, sizeof lock, "%s/%s", out, FLM_LOCK_FILE);
+            unlink(lock);
+            rmdir(out);
+        }
         if (!rc)
             printf("merged %zu indexes into %s\n", n, dst);
         flm_free(dst);
@@ -318,23 +504,41 @@ static int merge(int argc, char **argv)
 static void on_quarantine(void *user, const char *key, const char *path, const char *stage,
                           const char *error)
 {
-    (void)user;
-    printf("%s\t%s\t%s\t%s\n", key, path ? path : "-", stage ? stage : "-", error ? error : "-");
+    json_t *arr = user;
+    if (arr) {
+        json_array_append_new(arr, json_pack("{s:o,s:o,s:o,s:o}", "key", json_text(key), "path",
+                                             json_text(path), "stage", json_text(stage), "error",
+                                             json_text(error)));
+        return;
+    }
+    const char *f[4] = {key, path, stage, error};
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            putchar('\t');
+        put_escaped(stdout, f[i] ? f[i] : "-");
+    }
+    putchar('\n');
 }
 
 static int quarantine(int argc, char **argv)
 {
-    if (argc != 1) {
-        usage(stderr);
+    const char *ds = NULL;
+    int json = 0;
+    if (dataset_and_flag(argc, argv, "quarantine", "--json", &ds, &json) < 0)
         return 2;
-    }
-    flm_index *idx = open_ro(argv[0]);
+    flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
     flm_error err = {0};
-    int rc = flm_index_list_quarantine(idx, on_quarantine, NULL, &err);
-    if (rc < 0)
+    json_t *arr = json ? json_array() : NULL;
+    int rc = flm_index_list_quarantine(idx, on_quarantine, arr, &err);
+    if (rc < 0) {
         cli_error("%s", err.msg);
+    } else if (arr) {
+        json_dumpf(arr, stdout, JSON_COMPACT);
+        putchar('\n');
+    }
+    json_decref(arr);
     flm_index_close(&idx);
     return rc < 0;
 }
@@ -538,6 +742,8 @@ int cmd_index(int argc, char **argv)
         return quarantine(argc - 2, argv + 2);
     if (!strcmp(sub, "locate"))
         return locate(argc - 2, argv + 2);
+    if (!strcmp(sub, "migrate"))
+        return migrate(argc - 2, argv + 2);
     if (!strcmp(sub, "query"))
         return query(argc - 2, argv + 2);
     if (!strcmp(sub, "report"))

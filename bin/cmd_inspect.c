@@ -1,5 +1,7 @@
 /* flm inspect: a shard's header and records, or one sample as a timeline (or JSON). */
+#include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +11,7 @@
 #include "flm_index.h"
 #include "flm_shard.h"
 #include "flm_mimi.h"
+#include "flm_util.h"
 #include "html.h"
 #include "render.h"
 #include "timeline.h"
@@ -146,6 +149,7 @@ int cmd_inspect(int argc, char **argv)
     }
     flm_error err = {0};
     char *path = NULL;
+    const char *typed = NULL; /* the record number as typed, for messages */
     uint64_t record = 0;
     int one = 0;
     if (key) {
@@ -163,17 +167,33 @@ int cmd_inspect(int argc, char **argv)
         char *colon = strrchr(path, ':');
         if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
             *colon = 0;
-            record = strtoull(colon + 1, NULL, 10);
+            typed = target + (colon + 1 - path);
+            errno = 0;
+            record = strtoull(typed, NULL, 10);
+            if (errno == ERANGE)
+                record = UINT64_MAX; /* out of range below, with the number as typed */
             one = 1;
         }
     }
     flm_shard_reader *r = NULL;
     int rc = 0;
-    if (flm_shard_reader_open(&r, path, &err) < 0) {
+    if (!path) {
+        cli_error("inspect: out of memory");
+        return 1;
+    }
+    /* a FIFO would block the shard reader's open */
+    if (flm_check_regular(path, &err) < 0) {
+        cli_error("shard %s", err.msg);
+        rc = 1;
+    } else if (flm_shard_reader_open(&r, path, &err) < 0) {
         cli_error("%s", err.msg);
         rc = 1;
     } else if (!one) {
         rc = list_records(r, json);
+    } else if (typed && record >= flm_shard_reader_count(r)) {
+        cli_error("shard %s: record %s out of range (%llu records)", path, typed,
+                  (unsigned long long)flm_shard_reader_count(r));
+        rc = 1;
     } else {
         flm_sample *s = NULL;
         if (flm_shard_reader_read(r, record, &s, &err) < 0) {

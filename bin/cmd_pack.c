@@ -52,7 +52,17 @@ static void usage(FILE *f)
         "done.\n"
         "                       Under mpirun the rank and world come from MPI and rank 0 merges.\n"
         "  --retry-quarantined  also retry the inputs quarantined by earlier runs\n"
-        "  --threads N          codec threads (default: all cores)\n");
+        "  --max-bad FRACTION   exit with status 3 when more than this share of the inputs was\n"
+        "                       quarantined (default 0.01; 1 never)\n"
+        "  --json               print the summary as one JSON object\n"
+        "  --threads N          codec threads (default: all cores)\n"
+        "\n"
+        "One writer at a time: a second job on the same DATASET is refused, naming the first.\n"
+        "Resuming or appending with another configuration (recipe, seed, silence codes, codec,\n"
+        "tokenizer, noise) for manifests already packed is refused, naming each difference; a\n"
+        "dataset keeps one codec and one tokenizer. Exit status: 0 done; 1 error (nothing about\n"
+        "the job is right: codec, tokenizer, recipe, output; or it stopped); 2 usage; 3 done, but\n"
+        "more than --max-bad of the inputs were quarantined.\n");
 }
 
 static int parse_silence(const char *v, int32_t *out)
@@ -130,6 +140,49 @@ static int setup_recipe(job *J, const char *noise)
     return rc;
 }
 
+/* Takes the dataset's lock (a split job: shared on the dataset, exclusive on its part), then
+ * checks the layout and removes what killed writers left, under the lock. Sets J->dir. */
+static int lock_dataset(job *J, char *part, size_t size)
+{
+    flm_error err = {0};
+    char what[96];
+    if (J->world > 1)
+        snprintf(what, sizeof what, "flm pack (rank %d of %d)", J->rank, J->world);
+    else
+        snprintf(what, sizeof what, "flm pack");
+    if (flm_dataset_lock_acquire(&J->parent_lock, J->out, what,
+                                 J->world > 1 ? FLM_LOCK_SHARED : FLM_LOCK_EXCLUSIVE, &err) < 0) {
+        cli_error("pack: %s", err.msg);
+        return 1;
+    }
+    struct stat st;
+    snprintf(part, size, "%s/shards", J->out);
+    if (J->world == 1 && has_parts(J->out)) {
+        cli_error("pack: %s holds a multi-rank dataset (part-*); use another --out", J->out);
+        return 1;
+    }
+    if (J->world > 1 && stat(part, &st) == 0) {
+        cli_error("pack: %s holds a single-process dataset; use another --out", J->out);
+        return 1;
+    }
+    if (J->world > 1)
+        snprintf(part, size, "%s/part-%d-of-%d", J->out, J->rank, J->world);
+    else
+        snprintf(part, size, "%s", J->out);
+    J->dir = part;
+    char shards[4200];
+    snprintf(shards, sizeof shards, "%s/%s", part, FLM_SHARDS_DIR);
+    if (make_dir(part) < 0 || make_dir(shards) < 0)
+        return 1;
+    if (J->world > 1 &&
+        flm_dataset_lock_acquire(&J->lock, part, what, FLM_LOCK_EXCLUSIVE, &err) < 0) {
+        cli_error("pack: %s", err.msg);
+        return 1;
+    }
+    flm_shard_remove_leftovers(shards);
+    return 0;
+}
+
 int cmd_pack(int argc, char **argv)
 {
     const char *recipe = NULL, *tok_path = getenv("FLM_TOKENIZER"), *noise = NULL, *v;
@@ -139,6 +192,8 @@ int cmd_pack(int argc, char **argv)
     memset(&J, 0, sizeof J);
     J.manifests = flm_calloc((size_t)argc + 1, sizeof *J.manifests);
     J.file_names = flm_calloc((size_t)argc + 1, sizeof *J.file_names);
+    J.real_paths = flm_calloc((size_t)argc + 1, sizeof *J.real_paths);
+    J.max_bad = 0.01;
     for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -165,6 +220,10 @@ int cmd_pack(int argc, char **argv)
             bad = cli_parse_i64("--world", v, 1, 1000000, &world) < 0;
         } else if ((v = cli_opt(argc, argv, &i, "--threads", &bad))) {
             bad = cli_parse_i64("--threads", v, 1, 1024, &threads) < 0;
+        } else if ((v = cli_opt(argc, argv, &i, "--max-bad", &bad))) {
+            bad = cli_parse_fraction("pack: --max-bad", v, &J.max_bad) < 0;
+        } else if (!strcmp(argv[i], "--json")) {
+            J.json = 1;
         } else if (!strcmp(argv[i], "--retry-quarantined")) {
             J.retry = 1;
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -235,70 +294,60 @@ int cmd_pack(int argc, char **argv)
         rc = 1;
     } else if (make_dir(J.out) < 0) {
         rc = 1;
-    } else if (J.world == 1 && has_parts(J.out)) {
-        cli_error("pack: %s holds a multi-rank dataset (part-*); use another --out", J.out);
-        rc = 1;
-    } else {
-        snprintf(part, sizeof part, "%s/shards", J.out);
-        struct stat st;
-        if (J.world > 1 && stat(part, &st) == 0) {
-            cli_error("pack: %s holds a single-process dataset; use another --out", J.out);
+    } else if ((rc = lock_dataset(&J, part, sizeof part)) == 0) {
+        /* whatever concerns the whole job is checked before the first input is touched */
+        if ((J.codec_path && pack_load_codec(&J, &err) < 0) ||
+            (!J.dialogs && pack_silence(&J, &err) < 0)) {
+            cli_error("pack: %s", err.msg);
+            rc = 1;
+        } else if (pack_config_build(&J, tok_path, noise, &err) < 0) {
+            cli_error("pack: %s", err.msg);
             rc = 1;
         }
-    }
-    if (rc == 0) {
-        if (J.world > 1)
-            snprintf(part, sizeof part, "%s/part-%d-of-%d", J.out, J.rank, J.world);
-        else
-            snprintf(part, sizeof part, "%s", J.out);
-        J.dir = part;
-        char shards[4200];
-        snprintf(shards, sizeof shards, "%s/%s", part, FLM_SHARDS_DIR);
-        if (make_dir(part) < 0 || make_dir(shards) < 0)
-            rc = 1;
-        else
-            flm_shard_remove_leftovers(shards);
     }
     int64_t n_bad = 0;
     if (rc == 0 && pack_run(&J, &n_bad) < 0)
         rc = 1;
+    if (rc == 0 && J.too_many_bad)
+        rc = PACK_EXIT_TOO_MANY_BAD;
     flm_shard_writer_destroy(&J.w);
     for (size_t i = 0; i < J.n_samples; i++)
         flm_sample_destroy(&J.samples[i]);
     for (size_t i = 0; i < J.n_done; i++)
         flm_free(J.done[i]);
-    flm_free(J.samples), flm_free(J.infos), flm_free(J.done);
+    flm_free(J.samples), flm_free(J.infos), flm_free(J.done), flm_free(J.done_paths);
     flm_index_close(&J.idx);
-    if (J.world > 1 && !mpi && rc == 0)
+    flm_dataset_lock_release(&J.lock);
+    flm_dataset_lock_release(&J.parent_lock);
+    if (J.world > 1 && !mpi && rc != 1)
         printf("part %d of %d done; when all parts are: flm index merge %s/part-*-of-%d -o %s\n",
                J.rank, J.world, J.out, J.world, J.out);
 #ifdef FLM_HAVE_MPI
     if (mpi) {
-        int ok = rc == 0, all_ok = 0;
+        int ok = rc != 1, all_ok = 0, worst = 0;
         MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+        MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
         if (J.rank == 0 && all_ok && J.world > 1) {
             char dst[4200], **ins = flm_calloc((size_t)J.world, sizeof *ins);
             snprintf(dst, sizeof dst, "%s/%s", J.out, FLM_INDEX_FILE);
-            static const char *const sfx[] = {"", "-wal", "-shm"};
-            for (int k = 0; k < 3; k++) { /* the merged index is derived: rebuilt each time */
-                char p[4300];
-                snprintf(p, sizeof p, "%s%s", dst, sfx[k]);
-                unlink(p);
-            }
             for (int r = 0; ins && r < J.world; r++) {
                 ins[r] = flm_malloc(4200);
                 snprintf(ins[r], 4200, "%s/part-%d-of-%d/%s", J.out, r, J.world, FLM_INDEX_FILE);
             }
-            rc = flm_index_merge(dst, (const char *const *)ins, (size_t)J.world, &err) < 0;
-            if (rc)
+            /* the merged index is derived: rebuilt each time, replacing the old one whole */
+            if (flm_index_merge(dst, (const char *const *)ins, (size_t)J.world,
+                                FLM_INDEX_MERGE_REPLACE, &err) < 0) {
                 cli_error("pack: merging the parts: %s", err.msg);
-            else
+                rc = 1;
+            } else {
                 printf("merged %d parts into %s\n", J.world, dst);
+                rc = worst;
+            }
             for (int r = 0; ins && r < J.world; r++)
                 flm_free(ins[r]);
             flm_free(ins);
-        } else if (!all_ok) {
-            rc = 1;
+        } else {
+            rc = all_ok ? worst : 1;
         }
         MPI_Finalize();
     }

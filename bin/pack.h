@@ -17,6 +17,7 @@
 #include "flm_augment.h"
 #include "flm_dialog.h"
 #include "flm_index.h"
+#include "flm_lock.h"
 #include "flm_mimi.h"
 #include "flm_recipe.h"
 #include "flm_shard.h"
@@ -28,6 +29,12 @@
 #define GROUP_SAMPLES 8
 /* Dialog manifests: a group is this many lines (one dialog is one sample). */
 #define GROUP_DIALOGS 16
+/* Version of what the packers write for given inputs and configuration: raised whenever a change
+ * of the code changes the bytes of a sample, so a dataset never mixes samples of two versions
+ * (it is part of each run's fingerprint). */
+#define PACK_FORMAT_VERSION 1
+/* Exit status of a job that finished but quarantined more than --max-bad of its inputs. */
+#define PACK_EXIT_TOO_MANY_BAD 3
 
 typedef struct group {
     int32_t file;       /* manifest index */
@@ -44,7 +51,14 @@ typedef struct job {
     const char *out, *dir, *codec_path;
     char **manifests;
     char **file_names; /* per manifest: "DIR/NAME", its identity in group keys (see docs) */
+    char **real_paths; /* per manifest: its canonical path (recorded with its done groups) */
     int n_manifests;
+    char *config;                         /* the run's configuration (JSON, pack_config.c) */
+    char fingerprint[17];                 /* and its fingerprint */
+    flm_dataset_lock *lock, *parent_lock; /* the dataset's (a part's, and the whole one's) */
+    double max_bad;                       /* --max-bad */
+    int json;                             /* --json */
+    int too_many_bad;                     /* more than max_bad of the inputs quarantined */
     flm_recipe recipe;
     int dialogs;           /* the recipe packs dialogs (ARRT/RTTS/RTTS-free), not sentences */
     flm_dialog_params dp;  /* dialogs: timeline settings from the recipe */
@@ -75,8 +89,8 @@ typedef struct job {
     size_t n_written;
     int stop, writer_rc, writer_on;
     flm_error writer_err;
-    char **done;
-    size_t n_done, cap_done;
+    char **done, **done_paths; /* inputs the open shard completes, and their manifests */
+    size_t n_done, cap_done, cap_done_paths;
     /* totals */
     int64_t groups_todo, groups_skipped, utts, quarantined, n_out, n_tts, sentences, shards;
     int64_t n_interrupted; /* dialogs: samples with at least one interruption */
@@ -96,11 +110,24 @@ const char *pack_base_name(const char *path);
 int pack_quarantine(job *J, const char *key, const char *path, int stage, const char *msg);
 /* The codec, loaded on first use: --codec, or a seeded random Mimi (with a warning). */
 int pack_load_codec(job *J, flm_error *err);
+/* The silence codes: --silence-codes, or computed with the codec (loaded then). */
+int pack_silence(job *J, flm_error *err);
 /* Hands a packed sample (owned from now on) to the writer of the open shard. */
 int pack_add_sample(job *J, flm_sample *s, flm_error *err);
 /* Runs the job over J's manifests; *n_bad: inputs quarantined. 0 or -1 (message printed). */
 int pack_run(job *J, int64_t *n_bad);
 void pack_free_names(job *J);
+
+/* pack_config.c */
+/* Builds J->config and J->fingerprint from the recipe, tokenizer, codec, silence codes, noise. */
+int pack_config_build(job *J, const char *tok_path, const char *noise, flm_error *err);
+/* The differences of two configurations in words ("recipe seed: 3 was packed, 99 given; ..."),
+ * into out; returns how many. */
+int pack_config_diff(const char *was, const char *now, char *out, size_t size);
+/* The configuration recorded by a run of J's index (caller frees), or NULL. */
+char *pack_config_of_run(job *J, int64_t run_id);
+/* Refuses (-1, message printed) a dataset whose runs used another codec or tokenizer. */
+int pack_config_check_dataset(job *J);
 
 /* pack_sentences.c: one group's utterances, packed when the group is complete. Lines return 0,
  * 1 (quarantined) or < 0 (the job stops). */

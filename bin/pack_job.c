@@ -1,6 +1,7 @@
 /* The flm pack job: manifests -> groups, resume, ranks, quarantine, retries, shards (see pack.h).
  */
 #include <errno.h>
+#include <jansson.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,17 @@ int pack_load_codec(job *J, flm_error *err)
     return rc;
 }
 
+int pack_silence(job *J, flm_error *err)
+{
+    if (J->have_silence)
+        return 0;
+    int rc = pack_load_codec(J, err);
+    if (rc == 0)
+        rc = codes_silence(J->mimi, FLM_N_CODEBOOKS, J->silence, err);
+    J->have_silence = rc == 0;
+    return rc;
+}
+
 /* ---- manifests -> groups ------------------------------------------------------------------ */
 
 /* Sum of "end_frame" minus sum of "start_frame" values in a line, without parsing the JSON
@@ -99,10 +111,11 @@ static int64_t line_frames(const char *line, size_t len)
     return sum > 0 ? sum : 0;
 }
 
-/* "DIR/NAME" of a manifest: the last two components of its real path. */
-static char *file_name(const char *path)
+/* "DIR/NAME" of a manifest: the last two components of its real path (*real: that path). */
+static char *file_name(const char *path, char **real_out)
 {
     char *real = realpath(path, NULL), *out = NULL;
+    *real_out = flm_strdup(real ? real : path);
     if (!real)
         return flm_strdup(pack_base_name(path));
     char *slash = strrchr(real, '/'), *start = real;
@@ -121,7 +134,11 @@ void pack_free_names(job *J)
 {
     for (int i = 0; J->file_names && i < J->n_manifests; i++)
         flm_free(J->file_names[i]);
+    for (int i = 0; J->real_paths && i < J->n_manifests; i++)
+        flm_free(J->real_paths[i]);
     flm_free(J->file_names);
+    flm_free(J->real_paths);
+    free(J->config);
     flm_free(J->manifests);
 }
 
@@ -134,15 +151,23 @@ static int scan_manifests(job *J, group **out, size_t *n_out)
     XXH3_state_t *xs = XXH3_createState();
     int rc = xs ? 0 : -1;
     for (int fi = 0; fi < J->n_manifests && rc == 0; fi++) {
-        FILE *f = fopen(J->manifests[fi], "r");
-        if (f && !(J->file_names[fi] = file_name(J->manifests[fi]))) {
+        flm_error oerr = {0};
+        int fd = flm_open_regular(J->manifests[fi], 0, &oerr); /* a FIFO would block */
+        FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+        if (fd >= 0 && !f)
+            close(fd);
+        if (f && (!(J->file_names[fi] = file_name(J->manifests[fi], &J->real_paths[fi])) ||
+                  !J->real_paths[fi])) {
             fclose(f);
             cli_error("pack: out of memory");
             rc = -1;
             break;
         }
         if (!f) {
-            cli_error("pack: %s: %s", J->manifests[fi], strerror(errno));
+            if (fd < 0)
+                cli_error("pack: %s", oerr.msg);
+            else
+                cli_error("pack: %s: %s", J->manifests[fi], strerror(errno));
             rc = -1;
             break;
         }
@@ -304,12 +329,14 @@ static int flush_shard(job *J, flm_error *err)
             return flm_error_set(err, FLM_EIO, "%s: %s", J->path, strerror(errno));
         rc = flm_index_add_shard(J->idx, J->run, J->rel, (uint64_t)st.st_size,
                                  (const flm_sample *const *)J->samples, J->infos, J->n_samples,
-                                 (const char *const *)J->done, J->n_done, err);
+                                 (const char *const *)J->done, (const char *const *)J->done_paths,
+                                 J->n_done, err);
         J->shards++;
         J->next_shard++;
     } else {
         rc = flm_index_add_shard(J->idx, J->run, NULL, 0, NULL, NULL, 0,
-                                 (const char *const *)J->done, J->n_done, err);
+                                 (const char *const *)J->done, (const char *const *)J->done_paths,
+                                 J->n_done, err);
     }
     flm_shard_writer_destroy(&J->w);
     for (size_t i = 0; i < J->n_samples; i++)
@@ -359,13 +386,17 @@ int pack_add_sample(job *J, flm_sample *s, flm_error *err)
     return rc;
 }
 
-static int add_done(job *J, const char *key, flm_error *err)
+/* Marks an input done when the open shard is registered; path: its manifest (not owned). */
+static int add_done(job *J, const char *key, const char *path, flm_error *err)
 {
     char *k = flm_strdup(key);
-    if (!k || flm_grow((void **)&J->done, &J->cap_done, J->n_done + 1, sizeof *J->done) < 0) {
+    if (!k || flm_grow((void **)&J->done, &J->cap_done, J->n_done + 1, sizeof *J->done) < 0 ||
+        flm_grow((void **)&J->done_paths, &J->cap_done_paths, J->n_done + 1,
+                 sizeof *J->done_paths) < 0) {
         flm_free(k);
         return flm_error_set(err, FLM_ENOMEM, "out of memory");
     }
+    J->done_paths[J->n_done] = (char *)path;
     J->done[J->n_done++] = k;
     return 0;
 }
@@ -382,8 +413,14 @@ static int do_group(job *J, const group *g, const char *key)
     int rc = J->dialogs || G ? 0 : -1;
     if (rc < 0)
         cli_error("pack: out of memory");
-    FILE *f = fopen(file, "r");
-    if (rc == 0 && (!f || fseeko(f, g->offset, SEEK_SET) < 0)) {
+    int fd = rc == 0 ? flm_open_regular(file, 0, &err) : -1; /* replaced by a FIFO since? */
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
+    if (rc == 0 && fd < 0) {
+        cli_error("pack: %s", err.msg);
+        rc = -1;
+    } else if (rc == 0 && (!f || fseeko(f, g->offset, SEEK_SET) < 0)) {
         cli_error("pack: %s: %s", file, strerror(errno));
         rc = -1;
     }
@@ -426,7 +463,8 @@ static int do_group(job *J, const group *g, const char *key)
                  (long long)g->first_line, (unsigned long long)(g->hash >> 32));
     if (rc == 0 && G && (rc = sentence_group_pack(J, G, file, base, &err)) < 0)
         cli_error("pack: %s", err.msg);
-    if (rc == 0 && !(g->retry && failed) && (rc = add_done(J, key, &err)) < 0)
+    if (rc == 0 && !(g->retry && failed) &&
+        (rc = add_done(J, key, J->real_paths[g->file], &err)) < 0)
         cli_error("pack: %s", err.msg);
     if (rc == 0 && (int64_t)J->n_samples >= J->per_shard && (rc = flush_shard(J, &err)) < 0)
         cli_error("pack: %s", err.msg);
@@ -496,11 +534,60 @@ static int retry_groups(job *J, const group *gs, size_t n_gs, group **out, size_
     return 0;
 }
 
+/* The summary as one JSON object (--json): the same figures as the text, numbers as numbers. */
+static void print_summary_json(const job *J, double elapsed, double hours, double peak_mb)
+{
+    json_t *o = json_object(), *q = json_object();
+    if (!o || !q) {
+        json_decref(o), json_decref(q);
+        return;
+    }
+    json_object_set_new(o, "dataset", json_string(J->dir));
+    if (J->world > 1) {
+        json_object_set_new(o, "rank", json_integer(J->rank));
+        json_object_set_new(o, "world", json_integer(J->world));
+    }
+    json_object_set_new(o, "kind", json_string(J->dialogs ? "dialogs" : "sentences"));
+    json_object_set_new(o, "groups_packed", json_integer(J->groups_todo));
+    json_object_set_new(o, "groups_already_done", json_integer(J->groups_skipped));
+    json_object_set_new(o, J->dialogs ? "dialogs" : "utterances", json_integer(J->utts));
+    json_object_set_new(o, J->dialogs ? "turns" : "sentences", json_integer(J->sentences));
+    json_object_set_new(o, "samples", json_integer(J->n_out));
+    if (J->dialogs) {
+        json_object_set_new(o, "samples_with_interruptions", json_integer(J->n_interrupted));
+    } else {
+        json_object_set_new(o, "tts", json_integer(J->n_tts));
+        json_object_set_new(o, "asr", json_integer(J->n_out - J->n_tts));
+    }
+    json_object_set_new(o, "shards", json_integer(J->shards));
+    json_object_set_new(o, J->dialogs ? "dialog_hours" : "speech_hours", json_real(hours));
+    json_object_set_new(o, "inputs", json_integer(J->utts + J->quarantined));
+    json_object_set_new(o, "quarantined", json_integer(J->quarantined));
+    for (int s = 0; s < N_STAGES; s++)
+        if (J->q_by_stage[s])
+            json_object_set_new(q, pack_stages[s], json_integer(J->q_by_stage[s]));
+    json_object_set_new(o, "quarantined_by_stage", q);
+    json_object_set_new(o, "max_bad", json_real(J->max_bad));
+    json_object_set_new(o, "too_many_bad", json_boolean(J->too_many_bad));
+    json_object_set_new(o, "fingerprint", json_string(J->fingerprint));
+    json_object_set_new(o, "seconds", json_real(elapsed));
+    json_object_set_new(o, "peak_memory_mb", json_real(peak_mb));
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    if (text)
+        printf("%s\n", text);
+    free(text);
+    json_decref(o);
+}
+
 static void print_summary(const job *J, double elapsed)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double hours = J->speech_frames / (12.5 * 3600.0);
+    if (J->json) {
+        print_summary_json(J, elapsed, hours, ru.ru_maxrss / 1024.0);
+        return;
+    }
     char part[64] = "";
     if (J->world > 1)
         snprintf(part, sizeof part, " (part %d of %d)", J->rank, J->world);
@@ -523,6 +610,12 @@ static void print_summary(const job *J, double elapsed)
                 printf(" %s %lld", pack_stages[s], (long long)J->q_by_stage[s]);
         printf("\n");
     }
+    if (J->too_many_bad)
+        printf("  TOO MANY FAILURES: %lld of %lld inputs (%.1f%%) quarantined, more than --max-bad "
+               "%g allows (exit status %d)\n",
+               (long long)J->quarantined, (long long)(J->utts + J->quarantined),
+               100.0 * (double)J->quarantined / (double)(J->utts + J->quarantined), J->max_bad,
+               PACK_EXIT_TOO_MANY_BAD);
     double t[8] = {J->t_read,     J->t_decode, J->t_augment, J->t_encode,
                    J->t_tokenize, J->t_pack,   J->t_write,   J->t_compress};
     const char *names[8] = {
@@ -579,30 +672,48 @@ static int64_t drop_duplicate_groups(const job *J, const group *gs, size_t n, un
     return dropped;
 }
 
-/* A group that is not done although a group starting at the same line of a manifest of the same
- * name is: the manifest changed after it was packed. Packing it would put its sentences in the
- * dataset twice, so the job stops and says so. */
-static int changed_group(job *J, const group *g)
+/* Refuses a job whose configuration differs from the one that packed a group of its manifests:
+ * resuming or appending so would mix two datasets in one. */
+static int config_refused(job *J, const group *g, int64_t run_id)
 {
-    char prefix[600], sql[2800], q[1300], found[700];
+    char *was = pack_config_of_run(J, run_id), diff[1400];
+    if (was)
+        pack_config_diff(was, J->config, diff, sizeof diff);
+    else
+        snprintf(diff, sizeof diff, "run %lld recorded no configuration", (long long)run_id);
+    cli_error("pack: %s: lines %lld.. were packed with another configuration (run %lld): %s. "
+              "Rerun with the configuration they were packed with, or pack into a new dataset.",
+              J->manifests[g->file], (long long)g->first_line, (long long)run_id, diff);
+    flm_free(was);
+    return 1;
+}
+
+/* A group that is not done although a done group of a manifest of the same DIR/NAME starts at
+ * the same line:
+ *  - from another manifest (another path, and no group of this one is done: en/v1/x.jsonl
+ *    after zh/v1/x.jsonl): fine;
+ *  - packed with another configuration (sample_frames, say, moves the group boundaries):
+ *    refused, naming the differences;
+ *  - else this manifest changed after it was packed: packing the group would put its sentences
+ *    in the dataset twice, so the job stops and says so. */
+static int changed_group(job *J, const group *g, int manifest_done)
+{
+    char prefix[600], found[700];
     snprintf(prefix, sizeof prefix, "pack:%s:%lld+", J->file_names[g->file],
              (long long)g->first_line);
-    size_t k = 0;
-    for (const char *c = prefix; *c && k + 2 < sizeof q; c++) { /* SQL quoting */
-        if (*c == '\'')
-            q[k++] = '\'';
-        q[k++] = *c;
-    }
-    q[k] = 0;
-    /* keys starting with the prefix: a range of the primary key ('+' is followed by ','), so one
-     * index lookup per group instead of a scan of every input */
-    snprintf(sql, sizeof sql,
-             "SELECT key FROM inputs WHERE key >= '%s' AND key < '%.*s,' AND status = 'done' "
-             "LIMIT 1",
-             q, (int)k - 1, q);
     flm_error err = {0};
-    if (cli_query_row(J->idx, sql, found, sizeof found, &err) < 0 || !found[0])
+    flm_index_input in;
+    int r = flm_index_find_done(J->idx, prefix, found, sizeof found, &err);
+    if (r == 0)
         return 0;
+    if (r < 0 || flm_index_input_info(J->idx, found, &in, &err) < 0) {
+        cli_error("pack: %s", err.msg);
+        return 1;
+    }
+    if (in.path[0] && strcmp(in.path, J->real_paths[g->file]) != 0 && !manifest_done)
+        return 0;
+    if (in.fingerprint[0] && strcmp(in.fingerprint, J->fingerprint) != 0)
+        return config_refused(J, g, in.run_id);
     cli_error("pack: %s changed after it was packed: lines %lld.. were packed as %s; packing them "
               "again would put their sentences in the dataset twice. Add new data as a new "
               "manifest file (or pack into a new dataset).",
@@ -631,39 +742,47 @@ int pack_run(job *J, int64_t *n_bad)
     int rc = scan_manifests(J, &gs, &n_gs);
     if (rc == 0 && (rc = flm_index_open(&J->idx, J->dir, FLM_INDEX_CREATE, &err)) < 0)
         cli_error("pack: %s", err.msg);
-    if (rc == 0) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "flm pack --recipe %s (rank %d of %d)", J->recipe.name, J->rank,
-                 J->world);
-        if ((rc = flm_index_begin_run(J->idx, cmd, J->recipe.json, (int64_t)J->recipe.seed,
-                                      &J->prof, &J->run, &err)) < 0 ||
-            (rc = find_next_shard(J, &err)) < 0)
-            cli_error("pack: %s", err.msg);
-    }
+    if (rc == 0 && pack_config_check_dataset(J) < 0)
+        rc = -1;
     if (rc == 0 && J->retry && retry_groups(J, gs, n_gs, &rs, &n_rs, &rl) < 0)
         rc = -1;
-    if (rc == 0 && (rc = writer_start(J, &err)) < 0)
-        cli_error("pack: %s", err.msg);
     /* this rank's groups: g % world == rank; then the retries (already in this part's index) */
     char key[700];
     int64_t total = 0;
     unsigned char *todo = flm_calloc(n_gs + n_rs + 1, 1);
-    if (!todo)
+    signed char *status = flm_calloc(n_gs + n_rs + 1, 1);
+    unsigned char *manifest_done = flm_calloc((size_t)J->n_manifests + 1, 1);
+    if (!todo || !status || !manifest_done)
         rc = -1;
+    /* what is done, and whether it was packed with this configuration */
     for (size_t i = 0; rc == 0 && i < n_gs + n_rs; i++) {
         const group *g = i < n_gs ? &gs[i] : &rs[i - n_gs];
         if (i < n_gs && (int64_t)(i % (size_t)J->world) != J->rank)
             continue;
         group_key(J, g, key, sizeof key);
-        int st = flm_index_input_status(J->idx, key, &err);
-        if (st < 0) {
+        flm_index_input in;
+        if (flm_index_input_info(J->idx, key, &in, &err) < 0) {
             cli_error("pack: %s", err.msg);
             rc = -1;
-        } else if (st == 1) {
+            break;
+        }
+        status[i] = (signed char)in.status;
+        if (in.status == 1 && i < n_gs) {
+            manifest_done[g->file] = 1;
+            if (in.fingerprint[0] && strcmp(in.fingerprint, J->fingerprint) != 0)
+                rc = -config_refused(J, g, in.run_id);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < n_gs + n_rs; i++) {
+        const group *g = i < n_gs ? &gs[i] : &rs[i - n_gs];
+        if (i < n_gs && (int64_t)(i % (size_t)J->world) != J->rank)
+            continue;
+        int st = status[i];
+        if (st == 1) {
             J->groups_skipped++;
         } else if (i >= n_gs && (st == 0 || !parent_done(J, g))) {
             continue; /* retry a line only once its group is done (else the group packs it) */
-        } else if (i < n_gs && changed_group(J, g)) {
+        } else if (i < n_gs && changed_group(J, g, manifest_done[g->file])) {
             rc = -1;
         } else {
             todo[i] = 1;
@@ -671,6 +790,20 @@ int pack_run(job *J, int64_t *n_bad)
             J->groups_todo++;
         }
     }
+    flm_free(status);
+    flm_free(manifest_done);
+    if (rc == 0) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "flm pack --recipe %s (rank %d of %d)", J->recipe.name, J->rank,
+                 J->world);
+        if ((rc = flm_index_begin_run(J->idx, cmd, J->recipe.json, (int64_t)J->recipe.seed,
+                                      &J->prof, &J->run, &err)) < 0 ||
+            (rc = flm_index_set_run_config(J->idx, J->run, J->config, &err)) < 0 ||
+            (rc = find_next_shard(J, &err)) < 0)
+            cli_error("pack: %s", err.msg);
+    }
+    if (rc == 0 && (rc = writer_start(J, &err)) < 0)
+        cli_error("pack: %s", err.msg);
     if (rc == 0) {
         int64_t dup = drop_duplicate_groups(J, gs, n_gs, todo);
         for (size_t i = 0; dup && i < n_gs; i++)
@@ -703,6 +836,8 @@ int pack_run(job *J, int64_t *n_bad)
         cli_error("pack: %s", err.msg);
     writer_stop(J);
     cli_progress_finish(&J->bar, J->progress);
+    int64_t inputs = J->utts + J->quarantined;
+    J->too_many_bad = inputs > 0 && (double)J->quarantined > J->max_bad * (double)inputs;
     if (rc == 0)
         print_summary(J, flm_now() - start);
     *n_bad = J->quarantined;

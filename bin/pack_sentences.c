@@ -123,17 +123,6 @@ sentence_group *sentence_group_new(void)
     return flm_calloc(1, sizeof(sentence_group));
 }
 
-static int ensure_silence(job *J, flm_error *err)
-{
-    if (J->have_silence)
-        return 0;
-    int rc = pack_load_codec(J, err);
-    if (rc == 0)
-        rc = codes_silence(J->mimi, FLM_N_CODEBOOKS, J->silence, err);
-    J->have_silence = rc == 0;
-    return rc;
-}
-
 /* Parses one line, gets its codes, tokenizes its sentences into pairs. */
 int sentence_line(job *J, sentence_group *G, const char *file, const char *key, const char *line,
                   size_t len, int64_t line_no, const char *dir)
@@ -241,7 +230,7 @@ int sentence_group_pack(job *J, sentence_group *G, const char *file, const char 
 {
     if (G->n_pairs == 0)
         return 0;
-    int rc0 = ensure_silence(J, err);
+    int rc0 = pack_silence(J, err);
     if (rc0 < 0)
         return flm_error_prefix(err, "codec");
     double t0 = flm_now();

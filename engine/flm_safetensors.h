@@ -17,7 +17,9 @@
  * Validation at open (every error names the file and tensor): header length within the file and
  * <= 100 MB, JSON object, known dtype, 0..8 non-negative dimensions, begin <= end <= data size,
  * end - begin == product(shape) * dtype size (overflow-checked), no two tensors overlapping, no
- * duplicate names (also across shards), every index entry present in the shard it names.
+ * duplicate names (also across shards), every index entry present in the shard it names; each
+ * file a regular file (flm_open_regular: a FIFO is refused, not waited on). The values are
+ * checked by the model loaders, tensor by tensor (flm_safetensors_check_finite).
  *
  * Memory: files are mmap'd read-only for parsing; flm_safetensors_read_f32 copies (and converts
  * to f32) into memory the caller owns. Compute uses such copies by default: DESIGN 8 saw compute
@@ -65,6 +67,14 @@ FLM_API int flm_safetensors_check(const flm_safetensors *st, const char *name, i
 /* check + copy into dst (numel floats), converting F32/F16/BF16/F64 to f32. */
 FLM_API int flm_safetensors_read_f32(const flm_safetensors *st, const char *name, int n_dim,
                                      const int64_t *shape, float *dst, flm_error *err);
+
+/* Checks that every value of a floating-point tensor (F32, F16, BF16, F64) is finite, on the
+ * stored bytes: a NaN or infinite weight makes a model compute garbage without any error (a
+ * Mimi with NaN weights encodes every frame to code 0). Model loaders call it on every tensor
+ * they use, copied or mapped (quantized codes are integers; their F32 scales are checked).
+ * FLM_ECORRUPT naming the file, the tensor and the first bad element ("tensor 'x': NaN at
+ * [3, 0, 5]"); 0 for integer tensors. */
+FLM_API int flm_safetensors_check_finite(const flm_st_info *info, flm_error *err);
 
 /* Tells the kernel the mapped pages of this tensor are no longer needed (after copying it), so
  * they stop counting towards the process's resident memory; the data stays readable (it is

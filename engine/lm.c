@@ -583,6 +583,9 @@ static int load_quantized(load_ctx *L, const wdesc *d, const flm_st_info *sin)
         return flm_error_set(L->err, FLM_EMISMATCH, "%s: tensor '%s': %s %s, expected F32 %s",
                              sin->file, sin->name, flm_dtype_name(sin->dtype), b, a);
     }
+    int rc = flm_safetensors_check_finite(sin, L->err); /* the codes are integers */
+    if (rc < 0)
+        return rc;
     L->seen[st_index(L->st, d->name)] = L->seen[st_index(L->st, sin->name)] = 1;
     size_t qs, ss, n = (size_t)rows * cols;
     flm_qmat_sizes(m->wtype, rows, cols, &qs, &ss);
@@ -636,7 +639,7 @@ static int load_one(void *ctx, const wdesc *d)
             return load_quantized(L, d, sin);
     }
     int rc = flm_safetensors_check(L->st, d->name, d->n_dim, d->shape, &in, L->err);
-    if (rc < 0)
+    if (rc < 0 || (rc = flm_safetensors_check_finite(in, L->err)) < 0)
         return rc;
     int at = st_index(L->st, d->name);
     if (at >= 0)
@@ -739,7 +742,8 @@ int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, int flags, flm_e
     m->tmp_n = 0;
     seen = L.seen;
     if (rc < 0) {
-        flm_error_prefix(err, "weights do not match %s", cpath);
+        if (rc != FLM_ECORRUPT) /* a non-finite weight matches the config; it is just broken */
+            flm_error_prefix(err, "weights do not match %s", cpath);
         goto done;
     }
     if (c->tie_embeddings)

@@ -31,6 +31,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "flm_alloc.h"
 #include "flm_kernels.h"
@@ -392,6 +394,8 @@ static int load_one(void *ctx, const wdesc *d)
         return rc;
     if (!d->dst)
         return 0;
+    if ((rc = flm_safetensors_check_finite(in, L->err)) < 0)
+        return rc;
     size_t n = 1;
     for (int i = 0; i < d->n_dim; i++)
         n *= (size_t)d->shape[i];
@@ -543,11 +547,23 @@ fail:
 int flm_mimi_load(flm_mimi **out, const char *path, const flm_mimi_params *p, flm_error *err)
 {
     flm_safetensors *st = NULL;
+    struct stat sb;
+    *out = NULL;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) { /* an easy mix-up: say what it is */
+        char *cfg = flm_path_join(path, "config.json");
+        int lm = cfg && access(cfg, F_OK) == 0;
+        flm_free(cfg);
+        if (lm)
+            return flm_error_set(err, FLM_EINVAL,
+                                 "%s: a directory with config.json (an FLM-Audio LM checkpoint), "
+                                 "not a Mimi checkpoint: give the Mimi .safetensors file",
+                                 path);
+    }
     int rc = flm_safetensors_open(&st, path, err);
     if (rc < 0)
         return rc;
     rc = flm_mimi_load_from(out, st, p, err);
-    if (rc < 0)
+    if (rc < 0 && err && strncmp(err->msg, path, strlen(path))) /* once */
         flm_error_prefix(err, "%s", path);
     flm_safetensors_close(&st); /* weights were copied: compute never touches the mapping */
     return rc;

@@ -170,15 +170,23 @@ static int parse_file(flm_safetensors *st, int fi, flm_error *err)
                           fn, key, (unsigned long long)data_size);
             goto fail;
         }
-        if (overflow || (numel && esz > UINT64_MAX / numel) || numel * esz != e - b) {
-            char sh[160];
-            flm_shape_format(sh, sizeof sh, in->n_dim, in->shape);
+        char sh[160];
+        flm_shape_format(sh, sizeof sh, in->n_dim, in->shape);
+        if (overflow || (numel && esz > UINT64_MAX / numel)) {
+            flm_error_set(err, FLM_EFORMAT,
+                          "%s: tensor '%s': %s %s: its size in bytes overflows 64 bits "
+                          "(data_offsets [%llu, %llu] span %llu)",
+                          fn, key, flm_dtype_name(in->dtype), sh, (unsigned long long)b,
+                          (unsigned long long)e, (unsigned long long)(e - b));
+            goto fail;
+        }
+        if (numel * esz != e - b) {
             flm_error_set(err, FLM_EFORMAT,
                           "%s: tensor '%s': %s %s needs %llu bytes but data_offsets [%llu, %llu] "
                           "span %llu",
-                          fn, key, flm_dtype_name(in->dtype), sh,
-                          (unsigned long long)(overflow ? 0 : numel * esz), (unsigned long long)b,
-                          (unsigned long long)e, (unsigned long long)(e - b));
+                          fn, key, flm_dtype_name(in->dtype), sh, (unsigned long long)(numel * esz),
+                          (unsigned long long)b, (unsigned long long)e,
+                          (unsigned long long)(e - b));
             goto fail;
         }
         in->offset = b;
@@ -219,19 +227,16 @@ fail:
 static int map_file(st_file *f, const char *path, flm_error *err)
 {
     struct stat sb;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     f->path = flm_strdup(path);
-    if (!f->path) {
-        if (fd >= 0)
-            close(fd);
+    if (!f->path)
         return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", path);
-    }
+    int fd = flm_open_regular(path, 0, err);
     if (fd < 0)
-        return flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO, "%s: %s", path,
-                             strerror(errno));
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        return fd;
+    if (fstat(fd, &sb) < 0) {
+        int e = errno;
         close(fd);
-        return flm_error_set(err, FLM_EIO, "%s: not a regular file", path);
+        return flm_error_set(err, FLM_EIO, "%s: %s", path, strerror(e));
     }
     f->size = (size_t)sb.st_size;
     if (f->size) {
@@ -373,8 +378,15 @@ int flm_safetensors_open(flm_safetensors **out, const char *path, flm_error *err
             goto fail;
         }
         sprintf(alt, "%s/model.safetensors.index.json", path);
-        if (access(alt, R_OK) != 0)
+        if (access(alt, F_OK) != 0)
             sprintf(alt, "%s/model.safetensors", path);
+        if (access(alt, F_OK) != 0) {
+            rc = flm_error_set(err, FLM_ENOTFOUND,
+                               "%s: a directory without model.safetensors or "
+                               "model.safetensors.index.json",
+                               path);
+            goto fail;
+        }
         path = alt;
     }
     if (ends_with(path, ".json"))
@@ -483,6 +495,111 @@ int flm_safetensors_read_f32(const flm_safetensors *st, const char *name, int n_
                              "%s: tensor '%s': dtype %s, expected a float type (F32/F16/BF16)",
                              in->file, name, flm_dtype_name(in->dtype));
     return 0;
+}
+
+/* 1 where some element of p[0..n) (little-endian, of the width in the name) has all the exponent
+ * bits of mask set (NaN or infinity): a branch-free OR the compiler vectorises (-O2 would not),
+ * over blocks of 64 Ki elements that the threads share on a large tensor. */
+#define VECTORISE __attribute__((optimize("O3", "tree-vectorize")))
+VECTORISE static int block16(const uint8_t *p, size_t n, uint16_t mask)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t v;
+        memcpy(&v, p + 2 * i, 2);
+        bad |= (v & mask) == mask;
+    }
+    return bad;
+}
+
+VECTORISE static int block32(const uint8_t *p, size_t n, uint32_t mask)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v;
+        memcpy(&v, p + 4 * i, 4);
+        bad |= (v & mask) == mask;
+    }
+    return bad;
+}
+
+VECTORISE static int block64(const uint8_t *p, size_t n, uint64_t mask)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, p + 8 * i, 8);
+        bad |= (v & mask) == mask;
+    }
+    return bad;
+}
+
+static int nonfinite(const uint8_t *p, size_t n, size_t width, uint64_t mask)
+{
+    enum { BLOCK = 65536 };
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static) if (n > 16 * BLOCK)
+    for (size_t b = 0; b < (n + BLOCK - 1) / BLOCK; b++) {
+        size_t m = n - b * BLOCK < BLOCK ? n - b * BLOCK : BLOCK;
+        const uint8_t *q = p + b * BLOCK * width;
+        bad |= width == 2   ? block16(q, m, (uint16_t)mask)
+               : width == 4 ? block32(q, m, (uint32_t)mask)
+                            : block64(q, m, mask);
+    }
+    return bad;
+}
+
+int flm_safetensors_check_finite(const flm_st_info *in, flm_error *err)
+{
+    uint64_t exp_mask, frac_mask;
+    size_t esz = flm_dtype_size(in->dtype);
+    int bad;
+    if (!esz || !in->size)
+        return 0;
+    size_t n = (size_t)(in->size / esz);
+    const uint8_t *p = in->data;
+    switch (in->dtype) {
+    case FLM_DTYPE_F32:
+        exp_mask = 0x7f800000u, frac_mask = 0x007fffffu, bad = nonfinite(p, n, 4, exp_mask);
+        break;
+    case FLM_DTYPE_F16:
+        exp_mask = 0x7c00u, frac_mask = 0x03ffu, bad = nonfinite(p, n, 2, exp_mask);
+        break;
+    case FLM_DTYPE_BF16:
+        exp_mask = 0x7f80u, frac_mask = 0x007fu, bad = nonfinite(p, n, 2, exp_mask);
+        break;
+    case FLM_DTYPE_F64:
+        exp_mask = 0x7ff0000000000000ull, frac_mask = 0x000fffffffffffffull;
+        bad = nonfinite(p, n, 8, exp_mask);
+        break;
+    default:
+        return 0;
+    }
+    if (!bad)
+        return 0;
+    size_t at = 0;
+    uint64_t v = 0;
+    for (; at < n; at++) { /* the first bad element, for the message */
+        v = 0;
+        for (size_t k = 0; k < esz; k++)
+            v |= (uint64_t)p[at * esz + k] << (8 * k);
+        if ((v & exp_mask) == exp_mask)
+            break;
+    }
+    char where[200] = "[", *w = where + 1;
+    size_t rest = at;
+    int64_t idx[FLM_TENSOR_MAX_DIM] = {0};
+    for (int d = in->n_dim - 1; d >= 0; d--) {
+        idx[d] = in->shape[d] ? (int64_t)(rest % (uint64_t)in->shape[d]) : 0;
+        rest = in->shape[d] ? rest / (uint64_t)in->shape[d] : 0;
+    }
+    for (int d = 0; d < in->n_dim; d++)
+        w += snprintf(w, sizeof where - (size_t)(w - where), "%s%lld", d ? ", " : "",
+                      (long long)idx[d]);
+    snprintf(w, sizeof where - (size_t)(w - where), "]");
+    const char *what = v & frac_mask ? "NaN" : (v >> (8 * esz - 1)) & 1 ? "-infinity" : "infinity";
+    return flm_error_set(err, FLM_ECORRUPT, "%s: tensor '%s': %s at %s (element %zu of %zu)",
+                         in->file ? in->file : "?", in->name, what, where, at, n);
 }
 
 void flm_safetensors_release(const flm_safetensors *st, const flm_st_info *info)

@@ -343,17 +343,24 @@ int flm_audio_decoder_open(flm_audio_decoder **out, const char *path,
     int r = alloc_decoder(&d, path, params, err);
     if (r < 0)
         return r;
+    /* FFmpeg's open of a FIFO (or a read of a device) would block: checked here first (the path
+     * is opened again by FFmpeg; a file swapped in between is not guarded against) */
     struct stat stbuf;
-    if (stat(path, &stbuf) < 0) {
-        r = fail(d, err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO, "cannot open: %s",
-                 strerror(errno));
+    flm_error oerr = {0};
+    int fd = flm_open_regular(path, 0, &oerr);
+    if (fd >= 0) {
+        int e = fstat(fd, &stbuf) < 0 ? errno : 0;
+        close(fd);
+        if (e)
+            fd = flm_error_set(&oerr, FLM_EIO, "%s: cannot open: %s", path, strerror(e));
+    }
+    if (fd < 0) {
+        d->err_code = r = oerr.code;
+        snprintf(d->err_msg, sizeof d->err_msg, "%s", oerr.msg);
+        flm_error_set(err, r, "%s", d->err_msg);
         goto fail;
     }
-    if (S_ISDIR(stbuf.st_mode)) {
-        r = fail(d, err, FLM_EINVAL, "is a directory, not an audio file");
-        goto fail;
-    }
-    if (S_ISREG(stbuf.st_mode) && stbuf.st_size == 0) {
+    if (stbuf.st_size == 0) {
         r = fail(d, err, FLM_EFORMAT, "empty file (0 bytes)");
         goto fail;
     }

@@ -62,6 +62,8 @@ const char *flm_error_name(int code)
         return "audio error";
     case FLM_EMISMATCH:
         return "mismatch";
+    case FLM_EBUSY:
+        return "busy";
     }
     return "unknown error";
 }

@@ -24,17 +24,18 @@
 
 enum {
     FLM_OK = 0,
-    FLM_EINVAL = -1,    /* bad argument or parameter value */
-    FLM_ENOMEM = -2,    /* allocation failed */
-    FLM_EIO = -3,       /* read/write/fsync/rename failed (errno in the message) */
-    FLM_EFORMAT = -4,   /* input is not in the expected format (bad magic, version, syntax) */
-    FLM_ECORRUPT = -5,  /* checksum mismatch or internally inconsistent data */
-    FLM_ERANGE = -6,    /* index or value out of range */
-    FLM_ENOTFOUND = -7, /* file, record, key or tensor not found */
-    FLM_EDB = -8,       /* SQLite error (its message is included) */
-    FLM_EZSTD = -9,     /* zstd error (its message is included) */
-    FLM_EAUDIO = -10,   /* FFmpeg error (its message is included) */
-    FLM_EMISMATCH = -11 /* two things that must agree do not (profiles, index vs shard) */
+    FLM_EINVAL = -1,     /* bad argument or parameter value */
+    FLM_ENOMEM = -2,     /* allocation failed */
+    FLM_EIO = -3,        /* read/write/fsync/rename failed (errno in the message) */
+    FLM_EFORMAT = -4,    /* input is not in the expected format (bad magic, version, syntax) */
+    FLM_ECORRUPT = -5,   /* checksum mismatch or internally inconsistent data */
+    FLM_ERANGE = -6,     /* index or value out of range */
+    FLM_ENOTFOUND = -7,  /* file, record, key or tensor not found */
+    FLM_EDB = -8,        /* SQLite error (its message is included) */
+    FLM_EZSTD = -9,      /* zstd error (its message is included) */
+    FLM_EAUDIO = -10,    /* FFmpeg error (its message is included) */
+    FLM_EMISMATCH = -11, /* two things that must agree do not (profiles, index vs shard) */
+    FLM_EBUSY = -12      /* another process holds the resource (a dataset being written) */
 };
 
 #define FLM_ERROR_MSG_SIZE 512

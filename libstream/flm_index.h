@@ -45,18 +45,53 @@ FLM_API int flm_index_latest_schema_version(void);
 FLM_API int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_json,
                                 int64_t seed, const flm_profiles *profiles, int64_t *run_id,
                                 flm_error *err);
+/* Run configuration (docs/index.md, "Pinned configuration"): a JSON object naming everything
+ * that decides the bytes of the run's samples; its member "files" (where things came from) is
+ * not part of the fingerprint, and the text members named in FLM_INDEX_IDENTITIES must be the
+ * same in every run of a dataset. The fingerprint is the XXH3-64 (16 hex digits) of the
+ * canonical JSON (keys sorted, compact) without "files"; each input a run marks done records it. */
+#define FLM_INDEX_IDENTITIES                                                                       \
+    {                                                                                              \
+        "codec", "tokenizer"                                                                       \
+    }
+FLM_API int flm_index_config_fingerprint(const char *config_json, char out[17], flm_error *err);
+FLM_API int flm_index_set_run_config(flm_index *idx, int64_t run_id, const char *config_json,
+                                     flm_error *err);
+/* One callback per run in id order; config NULL for runs without one (older versions, demos). */
+typedef void (*flm_index_run_fn)(void *user, int64_t run_id, const char *command,
+                                 const char *config_json);
+FLM_API int flm_index_list_runs(flm_index *idx, flm_index_run_fn fn, void *user, flm_error *err);
+/* The value of a config member ("codec", "tokenizer") shared by all runs that record it: "" when
+ * none does; FLM_EMISMATCH naming two runs when they disagree. */
+FLM_API int flm_index_identity(flm_index *idx, const char *member, char *value, size_t size,
+                               flm_error *err);
+
 /* Registers a finished shard, its samples (in record order, infos from the writer) and marks
- * the given inputs done, all in one transaction. rel_path NULL with n 0 only marks the inputs
- * done (work that produced no sample). */
+ * the given inputs done (done_paths: the file each came from, or NULL), all in one transaction;
+ * the run's sample count grows by n. rel_path NULL with n 0 only marks the inputs done (work
+ * that produced no sample). */
 FLM_API int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path,
                                 uint64_t file_size, const flm_sample *const *samples,
                                 const flm_record_info *infos, size_t n,
-                                const char *const *done_inputs, size_t n_done, flm_error *err);
+                                const char *const *done_inputs, const char *const *done_paths,
+                                size_t n_done, flm_error *err);
 /* Records a bad input with the stage that failed and the error; the job goes on. */
 FLM_API int flm_index_quarantine(flm_index *idx, int64_t run_id, const char *key, const char *path,
                                  const char *stage, const char *error, flm_error *err);
 /* Status of an input: 0 unknown, 1 done, 2 quarantined. */
 FLM_API int flm_index_input_status(flm_index *idx, const char *key, flm_error *err);
+/* An input's record (status 0 when unknown); fingerprint and path "" when not recorded. */
+typedef struct flm_index_input {
+    int status; /* 0 unknown, 1 done, 2 quarantined */
+    int64_t run_id;
+    char fingerprint[17];
+    char path[4096];
+} flm_index_input;
+FLM_API int flm_index_input_info(flm_index *idx, const char *key, flm_index_input *info,
+                                 flm_error *err);
+/* The first done input whose key starts with prefix (copied into key): 1, or 0 when none. */
+FLM_API int flm_index_find_done(flm_index *idx, const char *prefix, char *key, size_t size,
+                                flm_error *err);
 
 /* Finds a sample by key: shard path (absolute or relative to the cwd; caller frees with
  * flm_free) and record number. FLM_ENOTFOUND if absent. */
@@ -114,11 +149,19 @@ typedef void (*flm_index_progress_fn)(void *user, int64_t done, int64_t total);
 FLM_API int flm_index_check(flm_index *idx, flm_index_problem_fn fn, flm_index_progress_fn progress,
                             void *user, int64_t *n_errors, flm_error *err);
 
-/* Merges the indexes of independent jobs into a new index at out_path (which must not exist).
- * Shard paths are rewritten relative to out_path's directory. Fails, naming the key, if two
- * inputs hold the same sample key or the same shard file. */
+/* Merges the indexes of independent jobs into a new index at out_path, under the lock of its
+ * directory (flm_lock.h). The merged index is built under a temporary name and renamed into
+ * place when complete, so a merge stopped at any moment leaves no index under out_path and
+ * can simply be run again; it records the merge (the inputs, their sample count) in the table
+ * "merges", which flm_index_check compares with what the index holds. Shard paths are rewritten
+ * relative to out_path's directory. Fails, naming the key, if two inputs hold the same sample
+ * key or the same shard file, and before writing anything if the inputs were packed with
+ * different codecs or tokenizers (FLM_INDEX_IDENTITIES). out_path must not exist unless flags
+ * has FLM_INDEX_MERGE_REPLACE (then the old index stays in place until the new one replaces
+ * it). */
+enum { FLM_INDEX_MERGE_REPLACE = 1 };
 FLM_API int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_inputs,
-                            flm_error *err);
+                            int flags, flm_error *err);
 
 /* Resolves an index argument (file or dataset directory) to the index file path. Caller frees. */
 FLM_API char *flm_index_resolve_path(const char *arg);

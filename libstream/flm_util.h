@@ -12,8 +12,21 @@
 
 #include "flm_error.h"
 
-/* Reads a whole file (at most max_size bytes) into a NUL-terminated buffer the caller frees with
- * flm_free. */
+/* Opens an input file for reading without ever blocking on it. Anything but a regular file (a
+ * FIFO, whose open or read waits for a writer, a device, a socket, a directory) is refused before
+ * a byte is read: FLM_EINVAL, "PATH: not a regular file (a FIFO)". The path is checked with stat
+ * first (a device is never opened), then opened O_RDONLY | O_NONBLOCK and checked again on the
+ * descriptor (a path swapped in between is still refused), then O_NONBLOCK is cleared. Every
+ * input file of the toolkit is opened here, or checked here first where a library opens the path
+ * itself (FFmpeg, SQLite). flags: extra open(2) flags (O_NOFOLLOW, O_NOATIME); the access mode is
+ * always O_RDONLY and O_CLOEXEC is always set. Returns the descriptor (the caller closes it) or a
+ * negative code: FLM_ENOTFOUND for a missing path ("PATH: cannot open: No such file or
+ * directory"), FLM_EIO for other failures to open (permission: "PATH: cannot open: ..."). */
+FLM_API int flm_open_regular(const char *path, int flags, flm_error *err);
+/* flm_open_regular, then close: for a caller that must hand the path to a library. */
+FLM_API int flm_check_regular(const char *path, flm_error *err);
+/* Reads a whole file (at most max_size bytes, a regular file: flm_open_regular) into a
+ * NUL-terminated buffer the caller frees with flm_free. */
 FLM_API int flm_read_file(const char *path, char **out, size_t *size, size_t max_size,
                           flm_error *err);
 /* write(2) all of buf, retrying on EINTR/short writes; -1 with errno on failure. */

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -12,9 +13,11 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "flm_alloc.h"
 #include "flm_config.h"
+#include "flm_lock.h"
 #include "flm_util.h"
 
 extern const char *const flm_index_migrations[];
@@ -139,9 +142,9 @@ static int check_version(flm_index *idx, int v, int writable, flm_error *err)
                              "index %s: not a flmstream index (an empty database)", idx->path);
     if (v != (int)flm_index_n_migrations && !writable)
         return flm_error_set(err, FLM_EFORMAT,
-                             "index %s: schema version %d, this build needs %d (open it writable "
-                             "once to migrate)",
-                             idx->path, v, (int)flm_index_n_migrations);
+                             "index %s: schema version %d, this build needs %d (migrate it "
+                             "once: flm index migrate %s)",
+                             idx->path, v, (int)flm_index_n_migrations, idx->path);
     return 0;
 }
 
@@ -244,6 +247,11 @@ int flm_index_open(flm_index **out, const char *path, int flags, flm_error *err)
             strcpy(idx->dir, "/");
     }
     struct stat st;
+    /* SQLite's open of a FIFO blocks; a directory or a device gives a vague error */
+    if (stat(idx->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        rc = flm_check_regular(idx->path, err);
+        goto fail;
+    }
     if (!(flags & FLM_INDEX_CREATE) && stat(idx->path, &st) != 0) {
         rc = flm_error_set(err, FLM_ENOTFOUND, "index %s: not found (%s)", idx->path,
                            strerror(errno));
@@ -339,7 +347,7 @@ int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_
     sqlite3_stmt *st;
     int rc = prepare(idx, &st,
                      "INSERT INTO runs (started_at, tool_version, command, recipe, seed, "
-                     "vocab_hash, codec_hash, model_hash) VALUES (?,?,?,?,?,?,?,?)",
+                     "vocab_hash, codec_hash, model_hash, n_samples) VALUES (?,?,?,?,?,?,?,?,0)",
                      err);
     if (rc < 0)
         return rc;
@@ -367,6 +375,91 @@ int flm_index_begin_run(flm_index *idx, const char *command, const char *recipe_
     return rc;
 }
 
+int flm_index_config_fingerprint(const char *config_json, char out[17], flm_error *err)
+{
+    json_error_t je;
+    json_t *root = json_loads(config_json, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return flm_error_set(err, FLM_EFORMAT, "run configuration: not a JSON object (%s)",
+                             root ? "another JSON value" : je.text);
+    }
+    json_object_del(root, "files");
+    char *canon = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(root);
+    if (!canon)
+        return flm_error_set(err, FLM_ENOMEM, "out of memory");
+    hex64(out, XXH3_64bits(canon, strlen(canon)));
+    free(canon);
+    return 0;
+}
+
+int flm_index_set_run_config(flm_index *idx, int64_t run_id, const char *config_json,
+                             flm_error *err)
+{
+    char fp[17];
+    sqlite3_stmt *st;
+    int rc = flm_index_config_fingerprint(config_json, fp, err);
+    if (rc < 0 ||
+        (rc = prepare(idx, &st, "UPDATE runs SET config = ?, fingerprint = ? WHERE id = ?", err)) <
+            0)
+        return rc;
+    sqlite3_bind_text(st, 1, config_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, fp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, run_id);
+    rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(idx->db) == 1
+             ? 0
+             : db_error(idx, err, "recording the run's configuration");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int flm_index_list_runs(flm_index *idx, flm_index_run_fn fn, void *user, flm_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(idx, &st, "SELECT id, command, config FROM runs ORDER BY id", err), step;
+    if (rc < 0)
+        return rc;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        fn(user, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+           (const char *)sqlite3_column_text(st, 2));
+    rc = step == SQLITE_DONE ? 0 : db_error(idx, err, "reading the runs");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int flm_index_identity(flm_index *idx, const char *member, char *value, size_t size, flm_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(idx, &st,
+                     "SELECT id, json_extract(config, '$.' || ?1) FROM runs WHERE "
+                     "json_valid(config) AND json_type(config, '$.' || ?1) = 'text' ORDER BY id",
+                     err),
+        step;
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, member, -1, SQLITE_STATIC);
+    int64_t first_run = 0;
+    value[0] = 0;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 1);
+        if (!first_run) {
+            first_run = sqlite3_column_int64(st, 0);
+            snprintf(value, size, "%s", v);
+        } else if (strcmp(v, value) != 0) {
+            rc = flm_error_set(err, FLM_EMISMATCH,
+                               "index %s: run %lld has %s %s, run %lld has %s %s (one dataset "
+                               "needs one %s)",
+                               idx->path, (long long)first_run, member, value,
+                               (long long)sqlite3_column_int64(st, 0), member, v, member);
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_error(idx, err, "reading the runs");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* The index keeps a sample's key/values as a JSON object (the "metadata" member). */
 static char *meta_json(const flm_sample *s)
 {
@@ -375,9 +468,10 @@ static char *meta_json(const flm_sample *s)
 
 int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, uint64_t file_size,
                         const flm_sample *const *samples, const flm_record_info *infos, size_t n,
-                        const char *const *done_inputs, size_t n_done, flm_error *err)
+                        const char *const *done_inputs, const char *const *done_paths,
+                        size_t n_done, flm_error *err)
 {
-    sqlite3_stmt *sh = NULL, *sa = NULL, *ev = NULL, *in = NULL;
+    sqlite3_stmt *sh = NULL, *sa = NULL, *ev = NULL, *in = NULL, *cnt = NULL;
     int rc = exec(idx, "BEGIN IMMEDIATE", err);
     if (rc < 0)
         return rc;
@@ -395,10 +489,15 @@ int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, ui
                       "VALUES (?,?,?,?,?)",
                       err)) < 0 ||
         (rc = prepare(idx, &in,
-                      "INSERT INTO inputs (key, status, run_id, updated_at) VALUES (?,'done',?,?) "
+                      "INSERT INTO inputs (key, path, status, run_id, updated_at, fingerprint) "
+                      "VALUES (?1,?4,'done',?2,?3,(SELECT fingerprint FROM runs WHERE id = ?2)) "
                       "ON CONFLICT(key) DO UPDATE SET status='done', stage=NULL, error=NULL, "
-                      "run_id=excluded.run_id, updated_at=excluded.updated_at",
-                      err)) < 0)
+                      "run_id=excluded.run_id, updated_at=excluded.updated_at, "
+                      "fingerprint=excluded.fingerprint, path=coalesce(excluded.path, path)",
+                      err)) < 0 ||
+        (rc = prepare(idx, &cnt,
+                      "UPDATE runs SET n_samples = coalesce(n_samples, 0) + ? WHERE id = ?", err)) <
+            0)
         goto fail;
     char now[32];
     now_iso(now, sizeof now);
@@ -484,21 +583,33 @@ int flm_index_add_shard(flm_index *idx, int64_t run_id, const char *rel_path, ui
         sqlite3_bind_text(in, 1, done_inputs[i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(in, 2, run_id);
         sqlite3_bind_text(in, 3, now, -1, SQLITE_STATIC);
+        if (done_paths && done_paths[i])
+            sqlite3_bind_text(in, 4, done_paths[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(in, 4);
         if (sqlite3_step(in) != SQLITE_DONE) {
             rc = db_error(idx, err, done_inputs[i]);
             goto fail;
         }
     }
+    sqlite3_bind_int64(cnt, 1, (int64_t)n);
+    sqlite3_bind_int64(cnt, 2, run_id);
+    if (n > 0 && sqlite3_step(cnt) != SQLITE_DONE) {
+        rc = db_error(idx, err, "counting the run's samples");
+        goto fail;
+    }
     sqlite3_finalize(sh);
     sqlite3_finalize(sa);
     sqlite3_finalize(ev);
     sqlite3_finalize(in);
+    sqlite3_finalize(cnt);
     return exec(idx, "COMMIT", err);
 fail:
     sqlite3_finalize(sh);
     sqlite3_finalize(sa);
     sqlite3_finalize(ev);
     sqlite3_finalize(in);
+    sqlite3_finalize(cnt);
     sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
@@ -541,6 +652,65 @@ int flm_index_input_status(flm_index *idx, const char *key, flm_error *err)
     else if (step != SQLITE_DONE)
         rc = db_error(idx, err, key);
     sqlite3_finalize(st);
+    return rc;
+}
+
+int flm_index_input_info(flm_index *idx, const char *key, flm_index_input *info, flm_error *err)
+{
+    sqlite3_stmt *st;
+    memset(info, 0, sizeof *info);
+    int rc = prepare(idx, &st, "SELECT status, run_id, fingerprint, path FROM inputs WHERE key = ?",
+                     err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        info->status = strcmp((const char *)sqlite3_column_text(st, 0), "done") == 0 ? 1 : 2;
+        info->run_id = sqlite3_column_int64(st, 1);
+        const char *fp = (const char *)sqlite3_column_text(st, 2);
+        const char *path = (const char *)sqlite3_column_text(st, 3);
+        snprintf(info->fingerprint, sizeof info->fingerprint, "%s", fp ? fp : "");
+        snprintf(info->path, sizeof info->path, "%s", path ? path : "");
+    } else if (step != SQLITE_DONE) {
+        rc = db_error(idx, err, key);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int flm_index_find_done(flm_index *idx, const char *prefix, char *key, size_t size, flm_error *err)
+{
+    size_t n = strlen(prefix);
+    char *hi = flm_strdup(prefix);
+    if (!hi)
+        return flm_error_set(err, FLM_ENOMEM, "out of memory");
+    /* keys starting with the prefix are a range of the primary key: one index lookup */
+    while (n > 0 && (unsigned char)hi[n - 1] == 0xff)
+        hi[--n] = 0;
+    if (n > 0)
+        hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
+    sqlite3_stmt *st;
+    int rc = prepare(idx, &st,
+                     n > 0 ? "SELECT key FROM inputs WHERE key >= ?1 AND key < ?2 AND "
+                             "status = 'done' ORDER BY key LIMIT 1"
+                           : "SELECT key FROM inputs WHERE key >= ?1 AND status = 'done' "
+                             "ORDER BY key LIMIT 1",
+                     err);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+        if (n > 0)
+            sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            snprintf(key, size, "%s", (const char *)sqlite3_column_text(st, 0));
+            rc = 1;
+        } else if (step != SQLITE_DONE) {
+            rc = db_error(idx, err, prefix);
+        }
+        sqlite3_finalize(st);
+    }
+    flm_free(hi);
     return rc;
 }
 
@@ -640,6 +810,25 @@ static int one_row(flm_index *idx, const char *sql, double *out, int n, flm_erro
     return rc;
 }
 
+/* After SQLite's JSON functions failed on the samples table (they fail on the whole table for
+ * one row): names the first sample whose metadata is not JSON; rc unchanged when none is. */
+static int name_bad_metadata(flm_index *idx, int rc, flm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(idx->db,
+                           "SELECT sample_key FROM samples WHERE NOT json_valid(metadata) "
+                           "ORDER BY id LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        rc = flm_error_set(err, FLM_ECORRUPT,
+                           "index %s: sample %s: metadata is not JSON (flm index check lists "
+                           "every such sample)",
+                           idx->path, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int flm_index_dialog_stats(flm_index *idx, flm_index_dialog_report *out, flm_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -651,7 +840,7 @@ int flm_index_dialog_stats(flm_index *idx, flm_index_dialog_report *out, flm_err
         "FROM samples WHERE json_extract(metadata, '$.\"dialog.turns\"') IS NOT NULL",
         v, 3, err);
     if (rc < 0)
-        return rc;
+        return name_bad_metadata(idx, rc, err);
     out->n_dialogs = (int64_t)v[0];
     out->n_eligible = (int64_t)v[1];
     out->n_dropped_tokens = (int64_t)v[2];
@@ -682,7 +871,7 @@ int flm_index_dialog_stats(flm_index *idx, flm_index_dialog_report *out, flm_err
              "json_extract(metadata, '$.\"aug.echo_delay_s\"') END), 0) "
              "FROM samples WHERE json_extract(metadata, '$.\"aug.noise\"') IS NOT NULL",
              v, 6, err)) < 0)
-        return rc;
+        return name_bad_metadata(idx, rc, err);
     out->n_augmented = (int64_t)v[0];
     out->n_noise = (int64_t)v[1];
     out->n_gain = (int64_t)v[2];
@@ -784,18 +973,238 @@ static void problem(checker *c, int severity, const char *fmt, ...)
         c->fn(c->user, severity, msg);
 }
 
+/* Whether the last failure on db says its file is damaged (rather than short of memory or
+ * locked). */
+static int is_corrupt(sqlite3 *db)
+{
+    int code = sqlite3_errcode(db) & 0xff;
+    return code == SQLITE_CORRUPT || code == SQLITE_NOTADB;
+}
+
+/* An SQLite failure met while checking: damage is a finding, reported as database corruption,
+ * and the check goes on (0); anything else ends the check (a negative code in err). */
+static int db_finding(flm_index *idx, checker *c, const char *what, flm_error *err)
+{
+    if (!is_corrupt(idx->db))
+        return db_error(idx, err, what);
+    problem(c, 1, "index %s: database corruption: %s: %s", idx->path, what,
+            sqlite3_errmsg(idx->db));
+    return 0;
+}
+
+/* SQLite's own check of the file (b-tree pages, cells, page lists, NOT NULL): without it a
+ * damaged page shows up only as rows that seem to be missing, or not at all. */
+static int check_integrity(flm_index *idx, checker *c, flm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(idx->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
+        return db_finding(idx, c, "PRAGMA quick_check", err);
+    int step, rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(st, 0);
+        if (!line || strcmp(line, "ok") == 0)
+            continue;
+        /* a row holds the findings of one page, one per line, after a "*** in database main
+         * ***" header line on the first */
+        for (const char *end; *line; line = *end ? end + 1 : end) {
+            end = strchr(line, '\n');
+            end = end ? end : line + strlen(line);
+            if (strncmp(line, "*** in database ", 16) != 0 && end > line)
+                problem(c, 1, "index %s: database corruption: %.*s", idx->path, (int)(end - line),
+                        line);
+        }
+    }
+    if (step != SQLITE_DONE)
+        rc = db_finding(idx, c, "PRAGMA quick_check", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The schema this build's migrations create, in a private in-memory database: the check
+ * follows every migration added without a list of its own to keep up to date. */
+static int expected_schema(sqlite3 **out, flm_error *err)
+{
+    sqlite3 *ref = NULL;
+    int rc = 0;
+    if (sqlite3_open_v2(":memory:", &ref, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK)
+        rc = ref ? flm_error_set(err, FLM_EDB, "in-memory database: %s", sqlite3_errmsg(ref))
+                 : flm_error_set(err, FLM_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < flm_index_n_migrations; i++) {
+        char *msg = NULL;
+        if (sqlite3_exec(ref, flm_index_migrations[i], NULL, NULL, &msg) != SQLITE_OK)
+            rc = flm_error_set(err, FLM_EDB, "index schema: migration %zu of this build: %s", i + 1,
+                               msg ? msg : sqlite3_errmsg(ref));
+        sqlite3_free(msg);
+    }
+    if (rc < 0)
+        sqlite3_close(ref);
+    else
+        *out = ref;
+    return rc;
+}
+
+/* user_version is the number of migrations of this build, and every table, column and index
+ * they create exists. */
+static int check_schema(flm_index *idx, checker *c, flm_error *err)
+{
+    int v = flm_index_schema_version(idx);
+    if (v != (int)flm_index_n_migrations)
+        problem(c, 1, "index %s: schema version (user_version) %d, this build expects %d",
+                idx->path, v, (int)flm_index_n_migrations);
+    sqlite3 *ref = NULL;
+    sqlite3_stmt *objs = NULL, *cols = NULL, *has = NULL, *has_col = NULL;
+    int rc = expected_schema(&ref, err), step = SQLITE_DONE;
+    if (rc < 0)
+        return rc;
+    if (sqlite3_prepare_v2(ref,
+                           "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('table', "
+                           "'index') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                           "ORDER BY type = 'index', rowid",
+                           -1, &objs, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ref, "SELECT name FROM pragma_table_info(?)", -1, &cols, NULL) !=
+            SQLITE_OK) {
+        rc = flm_error_set(err, FLM_EDB, "index schema: %s", sqlite3_errmsg(ref));
+        goto done;
+    }
+    if (sqlite3_prepare_v2(idx->db, "SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", -1,
+                           &has, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(idx->db, "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", -1,
+                           &has_col, NULL) != SQLITE_OK) {
+        rc = db_finding(idx, c, "reading the schema", err);
+        goto done;
+    }
+    while ((step = sqlite3_step(objs)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(objs, 0);
+        const char *name = (const char *)sqlite3_column_text(objs, 1);
+        const char *table = (const char *)sqlite3_column_text(objs, 2);
+        int is_table = strcmp(type, "table") == 0, found;
+        sqlite3_reset(has);
+        sqlite3_bind_text(has, 1, "table", -1, SQLITE_STATIC);
+        sqlite3_bind_text(has, 2, table, -1, SQLITE_STATIC);
+        if ((found = sqlite3_step(has)) == SQLITE_ROW && !is_table) {
+            sqlite3_reset(has);
+            sqlite3_bind_text(has, 1, type, -1, SQLITE_STATIC);
+            sqlite3_bind_text(has, 2, name, -1, SQLITE_STATIC);
+            found = sqlite3_step(has);
+        } else if (found == SQLITE_DONE && !is_table) {
+            continue; /* the index of a missing table: the table is reported */
+        }
+        if (found == SQLITE_DONE) {
+            problem(c, 1, "index %s: schema: %s \"%s\" is missing (schema version %d creates it)",
+                    idx->path, type, name, (int)flm_index_n_migrations);
+            continue;
+        }
+        if (found != SQLITE_ROW) {
+            rc = db_finding(idx, c, "reading the schema", err);
+            goto done;
+        }
+        sqlite3_reset(cols);
+        sqlite3_bind_text(cols, 1, name, -1, SQLITE_STATIC);
+        while (is_table && sqlite3_step(cols) == SQLITE_ROW) {
+            const char *col = (const char *)sqlite3_column_text(cols, 0);
+            sqlite3_reset(has_col);
+            sqlite3_bind_text(has_col, 1, name, -1, SQLITE_STATIC);
+            sqlite3_bind_text(has_col, 2, col, -1, SQLITE_STATIC);
+            if ((found = sqlite3_step(has_col)) == SQLITE_DONE)
+                problem(c, 1,
+                        "index %s: schema: table \"%s\" has no column \"%s\" (schema version %d "
+                        "creates it)",
+                        idx->path, name, col, (int)flm_index_n_migrations);
+            else if (found != SQLITE_ROW) {
+                rc = db_finding(idx, c, "reading the schema", err);
+                goto done;
+            }
+        }
+    }
+    if (step != SQLITE_DONE)
+        rc = flm_error_set(err, FLM_EDB, "index schema: %s", sqlite3_errmsg(ref));
+done:
+    sqlite3_finalize(objs);
+    sqlite3_finalize(cols);
+    sqlite3_finalize(has);
+    sqlite3_finalize(has_col);
+    sqlite3_close(ref);
+    return rc;
+}
+
+/* Rows that refer to rows that do not exist (a sample whose shard row was deleted by hand, with
+ * foreign keys off, is otherwise never checked). */
+static int check_references(flm_index *idx, checker *c, flm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(idx->db,
+                           "SELECT \"table\", parent, count(*), min(rowid) FROM "
+                           "pragma_foreign_key_check GROUP BY 1, 2 ORDER BY 1, 2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_finding(idx, c, "PRAGMA foreign_key_check", err);
+    int step, rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        problem(c, 1,
+                "index %s: %lld row(s) of %s refer to rows of %s that do not exist (the first: "
+                "rowid %lld)",
+                idx->path, (long long)sqlite3_column_int64(st, 2),
+                (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                (long long)sqlite3_column_int64(st, 3));
+    if (step != SQLITE_DONE)
+        rc = db_finding(idx, c, "PRAGMA foreign_key_check", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Every sample's metadata is a JSON object (stats, reports and users' queries read it with
+ * SQLite's JSON functions, which fail on the whole table for one bad row). */
+static int check_metadata(flm_index *idx, checker *c, int schema_ok, flm_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(idx->db, "SELECT sample_key, metadata FROM samples ORDER BY id", -1, &st,
+                           NULL) != SQLITE_OK)
+        return schema_ok ? db_finding(idx, c, "reading the metadata", err) : 0;
+    int step, rc = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+        const char *meta = (const char *)sqlite3_column_text(st, 1);
+        size_t size = (size_t)sqlite3_column_bytes(st, 1);
+        key = key ? key : "(null)";
+        if (!meta) {
+            problem(c, 1, "sample %s: metadata is NULL, not a JSON object", key);
+            continue;
+        }
+        json_error_t je;
+        json_t *j = json_loadb(meta, size,
+                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL |
+                                   JSON_ALLOW_NUL,
+                               &je);
+        if (!j && json_error_code(&je) == json_error_out_of_memory) {
+            rc = flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", idx->path);
+            break;
+        }
+        if (!j)
+            problem(c, 1, "sample %s: metadata is not JSON: %s (line %d, column %d)", key, je.text,
+                    je.line, je.column);
+        else if (!json_is_object(j))
+            problem(c, 1, "sample %s: metadata is not a JSON object: %.40s%s", key, meta,
+                    size > 40 ? "..." : "");
+        json_decref(j);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_finding(idx, c, "reading the metadata", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static void check_shard(flm_index *idx, checker *c, int64_t shard_id, const char *rel,
                         int64_t n_records, int64_t file_size, sqlite3_stmt *samples)
 {
-    char *path = flm_path_join(idx->dir, rel);
+    char *path = flm_path_join(idx->dir, rel ? rel : "");
     if (!path) {
-        problem(c, 1, "shard %s: out of memory", rel);
+        problem(c, 1, "shard %s: out of memory", rel ? rel : "");
         return;
     }
     flm_error e = {0};
     flm_shard_reader *r = NULL;
     if (flm_shard_reader_open(&r, path, &e) < 0) {
-        problem(c, 1, "%s", e.code == FLM_ENOTFOUND ? e.msg : e.msg);
+        problem(c, 1, "%s", e.msg);
         flm_free(path);
         return;
     }
@@ -809,11 +1218,13 @@ static void check_shard(flm_index *idx, checker *c, int64_t shard_id, const char
     uint8_t *seen = flm_calloc(n ? n : 1, 1);
     sqlite3_reset(samples);
     sqlite3_bind_int64(samples, 1, shard_id);
-    while (sqlite3_step(samples) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(samples)) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(samples, 0);
         int64_t rec = sqlite3_column_int64(samples, 1);
         int64_t frames = sqlite3_column_int64(samples, 2);
         const char *ck = (const char *)sqlite3_column_text(samples, 3);
+        key = key ? key : "(null)";
         if (rec < 0 || (uint64_t)rec >= n) {
             problem(c, 1, "sample %s: record %lld is beyond the %llu records of shard %s", key,
                     (long long)rec, (unsigned long long)n, path);
@@ -828,15 +1239,21 @@ static void check_shard(flm_index *idx, checker *c, int64_t shard_id, const char
         }
         char hex[17];
         hex64(hex, flm_shard_reader_info(r, (uint64_t)rec)->ucheck);
-        if (strcmp(hex, ck) != 0)
+        if (!ck || strcmp(hex, ck) != 0)
             problem(c, 1, "shard %s: record %lld: checksum %s, the index says %s (sample %s)", path,
-                    (long long)rec, hex, ck, key);
+                    (long long)rec, hex, ck ? ck : "NULL", key);
         if ((int64_t)v.n_frames != frames)
             problem(c, 1, "shard %s: record %lld: %u frames, the index says %lld", path,
                     (long long)rec, v.n_frames, (long long)frames);
         if (!v.id || strcmp(v.id, key) != 0)
             problem(c, 1, "shard %s: record %lld: sample id \"%s\", the index says \"%s\"", path,
                     (long long)rec, v.id ? v.id : "", key);
+    }
+    if (step != SQLITE_DONE) {
+        problem(c, 1, "index %s: %sreading the samples of shard %s: %s", idx->path,
+                is_corrupt(idx->db) ? "database corruption: " : "", path, sqlite3_errmsg(idx->db));
+        flm_free(seen); /* the records after the failure are unknown, not missing */
+        seen = NULL;
     }
     for (uint64_t i = 0; seen && i < n; i++) {
         if (seen[i])
@@ -889,12 +1306,59 @@ static void check_orphans(flm_index *idx, checker *c, sqlite3_stmt *known)
     flm_free(dir);
 }
 
+/* What the index is complete for (schema 3): each run's registered sample count, and each
+ * merge's input total, against what it holds. */
+static int check_counts(flm_index *idx, checker *c, flm_error *err)
+{
+    sqlite3_stmt *runs = NULL, *merges = NULL;
+    int rc = prepare(idx, &runs,
+                     "SELECT r.id, r.n_samples, (SELECT count(*) FROM samples s JOIN shards h ON "
+                     "h.id = s.shard_id WHERE h.run_id = r.id) FROM runs r WHERE r.n_samples "
+                     "IS NOT NULL ORDER BY r.id",
+                     err);
+    if (rc == 0)
+        rc = prepare(idx, &merges,
+                     "SELECT id, n_samples, json_array_length(inputs), (SELECT count(*) FROM "
+                     "samples) FROM merges ORDER BY id",
+                     err);
+    while (rc == 0 && sqlite3_step(runs) == SQLITE_ROW) {
+        int64_t want = sqlite3_column_int64(runs, 1), held = sqlite3_column_int64(runs, 2);
+        if (held != want)
+            problem(c, 1,
+                    "index %s: run %lld registered %lld samples, the index holds %lld of them "
+                    "(rows removed or added behind its back?)",
+                    idx->path, (long long)sqlite3_column_int64(runs, 0), (long long)want,
+                    (long long)held);
+    }
+    while (rc == 0 && sqlite3_step(merges) == SQLITE_ROW) {
+        int64_t want = sqlite3_column_int64(merges, 1), held = sqlite3_column_int64(merges, 3);
+        if (held < want)
+            problem(c, 1,
+                    "index %s: holds %lld samples, merge %lld of %lld inputs recorded %lld: "
+                    "incomplete (a merge stopped half way, or rows removed)",
+                    idx->path, (long long)held, (long long)sqlite3_column_int64(merges, 0),
+                    (long long)sqlite3_column_int64(merges, 2), (long long)want);
+    }
+    sqlite3_finalize(runs);
+    sqlite3_finalize(merges);
+    return rc;
+}
+
 int flm_index_check(flm_index *idx, flm_index_problem_fn fn, flm_index_progress_fn progress,
                     void *user, int64_t *n_errors, flm_error *err)
 {
     checker c = {fn, user, 0};
     sqlite3_stmt *sh = NULL, *sa = NULL, *known = NULL, *cnt = NULL;
     int rc;
+    if ((rc = check_integrity(idx, &c, err)) < 0)
+        return rc;
+    int64_t before = c.n_errors;
+    if ((rc = check_schema(idx, &c, err)) < 0)
+        return rc;
+    int schema_ok = c.n_errors == before;
+    if ((schema_ok && (rc = check_references(idx, &c, err)) < 0) ||
+        (rc = check_metadata(idx, &c, schema_ok, err)) < 0)
+        return rc;
     if ((rc = prepare(idx, &sh, "SELECT id, path, n_records, file_size FROM shards ORDER BY id",
                       err)) < 0 ||
         (rc = prepare(idx, &sa,
@@ -902,8 +1366,16 @@ int flm_index_check(flm_index *idx, flm_index_problem_fn fn, flm_index_progress_
                       "WHERE shard_id = ? ORDER BY record",
                       err)) < 0 ||
         (rc = prepare(idx, &known, "SELECT 1 FROM shards WHERE path = ?", err)) < 0 ||
-        (rc = prepare(idx, &cnt, "SELECT count(*) FROM shards", err)) < 0)
+        (rc = prepare(idx, &cnt, "SELECT count(*) FROM shards", err)) < 0) {
+        /* a table or column is missing (reported above) or the schema is damaged */
+        if (!schema_ok || is_corrupt(idx->db)) {
+            problem(&c, 1, "index %s: %sthe records were not checked against the shards: %s",
+                    idx->path, is_corrupt(idx->db) ? "database corruption: " : "",
+                    sqlite3_errmsg(idx->db));
+            rc = 0;
+        }
         goto done;
+    }
     int64_t total = sqlite3_step(cnt) == SQLITE_ROW ? sqlite3_column_int64(cnt, 0) : 0, done = 0;
     int step;
     while ((step = sqlite3_step(sh)) == SQLITE_ROW) {
@@ -912,13 +1384,14 @@ int flm_index_check(flm_index *idx, flm_index_problem_fn fn, flm_index_progress_
         if (progress)
             progress(user, ++done, total);
     }
-    if (step != SQLITE_DONE) {
-        rc = db_error(idx, err, "reading shards");
+    if (step != SQLITE_DONE && (rc = db_finding(idx, &c, "reading the shards", err)) < 0)
         goto done;
-    }
     check_orphans(idx, &c, known);
-    *n_errors = c.n_errors;
+    if (schema_ok)
+        rc = check_counts(idx, &c, err);
 done:
+    if (rc == 0)
+        *n_errors = c.n_errors;
     sqlite3_finalize(sh);
     sqlite3_finalize(sa);
     sqlite3_finalize(known);
@@ -974,114 +1447,256 @@ static void sql_relpath(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
 }
 
-int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_inputs,
-                    flm_error *err)
+/* Removes path and its -wal, -shm files. */
+static void unlink_db(const char *path)
 {
-    char *out = flm_index_resolve_path(out_path);
-    if (!out)
-        return flm_error_set(err, FLM_ENOMEM, "out of memory");
-    struct stat st;
-    if (stat(out, &st) == 0) {
-        int rc = flm_error_set(err, FLM_EINVAL, "%s already exists; merge writes a new index", out);
-        flm_free(out);
-        return rc;
+    size_t n = strlen(path) + 8;
+    char *side = flm_malloc(n);
+    for (int i = 0; side && i < 2; i++) {
+        snprintf(side, n, "%s%s", path, i ? "-shm" : "-wal");
+        unlink(side);
     }
-    flm_index *idx = NULL;
-    int rc = flm_index_open(&idx, out, FLM_INDEX_CREATE, err);
+    flm_free(side);
+    unlink(path);
+}
+
+/* What the inputs hold together, checked before anything is written: readable, one codec and
+ * one tokenizer across all of them (FLM_INDEX_IDENTITIES). */
+static int merge_inputs_check(const char *const *inputs, size_t n_inputs, int64_t *n_samples,
+                              flm_error *err)
+{
+    static const char *const members[] = FLM_INDEX_IDENTITIES;
+    char first[2][128] = {"", ""}, from[2][PATH_MAX];
+    *n_samples = 0;
+    for (size_t k = 0; k < n_inputs; k++) {
+        flm_index *in = NULL;
+        int rc = flm_index_open(&in, inputs[k], FLM_INDEX_READONLY, err);
+        int64_t n = rc < 0 ? -1 : flm_index_count_samples(in, err);
+        if (rc == 0 && n < 0)
+            rc = (int)n;
+        for (int m = 0; rc == 0 && m < 2; m++) {
+            char v[128];
+            if ((rc = flm_index_identity(in, members[m], v, sizeof v, err)) < 0 || !v[0])
+                continue;
+            if (!first[m][0]) {
+                snprintf(first[m], sizeof first[m], "%s", v);
+                snprintf(from[m], sizeof from[m], "%s", in->path);
+            } else if (strcmp(first[m], v) != 0) {
+                rc = flm_error_set(err, FLM_EMISMATCH,
+                                   "%s was packed with %s %s, %s with %s %s: one dataset needs "
+                                   "one %s (merge refuses to mix them)",
+                                   from[m], members[m], first[m], in->path, members[m], v,
+                                   members[m]);
+            }
+        }
+        flm_index_close(&in);
+        if (rc < 0)
+            return rc;
+        *n_samples += n;
+    }
+    return 0;
+}
+
+/* Copies one attached input ("src") into the index being merged, in one transaction. */
+static int merge_one(flm_index *idx, const char *in_path, flm_error *err)
+{
+    sqlite3_stmt *dup = NULL;
+    int rc = prepare(idx, &dup,
+                     "SELECT s.sample_key FROM src.samples s JOIN main.samples m "
+                     "ON m.sample_key = s.sample_key LIMIT 1",
+                     err);
+    if (rc == 0 && sqlite3_step(dup) == SQLITE_ROW)
+        rc = flm_error_set(err, FLM_EMISMATCH,
+                           "%s: sample \"%s\" is also in an earlier input; merge refuses "
+                           "duplicate sample keys",
+                           in_path, (const char *)sqlite3_column_text(dup, 0));
+    sqlite3_finalize(dup);
+    if (rc == 0)
+        rc = exec(idx,
+                  "BEGIN IMMEDIATE;"
+                  "CREATE TEMP TABLE off AS SELECT "
+                  " (SELECT coalesce(max(id),0) FROM main.runs) AS r,"
+                  " (SELECT coalesce(max(id),0) FROM main.shards) AS sh,"
+                  " (SELECT coalesce(max(id),0) FROM main.samples) AS sa,"
+                  " (SELECT coalesce(max(id),0) FROM main.merges) AS me;"
+                  "INSERT INTO main.runs SELECT id + (SELECT r FROM off), started_at, "
+                  " tool_version, command, recipe, seed, vocab_hash, codec_hash, model_hash, "
+                  " n_samples, config, fingerprint FROM src.runs;"
+                  "INSERT INTO main.shards SELECT id + (SELECT sh FROM off), flm_relpath(path),"
+                  " run_id + (SELECT r FROM off), n_records, n_frames, file_size, created_at "
+                  " FROM src.shards;"
+                  "INSERT INTO main.samples SELECT id + (SELECT sa FROM off), sample_key, "
+                  " shard_id + (SELECT sh FROM off), record, n_frames, style, stage, language,"
+                  " corpus, speakers, duration_s, checksum, metadata, n_monologue, n_wait,"
+                  " n_speak, n_listen FROM src.samples;"
+                  "INSERT INTO main.events SELECT sample_id + (SELECT sa FROM off), kind, "
+                  " frame, n_frames, value FROM src.events;"
+                  "INSERT INTO main.merges SELECT id + (SELECT me FROM off), merged_at, "
+                  " tool_version, inputs, n_samples FROM src.merges;"
+                  "INSERT INTO main.inputs SELECT key, path, status, stage, error, "
+                  " run_id + (SELECT r FROM off), updated_at, fingerprint FROM src.inputs "
+                  " WHERE true ON CONFLICT(key) DO UPDATE SET status = excluded.status, "
+                  " stage = excluded.stage, error = excluded.error, run_id = excluded.run_id,"
+                  " updated_at = excluded.updated_at, path = excluded.path, "
+                  " fingerprint = excluded.fingerprint WHERE main.inputs.status <> 'done';"
+                  "DROP TABLE off;"
+                  "COMMIT;",
+                  err);
     if (rc < 0) {
-        flm_free(out);
-        return rc;
+        sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(idx->db, "DROP TABLE IF EXISTS temp.off", NULL, NULL, NULL);
+        flm_error_prefix(err, "merging %s", in_path);
     }
+    return rc;
+}
+
+/* Builds the merged index at tmp (a new file); records the merge and checks the count. */
+static int merge_build(const char *tmp, const char *const *inputs, size_t n_inputs,
+                       int64_t expected, flm_error *err)
+{
+    flm_index *idx = NULL;
+    int rc = flm_index_open(&idx, tmp, FLM_INDEX_CREATE, err);
+    if (rc < 0)
+        return rc;
     merge_ctx *m = flm_calloc(1, sizeof *m);
-    if (!m || !realpath(idx->dir, m->from)) {
+    json_t *names = json_array();
+    if (!m || !names || !realpath(idx->dir, m->from)) {
         rc = flm_error_set(err, FLM_EIO, "%s: cannot resolve its directory", idx->path);
         goto done;
     }
     sqlite3_create_function(idx->db, "flm_relpath", 1, SQLITE_UTF8, m, sql_relpath, NULL, NULL);
     for (size_t k = 0; k < n_inputs && rc == 0; k++) {
-        flm_index *in = NULL;
-        if ((rc = flm_index_open(&in, inputs[k], FLM_INDEX_READONLY, err)) < 0)
-            break;
-        if (!realpath(in->dir, m->in_dir)) {
-            rc = flm_error_set(err, FLM_EIO, "%s: cannot resolve its directory", in->path);
-            flm_index_close(&in);
-            break;
-        }
-        char *in_path = flm_strdup(in->path);
-        flm_index_close(&in);
+        char *in_path = flm_index_resolve_path(inputs[k]);
+        char canon[PATH_MAX];
+        char *slash = in_path ? strrchr(in_path, '/') : NULL;
         if (!in_path) {
             rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
             break;
         }
-        char *q = sqlite3_mprintf("ATTACH DATABASE %Q AS src", in_path);
-        rc = q ? exec(idx, q, err) : flm_error_set(err, FLM_ENOMEM, "out of memory");
-        sqlite3_free(q);
-        if (rc < 0) {
-            flm_free(in_path);
-            break;
-        }
-        sqlite3_stmt *dup = NULL;
-        rc = prepare(idx, &dup,
-                     "SELECT s.sample_key FROM src.samples s JOIN main.samples m "
-                     "ON m.sample_key = s.sample_key LIMIT 1",
-                     err);
-        if (rc == 0 && sqlite3_step(dup) == SQLITE_ROW)
-            rc = flm_error_set(err, FLM_EMISMATCH,
-                               "%s: sample \"%s\" is also in an earlier input; merge refuses "
-                               "duplicate sample keys",
-                               in_path, (const char *)sqlite3_column_text(dup, 0));
-        sqlite3_finalize(dup);
+        if (slash)
+            *slash = 0;
+        if (!realpath(slash ? (in_path[0] ? in_path : "/") : ".", m->in_dir))
+            rc = flm_error_set(err, FLM_EIO, "%s: cannot resolve its directory: %s", inputs[k],
+                               strerror(errno));
+        if (slash)
+            *slash = '/';
+        json_array_append_new(names, json_string(realpath(in_path, canon) ? canon : in_path));
+        char *q = rc < 0 ? NULL : sqlite3_mprintf("ATTACH DATABASE %Q AS src", in_path);
         if (rc == 0)
-            rc = exec(idx,
-                      "BEGIN IMMEDIATE;"
-                      "CREATE TEMP TABLE off AS SELECT "
-                      " (SELECT coalesce(max(id),0) FROM main.runs) AS r,"
-                      " (SELECT coalesce(max(id),0) FROM main.shards) AS sh,"
-                      " (SELECT coalesce(max(id),0) FROM main.samples) AS sa;"
-                      "INSERT INTO main.runs SELECT id + (SELECT r FROM off), started_at, "
-                      " tool_version, command, recipe, seed, vocab_hash, codec_hash, model_hash "
-                      " FROM src.runs;"
-                      "INSERT INTO main.shards SELECT id + (SELECT sh FROM off), flm_relpath(path),"
-                      " run_id + (SELECT r FROM off), n_records, n_frames, file_size, created_at "
-                      " FROM src.shards;"
-                      "INSERT INTO main.samples SELECT id + (SELECT sa FROM off), sample_key, "
-                      " shard_id + (SELECT sh FROM off), record, n_frames, style, stage, language,"
-                      " corpus, speakers, duration_s, checksum, metadata, n_monologue, n_wait,"
-                      " n_speak, n_listen FROM src.samples;"
-                      "INSERT INTO main.events SELECT sample_id + (SELECT sa FROM off), kind, "
-                      " frame, n_frames, value FROM src.events;"
-                      "INSERT INTO main.inputs SELECT key, path, status, stage, error, "
-                      " run_id + (SELECT r FROM off), updated_at FROM src.inputs WHERE true "
-                      " ON CONFLICT(key) DO UPDATE SET status = excluded.status, "
-                      " stage = excluded.stage, error = excluded.error, run_id = excluded.run_id,"
-                      " updated_at = excluded.updated_at, path = excluded.path "
-                      " WHERE main.inputs.status <> 'done';"
-                      "DROP TABLE off;"
-                      "COMMIT;",
-                      err);
-        if (rc < 0) {
-            sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
-            sqlite3_exec(idx->db, "DROP TABLE IF EXISTS temp.off", NULL, NULL, NULL);
-            flm_error_prefix(err, "merging %s", in_path);
+            rc = q ? exec(idx, q, err) : flm_error_set(err, FLM_ENOMEM, "out of memory");
+        sqlite3_free(q);
+        if (rc == 0) {
+            rc = merge_one(idx, in_path, err);
+            exec(idx, "DETACH DATABASE src", NULL);
         }
-        exec(idx, "DETACH DATABASE src", NULL);
         flm_free(in_path);
     }
+    int64_t held = rc == 0 ? flm_index_count_samples(idx, err) : 0;
+    if (rc == 0 && held < 0)
+        rc = (int)held;
+    if (rc == 0 && held != expected)
+        rc = flm_error_set(err, FLM_EMISMATCH,
+                           "merge: the inputs held %lld samples, the merged index %lld (an input "
+                           "changed during the merge?)",
+                           (long long)expected, (long long)held);
+    char *list = rc == 0 ? json_dumps(names, JSON_COMPACT) : NULL;
+    sqlite3_stmt *st = NULL;
+    if (rc == 0 && !list)
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = prepare(idx, &st,
+                                 "INSERT INTO merges (merged_at, tool_version, inputs, n_samples) "
+                                 "VALUES (?,?,?,?)",
+                                 err)) == 0) {
+        char now[32];
+        now_iso(now, sizeof now);
+        sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, FLM_VERSION, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, list, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, expected);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_error(idx, err, "recording the merge");
+    }
+    sqlite3_finalize(st);
+    free(list);
+    /* everything into the main file: the rename moves the database without its -wal */
+    if (rc == 0)
+        rc = exec(idx, "PRAGMA wal_checkpoint(TRUNCATE)", err);
 done:
+    json_decref(names);
     flm_free(m);
     flm_index_close(&idx);
-    if (rc < 0) {
-        /* a failed merge leaves no output: the same command can be run again once the inputs
-         * are fixed (merge refuses to write over an existing index) */
-        size_t n = strlen(out) + 8;
-        char *side = flm_malloc(n);
-        for (int i = 0; side && i < 2; i++) {
-            snprintf(side, n, "%s%s", out, i ? "-shm" : "-wal");
-            unlink(side);
-        }
-        flm_free(side);
-        unlink(out);
+    return rc;
+}
+
+int flm_index_merge(const char *out_path, const char *const *inputs, size_t n_inputs, int flags,
+                    flm_error *err)
+{
+    char *out = flm_index_resolve_path(out_path);
+    char *dir = out ? flm_strdup(out) : NULL, *tmp = NULL;
+    flm_dataset_lock *lock = NULL;
+    struct stat st;
+    int rc = 0;
+    if (!out || !dir) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
     }
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    const char *d = slash ? (dir[0] ? dir : "/") : ".";
+    if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        rc = flm_error_set(err, FLM_ENOTFOUND, "%s: the directory %s does not exist", out, d);
+        goto done;
+    }
+    if ((rc = flm_dataset_lock_acquire(&lock, d, "flm index merge", FLM_LOCK_EXCLUSIVE, err)) < 0)
+        goto done;
+    if (!(flags & FLM_INDEX_MERGE_REPLACE) && stat(out, &st) == 0) {
+        rc = flm_error_set(err, FLM_EINVAL, "%s already exists; merge writes a new index", out);
+        goto done;
+    }
+    size_t n = strlen(out) + 40;
+    if (!(tmp = flm_malloc(n))) {
+        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        goto done;
+    }
+    /* a merge killed earlier left its temporary index (we hold the lock: nobody else's) */
+    const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+    size_t bl = strlen(base);
+    DIR *dd = opendir(d);
+    struct dirent *de;
+    while (dd && (de = readdir(dd))) {
+        if (strncmp(de->d_name, base, bl) == 0 && strncmp(de->d_name + bl, ".tmp-", 5) == 0) {
+            char stale[PATH_MAX + 256];
+            snprintf(stale, sizeof stale, "%s/%s", d, de->d_name);
+            unlink(stale);
+        }
+    }
+    if (dd)
+        closedir(dd);
+    snprintf(tmp, n, "%s.tmp-merge-%ld", out, (long)getpid());
+    int64_t expected = 0;
+    if ((rc = merge_inputs_check(inputs, n_inputs, &expected, err)) == 0 &&
+        (rc = merge_build(tmp, inputs, n_inputs, expected, err)) == 0) {
+        /* the merged index appears under its name complete, or not at all */
+        if (rename(tmp, out) < 0)
+            rc = flm_error_set(err, FLM_EIO, "index %s: rename from %s failed: %s", out, tmp,
+                               strerror(errno));
+        else if (flm_fsync_dir(out) < 0)
+            rc = flm_error_set(err, FLM_EIO, "index %s: fsync of its directory failed: %s", out,
+                               strerror(errno));
+        if (rc == 0) { /* a replaced index's -wal and -shm belonged to the old file */
+            snprintf(tmp, n, "%s-wal", out);
+            unlink(tmp);
+            snprintf(tmp, n, "%s-shm", out);
+            unlink(tmp);
+        }
+    }
+    if (rc < 0 && tmp[0])
+        unlink_db(tmp);
+done:
+    flm_dataset_lock_release(&lock);
+    flm_free(tmp);
+    flm_free(dir);
     flm_free(out);
     return rc;
 }

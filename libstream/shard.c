@@ -385,11 +385,15 @@ int flm_shard_reader_open(flm_shard_reader **out, const char *path, flm_error *e
         rc = flm_error_set(err, FLM_ENOMEM, "shard %s: out of memory", path);
         goto fail;
     }
-    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    flm_error oerr = {0};
+    if ((r->fd = flm_open_regular(path, 0, &oerr)) < 0) { /* a FIFO would block the open */
+        r->fd = -1;
+        rc = flm_error_set(err, oerr.code, "shard %s", oerr.msg);
+        goto fail;
+    }
     struct stat st;
-    if (r->fd < 0 || fstat(r->fd, &st) < 0) {
-        rc = flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO,
-                           "shard %s: cannot open: %s", path, strerror(errno));
+    if (fstat(r->fd, &st) < 0) {
+        rc = flm_error_set(err, FLM_EIO, "shard %s: cannot open: %s", path, strerror(errno));
         goto fail;
     }
     r->file_size = (uint64_t)st.st_size;

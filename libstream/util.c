@@ -10,18 +10,66 @@
 
 #include "flm_alloc.h"
 
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "a special file";
+}
+
+int flm_open_regular(const char *path, int flags, flm_error *err)
+{
+    struct stat st;
+    /* before the open: opening a device may already act on it (a tape rewinds, a modem dials) */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return flm_error_set(err, FLM_EINVAL, "%s: not a regular file (%s)", path,
+                             file_kind(st.st_mode));
+    int fd = open(path, (flags & ~(O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND)) | O_RDONLY |
+                            O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return flm_error_set(err, e == ENOENT ? FLM_ENOTFOUND : FLM_EIO, "%s: cannot open: %s",
+                             path, strerror(e));
+    }
+    int fl;
+    if (fstat(fd, &st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0 ||
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return flm_error_set(err, FLM_EIO, "%s: cannot open: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) { /* replaced between the stat and the open */
+        close(fd);
+        return flm_error_set(err, FLM_EINVAL, "%s: not a regular file (%s)", path,
+                             file_kind(st.st_mode));
+    }
+    return fd;
+}
+
+int flm_check_regular(const char *path, flm_error *err)
+{
+    int fd = flm_open_regular(path, 0, err);
+    if (fd < 0)
+        return fd;
+    close(fd);
+    return 0;
+}
+
 int flm_read_file(const char *path, char **out, size_t *size, size_t max_size, flm_error *err)
 {
     *out = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = flm_open_regular(path, 0, err);
     if (fd < 0)
-        return flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO, "%s: cannot open: %s",
-                             path, strerror(errno));
+        return fd;
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
         close(fd);
-        return flm_error_set(err, FLM_EIO, "%s: not a regular file", path);
+        return flm_error_set(err, FLM_EIO, "%s: cannot open: %s", path, strerror(e));
     }
     if ((uint64_t)st.st_size > max_size) {
         close(fd);

@@ -15,11 +15,16 @@ count() { # $1 = meson test log (json): adds its results to the totals
   passed=$((passed + ${p% *})); failed=$((failed + ${p#* }))
 }
 
-run_suite() { # $1 = build dir, $2 = label, rest = meson setup options
-  local dir=$1 label=$2; shift 2
+# Sanitizer builds run several times slower than the normal one, and the machine may be busy:
+# their timeouts are scaled (no test asserts on wall-clock speed; a timeout only stops a hang).
+ASAN_TIMEOUT_MULTIPLIER=${ASAN_TIMEOUT_MULTIPLIER:-4}
+
+run_suite() { # $1 = build dir, $2 = label, $3 = timeout multiplier, rest = meson setup options
+  local dir=$1 label=$2 mult=$3; shift 3
   if ! tools/build.sh "$dir" "$@"; then echo "$label: build failed"; failed=$((failed + 1)); return; fi
   rm -f "$dir/meson-logs/testlog.json"
-  if meson test -C "$dir" --num-processes 2 --print-errorlogs >"$dir/test.log" 2>&1; then
+  if meson test -C "$dir" --num-processes 2 --timeout-multiplier "$mult" --print-errorlogs \
+      >"$dir/test.log" 2>&1; then
     echo "$label: $(grep -E '^Ok:' "$dir/test.log" | tr -s ' ') tests ok"
   else
     echo "$label: FAILED"; grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|ERROR|TIMEOUT)' "$dir/test.log"
@@ -28,7 +33,7 @@ run_suite() { # $1 = build dir, $2 = label, rest = meson setup options
   count "$dir/meson-logs/testlog.json"
 }
 
-run_suite build "build (-Werror)" -Dwerror=true
+run_suite build "build (-Werror)" 1 -Dwerror=true
 
 # the unit suite once more under valgrind memcheck (FLM_TEST_FAST trims the exhaustive loops;
 # the "heavy" tests -- Mimi, audio decode, augmentation, the LM, and what links FFmpeg -- run under
@@ -43,7 +48,7 @@ else
 fi
 count build/meson-logs/testlog-valgrind.json
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-run_suite build-asan "build-asan (ASan+UBSan)" -Db_sanitize=address,undefined -Db_lundef=false
+run_suite build-asan "build-asan (ASan+UBSan)" "$ASAN_TIMEOUT_MULTIPLIER" -Db_sanitize=address,undefined -Db_lundef=false
 
 # formatting (.clang-format): one check
 bad=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror 2>&1 | grep -c 'error:' || true)

@@ -89,12 +89,21 @@ def _load():
 lib = _load()
 
 
-class FlmError(RuntimeError):
-    """An error from libflmstream; the message names the file, record and reason."""
+FLM_EINVAL = -1  # flm_error.h: bad argument or parameter value
+FLM_ERANGE = -6  # index or value out of range
 
-    def __init__(self, err):
-        self.code = err.code
-        super().__init__(ffi.string(err.msg).decode("utf-8", "replace"))
+
+class FlmError(RuntimeError):
+    """An error from libflmstream or from the package's own checks; the message names the file,
+    record, key or value and the reason. `code` is the FLM_E* code (negative)."""
+
+    def __init__(self, err, code=FLM_EINVAL):
+        if isinstance(err, str):  # raised by the Python side (or re-raised by a DataLoader)
+            self.code = code
+            super().__init__(err)
+        else:
+            self.code = err.code
+            super().__init__(ffi.string(err.msg).decode("utf-8", "replace"))
 
 
 def check(rc, err):

@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 
-from ._lib import FlmError, check, ffi, lib
+from ._lib import FLM_ERANGE, FlmError, check, ffi, lib
 
 N_CHANNELS = 17
 LOSS_CLASSES = ("none", "semantic", "acoustic", "monologue", "wait")
@@ -14,6 +14,9 @@ DEFAULT_LOSS_WEIGHTS = {"semantic": 1.0, "acoustic": 0.5, "monologue": 1.0, "wai
 TEXT_WAIT = 151665
 AUD_PAD = 2048
 FLM_DELAYS = (0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1)
+# The ranges recipes accept (libstream/recipe.c): corpus weights [0, 1000], loss weights [0, 1e4].
+MAX_CORPUS_WEIGHT = 1000.0
+MAX_LOSS_WEIGHT = 1e4
 
 log = logging.getLogger("flmstream")
 
@@ -21,7 +24,39 @@ log = logging.getLogger("flmstream")
 def _recipe(path):
     with open(path, encoding="utf-8") as f:
         r = json.load(f)
-    return r.get("corpus_weights"), r.get("loss_weights"), r.get("seed")
+    return r.get("corpus_weights"), r.get("loss_weights")
+
+
+def _is_weight(v, hi):
+    """A real number in [0, hi]; NaN fails the comparison, bools are not numbers here."""
+    return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            and 0 <= v <= hi)
+
+
+def _check_corpus_weights(weights, where):
+    if not isinstance(weights, dict):
+        raise FlmError(f"{where}: expected a dict {{corpus: weight}}, got "
+                       f"{type(weights).__name__}")
+    for k, v in weights.items():
+        if not isinstance(k, str):
+            raise FlmError(f"{where}: corpus names are strings, got {k!r}")
+        if not _is_weight(v, MAX_CORPUS_WEIGHT):
+            also = " (every corpus not listed)" if k == "*" else ""
+            raise FlmError(f'{where}["{k}"]: weight of corpus "{k}"{also} is {v!r}, expected a '
+                           f"number in [0, {MAX_CORPUS_WEIGHT:g}]")
+
+
+def _check_loss_weights(weights, where):
+    if not isinstance(weights, dict):
+        raise FlmError(f"{where}: expected a dict {{class: weight}}, got "
+                       f"{type(weights).__name__}")
+    for k, v in weights.items():
+        if k not in DEFAULT_LOSS_WEIGHTS:
+            raise FlmError(f'{where}["{k}"]: no such loss class (known: '
+                           f'{", ".join(LOSS_CLASSES[1:])})')
+        if not _is_weight(v, MAX_LOSS_WEIGHT):
+            raise FlmError(f'{where}["{k}"]: loss weight of class "{k}" is {v!r}, expected a '
+                           f"number in [0, {MAX_LOSS_WEIGHT:g}]")
 
 
 class Dataset:
@@ -30,26 +65,31 @@ class Dataset:
     index: dataset directory or index.sqlite. weights: {corpus: weight} (a corpus not listed has
     weight 1; 5.0 means five copies per epoch, 0.5 each sample with probability 1/2), or recipe: a
     recipe JSON with "corpus_weights" and "loss_weights". frames: items are padded (or cut) to
-    this many frames. The corpus name "*" sets the weight of every corpus not listed. delays: None (aligned time), "flm" (the FLM-Audio delays) or 17 ints.
+    this many frames. The corpus name "*" sets the weight of every corpus not listed. Weights
+    are checked as recipes are: a NaN, infinite, negative or too large weight, a corpus the
+    dataset does not have, or an unknown loss class raises FlmError naming the key.
+    delays: None (aligned time), "flm" (the FLM-Audio delays) or 17 ints.
     on_error: "raise" (default) or "skip" (log and go to the next sample).
     """
 
     def __init__(self, index, seed=0, epoch=0, rank=0, world=1, weights=None, recipe=None,
                  loss_weights=None, frames=8192, delays=None, on_error="raise", shuffle=True):
+        w_where, l_where = "weights", "loss_weights"
         if recipe is not None:
-            rw, rl, rs = _recipe(recipe)
-            weights = weights if weights is not None else rw
-            loss_weights = loss_weights if loss_weights is not None else rl
+            rw, rl = _recipe(recipe)
+            if weights is None and rw is not None:
+                weights, w_where = rw, f"{recipe}: corpus_weights"
+            if loss_weights is None and rl is not None:
+                loss_weights, l_where = rl, f"{recipe}: loss_weights"
         if on_error not in ("raise", "skip"):
             raise ValueError("on_error must be 'raise' or 'skip'")
+        _check_corpus_weights(weights or {}, w_where)
+        _check_loss_weights(loss_weights or {}, l_where)
         self.index = str(index)
         self.seed, self.epoch, self.rank, self.world = int(seed), int(epoch), int(rank), int(world)
         self.weights = dict(weights or {})
         lw = dict(DEFAULT_LOSS_WEIGHTS)
         lw.update(loss_weights or {})
-        unknown = set(lw) - set(DEFAULT_LOSS_WEIGHTS)
-        if unknown:
-            raise ValueError(f"unknown loss classes {sorted(unknown)}; known: {LOSS_CLASSES[1:]}")
         self._class_weight = np.array([0.0] + [lw[c] for c in LOSS_CLASSES[1:]], np.float32)
         self.frames = int(frames)
         if delays == "flm":
@@ -61,16 +101,25 @@ class Dataset:
         self.shuffle = bool(shuffle)
         self._start = 0  # global samples of this epoch consumed before this object started
         self._k = 0  # samples this rank has taken since then
+        self._generation = 0  # counts epoch rebuilds (set_epoch, load_state_dict): see torch.py
         self._ds = None
         self._ep = None
-        self._open()
+        self._open(check_corpora=w_where)
 
     # -- C handles -------------------------------------------------------------------------
-    def _open(self):
+    def _open(self, check_corpora=None):
         err = ffi.new("flm_error *")
         p = ffi.new("flm_dataset **")
         check(lib.flm_dataset_open(p, self.index.encode(), err), err)
         self._ds = p[0]
+        listed = [k for k in self.weights if k != "*"]
+        if check_corpora and listed:  # once, in the process that made the object
+            have = set(self.corpora())
+            for k in listed:
+                if k not in have:
+                    self.close()
+                    raise FlmError(f'{check_corpora}["{k}"]: the dataset has no corpus "{k}" '
+                                   f"(its corpora: {', '.join(sorted(have)) or 'none'})")
         self._build_epoch()
 
     def _build_epoch(self):
@@ -89,6 +138,7 @@ class Dataset:
         p = ffi.new("flm_epoch **")
         check(lib.flm_epoch_create(p, self._ds, params, err), err)
         self._ep = p[0]
+        self._generation += 1
 
     def _close_epoch(self):
         if self._ep is not None:
@@ -117,6 +167,13 @@ class Dataset:
         self.__dict__.update(state)
         self._open()
 
+    def corpora(self):
+        """The corpus names of the dataset's samples, sorted (one pass over the sample table:
+        about a second per million samples)."""
+        f, ds = lib.flm_dataset_corpus, self._ds
+        ptrs = set(map(lambda i: f(ds, i), range(int(lib.flm_dataset_count(ds)))))
+        return sorted(ffi.string(p).decode("utf-8") for p in ptrs)
+
     # -- epoch -----------------------------------------------------------------------------
     def __len__(self):
         """Samples this rank reads in this epoch (from the resume point on)."""
@@ -131,6 +188,10 @@ class Dataset:
         """Global epoch positions of this rank's samples, in order (numpy int64)."""
         return np.array([lib.flm_epoch_position(self._ep, k) for k in range(len(self))], np.int64)
 
+    def position(self, k):
+        """Global epoch position of this rank's k-th sample (-1 when out of range)."""
+        return int(lib.flm_epoch_position(self._ep, k))
+
     def sample_numbers(self):
         """Dataset sample numbers (index order) of this rank's samples, in order."""
         return np.array([lib.flm_epoch_sample(self._ep, k) for k in range(len(self))], np.int64)
@@ -143,17 +204,32 @@ class Dataset:
     def state_dict(self):
         """Where this rank is: enough to resume exactly, also with another world size."""
         return {"seed": self.seed, "epoch": self.epoch, "world": self.world,
-                "consumed": self._start + self._k * self.world, "weights": dict(self.weights)}
+                "consumed": self._start + self._k * self.world, "weights": dict(self.weights),
+                "shuffle": self.shuffle}
 
     def load_state_dict(self, state):
         """Continues after the samples consumed according to `state` (no replay). `consumed`
         counts samples of the epoch taken by all ranks together; a different world size is
-        fine: the remaining positions are split among the new ranks."""
-        if state["seed"] != self.seed or state.get("weights", self.weights) != self.weights:
-            raise ValueError("state is for another seed or mixture; the order would differ")
+        fine: the remaining positions are split among the new ranks. A position beyond the
+        epoch's end raises FlmError (and leaves this object as it was)."""
+        if (state["seed"] != self.seed or state.get("weights", self.weights) != self.weights
+                or state.get("shuffle", self.shuffle) != self.shuffle):
+            raise ValueError("state is for another seed, mixture or shuffle; the order would "
+                             "differ")
+        consumed = state["consumed"]
+        if (isinstance(consumed, bool) or not isinstance(consumed, (int, np.integer))
+                or consumed < 0):
+            raise FlmError(f"state: consumed is {consumed!r}, expected an integer >= 0")
+        old = self.epoch, self._start, self._k
         self.epoch = int(state["epoch"])
-        self._start, self._k = int(state["consumed"]), 0
+        self._start, self._k = int(consumed), 0
         self._build_epoch()
+        if self._start > self.global_size:
+            n = self.global_size
+            self.epoch, self._start, self._k = old
+            self._build_epoch()
+            raise FlmError(f"state: resume position {consumed} is beyond the end of epoch "
+                           f"{int(state['epoch'])} ({n} samples)", FLM_ERANGE)
 
     # -- items -----------------------------------------------------------------------------
     def read_sample(self, n):

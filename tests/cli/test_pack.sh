@@ -99,7 +99,8 @@ fi
 # ---- broken inputs: quarantined with the right stage, good ones land; retry ------------------
 d=$W/bad; mkdir -p "$d"
 PC make "$d/in" --seed 5 --utts 20 --bad
-pack --recipe "$R1" --out "$d/ds" "$d/in/sentences.jsonl" >"$d/log" 2>&1; ok $? "a manifest with 8 broken lines packs (exit 0)"
+pack --recipe "$R1" --out "$d/ds" "$d/in/sentences.jsonl" >"$d/log" 2>&1
+is $? 3 "a manifest with 8 broken lines of 28 packs, exit 3 (more than --max-bad 0.01 quarantined)"
 like "$(cat "$d/log")" "quarantined: 8" "the summary counts 8 quarantined inputs"
 PC check "$d/ds" "$d/in/sentences.jsonl" --flm "$FLM" --tokenizer "$TOK" --recipe "$R1" --silence $SIL --require-all >/dev/null
 ok $? "every good line is packed and every sample passes the checker"
@@ -111,7 +112,7 @@ like "$q" "bad-missing: .*codes/missing.npy" "the reason names the utterance and
 like "$q" "sentence 0 ends at frame 50, the audio has 20 frames" "a sentence past the audio is named with both frame counts"
 like "$q" "sentences.jsonl:[0-9]*: unknown key \"sentence\"" "a misspelled key is named with file and line"
 $PY -c "import numpy as np; np.save('$d/in/codes/missing.npy', np.full((8, 10), 7, np.int32))"
-pack --recipe "$R1" --out "$d/ds" "$d/in/sentences.jsonl" --retry-quarantined >"$d/log2" 2>&1; ok $? "--retry-quarantined after fixing one input"
+pack --recipe "$R1" --out "$d/ds" "$d/in/sentences.jsonl" --retry-quarantined --max-bad 1 >"$d/log2" 2>&1; ok $? "--retry-quarantined after fixing one input (--max-bad 1: the other 7 still fail)"
 n=$("$FLM" index quarantine "$d/ds" | grep -c .); is "$n" 7 "the fixed input left the quarantine, the other 7 stay"
 n=$("$FLM" index query "$d/ds" "SELECT count(*) FROM samples WHERE metadata LIKE '%bad-missing#0%'" | tail -1)
 is "$n" 1 "the fixed input is in exactly one sample"
@@ -254,8 +255,8 @@ a=$(head -1 "$d/s.jsonl")
   echo "$a" | sed 's/"id":"a"/"id":"bad-garbage"/; s/"audio":"a.wav"/"audio":"noise.wav"/'
   echo "$a" | sed 's/"id":"a"/"id":"bad-missing"/; s/"audio":"a.wav"/"audio":"gone.wav"/'
   echo "$a" | sed 's/"id":"a"/"id":"bad-channel"/; s/"channel":-1/"channel":3/'; } >"$d/s2.jsonl"
-out=$("$FLM" pack --tokenizer "$TOK" --recipe "$R1" --codec "$d/mimi.safetensors" --out "$d/ds" "$d/s2.jsonl" 2>&1)
-ok $? "flm pack from audio with a Mimi checkpoint"
+out=$("$FLM" pack --tokenizer "$TOK" --recipe "$R1" --codec "$d/mimi.safetensors" --out "$d/ds" --max-bad 1 "$d/s2.jsonl" 2>&1)
+ok $? "flm pack from audio with a Mimi checkpoint (3 broken audio files: --max-bad 1)"
 like "$out" "2 utterances, 5 sentences" "all 5 sentences of the good files packed"
 q=$("$FLM" index quarantine "$d/ds")
 like "$q" "audio	bad-garbage: .*noise.wav" "audio that is not audio: quarantined at stage audio, naming the file"
@@ -298,7 +299,7 @@ with open(sys.argv[2], "w") as f:
     f.write(json.dumps(bad) + "\n")
 EOF
 R2=$W/sft/recipe.json
-dpack() { "$FLM" pack --tokenizer "$TOK" --codec "$W/audio/mimi.safetensors" --recipe "$R2" --per-shard 5 "$@" "$d/m.jsonl"; }
+dpack() { "$FLM" pack --tokenizer "$TOK" --codec "$W/audio/mimi.safetensors" --recipe "$R2" --per-shard 5 --max-bad 0.1 "$@" "$d/m.jsonl"; }
 dpack --out "$d/one" >"$d/one.log" 2>&1; ok $? "pack 38 dialog lines (2 broken)"
 like "$(cat "$d/one.log")" "36 dialogs" "36 dialogs packed"
 q=$("$FLM" index quarantine "$d/one")

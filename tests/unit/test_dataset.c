@@ -42,7 +42,7 @@ static void build(const char *dir, int n_shards, int per)
         struct stat st;
         stat(path, &st);
         flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size, (const flm_sample *const *)s, info,
-                            (size_t)per, NULL, 0, &err);
+                            (size_t)per, NULL, NULL, 0, &err);
         flm_shard_writer_destroy(&w);
         for (int i = 0; i < per; i++)
             flm_sample_destroy(&s[i]);

@@ -273,10 +273,10 @@ static void test_pipeline(int n_dialogs)
         }
     }
     struct stat st;
-    if (w &&
-        (flm_shard_writer_finish(w, &err) < 0 || stat(path, &st) < 0 ||
-         flm_index_add_shard(idx, run, "shards/000000.flms", (uint64_t)st.st_size,
-                             (const flm_sample *const *)ss, info, (size_t)n_ok, NULL, 0, &err) < 0))
+    if (w && (flm_shard_writer_finish(w, &err) < 0 || stat(path, &st) < 0 ||
+              flm_index_add_shard(idx, run, "shards/000000.flms", (uint64_t)st.st_size,
+                                  (const flm_sample *const *)ss, info, (size_t)n_ok, NULL, NULL, 0,
+                                  &err) < 0))
         tap_diag("%s", err.msg);
     TAP_EQ_INT(n_ok, n_dialogs, "every dialog packed and written");
     flm_index_dialog_report d;

@@ -50,7 +50,7 @@ static void build(const char *dir, const char *prefix, int n_shards, int per)
         struct stat st;
         stat(path, &st);
         if (flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size, (const flm_sample *const *)s,
-                                info, (size_t)per, done, (size_t)per, &err) < 0)
+                                info, (size_t)per, done, NULL, (size_t)per, &err) < 0)
             tap_diag("add_shard: %s", err.msg);
         flm_shard_writer_destroy(&w);
         for (int i = 0; i < per; i++)
@@ -203,7 +203,7 @@ int main(void)
     snprintf(ib, sizeof ib, "%s/index.sqlite", b);
     snprintf(ic, sizeof ic, "%s/index.sqlite", c);
     const char *ins[2] = {ia, ib};
-    TAP_EQ_INT(flm_index_merge(ic, ins, 2, &err), 0, "merge two indexes");
+    TAP_EQ_INT(flm_index_merge(ic, ins, 2, 0, &err), 0, "merge two indexes");
     if (err.code)
         tap_diag("%s", err.msg);
     TAP_EQ_INT(flm_index_open(&idx, c, FLM_INDEX_READONLY, &err), 0, "open merged");
@@ -221,9 +221,9 @@ int main(void)
     const char *dup[2] = {ia, ia};
     char id2[1100];
     snprintf(id2, sizeof id2, "%s/dup.sqlite", c);
-    TAP_EQ_INT(flm_index_merge(id2, dup, 2, &err), FLM_EMISMATCH, "merging duplicates fails");
+    TAP_EQ_INT(flm_index_merge(id2, dup, 2, 0, &err), FLM_EMISMATCH, "merging duplicates fails");
     TAP_CONTAINS(err.msg, "a0-0", "naming the duplicate sample");
-    TAP_EQ_INT(flm_index_merge(ic, ins, 2, &err), FLM_EINVAL, "merge never overwrites an index");
+    TAP_EQ_INT(flm_index_merge(ic, ins, 2, 0, &err), FLM_EINVAL, "merge never overwrites an index");
 
     /* a shard modified behind the index's back (valid, but different content) */
     snprintf(cmd, sizeof cmd, "cp %s/shards/a000002.flms %s/shards/a000001.flms", a, a);
@@ -267,7 +267,7 @@ int main(void)
         if (rc == 0)
             rc = flm_index_begin_run(ix, "alloc", NULL, 0, &prof, &run, &err);
         if (rc == 0)
-            rc = flm_index_add_shard(ix, run, rel, 1, one, &ri, 1, NULL, 0, &err);
+            rc = flm_index_add_shard(ix, run, rel, 1, one, &ri, 1, NULL, NULL, 0, &err);
         if (rc == 0)
             rc = flm_index_locate(ix, s1->id, &sp, &rr, &err);
         if (rc == 0)
@@ -286,5 +286,106 @@ int main(void)
     TAP_EQ_INT(flm_index_open(&idx, "/nonexistent/dir/index.sqlite", FLM_INDEX_READONLY, &err),
                FLM_ENOTFOUND, "missing index");
     TAP_CONTAINS(err.msg, "/nonexistent/dir/index.sqlite", "error names it");
+
+    /* damage inside the index itself (issue 18, case 9): each is an error naming what is wrong */
+    {
+        char e[1024], ip[1100], sql[512];
+        temp_dir(e, sizeof e, "idx_e");
+        build(e, "e", 4, 40); /* 160 samples: the samples table spans several pages */
+        snprintf(ip, sizeof ip, "%s/index.sqlite", e);
+        TAP_EQ_INT(check(e, &p), 0, "check: a fresh index passes quick_check, schema, metadata");
+        char *before = NULL, *after = NULL;
+        size_t nb = 0, na = 0;
+        flm_read_file(ip, &before, &nb, 1 << 26, NULL);
+        check(e, &p);
+        flm_read_file(ip, &after, &na, 1 << 26, NULL);
+        TAP_OK(before && after && nb == na && memcmp(before, after, nb) == 0,
+               "check leaves the index file as it was");
+        flm_free(before);
+        flm_free(after);
+        /* a copy of e as d (e_NAME) with sql_text run on its index */
+        sqlite3 *db = NULL;
+#define DAMAGED(name, sql_text)                                                                    \
+    do {                                                                                           \
+        snprintf(d, sizeof d, "%s_%s", e, name);                                                   \
+        snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", d, e, d);                            \
+        snprintf(ip, sizeof ip, "%s/index.sqlite", d);                                             \
+        TAP_OK(system(cmd) == 0 && sqlite3_open(ip, &db) == SQLITE_OK &&                           \
+                   sqlite3_exec(db, sql_text, NULL, NULL, NULL) == SQLITE_OK,                      \
+               "damage: %s", sql_text);                                                            \
+        sqlite3_close(db);                                                                         \
+    } while (0)
+        char d[1100];
+        DAMAGED("events", "DROP TABLE events");
+        TAP_EQ_INT(check(d, &p), 1, "check: a dropped table is one error");
+        TAP_CONTAINS(p.text, "schema: table \"events\" is missing", "naming the table");
+        DAMAGED("column", "ALTER TABLE samples DROP COLUMN n_wait");
+        TAP_EQ_INT(check(d, &p), 1, "check: a dropped column is one error");
+        TAP_CONTAINS(p.text, "table \"samples\" has no column \"n_wait\"", "naming it");
+        DAMAGED("index", "DROP INDEX samples_by_corpus");
+        TAP_EQ_INT(check(d, &p), 1, "check: a dropped SQL index is one error");
+        TAP_CONTAINS(p.text, "index \"samples_by_corpus\" is missing", "naming it");
+        DAMAGED("meta", "UPDATE samples SET metadata = '{\"a\": ' WHERE sample_key = 'e1-3';"
+                        "UPDATE samples SET metadata = '\"text\"' WHERE sample_key = 'e2-5';"
+                        "UPDATE samples SET metadata = '{\"a\": 1, \"a\": 2}' "
+                        "WHERE sample_key = 'e3-7'");
+        TAP_EQ_INT(check(d, &p), 3, "check: three samples with bad metadata, three errors");
+        TAP_CONTAINS(p.text, "E sample e1-3: metadata is not JSON", "naming the first sample");
+        TAP_CONTAINS(p.text, "E sample e2-5: metadata is not a JSON object: \"text\"",
+                     "a JSON string is not an object");
+        TAP_CONTAINS(p.text, "E sample e3-7: metadata is not JSON: duplicate object key",
+                     "a duplicate key is refused");
+        DAMAGED("orphans", "DELETE FROM shards WHERE path = 'shards/e000001.flms'");
+        TAP_OK(check(d, &p) >= 1, "check: samples whose shard row was deleted");
+        TAP_CONTAINS(p.text, "40 row(s) of samples refer to rows of shards that do not exist",
+                     "are counted");
+        /* user_version changed under an open handle */
+        DAMAGED("version", "SELECT 1");
+        flm_index *ix = NULL;
+        int64_t ne = -1;
+        memset(&p, 0, sizeof p);
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d",
+                 flm_index_latest_schema_version() + 1);
+        if (flm_index_open(&ix, d, FLM_INDEX_READONLY, &err) == 0 &&
+            sqlite3_open(ip, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, NULL) == 0)
+            flm_index_check(ix, on_problem, NULL, &p, &ne, &err);
+        sqlite3_close(db);
+        flm_index_close(&ix);
+        TAP_EQ_INT(ne, 1, "check: a user_version other than this build's is an error");
+        snprintf(sql, sizeof sql, "this build expects %d", flm_index_latest_schema_version());
+        TAP_CONTAINS(p.text, sql, "saying which version the build expects");
+        /* 512 bytes in the middle of the middle leaf page of the samples table */
+        DAMAGED("page", "SELECT 1");
+        int page = 0, n_pages = 0;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_open(ip, &db) == SQLITE_OK &&
+            sqlite3_prepare_v2(db,
+                               "SELECT pageno, count(*) OVER () FROM dbstat WHERE name = 'samples' "
+                               "AND pagetype = 'leaf' ORDER BY pageno",
+                               -1, &st, NULL) == SQLITE_OK)
+            for (int i = 0; sqlite3_step(st) == SQLITE_ROW; i++)
+                if (i == sqlite3_column_int(st, 1) / 2) {
+                    page = sqlite3_column_int(st, 0);
+                    n_pages = sqlite3_column_int(st, 1);
+                }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        TAP_OK(n_pages >= 3, "the samples table has %d leaf pages; damage page %d", n_pages, page);
+        FILE *f = fopen(ip, "r+b");
+        uint8_t junk[512];
+        memset(junk, 0xab, sizeof junk);
+        TAP_OK(f && fseek(f, (long)(page - 1) * 4096 + 2048, SEEK_SET) == 0 &&
+                   fwrite(junk, 1, sizeof junk, f) == sizeof junk,
+               "overwrite the middle of the page");
+        if (f)
+            fclose(f);
+        TAP_OK(check(d, &p) > 0, "check: a damaged page is caught");
+        snprintf(sql, sizeof sql, "database corruption: On tree page %d ", page);
+        TAP_CONTAINS(p.text, sql, "as database corruption, naming the page");
+        TAP_CONTAINS(p.text, "database corruption: reading the samples of shard",
+                     "and the rows it could not read");
+        TAP_OK(!strstr(p.text, "is not in the index"), "not as records missing from the index");
+#undef DAMAGED
+    }
     return tap_done();
 }

@@ -707,6 +707,126 @@ static void test_bad_checkpoints(void)
     expect_load_error(bad, "config.json", "no config.json");
 }
 
+/* Copies dir/sub to dir/poison with element `at` of tensor `name` replaced by the `width` bytes
+ * of `bits`; returns the tensor's column count (1 for a vector). */
+static int64_t poison(const char *sub, const char *name, size_t at, int width, uint64_t bits)
+{
+    char src[700], dst[700], p[1600];
+    snprintf(src, sizeof src, "%s/%s", dir, sub);
+    snprintf(dst, sizeof dst, "%s/poison", dir);
+    snprintf(p, sizeof p, "rm -rf %s && mkdir -p %s && cp %s/config.json %s/", dst, dst, src, dst);
+    run(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    flm_safetensors *st = NULL;
+    flm_safetensors_open(&st, p, NULL);
+    int n = st ? flm_safetensors_count(st) : 0;
+    int64_t cols = 0;
+    flm_st_entry *e = flm_calloc((size_t)n + 1, sizeof *e);
+    uint8_t *copy = NULL;
+    for (int i = 0; i < n; i++) {
+        const flm_st_info *in = flm_safetensors_at(st, i);
+        e[i] = (flm_st_entry){
+            .name = in->name, .dtype = in->dtype, .n_dim = in->n_dim, .data = in->data};
+        memcpy(e[i].shape, in->shape, sizeof in->shape);
+        if (!strcmp(in->name, name)) {
+            copy = flm_malloc(in->size);
+            memcpy(copy, in->data, in->size);
+            for (int b = 0; b < width; b++)
+                copy[at * (size_t)width + (size_t)b] = (uint8_t)(bits >> (8 * b));
+            e[i].data = copy;
+            cols = in->n_dim == 2 ? in->shape[1] : 1;
+        }
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", dst);
+    flm_safetensors_write(p, e, n, NULL);
+    flm_free(copy);
+    flm_free(e);
+    flm_safetensors_close(&st);
+    return cols;
+}
+
+/* Weights that are NaN or infinite are refused at load, naming the tensor and the element, in
+ * every stored format (f32, bf16, the scales of q8 / q4) and every way of loading it: copied,
+ * converted, computed from the mapping (issue 18: such a checkpoint used to load and compute
+ * garbage). */
+static void test_nonfinite(void)
+{
+    static const struct {
+        const char *sub, *tensor;
+        int width;
+        uint64_t bits;
+        const char *what;
+        flm_wtype as[3];
+        int n_as;
+    } cases[] = {
+        {".",
+         "model.layers.0.self_attn.q_proj.weight",
+         4,
+         0x7fc00000u,
+         "NaN",
+         {FLM_W_F32, FLM_W_Q8},
+         2},
+        {".", "model.layers.1.input_layernorm.weight", 4, 0x7f800000u, "infinity", {FLM_W_F32}, 1},
+        {"bf16",
+         "model.embed_tokens.text_embeddings.weight",
+         2,
+         0x7fc1u,
+         "NaN",
+         {FLM_W_BF16, FLM_W_Q4, FLM_W_F32},
+         3},
+        {"bf16",
+         "aud_output_layers.transformer.h.1.mlps.0.down_proj.weight",
+         2,
+         0xff80u,
+         "-infinity",
+         {FLM_W_BF16},
+         1},
+        {"q8",
+         "model.layers.1.mlp.down_proj.weight.qscale",
+         4,
+         0xff800000u,
+         "-infinity",
+         {FLM_W_Q8, FLM_W_F32},
+         2},
+        {"q4",
+         "model.layers.0.self_attn.o_proj.weight.qscale",
+         4,
+         0x7fc00000u,
+         "NaN",
+         {FLM_W_Q4, FLM_W_BF16},
+         2},
+    };
+    char path[700];
+    snprintf(path, sizeof path, "%s/poison", dir);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int64_t cols = poison(cases[k].sub, cases[k].tensor, 3, cases[k].width, cases[k].bits);
+        char want[300];
+        if (cols <= 0) {
+            TAP_OK(0, "tensor '%s' not in the %s checkpoint", cases[k].tensor, cases[k].sub);
+            continue;
+        }
+        if (cols == 1)
+            snprintf(want, sizeof want, "tensor '%s': %s at [3]", cases[k].tensor, cases[k].what);
+        else
+            snprintf(want, sizeof want, "tensor '%s': %s at [%lld, %lld]", cases[k].tensor,
+                     cases[k].what, (long long)(3 / cols), (long long)(3 % cols));
+        for (int a = 0; a < cases[k].n_as; a++)
+            for (int mapped = 0; mapped < 2; mapped++) {
+                flm_lm *lm = NULL;
+                flm_error err = {0};
+                int rc =
+                    flm_lm_load(&lm, path, cases[k].as[a], mapped ? FLM_LM_LOAD_MAPPED : 0, &err);
+                TAP_OK(rc == FLM_ECORRUPT && !lm && strstr(err.msg, want) &&
+                           strstr(err.msg, "poison/model.safetensors: "),
+                       "%s file, %s in '%s', loaded as %s%s: refused (%s)",
+                       !strcmp(cases[k].sub, ".") ? "f32" : cases[k].sub, cases[k].what,
+                       cases[k].tensor, flm_wtype_name(cases[k].as[a]), mapped ? ", mapped" : "",
+                       err.msg);
+                flm_lm_destroy(&lm);
+            }
+    }
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/test_lm_XXXXXX",
@@ -731,6 +851,7 @@ int main(void)
     test_formats();
     test_write_quantized();
     test_mapped();
+    test_nonfinite();
     test_alloc_failures(FLM_W_Q8, 0);
     test_alloc_failures(FLM_W_F32, FLM_LM_LOAD_MAPPED);
     test_bad_checkpoints();

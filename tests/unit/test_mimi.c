@@ -28,8 +28,9 @@ static float *test_signal(int64_t n, uint64_t seed)
     return x;
 }
 
-/* Rebuilds an image from st's tensors, with one tensor dropped / reshaped / all cast to bf16. */
-enum { EDIT_DROP, EDIT_RESHAPE, EDIT_BF16, EDIT_I32 };
+/* Rebuilds an image from st's tensors, with one tensor dropped / reshaped / all cast to bf16 /
+ * one element of it made NaN (f32) / all cast to bf16 and one element made infinite. */
+enum { EDIT_DROP, EDIT_RESHAPE, EDIT_BF16, EDIT_I32, EDIT_NAN, EDIT_BF16_INF };
 static int rebuild(const flm_safetensors *st, const char *target, int edit, uint8_t **out,
                    size_t *size)
 {
@@ -50,12 +51,21 @@ static int rebuild(const flm_safetensors *st, const char *target, int edit, uint
         }
         if (hit && edit == EDIT_I32)
             e[k].dtype = FLM_DTYPE_I32;
-        if (edit == EDIT_BF16) {
+        if (hit && edit == EDIT_NAN) {
+            float *f = flm_malloc(in->size + 1);
+            memcpy(f, in->data, in->size);
+            f[5] = NAN;
+            bf[i] = (uint16_t *)f;
+            e[k].data = f;
+        }
+        if (edit == EDIT_BF16 || edit == EDIT_BF16_INF) {
             size_t m = in->size / 4;
             float *f = flm_malloc(in->size + 1);
             bf[i] = flm_malloc(m * 2 + 1);
             memcpy(f, in->data, in->size);
             flm_f32_to_bf16(f, bf[i], m);
+            if (hit)
+                bf[i][2] = 0x7f80; /* +infinity */
             flm_free(f);
             e[k].dtype = FLM_DTYPE_BF16;
             e[k].data = bf[i];
@@ -256,6 +266,24 @@ static void test_tiny(const char *golden_dir)
     rebuild(st, "", EDIT_BF16, &bad, &bsize);
     TAP_EQ_INT(load_image(bad, bsize, NULL, &m, &err), 0, "bf16 checkpoint loads (upcast)");
     flm_mimi_destroy(&m);
+    flm_free(bad);
+    /* non-finite weights (issue 18): a NaN made every code 0 and the load succeeded */
+    rebuild(st, "decoder_transformer.transformer.layers.0.linear1.weight", EDIT_NAN, &bad, &bsize);
+    TAP_EQ_INT(load_image(bad, bsize, NULL, &m, &err), FLM_ECORRUPT, "a NaN weight is refused");
+    TAP_CONTAINS(err.msg,
+                 "ckpt: tensor 'decoder_transformer.transformer.layers.0.linear1.weight': NaN at "
+                 "[0, 5]",
+                 "NaN: the tensor and the element named");
+    TAP_OK(m == NULL, "NaN: no model");
+    flm_free(bad);
+    rebuild(st, "quantizer.rvq_first.vq.layers.0._codebook.embedding_sum", EDIT_BF16_INF, &bad,
+            &bsize);
+    TAP_EQ_INT(load_image(bad, bsize, NULL, &m, &err), FLM_ECORRUPT,
+               "an infinite bf16 weight is refused");
+    TAP_CONTAINS(err.msg,
+                 "tensor 'quantizer.rvq_first.vq.layers.0._codebook.embedding_sum': infinity at "
+                 "[0, 2]",
+                 "infinity in bf16: named");
     flm_free(bad);
     rebuild(st, "encoder.model.0.conv.conv.weight", EDIT_DROP, &bad, &bsize);
     TAP_EQ_INT(load_image(bad, bsize, NULL, &m, &err), FLM_ENOTFOUND, "no SEANet input conv");

@@ -1,8 +1,10 @@
-/* safetensors reader: round trip, every rejected corruption with its message, sharded index,
- * allocation failures. */
+/* safetensors reader: round trip, every rejected corruption with its message, non-finite weights,
+ * inputs that are not regular files, sharded index, allocation failures. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "flm_alloc.h"
@@ -137,9 +139,16 @@ static void test_bad(void)
                "BF16 [2] needs 4 bytes", "bf16 declared for f32 bytes");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, FLM_EFORMAT,
                "shape[0] is not a non-negative integer", "negative dim");
-    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
-               "\"data_offsets\":[0,8]}}",
-               8, FLM_EFORMAT, "needs 0 bytes", "numel overflow");
+    expect_bad(
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
+        "\"data_offsets\":[0,8]}}",
+        8, FLM_EFORMAT,
+        "tensor 'a': F32 [4294967296, 4294967296, 4294967296]: its size in bytes overflows 64 "
+        "bits (data_offsets [0, 8] span 8)",
+        "numel overflow: said so");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904],\"data_offsets\":[0,8]}}",
+               8, FLM_EFORMAT, "F32 [4611686018427387904]: its size in bytes overflows 64 bits",
+               "byte size overflow (the element count fits)");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}",
                4, FLM_EFORMAT, "9 dimensions", "too many dims");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
@@ -153,6 +162,128 @@ static void test_bad(void)
     expect_bad("{\"__metadata__\":{\"k\":1}}", 0, FLM_EFORMAT, "not a string", "bad metadata");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8, FLM_EFORMAT,
                "shape[0]", "fractional dim");
+}
+
+/* Non-finite weights are found on the stored bytes of every float dtype, named by tensor and
+ * place; integers and extreme finite values pass. */
+static void test_finite(void)
+{
+    /* a: F32 [2, 3], b: BF16 [4], c: F16 [2], d: F64 [1], e: I32 [2] */
+    const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                      "\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[24,32]},"
+                      "\"c\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[32,36]},"
+                      "\"d\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[40,48]},"
+                      "\"e\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[48,56]}}";
+    size_t n, h = strlen(hdr);
+    uint8_t *b = image(hdr, 56, &n), *data = b + 8 + h;
+    static const struct {
+        const char *tensor;
+        size_t at;        /* byte offset in the data section */
+        int width;        /* bytes written */
+        uint64_t bits;    /* little-endian value */
+        const char *want; /* NULL: finite */
+    } cases[] = {
+        {"a", 4 * 5, 4, 0x7fc00000u, "tensor 'a': NaN at [1, 2] (element 5 of 6)"},
+        {"a", 4 * 1, 4, 0xff800000u, "tensor 'a': -infinity at [0, 1] (element 1 of 6)"},
+        {"a", 4 * 3, 4, 0x7f800000u, "tensor 'a': infinity at [1, 0]"},
+        {"a", 0, 4, 0x7f7fffffu, NULL}, /* FLT_MAX */
+        {"a", 0, 4, 0x00000001u, NULL}, /* the smallest subnormal */
+        {"b", 24 + 2 * 2, 2, 0x7fc1u, "tensor 'b': NaN at [2]"},
+        {"b", 24 + 2 * 3, 2, 0xff80u, "tensor 'b': -infinity at [3]"},
+        {"b", 24, 2, 0x7f7fu, NULL}, /* the largest finite bf16 */
+        {"c", 32 + 2, 2, 0x7c00u, "tensor 'c': infinity at [1]"},
+        {"c", 32, 2, 0x7e00u, "tensor 'c': NaN at [0]"},
+        {"c", 32, 2, 0x7bffu, NULL}, /* 65504 */
+        {"d", 40, 8, 0x7ff8000000000000ull, "tensor 'd': NaN at [0]"},
+        {"d", 40, 8, 0x7fefffffffffffffull, NULL}, /* DBL_MAX */
+        {"e", 48, 4, 0x7fc00000u, NULL},           /* an integer with a NaN's bits */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memset(data, 0, 56);
+        for (int i = 0; i < cases[k].width; i++)
+            data[cases[k].at + (size_t)i] = (uint8_t)(cases[k].bits >> (8 * i));
+        flm_safetensors *st = NULL;
+        flm_error err = {0};
+        if (flm_safetensors_open_memory(&st, b, n, "w.safetensors", &err) < 0) {
+            TAP_OK(0, "open: %s", err.msg);
+            break;
+        }
+        int bad = 0, rc = 0;
+        for (int i = 0; i < flm_safetensors_count(st) && !rc; i++) {
+            rc = flm_safetensors_check_finite(flm_safetensors_at(st, i), &err);
+            bad += rc < 0 && strcmp(flm_safetensors_at(st, i)->name, cases[k].tensor);
+        }
+        if (cases[k].want) {
+            TAP_OK(rc == FLM_ECORRUPT && !bad && strstr(err.msg, cases[k].want) &&
+                       !strncmp(err.msg, "w.safetensors: ", 15),
+                   "%s %016llx: refused: %s", cases[k].tensor, (unsigned long long)cases[k].bits,
+                   err.msg);
+        } else {
+            TAP_OK(rc == 0, "%s %016llx: finite, accepted", cases[k].tensor,
+                   (unsigned long long)cases[k].bits);
+        }
+        flm_safetensors_close(&st);
+    }
+    flm_free(b);
+    /* a large tensor (the scan runs in parallel blocks): the first bad element is named */
+    enum { BIG = 3 << 20 };
+    char big[160];
+    snprintf(big, sizeof big,
+             "{\"w\":{\"dtype\":\"F32\",\"shape\":[3,1048576],\"data_offsets\":[0,%d]}}", BIG * 4);
+    b = image(big, (size_t)BIG * 4, &n);
+    data = b + 8 + strlen(big);
+    flm_safetensors *st = NULL;
+    flm_error err = {0};
+    flm_safetensors_open_memory(&st, b, n, "big", &err);
+    const flm_st_info *w = st ? flm_safetensors_find(st, "w") : NULL;
+    TAP_OK(w && flm_safetensors_check_finite(w, &err) == 0, "12 MB of zeros: finite");
+    flm_put_u32(data + 4 * ((size_t)2 * 1048576 + 7), 0xffc00000u);
+    flm_put_u32(data + 4 * ((size_t)2 * 1048576 + 9), 0x7f800000u);
+    TAP_OK(w && flm_safetensors_check_finite(w, &err) == FLM_ECORRUPT &&
+               strstr(err.msg, "big: tensor 'w': NaN at [2, 7] (element 2097159 of 3145728)"),
+           "12 MB with a NaN near the end: the first bad element named (%s)", err.msg);
+    flm_safetensors_close(&st);
+    flm_free(b);
+}
+
+/* Inputs that are not regular files are refused without blocking (issue 18). */
+static void test_not_regular(void)
+{
+    char p[128], q[160];
+    flm_safetensors *st = NULL;
+    flm_error err = {0};
+    snprintf(p, sizeof p, "%s/fifo.safetensors", dir);
+    TAP_OK(mkfifo(p, 0644) == 0, "mkfifo");
+    TAP_EQ_INT(flm_safetensors_open(&st, p, &err), FLM_EINVAL, "a FIFO is refused (not blocked)");
+    snprintf(q, sizeof q, "%s: not a regular file (a FIFO)", p);
+    TAP_CONTAINS(err.msg, q, "a FIFO: named, 'not a regular file'");
+    char *text = NULL;
+    size_t n = 0;
+    TAP_EQ_INT(flm_read_file(p, &text, &n, 1 << 20, &err), FLM_EINVAL, "flm_read_file: a FIFO");
+    TAP_CONTAINS(err.msg, q, "flm_read_file: a FIFO named");
+    TAP_EQ_INT(flm_open_regular("/dev/null", 0, &err), FLM_EINVAL, "/dev/null: a device");
+    TAP_CONTAINS(err.msg, "/dev/null: not a regular file (a character device)", "device message");
+    TAP_EQ_INT(flm_check_regular(dir, &err), FLM_EINVAL, "a directory");
+    TAP_CONTAINS(err.msg, "not a regular file (a directory)", "directory message");
+    snprintf(q, sizeof q, "%s/none", dir);
+    TAP_EQ_INT(flm_open_regular(q, 0, &err), FLM_ENOTFOUND, "missing");
+    TAP_CONTAINS(err.msg, "none: cannot open: No such file or directory", "missing message");
+    snprintf(q, sizeof q, "%s/rt.safetensors", dir);
+    int fd = flm_open_regular(q, 0, &err);
+    TAP_OK(fd >= 0 && !(fcntl(fd, F_GETFL) & O_NONBLOCK) && (fcntl(fd, F_GETFD) & FD_CLOEXEC),
+           "a regular file: opened, blocking again, close-on-exec");
+    if (fd >= 0)
+        close(fd);
+    /* a directory without a checkpoint (an easy mistake: an LM's parent directory) */
+    snprintf(q, sizeof q, "%s/empty", dir);
+    mkdir(q, 0755);
+    TAP_EQ_INT(flm_safetensors_open(&st, q, &err), FLM_ENOTFOUND,
+               "a directory without a checkpoint");
+    TAP_CONTAINS(err.msg,
+                 "empty: a directory without model.safetensors or "
+                 "model.safetensors.index.json",
+                 "says so");
+    unlink(p);
 }
 
 static void write_file(const char *name, const char *text)
@@ -240,6 +371,8 @@ int main(void)
         return 1;
     test_round_trip();
     test_bad();
+    test_finite();
+    test_not_regular();
     test_sharded();
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -101,6 +101,11 @@ shutil.rmtree(path("good/ds"), ignore_errors=True)
 run(FLM, "demo", "--synthetic", "--out", path("good/ds"), "--samples", "2", "--per-shard", "2", "--seed", "5")
 run(FLM, "model", "init", "--arch", "mimi", "--size", "tiny", "--seed", "1", "-o",
     path("good/mimi.safetensors"))
+for d in ("good/lm", "good/lm_q4"):
+    shutil.rmtree(path(d), ignore_errors=True)
+run(FLM, "model", "init", "--arch", "flm", "--size", "tiny", "--seed", "1", "-o", path("good/lm"))
+run(FLM, "model", "quantize", "--model", path("good/lm"), "--weights", "q4", "-o",
+    path("good/lm_q4"))
 pcm = b"".join(struct.pack("<f", 0.25 * ((i % 48) / 24.0 - 1.0)) for i in range(24000))
 
 # --- audio ---------------------------------------------------------------------------------------
@@ -294,6 +299,7 @@ put("shard/footer_count_lies.flms", reseal(damaged(
     lambda b: b.__setitem__(slice(len(b) - 32, len(b) - 24), struct.pack("<Q", 1000)))))
 put("shard/footer_flipped.flms", damaged(lambda b: b.__setitem__(len(b) - 35, b[len(b) - 35] ^ 8)))
 os.makedirs(path("shard/directory.flms"), exist_ok=True)
+put("shard/good_two_records.flms", shard)  # asked for a record number beyond 64 bits
 
 # --- indexes -------------------------------------------------------------------------------------
 def dataset(rel):
@@ -373,6 +379,54 @@ put("ckpt/truncated.safetensors", ck[:len(ck) // 2])
 put("ckpt/header_length_absurd.safetensors", struct.pack("<Q", 1 << 62) + ck[8:4096])
 put("ckpt/header_not_json.safetensors", struct.pack("<Q", 16) + b"{not json here!}" + body[:64])
 put("ckpt/too_short.safetensors", b"\x10\x00\x00")
+# a size that overflows 64 bits, with data_offsets that look fine
+checkpoint("ckpt/size_overflows.safetensors",
+           lambda h: set_(h, first, "shape", [1 << 40, 1 << 40]))
+
+
+def poisoned(data, name, element, value):
+    """data (a safetensors image) with element `element` of tensor `name` set to `value`
+    (bytes of the tensor's dtype)."""
+    b = bytearray(data)
+    n = _u64(b, 0)
+    at = 8 + n + json.loads(b[8:8 + n])[name]["data_offsets"][0] + element * len(value)
+    b[at:at + len(value)] = value
+    return b
+
+
+# weights that are not finite (issue 18): a checkpoint of NaN is "valid" and computes garbage
+nan_f32 = struct.pack("<f", float("nan"))
+b = bytearray(ck)
+for k, v in hdr.items():
+    if k != "__metadata__":
+        lo, hi = v["data_offsets"]
+        b[8 + hlen + lo:8 + hlen + hi] = nan_f32 * ((hi - lo) // 4)
+put("ckpt/nan_weights.safetensors", b)
+put("ckpt/inf_weight.safetensors",
+    poisoned(ck, "decoder.model.12.block.1.conv.conv.weight", 14, struct.pack("<f", float("inf"))))
+
+
+def lm_copy(rel, src, name=None, element=0, value=b""):
+    """A copy of the LM checkpoint directory src (config.json + model.safetensors), with one
+    element poisoned when name is given (otherwise the weights are linked, not copied)."""
+    shutil.rmtree(path(rel), ignore_errors=True)
+    os.makedirs(path(rel))
+    shutil.copy(path(src + "/config.json"), path(rel + "/config.json"))
+    if name:
+        put(rel + "/model.safetensors",
+            poisoned(read(src + "/model.safetensors"), name, element, value))
+    else:
+        os.link(path(src + "/model.safetensors"), path(rel + "/model.safetensors"))
+
+
+lm_copy("ckpt/lm_nan_bf16", "good/lm", "model.layers.1.self_attn.q_proj.weight", 70,
+        struct.pack("<H", 0x7fc1))
+lm_copy("ckpt/lm_inf_q4_scale", "good/lm_q4", "model.layers.0.mlp.up_proj.weight.qscale", 3,
+        struct.pack("<f", float("-inf")))
+# not a Mimi: an LM directory, an empty directory, no file at all (flm codec --model)
+lm_copy("ckpt/lm_dir", "good/lm")
+shutil.rmtree(path("ckpt/empty_dir"), ignore_errors=True)
+os.makedirs(path("ckpt/empty_dir"))
 
 # --- codes.npy (flm codec decode) ----------------------------------------------------------------
 def npy(header, data):
