@@ -13,8 +13,8 @@
 /* ---- Building the model ----------------------------------------------------------------- */
 
 /* Appends an utterance (strings copied; NULL -> ""); NULL on allocation failure. */
-static flm_utterance *add_utt(flm_transcript *t, const char *file, int32_t line, const char *id,
-                              const char *audio)
+flm_utterance *align_add_utt(flm_transcript *t, const char *file, int32_t line, const char *id,
+                             const char *audio)
 {
     if (flm_grow((void **)&t->utts, &t->cap_utts, t->n_utts + 1, sizeof *t->utts))
         return NULL;
@@ -35,7 +35,7 @@ static flm_utterance *add_utt(flm_transcript *t, const char *file, int32_t line,
     return u;
 }
 
-static int set_str(char **dst, const char *s)
+int align_set_str(char **dst, const char *s)
 {
     char *c = flm_strdup(s ? s : "");
     if (!c)
@@ -61,9 +61,8 @@ static char *dup_trim(const char *text, size_t n)
     return c;
 }
 
-static flm_align_segment *add_seg(flm_utterance *u, const char *text, size_t text_size,
-                                  double start, double end, double conf, int32_t line,
-                                  int32_t index)
+flm_align_segment *align_add_seg(flm_utterance *u, const char *text, size_t text_size, double start,
+                                 double end, double conf, int32_t line, int32_t index)
 {
     if (flm_grow((void **)&u->segs, &u->cap_segs, u->n_segs + 1, sizeof *u->segs))
         return NULL;
@@ -80,8 +79,8 @@ static flm_align_segment *add_seg(flm_utterance *u, const char *text, size_t tex
     return s;
 }
 
-static int add_word(flm_align_segment *s, size_t *cap, const char *text, double start, double end,
-                    double conf)
+int align_add_word(flm_align_segment *s, size_t *cap, const char *text, double start, double end,
+                   double conf)
 {
     if (flm_grow((void **)&s->words, cap, s->n_words + 1, sizeof *s->words))
         return FLM_ENOMEM;
@@ -96,7 +95,7 @@ static int add_word(flm_align_segment *s, size_t *cap, const char *text, double 
 }
 
 /* The file name without directory and extension: the default utterance id. */
-static void file_stem(const char *path, char *out, size_t out_size)
+void align_file_stem(const char *path, char *out, size_t out_size)
 {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
@@ -113,7 +112,7 @@ static int nomem(flm_error *err, const char *path)
 
 /* ---- JSON helpers ------------------------------------------------------------------------ */
 
-static int get_num(json_t *o, const char *key, double *v)
+int align_get_num(json_t *o, const char *key, double *v)
 {
     json_t *x = json_object_get(o, key);
     if (!x || !json_is_number(x))
@@ -122,7 +121,7 @@ static int get_num(json_t *o, const char *key, double *v)
     return isfinite(*v) ? 0 : -1;
 }
 
-static const char *get_str(json_t *o, const char *key)
+const char *align_get_str(json_t *o, const char *key)
 {
     json_t *x = json_object_get(o, key);
     return json_is_string(x) ? json_string_value(x) : NULL;
@@ -153,35 +152,37 @@ static int import_whisper(flm_transcript *t, const char *path, const char *data,
                              path);
     }
     char stem[256];
-    file_stem(path, stem, sizeof stem);
-    flm_utterance *u = add_utt(t, path, 0, stem, audio);
-    const char *lang = get_str(root, "language");
-    if (!u || (lang && set_str(&u->language, lang)))
+    align_file_stem(path, stem, sizeof stem);
+    flm_utterance *u = align_add_utt(t, path, 0, stem, audio);
+    const char *lang = align_get_str(root, "language");
+    if (!u || (lang && align_set_str(&u->language, lang)))
         goto nomem;
     size_t n = json_array_size(segs);
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_array_get(segs, i);
         double start, end, lp;
-        const char *text = get_str(s, "text");
+        const char *text = align_get_str(s, "text");
         char where[64];
         snprintf(where, sizeof where, "segments[%zu]", i);
-        if (!json_is_object(s) || !text || get_num(s, "start", &start) || get_num(s, "end", &end)) {
+        if (!json_is_object(s) || !text || align_get_num(s, "start", &start) ||
+            align_get_num(s, "end", &end)) {
             if (flm_transcript_reject(t, path, 0, where, stem, FLM_REJECT_PARSE,
                                       "expected an object with number start, end and string text"))
                 goto nomem;
             continue;
         }
-        double conf = get_num(s, "avg_logprob", &lp) ? -1 : exp(lp < 0 ? lp : 0);
-        flm_align_segment *seg = add_seg(u, text, strlen(text), start, end, conf, 0, (int32_t)i);
+        double conf = align_get_num(s, "avg_logprob", &lp) ? -1 : exp(lp < 0 ? lp : 0);
+        flm_align_segment *seg =
+            align_add_seg(u, text, strlen(text), start, end, conf, 0, (int32_t)i);
         if (!seg)
             goto nomem;
         json_t *words = json_object_get(s, "words");
         size_t cap = 0, nw = json_array_size(words);
         for (size_t k = 0; k < nw; k++) {
             json_t *w = json_array_get(words, k);
-            const char *wt = get_str(w, "word");
+            const char *wt = align_get_str(w, "word");
             double ws, we, p;
-            if (!wt || get_num(w, "start", &ws) || get_num(w, "end", &we)) {
+            if (!wt || align_get_num(w, "start", &ws) || align_get_num(w, "end", &we)) {
                 /* word timing is optional: a bad entry drops the segment's words */
                 for (size_t q = 0; q < seg->n_words; q++)
                     flm_free(seg->words[q].text);
@@ -190,7 +191,7 @@ static int import_whisper(flm_transcript *t, const char *path, const char *data,
                 seg->n_words = 0;
                 break;
             }
-            if (add_word(seg, &cap, wt, ws, we, get_num(w, "probability", &p) ? -1 : p))
+            if (align_add_word(seg, &cap, wt, ws, we, align_get_num(w, "probability", &p) ? -1 : p))
                 goto nomem;
         }
     }
@@ -227,11 +228,11 @@ static int import_funasr(flm_transcript *t, const char *path, const char *data, 
                              path);
     }
     char stem[256];
-    file_stem(path, stem, sizeof stem);
+    align_file_stem(path, stem, sizeof stem);
     size_t n = json_array_size(arr);
     for (size_t i = 0; i < n; i++) {
         json_t *r = json_array_get(arr, i);
-        const char *key = get_str(r, "key");
+        const char *key = align_get_str(r, "key");
         json_t *si = json_object_get(r, "sentence_info");
         char where[64], id[320];
         snprintf(where, sizeof where, "[%zu]", i);
@@ -244,22 +245,23 @@ static int import_funasr(flm_transcript *t, const char *path, const char *data, 
                 goto nomem;
             continue;
         }
-        flm_utterance *u = add_utt(t, path, 0, id, audio);
+        flm_utterance *u = align_add_utt(t, path, 0, id, audio);
         if (!u)
             goto nomem;
         size_t ns = json_array_size(si);
         for (size_t k = 0; k < ns; k++) {
             json_t *s = json_array_get(si, k);
-            const char *text = get_str(s, "text");
+            const char *text = align_get_str(s, "text");
             double start, end;
-            if (!text || get_num(s, "start", &start) || get_num(s, "end", &end)) {
+            if (!text || align_get_num(s, "start", &start) || align_get_num(s, "end", &end)) {
                 snprintf(where, sizeof where, "[%zu].sentence_info[%zu]", i, k);
                 if (flm_transcript_reject(t, path, 0, where, id, FLM_REJECT_PARSE,
                                           "expected number start, end (ms) and string text"))
                     goto nomem;
                 continue;
             }
-            if (!add_seg(u, text, strlen(text), start / 1000.0, end / 1000.0, -1, 0, (int32_t)k))
+            if (!align_add_seg(u, text, strlen(text), start / 1000.0, end / 1000.0, -1, 0,
+                               (int32_t)k))
                 goto nomem;
         }
     }
@@ -328,7 +330,7 @@ static int parse_timing(const char *line, int vtt, double *start, double *end)
 
 /* Appends a cue text line to buf without markup (<i>, {\an8}) and with the few entities
  * WebVTT defines decoded; lines are joined by a space except between CJK characters. */
-static int append_cue_text(char **buf, size_t *n, size_t *cap, const char *line)
+int align_append_cue_text(char **buf, size_t *n, size_t *cap, const char *line)
 {
     size_t len = strlen(line);
     if (flm_grow((void **)buf, cap, *n + len + 2, 1))
@@ -378,7 +380,7 @@ static int import_subtitles(flm_transcript *t, const char *path, const char *dat
                             const char *audio, int vtt, flm_error *err)
 {
     char stem[256];
-    file_stem(path, stem, sizeof stem);
+    align_file_stem(path, stem, sizeof stem);
     /* a private copy cut into NUL-terminated lines */
     char *copy = flm_malloc(size + 1), *text = NULL;
     char **lines = NULL;
@@ -408,7 +410,7 @@ static int import_subtitles(flm_transcript *t, const char *path, const char *dat
         flm_free(copy);
         return flm_error_set(err, FLM_EFORMAT, "%s: line 1: expected \"WEBVTT\"", path);
     }
-    flm_utterance *u = add_utt(t, path, 0, stem, audio);
+    flm_utterance *u = align_add_utt(t, path, 0, stem, audio);
     if (!u)
         goto nomem;
     int32_t n_cues = 0;
@@ -447,9 +449,9 @@ static int import_subtitles(flm_transcript *t, const char *path, const char *dat
             goto nomem;
         text[0] = 0;
         for (size_t k = tl + 1; k < e; k++)
-            if (append_cue_text(&text, &text_n, &text_cap, lines[k]))
+            if (align_append_cue_text(&text, &text_n, &text_cap, lines[k]))
                 goto nomem;
-        if (!add_seg(u, text, text_n, start, end, -1, (int32_t)tl + 1, n_cues++))
+        if (!align_add_seg(u, text, text_n, start, end, -1, (int32_t)tl + 1, n_cues++))
             goto nomem;
     }
     flm_free(text);
@@ -466,8 +468,8 @@ nomem:
 /* ---- moshi-finetune: {"alignments": [[word, [start, end], speaker], ...]} ---------------------
  */
 
-static int import_moshi(flm_transcript *t, const char *path, const char *data, size_t size,
-                        const char *audio, flm_error *err)
+int align_import_moshi(flm_transcript *t, const char *path, const char *data, size_t size,
+                       const char *audio, flm_error *err)
 {
     json_t *root;
     int rc = load_json(&root, path, data, size, err);
@@ -480,7 +482,7 @@ static int import_moshi(flm_transcript *t, const char *path, const char *data, s
                              "%s: expected an object with an \"alignments\" array", path);
     }
     char stem[256];
-    file_stem(path, stem, sizeof stem);
+    align_file_stem(path, stem, sizeof stem);
     /* one utterance per speaker label; SPEAKER_MAIN (the model's voice) is channel 0 of the
      * stereo file, everyone else channel 1 */
     enum { MAX_SPK = 8 };
@@ -523,8 +525,8 @@ static int import_moshi(flm_transcript *t, const char *path, const char *data, s
             snprintf(id, sizeof id, "%s.%s", stem, name);
             spk_name[k] = name;
             spk_idx[k] = t->n_utts;
-            flm_utterance *u = add_utt(t, path, 0, id, audio);
-            if (!u || set_str(&u->speaker, name))
+            flm_utterance *u = align_add_utt(t, path, 0, id, audio);
+            if (!u || align_set_str(&u->speaker, name))
                 goto nomem;
             u->channel = strcmp(name, "SPEAKER_MAIN") ? 1 : 0;
             n_spk++;
@@ -535,12 +537,12 @@ static int import_moshi(flm_transcript *t, const char *path, const char *data, s
         flm_align_segment *seg = u->n_segs ? &u->segs[u->n_segs - 1] : NULL;
         /* a new segment when the speaker changes or after a pause of more than 2 s */
         if (!seg || last_spk != k || ws - seg->end > 2.0) {
-            if (!(seg = add_seg(u, "", 0, ws, we, -1, 0, (int32_t)i)))
+            if (!(seg = align_add_seg(u, "", 0, ws, we, -1, 0, (int32_t)i)))
                 goto nomem;
             word_cap[k] = 0;
         }
         last_spk = k;
-        if (add_word(seg, &word_cap[k], json_string_value(w), ws, we, -1))
+        if (align_add_word(seg, &word_cap[k], json_string_value(w), ws, we, -1))
             goto nomem;
         if (we > seg->end)
             seg->end = we;
@@ -549,9 +551,9 @@ static int import_moshi(flm_transcript *t, const char *path, const char *data, s
         if (buf)
             buf[0] = 0;
         for (size_t q = 0; q < seg->n_words; q++)
-            if (append_cue_text(&buf, &buf_n, &buf_cap, seg->words[q].text))
+            if (align_append_cue_text(&buf, &buf_n, &buf_cap, seg->words[q].text))
                 goto nomem;
-        if (set_str(&seg->text, buf))
+        if (align_set_str(&seg->text, buf))
             goto nomem;
     }
     flm_free(buf);
@@ -568,27 +570,29 @@ nomem:
 static int jsonl_segment(flm_transcript *t, flm_utterance *u, json_t *s, int32_t line, size_t k,
                          const char *path)
 {
-    const char *text = get_str(s, "text");
+    const char *text = align_get_str(s, "text");
     double start, end, conf;
     char where[64];
     snprintf(where, sizeof where, "segments[%zu]", k);
-    if (!json_is_object(s) || !text || get_num(s, "start", &start) || get_num(s, "end", &end))
+    if (!json_is_object(s) || !text || align_get_num(s, "start", &start) ||
+        align_get_num(s, "end", &end))
         return flm_transcript_reject(t, path, line, where, u->id, FLM_REJECT_PARSE,
                                      "expected an object with number start, end and string text");
-    flm_align_segment *seg = add_seg(u, text, strlen(text), start, end,
-                                     get_num(s, "confidence", &conf) ? -1 : conf, line, (int32_t)k);
+    flm_align_segment *seg =
+        align_add_seg(u, text, strlen(text), start, end,
+                      align_get_num(s, "confidence", &conf) ? -1 : conf, line, (int32_t)k);
     if (!seg)
         return FLM_ENOMEM;
     json_t *words = json_object_get(s, "words");
     size_t cap = 0, nw = json_array_size(words);
     for (size_t q = 0; q < nw; q++) {
         json_t *w = json_array_get(words, q);
-        const char *wt = get_str(w, "word");
+        const char *wt = align_get_str(w, "word");
         double ws, we, wc;
-        if (!wt || get_num(w, "start", &ws) || get_num(w, "end", &we))
+        if (!wt || align_get_num(w, "start", &ws) || align_get_num(w, "end", &we))
             return flm_transcript_reject(t, path, line, where, u->id, FLM_REJECT_PARSE,
                                          "words[%zu]: expected word, start, end", q);
-        if (add_word(seg, &cap, wt, ws, we, get_num(w, "confidence", &wc) ? -1 : wc))
+        if (align_add_word(seg, &cap, wt, ws, we, align_get_num(w, "confidence", &wc) ? -1 : wc))
             return FLM_ENOMEM;
     }
     return 0;
@@ -599,7 +603,7 @@ static int jsonl_line(flm_transcript *t, const char *path, const char *dir, cons
 {
     char where[32] = "";
     char stem[256], id_buf[300];
-    file_stem(path, stem, sizeof stem);
+    align_file_stem(path, stem, sizeof stem);
     snprintf(id_buf, sizeof id_buf, "%s:%d", stem, (int)lineno);
     size_t bad = flm_utf8_check(line, len);
     if (bad != len)
@@ -611,14 +615,14 @@ static int jsonl_line(flm_transcript *t, const char *path, const char *dir, cons
         return flm_transcript_reject(t, path, lineno, where, "", FLM_REJECT_PARSE, "column %d: %s",
                                      je.column, je.text);
     int rc = 0;
-    const char *audio = get_str(o, "audio"), *id = get_str(o, "id");
+    const char *audio = align_get_str(o, "audio"), *id = align_get_str(o, "id");
     json_t *segs = json_object_get(o, "segments"), *ch = json_object_get(o, "channel");
-    const char *text = get_str(o, "text");
+    const char *text = align_get_str(o, "text");
     double dur = -1;
     if (!json_is_object(o) || !audio || !audio[0] || (!json_is_array(segs) && !text) ||
         (ch && !json_is_null(ch) &&
          (!json_is_integer(ch) || json_integer_value(ch) < -1 || json_integer_value(ch) >= 64)) ||
-        (json_object_get(o, "duration") && get_num(o, "duration", &dur)) || (id && !id[0])) {
+        (json_object_get(o, "duration") && align_get_num(o, "duration", &dur)) || (id && !id[0])) {
         rc = flm_transcript_reject(t, path, lineno, where, id ? id : "", FLM_REJECT_PARSE,
                                    "expected an object with string audio, segments or text, "
                                    "optional integer channel -1..63 and number duration");
@@ -632,7 +636,7 @@ static int jsonl_line(flm_transcript *t, const char *path, const char *dir, cons
             goto nomem;
         snprintf(full, n, "%s/%s", dir, audio);
     }
-    flm_utterance *u = add_utt(t, path, lineno, id ? id : id_buf, full ? full : audio);
+    flm_utterance *u = align_add_utt(t, path, lineno, id ? id : id_buf, full ? full : audio);
     flm_free(full);
     if (!u)
         goto nomem;
@@ -641,8 +645,8 @@ static int jsonl_line(flm_transcript *t, const char *path, const char *dir, cons
     static const char *const keys[] = {"language", "speaker", "corpus"};
     char **dst[] = {&u->language, &u->speaker, &u->corpus};
     for (int k = 0; k < 3; k++) {
-        const char *v = get_str(o, keys[k]);
-        if (v && set_str(dst[k], v))
+        const char *v = align_get_str(o, keys[k]);
+        if (v && align_set_str(dst[k], v))
             goto nomem;
     }
     if (json_is_array(segs)) {
@@ -653,9 +657,9 @@ static int jsonl_line(flm_transcript *t, const char *path, const char *dir, cons
         /* the whole file is one segment; its end is the audio's duration (INFINITY: not known
          * until the audio is read) */
         double s0 = 0, s1 = INFINITY;
-        get_num(o, "start", &s0);
-        get_num(o, "end", &s1);
-        if (!add_seg(u, text, strlen(text), s0, s1, -1, lineno, 0))
+        align_get_num(o, "start", &s0);
+        align_get_num(o, "end", &s1);
+        if (!align_add_seg(u, text, strlen(text), s0, s1, -1, lineno, 0))
             goto nomem;
     }
     json_decref(o);
@@ -694,6 +698,14 @@ static int import_jsonl(flm_transcript *t, const char *path, const char *data, s
 int flm_transcript_import(flm_transcript *t, int format, const char *path, const char *data,
                           size_t size, const char *audio, flm_error *err)
 {
+    flm_align_import_opts o = {.audio = audio};
+    return flm_transcript_import_opts(t, format, path, data, size, &o, err);
+}
+
+int flm_transcript_import_opts(flm_transcript *t, int format, const char *path, const char *data,
+                               size_t size, const flm_align_import_opts *o, flm_error *err)
+{
+    const char *audio = o ? o->audio : NULL;
     if (!path)
         path = "(memory)";
     switch (format) {
@@ -706,9 +718,16 @@ int flm_transcript_import(flm_transcript *t, int format, const char *path, const
     case FLM_ALIGN_VTT:
         return import_subtitles(t, path, data, size, audio, 1, err);
     case FLM_ALIGN_MOSHI:
-        return import_moshi(t, path, data, size, audio, err);
+        return align_import_moshi(t, path, data, size, audio, err);
     case FLM_ALIGN_JSONL:
         return import_jsonl(t, path, data, size, err);
+    case FLM_ALIGN_NEMO:
+    case FLM_ALIGN_LHOTSE:
+    case FLM_ALIGN_MOSHI_FT:
+    case FLM_ALIGN_HF: {
+        flm_align_import_opts none = {0};
+        return align_import_manifest(t, format, path, data, size, o ? o : &none, err);
+    }
     }
     return flm_error_set(err, FLM_EINVAL, "%s: unknown transcript format %d", path, format);
 }

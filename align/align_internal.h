@@ -76,4 +76,35 @@ static inline int align_no_space_joins(uint32_t c)
     return align_is_cjk(c) || (c >= 0x3000 && c <= 0x303f) || (c >= 0xff00 && c <= 0xffef);
 }
 
+/* ---- Shared by the importers (align_import.c, align_manifests.c) ---------------------------- */
+#include <jansson.h>
+
+#include "flm_align.h"
+#include "flm_error.h"
+
+/* Appends an utterance (strings copied; NULL -> ""); NULL on allocation failure. */
+flm_utterance *align_add_utt(flm_transcript *t, const char *file, int32_t line, const char *id,
+                             const char *audio);
+/* Replaces *dst with a copy of s (NULL -> ""). FLM_ENOMEM only. */
+int align_set_str(char **dst, const char *s);
+/* Appends a segment with text[0..text_size) trimmed of surrounding white space. */
+flm_align_segment *align_add_seg(flm_utterance *u, const char *text, size_t text_size, double start,
+                                 double end, double conf, int32_t line, int32_t index);
+int align_add_word(flm_align_segment *s, size_t *cap, const char *text, double start, double end,
+                   double conf);
+/* The file name without directory and extension. */
+void align_file_stem(const char *path, char *out, size_t out_size);
+/* o[key] as a finite number (0) or -1. */
+int align_get_num(json_t *o, const char *key, double *v);
+/* o[key] when it is a string, else NULL. */
+const char *align_get_str(json_t *o, const char *key);
+/* Appends line to buf (markup removed), joined by a space except between CJK characters. */
+int align_append_cue_text(char **buf, size_t *n, size_t *cap, const char *line);
+/* moshi-finetune's {"alignments": ...} document -> one utterance per speaker. */
+int align_import_moshi(flm_transcript *t, const char *path, const char *data, size_t size,
+                       const char *audio, flm_error *err);
+/* The manifest formats of align_manifests.c (nemo, lhotse, moshi-ft, hf-audiofolder). */
+int align_import_manifest(flm_transcript *t, int format, const char *path, const char *data,
+                          size_t size, const flm_align_import_opts *o, flm_error *err);
+
 #endif

@@ -50,13 +50,23 @@ int flm_align_format_from_name(const char *name)
     static const struct {
         const char *name;
         int format;
-    } tab[] = {{"whisper", FLM_ALIGN_WHISPER}, {"funasr", FLM_ALIGN_FUNASR},
-               {"srt", FLM_ALIGN_SRT},         {"vtt", FLM_ALIGN_VTT},
-               {"moshi", FLM_ALIGN_MOSHI},     {"jsonl", FLM_ALIGN_JSONL}};
+    } tab[] = {{"whisper", FLM_ALIGN_WHISPER},   {"funasr", FLM_ALIGN_FUNASR},
+               {"srt", FLM_ALIGN_SRT},           {"vtt", FLM_ALIGN_VTT},
+               {"moshi", FLM_ALIGN_MOSHI},       {"jsonl", FLM_ALIGN_JSONL},
+               {"nemo", FLM_ALIGN_NEMO},         {"lhotse", FLM_ALIGN_LHOTSE},
+               {"moshi-ft", FLM_ALIGN_MOSHI_FT}, {"hf-audiofolder", FLM_ALIGN_HF}};
     for (size_t i = 0; name && i < sizeof tab / sizeof tab[0]; i++)
         if (!strcmp(name, tab[i].name))
             return tab[i].format;
     return 0;
+}
+
+const char *flm_align_format_name(int format)
+{
+    static const char *const names[] = {"",       "whisper",  "funasr",        "srt",
+                                        "vtt",    "moshi",    "jsonl",         "nemo",
+                                        "lhotse", "moshi-ft", "hf-audiofolder"};
+    return format > 0 && format < (int)(sizeof names / sizeof names[0]) ? names[format] : "";
 }
 
 static void utterance_free(flm_utterance *u)
@@ -332,6 +342,61 @@ static json_t *str_or_null(const char *s)
     return s && s[0] ? json_string(s) : json_null();
 }
 
+/* The word stream of an utterance's kept segments, for its sentences in order. */
+typedef struct word_cursor {
+    size_t seg, word;
+    int done; /* a sentence could not be spelled: no words from there on */
+} word_cursor;
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Words for sentence s: the next words of the segments' timestamps, matched in order against the
+ * sentence's text (the importers keep words trimmed; each is written with the spacing the text
+ * has before it, so the texts concatenated are the sentence's text, as flm pack's word-level arms
+ * require: docs/packing.md), with times valid and in order. NULL when they do not spell it; the
+ * words stop there. */
+static json_t *sentence_words(const flm_utterance *u, const flm_sentence *s, word_cursor *c)
+{
+    const char *text = s->text;
+    size_t want = strlen(text), p = 0;
+    json_t *arr = c->done ? NULL : json_array();
+    double last = 0;
+    while (arr) {
+        while (c->seg < u->n_segs &&
+               (u->segs[c->seg].rejected || c->word >= u->segs[c->seg].n_words)) {
+            if (!u->segs[c->seg].rejected && u->segs[c->seg].n_words == 0)
+                break; /* a kept segment without words: the stream has a hole */
+            c->seg++, c->word = 0;
+        }
+        if (c->seg >= u->n_segs || u->segs[c->seg].n_words == 0)
+            break;
+        const flm_align_word *w = &u->segs[c->seg].words[c->word++];
+        size_t n = strlen(w->text), q = p;
+        if (n == 0)
+            continue;
+        while (q < want && is_space(text[q]))
+            q++;
+        if (q + n > want || memcmp(text + q, w->text, n) != 0 || !(w->start >= last) ||
+            !(w->end >= w->start))
+            break;
+        json_t *o = json_object();
+        json_object_set_new(o, "text", json_stringn(text + p, q + n - p));
+        json_object_set_new(o, "start", json_real(round_ms(w->start)));
+        json_object_set_new(o, "end", json_real(round_ms(w->end)));
+        json_array_append_new(arr, o);
+        last = w->start;
+        p = q + n;
+        if (p == want)
+            return arr; /* spelled */
+    }
+    json_decref(arr);
+    c->done = 1;
+    return NULL;
+}
+
 int flm_utterance_to_json(const flm_utterance *u, char **out, flm_error *err)
 {
     *out = NULL;
@@ -345,6 +410,7 @@ int flm_utterance_to_json(const flm_utterance *u, char **out, flm_error *err)
     json_object_set_new(o, "speaker", str_or_null(u->speaker));
     json_object_set_new(o, "corpus", str_or_null(u->corpus));
     json_object_set_new(o, "duration", json_real(round_ms(u->duration)));
+    word_cursor wc = {0, 0, 0};
     for (size_t j = 0; j < u->n_sents; j++) {
         const flm_sentence *s = &u->sents[j];
         json_t *so = json_object();
@@ -357,6 +423,9 @@ int flm_utterance_to_json(const flm_utterance *u, char **out, flm_error *err)
         json_object_set_new(so, "end_frame", json_integer(s->end_frame));
         json_object_set_new(so, "confidence",
                             s->confidence >= 0 ? json_real(s->confidence) : json_null());
+        json_t *words = sentence_words(u, s, &wc);
+        if (words)
+            json_object_set_new(so, "words", words);
     }
     json_object_set_new(o, "sentences", arr);
     arr = NULL;

@@ -47,9 +47,25 @@ typedef enum flm_align_format {
     FLM_ALIGN_FUNASR = 2,  /* [{"key","text","sentence_info": [{"text","start","end"} ms]}] */
     FLM_ALIGN_SRT = 3,
     FLM_ALIGN_VTT = 4,
-    FLM_ALIGN_MOSHI = 5, /* {"alignments": [[word, [start, end], speaker]]} + stereo wav */
-    FLM_ALIGN_JSONL = 6, /* our manifest: schemas/align-manifest.schema.json */
+    FLM_ALIGN_MOSHI = 5,  /* {"alignments": [[word, [start, end], speaker]]} + stereo wav */
+    FLM_ALIGN_JSONL = 6,  /* our manifest: schemas/align-manifest.schema.json */
+    FLM_ALIGN_NEMO = 7,   /* NeMo manifest: {"audio_filepath","duration","text","offset"?} lines */
+    FLM_ALIGN_LHOTSE = 8, /* Lhotse cuts (MonoCut, MultiCut) or supervisions + recordings */
+    FLM_ALIGN_MOSHI_FT = 9, /* moshi-finetune's {"path","duration"} lines + PATH.json beside */
+    FLM_ALIGN_HF = 10,      /* Hugging Face audiofolder metadata.csv / metadata.jsonl */
 } flm_align_format;
+
+/* Options of flm_transcript_import_opts (zero-initialize; every field is optional). */
+typedef struct flm_align_import_opts {
+    const char *audio;       /* audio of a single-file format (as flm_transcript_import) */
+    const char *text_column; /* hf: the transcription column (default: the first of
+                                "transcription", "text", "sentence" present) */
+    /* lhotse: a recordings manifest (JSONL, already decompressed) for supervisions input;
+     * without it, a supervisions file looks for its sibling (the name with "supervisions"
+     * replaced by "recordings") */
+    const char *recordings_path, *recordings_data;
+    size_t recordings_size;
+} flm_align_import_opts;
 
 /* Why an item was rejected; names (flm_align_reason_name) are what reports print. */
 typedef enum flm_align_reason {
@@ -144,8 +160,24 @@ typedef struct flm_transcript {
 
 FLM_API flm_align_params flm_align_default_params(void);
 FLM_API const char *flm_align_reason_name(int reason);
-/* "whisper", "funasr", "srt", "vtt", "moshi", "jsonl" -> format, 0 if unknown. */
+/* "whisper", "funasr", "srt", "vtt", "moshi", "jsonl", "nemo", "lhotse", "moshi-ft",
+ * "hf-audiofolder" -> format, 0 if unknown. */
 FLM_API int flm_align_format_from_name(const char *name);
+FLM_API const char *flm_align_format_name(int format);
+
+/* The format of a transcript from its content (already decompressed), not its name: 0 when
+ * unknown. *lhotse_kind (may be NULL) is set for FLM_ALIGN_LHOTSE: 'c' cuts, 'r' recordings,
+ * 's' supervisions. */
+FLM_API int flm_align_detect_format(const char *data, size_t size, int *lhotse_kind);
+
+/* Reads path whole; gzip data (magic bytes 1f 8b, whatever the name) is decompressed. More than
+ * max_size bytes (read or decompressed: a gzip bomb) is FLM_ERANGE naming the file and the
+ * cap; a corrupt gzip stream is FLM_EFORMAT. *out is NUL-terminated; caller frees with flm_free. */
+FLM_API int flm_align_read_input(const char *path, size_t max_size, char **out, size_t *size,
+                                 flm_error *err);
+/* The same on a buffer: gzip -> *out (new buffer), other data -> *out NULL (use the input). */
+FLM_API int flm_align_gunzip(const char *path, const char *data, size_t size, size_t max_size,
+                             char **out, size_t *out_size, flm_error *err);
 
 /* Parses data[0..size) (the contents of path) and appends its utterances to t. audio: the audio
  * file of a single-file format (whisper, funasr, srt, vtt, moshi); ignored for jsonl, whose lines
@@ -153,6 +185,11 @@ FLM_API int flm_align_format_from_name(const char *name);
  * is FLM_EFORMAT (message names the file and the line); line-level problems are rejects. */
 FLM_API int flm_transcript_import(flm_transcript *t, int format, const char *path, const char *data,
                                   size_t size, const char *audio, flm_error *err);
+/* The same with options (the manifest formats: nemo, lhotse, moshi-ft, hf read files named by
+ * the input: per-wav JSON, a recordings sibling). */
+FLM_API int flm_transcript_import_opts(flm_transcript *t, int format, const char *path,
+                                       const char *data, size_t size,
+                                       const flm_align_import_opts *o, flm_error *err);
 FLM_API void flm_transcript_free(flm_transcript *t);
 /* Appends a reject (detail is a printf format). FLM_ENOMEM only. */
 FLM_API int flm_transcript_reject(flm_transcript *t, const char *file, int32_t line,

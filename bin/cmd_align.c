@@ -1,4 +1,5 @@
-/* flm align: transcripts (whisper, funasr, srt, vtt, moshi, jsonl) -> sentence JSONL. */
+/* flm align: transcripts (whisper, funasr, srt, vtt, moshi, jsonl) and manifests (nemo, lhotse,
+ * moshi-ft, hf-audiofolder; gzip or not) -> sentence JSONL. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,14 +23,19 @@
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: flm align --from FORMAT TRANSCRIPT... -o OUT.jsonl [options]\n"
+        f, "usage: flm align [--from FORMAT] TRANSCRIPT... -o OUT.jsonl [options]\n"
            "\n"
            "Imports transcripts, splits them into English/Chinese sentences, refines the split\n"
            "times to pauses of the decoded audio and writes one JSON line per utterance\n"
            "(schemas/sentences.schema.json; the input of flm pack). Every rejected item is\n"
            "written to the rejects report with file, line and reason; the job goes on.\n"
            "\n"
-           "  --from F           whisper | funasr | srt | vtt | moshi | jsonl\n"
+           "  --from F           auto (default: from each file's content, said on stderr) |\n"
+           "                     whisper | funasr | srt | vtt | moshi | jsonl | nemo |\n"
+           "                     lhotse | moshi-ft | hf-audiofolder (a folder or its\n"
+           "                     metadata.csv/.jsonl); any input may be gzip-compressed\n"
+           "  --text-column C    hf-audiofolder: the transcription column (default: the\n"
+           "                     first of transcription, text, sentence)\n"
            "  -o OUT             output JSONL ('-' for stdout)\n"
            "  --audio FILE       audio of the (single) transcript; default: the transcript's\n"
            "                     name with the extension of --audio-ext (jsonl lines name theirs)\n"
@@ -64,8 +70,13 @@ static void usage(FILE *f)
 typedef struct job {
     const char *from_name, *out_path, *audio, *audio_ext, *rejects_path, *index_path;
     char *out_dir; /* directory of out_path (NULL for stdout) */
-    const char *tok_path, *language, *corpus, *speaker;
+    const char *tok_path, *language, *corpus, *speaker, *text_column;
     int format, refine, json;
+    int last_detected; /* --from auto: the format said last on stderr */
+    /* lhotse: a recordings manifest among the inputs, for the supervisions ones */
+    const char *rec_path;
+    char *rec_data;
+    size_t rec_size;
     double max_bad;
     flm_align_params ap;
     flm_profiles prof;
@@ -259,6 +270,28 @@ static int process_utterance(job *j, flm_transcript *t, size_t i)
     return 0;
 }
 
+/* A folder given as input: a Hugging Face audiofolder's metadata file inside it. */
+static const char *folder_metadata(const char *path, char *buf, size_t n)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return path;
+    static const char *const names[] = {"metadata.jsonl", "metadata.csv", "metadata.jsonl.gz",
+                                        "metadata.csv.gz"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        snprintf(buf, n, "%s/%s", path, names[k]);
+        if (stat(buf, &st) == 0)
+            return buf;
+    }
+    return path; /* reading it fails, naming the folder */
+}
+
+static int is_manifest(int format)
+{
+    return format == FLM_ALIGN_JSONL || format == FLM_ALIGN_NEMO || format == FLM_ALIGN_LHOTSE ||
+           format == FLM_ALIGN_MOSHI_FT || format == FLM_ALIGN_HF;
+}
+
 static int process_file(job *j, const char *path)
 {
     flm_transcript t = {0};
@@ -266,9 +299,38 @@ static int process_file(job *j, const char *path)
     char *data = NULL;
     size_t size = 0, done = 0;
     int rc = 0;
-    char audio_buf[4096];
+    char audio_buf[4096], meta_buf[4096];
     const char *audio = j->audio;
-    if (!audio && j->format != FLM_ALIGN_JSONL) {
+    path = folder_metadata(path, meta_buf, sizeof meta_buf);
+    j->n_files++;
+    rc = flm_align_read_input(path, (size_t)1 << 30, &data, &size, &err);
+    int format = j->format, kind = 0;
+    if (!rc && (format == 0 || format == FLM_ALIGN_LHOTSE)) {
+        int f = flm_align_detect_format(data, size, &kind);
+        if (format == 0 && !f) {
+            rc = flm_error_set(&err, FLM_EFORMAT,
+                               "%s: --from auto: the format is not recognized from the content "
+                               "(give --from)",
+                               path);
+        } else if (format == 0) {
+            format = f;
+            if (f != j->last_detected)
+                fprintf(stderr, "flm align: --from auto: %s is %s%s\n", path,
+                        flm_align_format_name(f),
+                        kind == 'c'   ? " (cuts)"
+                        : kind == 'r' ? " (recordings)"
+                        : kind == 's' ? " (supervisions)"
+                                      : "");
+            j->last_detected = f;
+        }
+        if (format == FLM_ALIGN_LHOTSE && kind == 'r' && j->rec_path &&
+            !strcmp(j->rec_path, path)) { /* the recordings of the pair: read with the other */
+            flm_free(data);
+            j->n_files--;
+            return 0;
+        }
+    }
+    if (!audio && !is_manifest(format)) {
         snprintf(audio_buf, sizeof audio_buf, "%s", path);
         char *dot = strrchr(audio_buf, '.'), *slash = strrchr(audio_buf, '/');
         if (dot && (!slash || dot > slash))
@@ -277,10 +339,14 @@ static int process_file(job *j, const char *path)
         snprintf(audio_buf + l, sizeof audio_buf - l, ".%s", j->audio_ext);
         audio = audio_buf;
     }
-    j->n_files++;
-    rc = flm_read_file(path, &data, &size, (size_t)1 << 30, &err);
-    if (!rc)
-        rc = flm_transcript_import(&t, j->format, path, data, size, audio, &err);
+    if (!rc) {
+        flm_align_import_opts o = {.audio = audio,
+                                   .text_column = j->text_column,
+                                   .recordings_path = j->rec_path,
+                                   .recordings_data = j->rec_data,
+                                   .recordings_size = j->rec_size};
+        rc = flm_transcript_import_opts(&t, format, path, data, size, &o, &err);
+    }
     flm_free(data);
     if (rc == FLM_ENOMEM) {
         cli_error("%s", err.msg);
@@ -439,6 +505,38 @@ static void summary(const job *j, FILE *f, int status)
                 ALIGN_EXIT_TOO_MANY_BAD);
 }
 
+/* Lhotse recordings + supervisions given as two inputs: the recordings manifest is kept for the
+ * supervisions (one pair per run). 0, or 1 (an error, said). */
+static int find_recordings(job *j, const char **files, int n_files)
+{
+    if (n_files < 2)
+        return 0;
+    for (int i = 0; i < n_files; i++) {
+        char *data = NULL, meta[4096];
+        size_t size = 0;
+        flm_error err = {0};
+        const char *path = folder_metadata(files[i], meta, sizeof meta);
+        if (flm_align_read_input(path, (size_t)1 << 30, &data, &size, &err) < 0)
+            continue; /* said when the file is processed */
+        int kind = 0;
+        if (flm_align_detect_format(data, size, &kind) == FLM_ALIGN_LHOTSE && kind == 'r') {
+            if (j->rec_path) {
+                flm_free(data);
+                cli_error("align: two Lhotse recordings manifests (%s, %s): give one "
+                          "supervisions + recordings pair per run",
+                          j->rec_path, path);
+                return 2;
+            }
+            j->rec_path = files[i];
+            j->rec_data = data;
+            j->rec_size = size;
+            continue;
+        }
+        flm_free(data);
+    }
+    return 0;
+}
+
 int cmd_align(int argc, char **argv)
 {
     job j = {.audio_ext = "wav", .refine = 1, .max_bad = 0.01};
@@ -474,6 +572,8 @@ int cmd_align(int argc, char **argv)
             j.language = v;
         } else if ((v = cli_opt(argc, argv, &i, "--corpus", &bad))) {
             j.corpus = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--text-column", &bad))) {
+            j.text_column = v;
         } else if ((v = cli_opt(argc, argv, &i, "--speaker", &bad))) {
             j.speaker = v;
         } else if (!strcmp(a, "--no-refine")) {
@@ -499,9 +599,11 @@ int cmd_align(int argc, char **argv)
             files[n_files++] = a;
         }
     }
-    if (!bad && !(j.format = flm_align_format_from_name(j.from_name))) {
-        cli_error("align: --from '%s': expected whisper, funasr, srt, vtt, moshi or jsonl",
-                  j.from_name ? j.from_name : "");
+    if (!bad && j.from_name && strcmp(j.from_name, "auto") &&
+        !(j.format = flm_align_format_from_name(j.from_name))) {
+        cli_error("align: --from '%s': expected auto, whisper, funasr, srt, vtt, moshi, jsonl, "
+                  "nemo, lhotse, moshi-ft or hf-audiofolder",
+                  j.from_name);
         bad = 1;
     }
     if (!bad && (!j.out_path || n_files == 0)) {
@@ -526,6 +628,13 @@ int cmd_align(int argc, char **argv)
         l = strlen(rej_buf);
         snprintf(rej_buf + l, sizeof rej_buf - l, ".rejects.jsonl");
         j.rejects_path = rej_buf;
+    }
+    if (!bad && (j.format == 0 || j.format == FLM_ALIGN_LHOTSE))
+        bad = find_recordings(&j, files, n_files);
+    if (bad) {
+        free(files);
+        flm_free(j.rec_data);
+        return bad;
     }
     if (setup(&j) == 0) {
         cli_progress p;
@@ -570,6 +679,7 @@ int cmd_align(int argc, char **argv)
     flm_free(j.cache);
     flm_free(j.cache_path);
     flm_free(j.out_dir);
+    flm_free(j.rec_data);
     free(files);
     return rc;
 }

@@ -1,8 +1,10 @@
 /* flm augment: apply the listen-channel augmentation (noise, gain, floor, echo) to one file. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "flm_alloc.h"
 #include "flm_audio.h"
@@ -21,6 +23,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: flm augment IN.wav -o OUT.wav [--speak SPEAK.wav] [--noise DIR|LIST|FILE]\n"
             "                   [--seed S] [--id SAMPLE_ID] [--utt START:END]... [--print-params]\n"
+            "                   [--json]\n"
             "                   [--p-gain P] [--p-noise P] [--p-silence P] [--p-echo P]\n"
             "                   [--no-floor] [--clip scale|hard|none] [--param KEY=VALUE]...\n"
             "\n"
@@ -45,6 +48,8 @@ static void usage(FILE *f)
             "  --utt START:END    a user utterance in seconds (repeatable, in time order;\n"
             "                     default: all of IN)\n"
             "  --print-params     print the drawn parameters as key=value lines\n"
+            "  --json             print them as one JSON object instead (typed: numbers as\n"
+            "                     numbers; implies --print-params)\n"
             "  --p-gain, --p-noise, --p-silence, --p-echo P   override a probability\n"
             "  --no-floor         do not enforce the loudness floor\n"
             "  --clip MODE        scale (default), hard (clamp to +-1) or none\n"
@@ -65,6 +70,26 @@ static int parse_double(const char *opt, const char *s, double *out)
     }
     *out = v;
     return 0;
+}
+
+/* The key=value lines of flm_augment_result_format as one JSON object: the same keys as the
+ * samples' "aug.*" metadata, numbers typed. */
+static void print_json(unsigned long long seed, const char *id, char *text)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "aug.seed", json_integer((json_int_t)seed));
+    json_object_set_new(o, "aug.id", json_string(id));
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        json_t *v;
+        cli_json_value(eq + 1, &v);
+        json_object_set_new(o, line, v);
+    }
+    cli_json_print(stdout, o);
+    json_decref(o);
 }
 
 int cmd_augment(int argc, char **argv)
@@ -132,7 +157,9 @@ int cmd_augment(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--print-params")) {
-            print = 1;
+            print = print ? print : 1;
+        } else if (!strcmp(a, "--json")) {
+            print = 2;
         } else if (!strcmp(a, "--no-floor")) {
             p.loudness_floor = 0;
         } else if (!strcmp(a, "--p-gain") && has) {
@@ -222,7 +249,10 @@ int cmd_augment(int argc, char **argv)
             goto out;
         }
         flm_augment_result_format(&res, text, need);
-        printf("aug.seed=%llu\naug.id=%s\n%s", seed, id ? id : in, text);
+        if (print == 2)
+            print_json(seed, id ? id : in, text);
+        else
+            printf("aug.seed=%llu\naug.id=%s\n%s", seed, id ? id : in, text);
     }
     rc = 0;
     goto out;

@@ -11,10 +11,12 @@
  *                                                                   right = speak)
  * Frames whose 8 codes are not all codec codes (empty/pad tokens) are rendered as silence. */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "codes.h"
 #include "commands.h"
 #include "render.h"
@@ -210,6 +212,9 @@ int render_sides(flm_mimi *m, const flm_sample *smp, float **listen, float **spe
         rc = flm_error_set(err, FLM_ENOMEM, "out of memory rendering %d frames", smp->n_frames);
     for (int k = 0; k < 2 && rc == 0; k++)
         rc = flm_mimi_stream_create(&s[k], m, FLM_MIMI_DECODE, CODES_STEP, err);
+    /* seconds of the sample decoded (both sides), on stderr */
+    cli_progress pr;
+    cli_progress_start_scaled(&pr, "decoding audio", "s", smp->n_frames, 12.5);
     for (int f0 = 0; f0 < smp->n_frames && rc == 0; f0 += CODES_STEP) {
         int F = smp->n_frames - f0 < CODES_STEP ? smp->n_frames - f0 : CODES_STEP;
         for (int k = 0; k < 2 && rc == 0; k++) {
@@ -219,7 +224,11 @@ int render_sides(flm_mimi *m, const flm_sample *smp, float **listen, float **spe
             for (size_t i = 0; rc == 0 && i < (size_t)F * FLM_MIMI_FRAME_SIZE; i++)
                 dst[i] = silent[i / FLM_MIMI_FRAME_SIZE] ? 0.0f : pcm[i];
         }
+        if (rc == 0)
+            cli_progress_update(&pr, f0 + F);
     }
+    if (rc == 0)
+        cli_progress_finish(&pr, smp->n_frames);
     flm_mimi_stream_destroy(&s[0]);
     flm_mimi_stream_destroy(&s[1]);
     flm_free(pcm);
@@ -266,12 +275,11 @@ static int render_sample(flm_mimi *m, const flm_sample *smp, const char *out, fl
 int cmd_render(int argc, char **argv)
 {
     const char *out = NULL, *model = NULL;
-    int c, threads = 0, rc = 1;
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                         {"model", required_argument, 0, 'm'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    int c, threads = 0, rc = 1, json = 0;
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
+        {"model", required_argument, 0, 'm'},  {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:m:h", opts, NULL)) != -1) {
         switch (c) {
@@ -284,8 +292,15 @@ int cmd_render(int argc, char **argv)
         case 't':
             threads = atoi(optarg);
             break;
+        case 'j':
+            json = 1;
+            break;
         case 'h':
-            printf("usage: flm render SHARD:N -o sample.wav --model MIMI.safetensors\n");
+            printf("usage: flm render SHARD:N -o sample.wav --model MIMI.safetensors [--json]\n"
+                   "\n"
+                   "Decodes the sample's listen and speak codes with the Mimi checkpoint into a\n"
+                   "stereo 24 kHz wav (left: listen, right: speak), showing progress on stderr\n"
+                   "(FLM_PROGRESS=0 silences it). --json: the summary as one JSON object.\n");
             return 0;
         default:
             return 2;
@@ -314,8 +329,17 @@ int cmd_render(int argc, char **argv)
         goto done;
     if (render_sample(m, smp, out, &err) < 0)
         goto done;
-    printf("%s:%llu: %d frames (%.2f s) -> %s (left: listen, right: speak)\n", path, idx,
-           smp->n_frames, smp->n_frames / 12.5, out);
+    if (json) {
+        json_t *o =
+            json_pack("{s:s,s:I,s:s?,s:I,s:f,s:s}", "shard", path, "record", (json_int_t)idx,
+                      "sample", smp->id, "frames", (json_int_t)smp->n_frames, "seconds",
+                      smp->n_frames / 12.5, "out", out);
+        cli_json_print(stdout, o);
+        json_decref(o);
+    } else {
+        printf("%s:%llu: %d frames (%.2f s) -> %s (left: listen, right: speak)\n", path, idx,
+               smp->n_frames, smp->n_frames / 12.5, out);
+    }
     rc = 0;
 done:
     if (rc)

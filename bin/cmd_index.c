@@ -1,6 +1,8 @@
 /* flm index: stats, check, merge, quarantine, locate. */
 #include <jansson.h>
 #include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -126,19 +128,51 @@ static flm_index *open_ro(const char *path)
 typedef struct stats_out {
     json_t *arr;
     double total_hours;
+    json_t *speech; /* group value ("" for the total) -> speech hours, or null */
 } stats_out;
+
+/* "speech h": the hours of speech the packer put in the samples (their "pack.speech_frames",
+ * what flm pack's summary calls "h of speech"); "sample h" (flm_index_stats) is the samples'
+ * whole length. Dialog and synthetic samples carry no such count: null / "-". */
+static void on_speech_row(void *user, int n, const char *const *names, const char *const *vals)
+{
+    (void)names;
+    if (n == 2)
+        json_object_set_new(user, vals[0] ? vals[0] : "",
+                            vals[1] ? json_real(strtod(vals[1], NULL) / (12.5 * 3600))
+                                    : json_null());
+}
+
+static int speech_hours(flm_index *idx, const char *group, json_t *out, flm_error *err)
+{
+    char sql[512];
+    /* json_valid: a sample whose metadata is not JSON is reported by the checks that follow,
+     * naming it, instead of failing this query on the whole table */
+    snprintf(sql, sizeof sql,
+             "SELECT %s%s%s, sum(CASE WHEN json_valid(metadata) THEN "
+             "json_extract(metadata, '$.\"pack.speech_frames\"') END) FROM samples%s",
+             group ? "coalesce(" : "''", group ? group : "", group ? ", '-')" : "",
+             group ? " GROUP BY 1" : "");
+    json_object_clear(out);
+    return flm_index_query(idx, sql, on_speech_row, out, err);
+}
 
 static void on_stat(void *user, const char *group, int64_t n, int64_t frames, double hours)
 {
     stats_out *o = user;
+    json_t *sp = json_object_get(o->speech, group ? group : "");
     if (o->arr) {
-        json_array_append_new(o->arr, json_pack("{s:s?,s:I,s:I,s:f}", "value", group, "samples",
-                                                (json_int_t)n, "frames", (json_int_t)frames,
-                                                "hours", hours));
+        json_array_append_new(o->arr,
+                              json_pack("{s:s?,s:I,s:I,s:f,s:O}", "value", group, "samples",
+                                        (json_int_t)n, "frames", (json_int_t)frames, "hours", hours,
+                                        "speech_hours", sp ? sp : json_null()));
     } else {
         double share = !group ? 100.0 : o->total_hours > 0 ? 100 * hours / o->total_hours : 0;
-        printf("  %-24.24s %9lld %12.2f %6.1f%%\n", group ? group : "total", (long long)n, hours,
-               share);
+        char speech[32] = "-";
+        if (json_is_real(sp))
+            snprintf(speech, sizeof speech, "%.2f", json_real_value(sp));
+        printf("  %-24.24s %9lld %12.2f %12s %6.1f%%\n", group ? group : "total", (long long)n,
+               hours, speech, share);
     }
     if (!group)
         o->total_hours = hours;
@@ -257,13 +291,15 @@ int cli_print_stats(flm_index *idx, int json)
 {
     flm_error err = {0};
     static const char *groups[] = {"corpus", "language", "style", "stage"};
-    stats_out o = {json ? json_array() : NULL, 0};
+    stats_out o = {json ? json_array() : NULL, 0, json_object()};
     json_t *root = json ? json_object() : NULL;
     if (!json)
         printf("%s\n", flm_index_path(idx));
     int rc = print_identities(idx, root, &err);
     if (!json)
-        printf("  %-24s %9s %12s %7s\n", "", "samples", "hours", "");
+        printf("  %-24s %9s %12s %12s %7s\n", "", "samples", "sample h", "speech h", "");
+    if (rc == 0)
+        rc = speech_hours(idx, NULL, o.speech, &err);
     if (rc == 0)
         rc = flm_index_stats(idx, NULL, on_stat, &o, &err);
     if (json) {
@@ -275,7 +311,8 @@ int cli_print_stats(flm_index *idx, int json)
             o.arr = json_array();
         else
             printf("by %s:\n", groups[g]);
-        rc = flm_index_stats(idx, groups[g], on_stat, &o, &err);
+        if ((rc = speech_hours(idx, groups[g], o.speech, &err)) == 0)
+            rc = flm_index_stats(idx, groups[g], on_stat, &o, &err);
         if (json)
             json_object_set_new(root, groups[g], o.arr);
     }
@@ -287,13 +324,13 @@ int cli_print_stats(flm_index *idx, int json)
         rc = flm_index_list_quarantine(idx, on_quarantine_count, &nq, &err);
     if (json) {
         json_object_set_new(root, "quarantined_inputs", json_integer(nq));
-        json_dumpf(root, stdout, JSON_COMPACT);
-        putchar('\n');
+        cli_json_print(stdout, root);
         json_decref(root);
     } else {
         printf("quarantined inputs: %lld%s\n", (long long)nq,
                nq ? " (flm index quarantine DATASET lists them)" : "");
     }
+    json_decref(o.speech);
     if (rc < 0)
         cli_error("%s", err.msg);
     return rc;
@@ -590,13 +627,68 @@ static void on_query_row(void *user, int n, const char *const *names, const char
     q->rows++;
 }
 
+/* One row's value as JSON, typed by SQLite's storage class: INTEGER a number, REAL a number
+ * printed shortest-round-trip by cli_json_print, NULL null, TEXT a string (invalid UTF-8
+ * replaced), BLOB a string of hex digits. */
+static json_t *typed_value(sqlite3_stmt *st, int c)
+{
+    switch (sqlite3_column_type(st, c)) {
+    case SQLITE_INTEGER:
+        return json_integer((json_int_t)sqlite3_column_int64(st, c));
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(st, c);
+        return isfinite(d) ? json_real(d) : json_null();
+    }
+    case SQLITE_NULL:
+        return json_null();
+    case SQLITE_BLOB: {
+        const unsigned char *b = sqlite3_column_blob(st, c);
+        int n = sqlite3_column_bytes(st, c);
+        char *hex = flm_malloc((size_t)n * 2 + 1);
+        if (!hex)
+            return json_null();
+        for (int i = 0; i < n; i++)
+            snprintf(hex + 2 * i, 3, "%02x", b[i]);
+        hex[2 * n] = 0;
+        json_t *j = json_string(hex);
+        flm_free(hex);
+        return j;
+    }
+    default: {
+        const char *t = (const char *)sqlite3_column_text(st, c);
+        return json_text(t);
+    }
+    }
+}
+
+/* The same value as text: NULL as "NULL", reals shortest-round-trip. */
+static void print_value(sqlite3_stmt *st, int c)
+{
+    char num[40];
+    switch (sqlite3_column_type(st, c)) {
+    case SQLITE_NULL:
+        fputs("NULL", stdout);
+        break;
+    case SQLITE_FLOAT:
+        cli_fmt_double(num, sizeof num, sqlite3_column_double(st, c));
+        fputs(num, stdout);
+        break;
+    default: {
+        const char *t = (const char *)sqlite3_column_text(st, c);
+        fputs(t ? t : "", stdout);
+    }
+    }
+}
+
+/* flm index query runs on its own read-only SQLite connection to the index the library opened
+ * (and checked): the library's row callback gives text only, and scripts need the column types. */
 static int query(int argc, char **argv)
 {
-    query_out q = {0, 0, NULL};
+    int json = 0;
     const char *ds = NULL, *sql = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
-            q.json = 1;
+            json = 1;
         else if (!ds)
             ds = argv[i];
         else if (!sql)
@@ -613,18 +705,60 @@ static int query(int argc, char **argv)
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
-    flm_error err = {0};
-    q.arr = q.json ? json_array() : NULL;
-    int rc = flm_index_query(idx, sql, on_query_row, &q, &err);
-    if (rc < 0)
-        cli_error("%s", err.msg);
-    else if (q.json) {
-        json_dumpf(q.arr, stdout, JSON_COMPACT);
+    const char *path = flm_index_path(idx);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    int rc = 1, step = SQLITE_DONE;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        cli_error("index %s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK) {
+        cli_error("index %s: query: %s", path, sqlite3_errmsg(db));
+        goto out;
+    }
+    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
+        tail++;
+    if (!st || !sqlite3_stmt_readonly(st) || (tail && *tail)) {
+        cli_error("index %s: only one read-only statement (SELECT ...) is allowed", path);
+        goto out;
+    }
+    int n = sqlite3_column_count(st);
+    json_t *arr = json ? json_array() : NULL;
+    for (int c = 0; !json && c < n; c++)
+        printf("%s%s", c ? "\t" : "", sqlite3_column_name(st, c));
+    if (!json)
+        putchar('\n');
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (json) {
+            json_t *o = json_object();
+            for (int c = 0; c < n; c++)
+                json_object_set_new(o, sqlite3_column_name(st, c), typed_value(st, c));
+            json_array_append_new(arr, o);
+            continue;
+        }
+        for (int c = 0; c < n; c++) {
+            if (c)
+                putchar('\t');
+            print_value(st, c);
+        }
         putchar('\n');
     }
-    json_decref(q.arr);
+    if (step != SQLITE_DONE) {
+        cli_error("index %s: query: %s", path, sqlite3_errmsg(db));
+    } else {
+        if (json)
+            cli_json_print(stdout, arr);
+        rc = 0;
+    }
+    json_decref(arr);
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
     flm_index_close(&idx);
-    return rc < 0;
+    return rc;
 }
 
 /* Writes timeline pages of the first n samples (index order) into dir as <i>.html. */

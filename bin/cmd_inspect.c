@@ -90,8 +90,7 @@ static int list_records(flm_shard_reader *r, int json)
         json_t *o = json_pack("{s:s,s:I,s:s,s:I,s:o}", "shard", flm_shard_reader_path(r),
                               "format_version", (json_int_t)h->format_version, "schema", h->schema,
                               "n_records", (json_int_t)n, "records", arr);
-        json_dumpf(o, stdout, JSON_COMPACT);
-        putchar('\n');
+        cli_json_print(stdout, o);
         json_decref(o);
     }
     return rc;

@@ -4,10 +4,15 @@
  *   flm model init --arch flm --size tiny|1b|7b --seed S -o DIR    config.json + safetensors
  *   flm model info --arch mimi|flm PATH                             load it, print the config
  *   flm model quantize --model DIR --weights bf16|q8|q4 -o OUT      FLM-Audio in another format */
+#include <dirent.h>
+#include <jansson.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -20,8 +25,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: flm model init --arch mimi --size tiny|full --seed S -o FILE\n"
-               "       flm model init --arch flm --size tiny|1b|7b --seed S -o DIR\n"
+    fprintf(f, "usage: flm model init --arch mimi --size tiny|full --seed S -o FILE [--json]\n"
+               "       flm model init --arch flm --size tiny|1b|7b --seed S -o DIR [--json]\n"
                "                      [--dtype bf16|f32] [--shard-mb N]\n"
                "       flm model info --arch mimi FILE\n"
                "       flm model info --arch flm DIR [--weights f32|bf16|q8|q4] [--mmap]\n"
@@ -38,6 +43,8 @@ static void usage(FILE *f)
                "1.74B parameters, 3.5 GB), 7b (the released shapes, 8.2B parameters; 16.4 GB).\n"
                "Tensors are generated and written a chunk at a time, so memory stays small.\n"
                "--dtype: bf16 (default, as released) or f32.\n"
+               "--json: the summary as one JSON object (path, arch, size, seed, bytes; n_params\n"
+               "and dtype for flm). Progress goes to stderr (FLM_PROGRESS=0 silences it).\n"
                "quantize loads an FLM-Audio checkpoint in the given format and writes it to OUT:\n"
                "bf16 / f32 as standard tensors, q8 / q4 (per-block int8 / 4-bit, docs/engine.md)\n"
                "as codes plus '<name>.qscale' tensors that flm_lm_load reads back without\n"
@@ -45,8 +52,62 @@ static void usage(FILE *f)
                "flm validate --mmap does, and reports the bytes computed from the mapping.\n");
 }
 
+/* Progress of flm_lm_write_random, which has no callback: a thread watches the safetensors
+ * files of DIR grow (those written since the start, and the shard being written under its
+ * temporary name) towards the checkpoint's size. */
+typedef struct init_watch {
+    const char *dir;
+    time_t start;
+    cli_progress bar;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} init_watch;
+
+static int64_t written_bytes(const init_watch *w)
+{
+    int64_t sum = 0;
+    DIR *d = opendir(w->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        char path[4096];
+        struct stat st;
+        /* each shard is written as NAME.safetensors.tmp, then renamed */
+        if (!(n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) &&
+            !(n > 16 && !strcmp(e->d_name + n - 16, ".safetensors.tmp")))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", w->dir, e->d_name);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime >= w->start)
+            sum += (int64_t)st.st_size;
+    }
+    if (d)
+        closedir(d);
+    return sum;
+}
+
+static void *watch_init(void *arg)
+{
+    init_watch *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 250000000;
+        if (t.tv_nsec >= 1000000000)
+            t.tv_sec++, t.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&w->cv, &w->mu, &t);
+        if (!w->done) {
+            int64_t b = written_bytes(w);
+            cli_progress_update(&w->bar, b < w->bar.total ? b : w->bar.total - 1);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
 static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const char *shard_s,
-                    const char *out)
+                    const char *out, int json)
 {
     flm_error err = {0};
     flm_lm_config cfg;
@@ -64,11 +125,36 @@ static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const 
         fprintf(stderr, "flm model init: %s\n", err.msg);
         return 2;
     }
-    if (flm_lm_write_random(&cfg, seed, dt, (uint64_t)shard_mb << 20, out, &err) < 0) {
+    int64_t n = flm_lm_config_n_params(&cfg);
+    init_watch w = {.dir = out, .start = time(NULL) - 1, .done = 0};
+    pthread_t th;
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    cli_progress_start_scaled(&w.bar, "flm model init", "MB", n * (int64_t)flm_dtype_size(dt), 1e6);
+    int watching = pthread_create(&th, NULL, watch_init, &w) == 0;
+    int rc = flm_lm_write_random(&cfg, seed, dt, (uint64_t)shard_mb << 20, out, &err);
+    pthread_mutex_lock(&w.mu);
+    w.done = 1;
+    pthread_cond_signal(&w.cv);
+    pthread_mutex_unlock(&w.mu);
+    if (watching)
+        pthread_join(th, NULL);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    if (rc < 0) {
         fprintf(stderr, "flm model init: %s\n", err.msg);
         return 1;
     }
-    int64_t n = flm_lm_config_n_params(&cfg);
+    cli_progress_update(&w.bar, w.bar.total);
+    cli_progress_finish(&w.bar, w.bar.total);
+    if (json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I}", "path", out, "arch", "flm", "size",
+                              size, "seed", (json_int_t)seed, "n_params", (json_int_t)n, "dtype",
+                              dtype_s, "bytes", (json_int_t)(n * (int64_t)flm_dtype_size(dt)));
+        cli_json_print(stdout, o);
+        json_decref(o);
+        return 0;
+    }
     printf("wrote %s: FLM-Audio %s, seed %llu, %.3g M parameters, %s, %.1f MB\n", out, size,
            (unsigned long long)seed, n / 1e6, dtype_s, n * (double)flm_dtype_size(dt) / 1e6);
     return 0;
@@ -134,7 +220,7 @@ static int flm_info(const char *dir, const char *weights, int flags)
 }
 
 static int model_init(const char *arch, const char *size, const char *seed_s, const char *dtype,
-                      const char *shard_mb, const char *out)
+                      const char *shard_mb, const char *out, int json)
 {
     flm_error err = {0};
     flm_mimi_config cfg;
@@ -147,7 +233,7 @@ static int model_init(const char *arch, const char *size, const char *seed_s, co
         return 2;
     }
     if (!strcmp(arch, "flm"))
-        return flm_init(size, seed, dtype, shard_mb, out);
+        return flm_init(size, seed, dtype, shard_mb, out, json);
     if (strcmp(arch, "mimi")) {
         fprintf(stderr, "flm model init: unknown --arch '%s' (supported: mimi, flm)\n", arch);
         return 2;
@@ -162,13 +248,28 @@ static int model_init(const char *arch, const char *size, const char *seed_s, co
     }
     /* write through the library's writer format: the image is already a complete file */
     FILE *f = fopen(out, "wb");
-    int ok = f && fwrite(buf, 1, n, f) == n;
+    int ok = f != NULL;
+    cli_progress bar;
+    cli_progress_start_scaled(&bar, "flm model init: writing", "MB", (int64_t)n, 1e6);
+    for (size_t at = 0, chunk = 8u << 20; ok && at < n; at += chunk) {
+        size_t c = n - at < chunk ? n - at : chunk;
+        ok = fwrite(buf + at, 1, c, f) == c;
+        cli_progress_update(&bar, (int64_t)(at + c));
+    }
+    cli_progress_finish(&bar, (int64_t)n);
     if (f && fclose(f) != 0)
         ok = 0;
     flm_free(buf);
     if (!ok) {
         fprintf(stderr, "flm model init: cannot write %s\n", out);
         return 1;
+    }
+    if (json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I}", "path", out, "arch", "mimi", "size", size,
+                              "seed", (json_int_t)seed, "bytes", (json_int_t)n);
+        cli_json_print(stdout, o);
+        json_decref(o);
+        return 0;
     }
     printf("wrote %s: Mimi %s, seed %llu, %.1f MB\n", out, size, seed, n / 1e6);
     return 0;
@@ -205,23 +306,19 @@ int cmd_model(int argc, char **argv)
 {
     const char *arch = NULL, *size = NULL, *seed = "0", *out = NULL, *dtype = "bf16";
     const char *shard_mb = NULL, *weights = NULL, *model = NULL;
-    static const struct option opts[] = {{"arch", required_argument, 0, 'a'},
-                                         {"size", required_argument, 0, 's'},
-                                         {"seed", required_argument, 0, 'S'},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"dtype", required_argument, 0, 'd'},
-                                         {"shard-mb", required_argument, 0, 'm'},
-                                         {"weights", required_argument, 0, 'w'},
-                                         {"model", required_argument, 0, 'M'},
-                                         {"mmap", no_argument, 0, 'p'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"arch", required_argument, 0, 'a'},    {"size", required_argument, 0, 's'},
+        {"seed", required_argument, 0, 'S'},    {"output", required_argument, 0, 'o'},
+        {"dtype", required_argument, 0, 'd'},   {"shard-mb", required_argument, 0, 'm'},
+        {"weights", required_argument, 0, 'w'}, {"model", required_argument, 0, 'M'},
+        {"mmap", no_argument, 0, 'p'},          {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    int c, load_flags = 0;
+    int c, load_flags = 0, json = 0;
     optind = 1;
     while ((c = getopt_long(argc - 1, argv + 1, "o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -252,6 +349,9 @@ int cmd_model(int argc, char **argv)
         case 'p':
             load_flags = FLM_LM_LOAD_MAPPED;
             break;
+        case 'j':
+            json = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -265,7 +365,7 @@ int cmd_model(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        return model_init(arch, size, seed, dtype, shard_mb, out);
+        return model_init(arch, size, seed, dtype, shard_mb, out, json);
     }
     if (!strcmp(sub, "info")) {
         if (!arch || optind != argc - 2) {

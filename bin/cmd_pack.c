@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "flm_alloc.h"
+#include "flm_pack.h"
 #include "pack.h"
 
 static void usage(FILE *f)
@@ -110,14 +111,20 @@ static int setup_recipe(job *J, const char *noise)
     const double *f = J->recipe.p_format;
     double post = f[FLM_FORMAT_TTS] + f[FLM_FORMAT_ASR];
     double dial = f[FLM_FORMAT_ARRT] + f[FLM_FORMAT_RTTS] + f[FLM_FORMAT_RTTS_FREE];
+    double words = f[FLM_FORMAT_WORDS] + f[FLM_FORMAT_WORDS_ASR];
     flm_error err = {0};
-    if (post > 0 && dial > 0) {
-        cli_error("pack: recipe %s mixes sentence formats (tts, asr) and dialog formats (arrt, "
-                  "rtts, rtts-free): pack them as two jobs",
+    if ((post > 0) + (dial > 0) + (words > 0) > 1 ||
+        (f[FLM_FORMAT_WORDS] > 0 && f[FLM_FORMAT_WORDS_ASR] > 0)) {
+        cli_error("pack: recipe %s mixes kinds of formats: sentences (tts, asr), dialogs (arrt, "
+                  "rtts, rtts-free) and each word-level arm (words, words-asr) are packed by "
+                  "separate jobs",
                   J->recipe.name);
         return -1;
     }
     J->dialogs = dial > 0;
+    J->words = f[FLM_FORMAT_WORDS] > 0       ? FLM_PACK_WORDS
+               : f[FLM_FORMAT_WORDS_ASR] > 0 ? FLM_PACK_WORDS_ASR
+                                             : 0;
     if (!J->dialogs) {
         if (noise) {
             cli_error("pack: --noise augments dialogs; recipe %s packs sentences", J->recipe.name);

@@ -1,9 +1,11 @@
 /* cmd_tokenize.c - `flm tokenize` and `flm detokenize`: text lines <-> token ids. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "flm_alloc.h"
 #include "flm_profile.h"
@@ -24,6 +26,10 @@ static const char tokenize_help[] =
     "  --whole            encode the whole input as one text (newlines included), not per line\n"
     "  --lossy            replace invalid UTF-8 by U+FFFD instead of failing\n"
     "  --no-added         tokenize added-token strings such as <|im_end|> as plain text\n"
+    "  --json             one JSON object per input line: {\"ids\": [...]} (and \"pieces\"\n"
+    "                     with --pieces); with --stats the summary as one JSON object\n"
+    "  --stats            instead of the tokens, a summary: lines, bytes, tokens, the\n"
+    "                     longest line in tokens, bytes per token\n"
     "\n"
     "Invalid UTF-8 stops with 'FILE:LINE: invalid UTF-8 at byte offset N' and exit status 1.\n"
     "example:\n"
@@ -48,7 +54,7 @@ static const char detokenize_help[] =
 typedef struct opts {
     const char *tokenizer;
     const char *profile;
-    int pieces, whole, lossy, no_added, skip_special;
+    int pieces, whole, lossy, no_added, skip_special, json, stats;
     int n_files;
     char **files;
 } opts;
@@ -71,6 +77,10 @@ static int parse(int argc, char **argv, opts *o, int tokenize, const char *help)
             o->pieces = 1;
         } else if (tokenize && !strcmp(a, "--whole")) {
             o->whole = 1;
+        } else if (tokenize && !strcmp(a, "--json")) {
+            o->json = 1;
+        } else if (tokenize && !strcmp(a, "--stats")) {
+            o->stats = 1;
         } else if (tokenize && !strcmp(a, "--no-added")) {
             o->no_added = 1;
         } else if (!tokenize && !strcmp(a, "--skip-special")) {
@@ -197,7 +207,8 @@ static int for_each_input(const opts *o, const char *cmd, line_fn fn, void *ctx)
 typedef struct tok_ctx {
     const flm_tokenizer *tok;
     flm_token_buf buf;
-    int pieces;
+    int pieces, json, stats;
+    int64_t n_lines, n_bytes, n_tokens, max_tokens;
 } tok_ctx;
 
 static int tokenize_line(void *ctx, const char *name, long line, char *text, size_t size)
@@ -207,6 +218,28 @@ static int tokenize_line(void *ctx, const char *name, long line, char *text, siz
     if (flm_tokenizer_encode(c->tok, text, size, &c->buf, &err) < 0) {
         fprintf(stderr, "flm tokenize: %s:%ld: %s\n", name, line, err.msg);
         return 1;
+    }
+    c->n_lines++;
+    c->n_bytes += (int64_t)size;
+    c->n_tokens += (int64_t)c->buf.n_ids;
+    if ((int64_t)c->buf.n_ids > c->max_tokens)
+        c->max_tokens = (int64_t)c->buf.n_ids;
+    if (c->stats)
+        return 0;
+    if (c->json) {
+        json_t *o = json_object(), *ids = json_array(), *pieces = json_array();
+        for (size_t i = 0; i < c->buf.n_ids; i++) {
+            json_array_append_new(ids, json_integer(c->buf.ids[i]));
+            json_array_append_new(pieces, json_string(flm_tokenizer_piece(c->tok, c->buf.ids[i])));
+        }
+        json_object_set_new(o, "ids", ids);
+        if (c->pieces)
+            json_object_set_new(o, "pieces", pieces);
+        else
+            json_decref(pieces);
+        cli_json_print(stdout, o);
+        json_decref(o);
+        return 0;
     }
     for (size_t i = 0; i < c->buf.n_ids; i++) {
         if (i)
@@ -218,6 +251,23 @@ static int tokenize_line(void *ctx, const char *name, long line, char *text, siz
     }
     putchar('\n');
     return 0;
+}
+
+static void print_stats(const tok_ctx *c)
+{
+    double per = c->n_tokens ? (double)c->n_bytes / (double)c->n_tokens : 0;
+    if (c->json) {
+        json_t *o =
+            json_pack("{s:I,s:I,s:I,s:I,s:f}", "lines", (json_int_t)c->n_lines, "bytes",
+                      (json_int_t)c->n_bytes, "tokens", (json_int_t)c->n_tokens,
+                      "max_tokens_per_line", (json_int_t)c->max_tokens, "bytes_per_token", per);
+        cli_json_print(stdout, o);
+        json_decref(o);
+        return;
+    }
+    printf("%lld lines, %lld bytes, %lld tokens (longest line %lld), %.3f bytes per token\n",
+           (long long)c->n_lines, (long long)c->n_bytes, (long long)c->n_tokens,
+           (long long)c->max_tokens, per);
 }
 
 int cmd_tokenize(int argc, char **argv)
@@ -232,7 +282,11 @@ int cmd_tokenize(int argc, char **argv)
         return 1;
     c.tok = tok;
     c.pieces = o.pieces;
+    c.json = o.json;
+    c.stats = o.stats;
     rc = for_each_input(&o, "tokenize", tokenize_line, &c);
+    if (rc == 0 && o.stats)
+        print_stats(&c);
     flm_token_buf_free(&c.buf);
     flm_tokenizer_destroy(&tok);
     return rc;

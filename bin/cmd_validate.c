@@ -296,8 +296,7 @@ int cmd_validate(int argc, char **argv)
         json_object_set_new(root, "n_frames", json_integer(total_frames));
         json_object_set_new(root, "n_outliers", json_integer(n_out));
         json_object_set_new(root, "interrupted", json_boolean(interrupted));
-        json_dumpf(root, stdout, JSON_INDENT(2));
-        printf("\n");
+        cli_json_print(stdout, root); /* reals shortest-round-trip */
         json_decref(root);
     } else {
         print_row("total", total_frames, &total, w, 0);

@@ -61,6 +61,7 @@ typedef struct job {
     int too_many_bad;                     /* more than max_bad of the inputs quarantined */
     flm_recipe recipe;
     int dialogs;           /* the recipe packs dialogs (ARRT/RTTS/RTTS-free), not sentences */
+    int words;             /* word-level recipe: FLM_PACK_WORDS or FLM_PACK_WORDS_ASR (else 0) */
     flm_dialog_params dp;  /* dialogs: timeline settings from the recipe */
     flm_augment_params ap; /* dialogs: listen-track augmentation from the recipe */
     flm_augment_noise_pool *pool; /* dialogs: --noise clips (NULL: no noise) */

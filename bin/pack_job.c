@@ -13,6 +13,7 @@
 #include "codes.h"
 #include "flm_alloc.h"
 #include "flm_safetensors.h"
+#include "flm_pack.h"
 #include "flm_util.h"
 #include "pack.h"
 
@@ -555,6 +556,9 @@ static void print_summary_json(const job *J, double elapsed, double hours, doubl
     json_object_set_new(o, "samples", json_integer(J->n_out));
     if (J->dialogs) {
         json_object_set_new(o, "samples_with_interruptions", json_integer(J->n_interrupted));
+    } else if (J->words) {
+        json_object_set_new(o, "layout",
+                            json_string(J->words == FLM_PACK_WORDS ? "words" : "words-asr"));
     } else {
         json_object_set_new(o, "tts", json_integer(J->n_tts));
         json_object_set_new(o, "asr", json_integer(J->n_out - J->n_tts));
@@ -596,6 +600,13 @@ static void print_summary(const job *J, double elapsed)
                "%lld samples (%lld with interruptions) in %lld shards; %.3f h of dialog\n",
                part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
                (long long)J->sentences, (long long)J->n_out, (long long)J->n_interrupted,
+               (long long)J->shards, hours);
+    else if (J->words)
+        printf("flm pack%s: %lld groups packed (%lld already done), %lld utterances, %lld "
+               "sentences -> %lld word-level samples (%s) in %lld shards; %.3f h of speech\n",
+               part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
+               (long long)J->sentences, (long long)J->n_out,
+               J->words == FLM_PACK_WORDS ? "words: Moshi's arm" : "words-asr: the paper's arm",
                (long long)J->shards, hours);
     else
         printf("flm pack%s: %lld groups packed (%lld already done), %lld utterances, %lld "

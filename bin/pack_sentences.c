@@ -25,6 +25,10 @@ typedef struct utt_buf {
     int32_t *codes; /* [8][n_frames] */
     int64_t n_frames;
     int64_t line;
+    /* word-level recipes: the utterance's words with their tokens (into tokens) */
+    flm_pack_word *words;
+    size_t n_words;
+    int32_t *tokens;
 } utt_buf;
 
 struct sentence_group {
@@ -43,6 +47,8 @@ void sentence_group_free(sentence_group *G)
     for (size_t i = 0; i < G->n_utts; i++) {
         flm_pack_utt_free(&G->utts[i].u);
         flm_free(G->utts[i].codes);
+        flm_free(G->utts[i].words);
+        flm_free(G->utts[i].tokens);
     }
     for (size_t i = 0; i < G->n_pairs; i++) {
         flm_free((void *)G->pairs[i].pair.text);
@@ -123,6 +129,73 @@ sentence_group *sentence_group_new(void)
     return flm_calloc(1, sizeof(sentence_group));
 }
 
+/* Word-level recipes: tokenizes each word of utterance b (the group's last), times relative to
+ * its first sentence. 0, or quarantined (1, the utterance dropped), or < 0. */
+static int word_line(job *J, sentence_group *G, utt_buf *b, const char *key, const char *file)
+{
+    flm_error err = {0};
+    double rate = (double)J->prof.codec.sample_rate / J->prof.codec.samples_per_frame;
+    double t0 = b->u.sents[0].start_frame / rate;
+    size_t n = 0, n_tok = 0, cap_tok = 0;
+    int rc = 0, stage = ST_PARSE;
+    for (size_t s = 0; s < b->u.n_sents && rc == 0; s++)
+        if (!b->u.sents[s].words)
+            rc = flm_error_set(
+                &err, FLM_EFORMAT, "sentence %zu has no \"words\": recipe %s is word-level (%s)", s,
+                J->recipe.name,
+                flm_recipe_format_name(J->words == FLM_PACK_WORDS ? FLM_FORMAT_WORDS
+                                                                  : FLM_FORMAT_WORDS_ASR));
+        else
+            n += b->u.sents[s].n_words;
+    if (rc == 0 && !(b->words = flm_calloc(n + 1, sizeof *b->words)))
+        rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
+    size_t *offs = rc == 0 ? flm_calloc(n + 1, sizeof *offs) : NULL;
+    if (rc == 0 && !offs)
+        rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
+    for (size_t s = 0; s < b->u.n_sents && rc == 0; s++) {
+        const flm_pack_sentence *q = &b->u.sents[s];
+        for (size_t k = 0; k < q->n_words && rc == 0; k++) {
+            const flm_pack_input_word *w = &q->words[k];
+            stage = ST_TOKENIZE;
+            if ((rc = flm_tokenizer_encode(J->tok, w->text, strlen(w->text), &J->tb, &err)) < 0)
+                break;
+            if (J->tb.n_ids == 0) {
+                rc = flm_error_set(&err, FLM_EFORMAT, "sentence %zu word %zu: no tokens in \"%s\"",
+                                   s, k, w->text);
+                break;
+            }
+            if (flm_grow((void **)&b->tokens, &cap_tok, n_tok + J->tb.n_ids, sizeof *b->tokens) <
+                0) {
+                rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(b->tokens + n_tok, J->tb.ids, J->tb.n_ids * sizeof *b->tokens);
+            offs[b->n_words] = n_tok;
+            /* a word that starts before its utterance's first frame (refinement trims silence
+             * the transcript's word timings may still cover) counts from that frame */
+            double ws = w->start - t0 > 0 ? w->start - t0 : 0;
+            double we = w->end - t0 > ws ? w->end - t0 : ws;
+            b->words[b->n_words++] = (flm_pack_word){NULL, (int32_t)J->tb.n_ids, ws, we};
+            n_tok += J->tb.n_ids;
+            J->sentences += k == 0;
+        }
+    }
+    for (size_t k = 0; rc == 0 && k < b->n_words; k++) /* tokens moved while growing */
+        b->words[k].text = b->tokens + offs[k];
+    flm_free(offs);
+    if (rc == 0) {
+        J->utts++;
+        return 0;
+    }
+    char msg[FLM_ERROR_MSG_SIZE + 64];
+    snprintf(msg, sizeof msg, "%s: %s", b->u.id, err.msg);
+    G->n_utts--;
+    flm_pack_utt_free(&b->u);
+    flm_free(b->codes), flm_free(b->words), flm_free(b->tokens);
+    memset(b, 0, sizeof *b);
+    return pack_quarantine(J, key, file, stage, msg) < 0 ? -1 : 1;
+}
+
 /* Parses one line, gets its codes, tokenizes its sentences into pairs. */
 int sentence_line(job *J, sentence_group *G, const char *file, const char *key, const char *line,
                   size_t len, int64_t line_no, const char *dir)
@@ -148,6 +221,8 @@ int sentence_line(job *J, sentence_group *G, const char *file, const char *key, 
         flm_free(b->codes);
         return pack_quarantine(J, key, file, stage, msg) < 0 ? -1 : 1;
     }
+    if (J->words)
+        return word_line(J, G, b, key, file);
     int bucket = bucket_of(G, &b->u);
     double t0 = flm_now();
     size_t first_pair = G->n_pairs;
@@ -225,9 +300,62 @@ static char *speakers_of(const sentence_group *G, const pair_buf *const *ps, siz
     return out;
 }
 
+/* Word-level recipes: one sample per utterance, its speech from its first sentence's start to
+ * its last sentence's end. */
+static int words_group_pack(job *J, sentence_group *G, const char *file, const char *sample_base,
+                            flm_error *err)
+{
+    double t0 = flm_now();
+    int rc = 0;
+    for (size_t i = 0; i < G->n_utts && rc == 0; i++) {
+        utt_buf *b = &G->utts[i];
+        int64_t from = b->u.sents[0].start_frame, to = b->u.sents[b->u.n_sents - 1].end_frame;
+        int32_t nf = (int32_t)(to - from);
+        int32_t *codes = flm_malloc((size_t)nf * FLM_N_CODEBOOKS * sizeof *codes);
+        if (!codes) {
+            rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+            break;
+        }
+        for (int c = 0; c < FLM_N_CODEBOOKS; c++)
+            memcpy(codes + (size_t)c * nf, b->codes + c * b->n_frames + from,
+                   (size_t)nf * sizeof *codes);
+        char sid[700];
+        snprintf(sid, sizeof sid, "%s#L%lld", sample_base, (long long)b->line);
+        flm_sample *s = NULL;
+        rc = flm_pack_words(&s, &J->prof, J->words, J->recipe.word_lag, codes, nf, b->words,
+                            b->n_words, sid, err);
+        flm_free(codes);
+        if (rc == 0 && s->n_frames > J->recipe.sample_frames)
+            rc = flm_error_set(err, FLM_ERANGE, "%s: %d frames, longer than a sample (%d)", sid,
+                               s->n_frames, J->recipe.sample_frames);
+        if (rc == FLM_ERANGE || rc == FLM_EINVAL) { /* this utterance cannot be packed */
+            char key[700], msg[FLM_ERROR_MSG_SIZE + 64];
+            snprintf(key, sizeof key, "pack:%s:%lld:%s#words", pack_base_name(file),
+                     (long long)b->line, b->u.id);
+            snprintf(msg, sizeof msg, "%s: %s", b->u.id, err->msg);
+            flm_sample_destroy(&s);
+            rc = pack_quarantine(J, key, file, ST_PACK, msg) < 0 ? FLM_EDB : 0;
+            continue;
+        }
+        if (rc == 0 &&
+            (flm_sample_set_stage(s, J->recipe.stage) || flm_sample_set_corpus(s, b->u.corpus) ||
+             flm_sample_set_language(s, b->u.language) || flm_sample_set_speakers(s, b->u.speaker)))
+            rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
+        if (rc == 0) {
+            rc = pack_add_sample(J, s, err);
+            s = NULL;
+        }
+        flm_sample_destroy(&s);
+    }
+    J->t_pack += flm_now() - t0;
+    return rc;
+}
+
 int sentence_group_pack(job *J, sentence_group *G, const char *file, const char *sample_base,
                         flm_error *err)
 {
+    if (J->words)
+        return words_group_pack(J, G, file, sample_base, err);
     if (G->n_pairs == 0)
         return 0;
     int rc0 = pack_silence(J, err);

@@ -30,7 +30,10 @@ enum {
     FLM_FORMAT_ARRT = 2,      /* "arrt": ASR-Response-TTS dialogs (3.3) */
     FLM_FORMAT_RTTS = 3,      /* "rtts": Response-TTS dialogs (3.4) */
     FLM_FORMAT_RTTS_FREE = 4, /* "rtts-free": Response-TTS with free user inputs (3.5) */
-    FLM_N_FORMATS = 5
+    /* the word-level arms of the paper's ablation (Table 7; packers/flm_pack.h): */
+    FLM_FORMAT_WORDS = 5,     /* "words": Moshi's: speak side, each word's tokens at its start */
+    FLM_FORMAT_WORDS_ASR = 6, /* "words-asr": the paper's: listen side, after the word + word_lag */
+    FLM_N_FORMATS = 7
 };
 
 typedef struct flm_recipe {
@@ -41,6 +44,7 @@ typedef struct flm_recipe {
     double p_tts;                   /* share of pairs packed TTS-style (= p_format[TTS]) */
     double p_format[FLM_N_FORMATS]; /* by FLM_FORMAT_*; default tts 0.5, asr 0.5 */
     int32_t lead, lag;              /* frames (TTS lead 0..2; ASR lag) */
+    int32_t word_lag;               /* words-asr: frames between a word's end and its tokens (1) */
     double silence_min_s, silence_max_s;
     int32_t sample_frames;
     double loss_weight[FLM_N_LOSS_CLASSES]; /* by flm_loss_class; [FLM_LOSS_NONE] is 0 */

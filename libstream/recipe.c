@@ -63,8 +63,8 @@ static int get_int(json_t *obj, const char *key, const char *path, int64_t lo, i
     return 0;
 }
 
-static const char *const format_names[FLM_N_FORMATS + 1] = {"tts",  "asr",       "arrt",
-                                                            "rtts", "rtts-free", NULL};
+static const char *const format_names[FLM_N_FORMATS + 1] = {
+    "tts", "asr", "arrt", "rtts", "rtts-free", "words", "words-asr", NULL};
 
 const char *flm_recipe_format_name(int format)
 {
@@ -98,6 +98,7 @@ static void defaults(flm_recipe *r)
     r->reaction_s = 0.5;
     r->fade_s = 0.01;
     r->lead = 2;
+    r->word_lag = 1;
     r->silence_min_s = 0.08;
     r->silence_max_s = 3.0;
     r->sample_frames = 8192;
@@ -232,13 +233,15 @@ static int parse(json_t *root, const char *name, flm_recipe *r, flm_error *err)
     }
     json_t *pk = json_object_get(root, "packing");
     if (pk) {
-        static const char *keys[] = {"lead",          "lag",           "silence_min_s",
-                                     "silence_max_s", "sample_frames", NULL};
+        static const char *keys[] = {
+            "lead", "lag", "silence_min_s", "silence_max_s", "sample_frames", "word_lag", NULL};
         if (!json_is_object(pk))
             return bad(err, name, "packing", "expected an object");
         if ((rc = only_keys(pk, keys, name, "packing", err)) < 0 ||
             (rc = get_int(pk, "lead", "packing.lead", 0, 2, &r->lead, name, err)) < 0 ||
             (rc = get_int(pk, "lag", "packing.lag", 0, 64, &r->lag, name, err)) < 0 ||
+            (rc = get_int(pk, "word_lag", "packing.word_lag", 0, 64, &r->word_lag, name, err)) <
+                0 ||
             (rc = get_num(pk, "silence_min_s", "packing.silence_min_s", 0, 60, &r->silence_min_s,
                           name, err)) < 0 ||
             (rc = get_num(pk, "silence_max_s", "packing.silence_max_s", 0, 60, &r->silence_max_s,

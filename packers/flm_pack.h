@@ -26,11 +26,16 @@
  * Metadata "pack.layout" says where each pair went: one line per pair, "TEXT_AT SPEECH_AT ID"
  * (frames; ID the pair's id, "-" when NULL), so a user can find any sentence in the sample.
  *
- * Word-level (Moshi-style) layout, for the ablation of paper Table 7: each word's tokens start at
- * frame floor(start * frame_rate) (shifted later, in order, when the previous word's tokens are
- * still running: keep and shift), one token per frame; every other text position holds
- * text_pad, except that the frame before a word start holds text_epad when it was text_pad.
- * Speech codes on the speak channels for the whole utterance, listen AUD_EMPTY.
+ * Word-level layouts, the two arms of the ablation of paper Table 7 (one utterance a sample):
+ *  - FLM_PACK_WORDS (Moshi's): speech codes on the speak channels, listen AUD_EMPTY; each word's
+ *    tokens start at frame floor(start * frame_rate), as it is spoken;
+ *  - FLM_PACK_WORDS_ASR (the paper's "ASR-style, where each word-level token slightly lags behind
+ *    its pronunciation"): speech codes on the listen channels, speak AUD_EMPTY; each word's tokens
+ *    start lag frames after the word ends, at frame ceil(end * frame_rate) + lag.
+ * In both, one token per frame, shifted later in order when the previous word's tokens are still
+ * running (keep and shift, counted in "pack.words_shifted"); every other text position holds
+ * text_pad, except that the frame before a word's first token holds text_epad when it was
+ * text_pad. Tokens running past the speech extend the sample; nothing is dropped.
  *
  * All inputs are borrowed; the output sample is owned by the caller.
  */
@@ -44,7 +49,7 @@
 #include "flm_profile.h"
 #include "flm_stream.h"
 
-enum { FLM_PACK_TTS = 1, FLM_PACK_ASR = 2 };
+enum { FLM_PACK_TTS = 1, FLM_PACK_ASR = 2, FLM_PACK_WORDS = 3, FLM_PACK_WORDS_ASR = 4 };
 
 /* One aligned pair: a sentence's tokens and the codes of its speech. */
 typedef struct flm_pack_pair {
@@ -80,11 +85,12 @@ typedef struct flm_pack_word {
     double start, end; /* seconds from the utterance start */
 } flm_pack_word;
 
-/* Word-level layout of one utterance: codes [FLM_N_CODEBOOKS][n_frames] on the speak channels,
- * words placed as described above. Tokens that would run past n_frames extend the sample (never
- * dropped); their count is "pack.words_shifted" (words moved later by keep-and-shift). */
-FLM_API int flm_pack_words(flm_sample **out, const flm_profiles *p, const int32_t *codes,
-                           int32_t n_frames, const flm_pack_word *words, size_t n_words,
-                           const char *sample_id, flm_error *err);
+/* Word-level layout of one utterance (style FLM_PACK_WORDS or FLM_PACK_WORDS_ASR, lag in frames
+ * for the latter): codes [FLM_N_CODEBOOKS][n_frames], words placed as described above. Style
+ * "word" or "word-asr"; metadata "pack.words", "pack.words_shifted" (words moved later by
+ * keep-and-shift), "pack.word_lag" (ASR arm). */
+FLM_API int flm_pack_words(flm_sample **out, const flm_profiles *p, int style, int32_t lag,
+                           const int32_t *codes, int32_t n_frames, const flm_pack_word *words,
+                           size_t n_words, const char *sample_id, flm_error *err);
 
 #endif

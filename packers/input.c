@@ -1,5 +1,6 @@
 /* Parser of flm pack's input lines. See flm_pack_input.h. */
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "flm_alloc.h"
@@ -54,13 +55,69 @@ static int get_frame(json_t *s, const char *key, size_t i, int64_t *v, const cha
     return 0;
 }
 
+/* The "words" of sentence i: timed, in order, spelling the sentence's text. */
+static int get_words(json_t *ws, flm_pack_sentence *q, size_t i, const char *where, flm_error *err)
+{
+    size_t n = json_array_size(ws), len = 0;
+    if (!json_is_array(ws) || n == 0)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: key \"sentences[%zu].words\": expected a non-empty array of "
+                             "{\"text\", \"start\", \"end\"}",
+                             where, i);
+    if (!(q->words = flm_calloc(n, sizeof *q->words)))
+        return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", where);
+    for (size_t k = 0; k < n; k++) {
+        json_t *w = json_array_get(ws, k), *t = json_object_get(w, "text");
+        json_t *a = json_object_get(w, "start"), *b = json_object_get(w, "end");
+        if (!json_is_object(w) || json_object_size(w) != 3 || !json_is_string(t) ||
+            !json_string_length(t) || !json_is_number(a) || !json_is_number(b))
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: key \"sentences[%zu].words[%zu]\": expected {\"text\": a "
+                                 "non-empty string, \"start\": s, \"end\": s}",
+                                 where, i, k);
+        flm_pack_input_word *o = &q->words[k];
+        o->start = json_number_value(a);
+        o->end = json_number_value(b);
+        if (!(o->start >= 0) || !(o->end >= o->start) || o->end > 1e7 ||
+            (k > 0 && o->start < q->words[k - 1].start))
+            return flm_error_set(err, FLM_EFORMAT,
+                                 "%s: key \"sentences[%zu].words[%zu]\": start %g, end %g (times "
+                                 "must be >= 0, end >= start, words in time order)",
+                                 where, i, k, o->start, o->end);
+        if (!(o->text = flm_strdup(json_string_value(t))))
+            return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", where);
+        q->n_words = k + 1;
+        len += strlen(o->text);
+    }
+    /* the words concatenated, trimmed, must be the text: the word-level layouts carry the
+     * words' tokens, and they must say what the sentence says */
+    char *all = flm_malloc(len + 1), *p = all;
+    if (!all)
+        return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", where);
+    for (size_t k = 0; k < n; k++)
+        p += sprintf(p, "%s", q->words[k].text);
+    const char *b = all, *e = all + len;
+    while (b < e && (*b == ' ' || *b == '\t' || *b == '\n'))
+        b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n'))
+        e--;
+    int same = (size_t)(e - b) == strlen(q->text) && !memcmp(b, q->text, (size_t)(e - b));
+    int rc = same ? 0
+                  : flm_error_set(err, FLM_EFORMAT,
+                                  "%s: key \"sentences[%zu].words\": the words spell \"%.*s\", the "
+                                  "text is \"%s\"",
+                                  where, i, (int)(e - b > 200 ? 200 : e - b), b, q->text);
+    flm_free(all);
+    return rc;
+}
+
 int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t line_no,
                        const char *base_dir, flm_pack_utt *u, flm_error *err)
 {
     static const char *const keys[] = {"id",      "audio",  "codes",    "channel",   "language",
                                        "speaker", "corpus", "duration", "sentences", NULL};
-    static const char *const skeys[] = {"text",      "start",      "end", "start_frame",
-                                        "end_frame", "confidence", NULL};
+    static const char *const skeys[] = {"text",      "start",      "end",   "start_frame",
+                                        "end_frame", "confidence", "words", NULL};
     char where[512];
     snprintf(where, sizeof where, "%s:%lld", file, (long long)line_no);
     memset(u, 0, sizeof *u);
@@ -183,6 +240,8 @@ int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t l
             goto done;
         }
         u->n_sents = i + 1;
+        if ((v = json_object_get(s, "words")) && (rc = get_words(v, q, i, where, err)) < 0)
+            goto done;
     }
 done:
     json_decref(o);
@@ -195,8 +254,12 @@ void flm_pack_utt_free(flm_pack_utt *u)
 {
     if (!u)
         return;
-    for (size_t i = 0; u->sents && i < u->n_sents; i++)
+    for (size_t i = 0; u->sents && i < u->n_sents; i++) {
         flm_free(u->sents[i].text);
+        for (size_t w = 0; w < u->sents[i].n_words; w++)
+            flm_free(u->sents[i].words[w].text);
+        flm_free(u->sents[i].words);
+    }
     flm_free(u->sents);
     flm_free(u->id), flm_free(u->audio), flm_free(u->codes);
     flm_free(u->language), flm_free(u->speaker), flm_free(u->corpus);

@@ -3,10 +3,10 @@
 set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format python3
-  libzstd-dev zstd libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev
+  libzstd-dev zstd libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev zlib1g-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev ffmpeg
   libopenblas-dev espeak-ng sox valgrind chromium
-  python3-cffi python3-numpy python3-pytest python3-torch python3-pip python3-wheel
+  python3-cffi python3-numpy python3-pytest python3-torch python3-pip python3-wheel python3-mesonpy python3-venv
   libutf8proc-dev nodejs openmpi-bin libopenmpi-dev
 )
 missing=()

@@ -50,6 +50,11 @@ count build/meson-logs/testlog-valgrind.json
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suite build-asan "build-asan (ASan+UBSan)" "$ASAN_TIMEOUT_MULTIPLIER" -Db_sanitize=address,undefined -Db_lundef=false
 
+# the Python package on its own: a fresh venv, pip install --no-build-isolation ./python (the
+# reader's library built and bundled by meson-python), import and read outside the tree: one check
+if out=$(python/tests/install_check.sh build/bin/flm 2>&1); then passed=$((passed + 1)); echo "$out"
+else failed=$((failed + 1)); echo "$out" | tail -20; fi
+
 # formatting (.clang-format): one check
 bad=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror 2>&1 | grep -c 'error:' || true)
 if [ "$bad" = 0 ]; then passed=$((passed + 1)); echo "clang-format: ok"

@@ -10,6 +10,8 @@
 See docs/python.md for the exact epoch order, resume semantics and a training-loop example.
 """
 from ._lib import FlmError
+from .batching import BucketSampler, collate_padded
 from .dataset import DEFAULT_LOSS_WEIGHTS, LOSS_CLASSES, Dataset
 
-__all__ = ["Dataset", "FlmError", "DEFAULT_LOSS_WEIGHTS", "LOSS_CLASSES"]
+__all__ = ["Dataset", "FlmError", "BucketSampler", "collate_padded", "DEFAULT_LOSS_WEIGHTS",
+           "LOSS_CLASSES"]

@@ -1,7 +1,9 @@
 """cffi (ABI mode) binding of the part of libflmstream the reader needs.
 
-The shared library is found, in order, at $FLMSTREAM_LIB, next to this package, in the build tree
-(../build/libflmstream.so relative to the repository), or by the system loader.
+The shared library is found, in order, at $FLMSTREAM_LIB, next to this package (the reader-only
+libflmstream-reader.so that `pip install ./python` builds and bundles, or a libflmstream.so put
+there), in the build tree (../build/libflmstream.so relative to the repository), or by the system
+loader.
 """
 import os
 
@@ -63,23 +65,32 @@ int64_t flm_epoch_position(const flm_epoch *e, int64_t k);
 
 def _candidates():
     env = os.environ.get("FLMSTREAM_LIB")
-    if env:
+    if env:  # an explicit choice: that library or an ImportError, never a silent fallback
         yield env
+        return
     here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, "libflmstream-reader.so")
     yield os.path.join(here, "libflmstream.so")
     yield os.path.join(here, "..", "..", "build", "libflmstream.so")
     yield "libflmstream.so"
 
 
+path = None  # the library loaded
+
+
 def _load():
+    global path
     errors = []
-    for path in _candidates():
-        if os.sep in path and not os.path.exists(path):
+    for p in _candidates():
+        if os.sep in p and not os.path.exists(p):
             continue
         try:
-            return ffi.dlopen(path)
+            lib_ = ffi.dlopen(p)
         except OSError as e:  # try the next place
-            errors.append(f"{path}: {e}")
+            errors.append(f"{p}: {e}")
+            continue
+        path = p
+        return lib_
     raise ImportError(
         "flmstream: cannot load libflmstream.so (set FLMSTREAM_LIB to its path; build it with "
         "tools/build.sh). Tried: " + "; ".join(errors or ["nothing found"])

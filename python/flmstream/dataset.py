@@ -59,13 +59,20 @@ def _check_loss_weights(weights, where):
                            f"number in [0, {MAX_LOSS_WEIGHT:g}]")
 
 
+def s_(p):
+    return None if p == ffi.NULL else ffi.string(p).decode("utf-8")
+
+
 class Dataset:
     """One rank's view of a shuffled, weighted epoch of a dataset.
 
     index: dataset directory or index.sqlite. weights: {corpus: weight} (a corpus not listed has
     weight 1; 5.0 means five copies per epoch, 0.5 each sample with probability 1/2), or recipe: a
-    recipe JSON with "corpus_weights" and "loss_weights". frames: items are padded (or cut) to
-    this many frames. The corpus name "*" sets the weight of every corpus not listed. Weights
+    recipe JSON with "corpus_weights" and "loss_weights". frames: items are padded to this many
+    frames; None gives each item at its own length (with the delay view: its length plus the
+    largest delay). A sample longer than `frames` raises FlmError when the dataset is opened
+    (naming how many and the longest) unless truncate=True, which cuts it (item["truncated"]
+    says so). The corpus name "*" sets the weight of every corpus not listed. Weights
     are checked as recipes are: a NaN, infinite, negative or too large weight, a corpus the
     dataset does not have, or an unknown loss class raises FlmError naming the key.
     delays: None (aligned time), "flm" (the FLM-Audio delays) or 17 ints.
@@ -73,7 +80,8 @@ class Dataset:
     """
 
     def __init__(self, index, seed=0, epoch=0, rank=0, world=1, weights=None, recipe=None,
-                 loss_weights=None, frames=8192, delays=None, on_error="raise", shuffle=True):
+                 loss_weights=None, frames=8192, delays=None, on_error="raise", shuffle=True,
+                 truncate=False):
         w_where, l_where = "weights", "loss_weights"
         if recipe is not None:
             rw, rl = _recipe(recipe)
@@ -91,12 +99,16 @@ class Dataset:
         lw = dict(DEFAULT_LOSS_WEIGHTS)
         lw.update(loss_weights or {})
         self._class_weight = np.array([0.0] + [lw[c] for c in LOSS_CLASSES[1:]], np.float32)
-        self.frames = int(frames)
+        if frames is not None and (isinstance(frames, bool) or int(frames) < 1):
+            raise FlmError(f"frames is {frames!r}, expected an integer >= 1 or None")
+        self.frames = None if frames is None else int(frames)
+        self.truncate = bool(truncate)
         if delays == "flm":
             delays = FLM_DELAYS
         self.delays = None if delays is None else tuple(int(d) for d in delays)
         if self.delays is not None and (len(self.delays) != N_CHANNELS or min(self.delays) < 0):
             raise ValueError("delays must be 17 non-negative integers")
+        self._extra = 0 if self.delays is None else max(self.delays)
         self.on_error = on_error
         self.shuffle = bool(shuffle)
         self._start = 0  # global samples of this epoch consumed before this object started
@@ -120,14 +132,50 @@ class Dataset:
                     self.close()
                     raise FlmError(f'{check_corpora}["{k}"]: the dataset has no corpus "{k}" '
                                    f"(its corpora: {', '.join(sorted(have)) or 'none'})")
+        if check_corpora and self.frames is not None and not self.truncate:
+            self._check_lengths()
         self._build_epoch()
 
-    def _build_epoch(self):
-        self._close_epoch()
+    def _check_lengths(self):
+        lengths = self.item_lengths()
+        long = lengths > self.frames
+        if long.any():
+            n, i = int(long.sum()), int(lengths.argmax())
+            self.close()
+            raise FlmError(
+                f"{self.index}: {n} of {len(lengths)} samples are longer than frames="
+                f"{self.frames} (the longest: sample {i}, {int(lengths[i])} frames"
+                f"{' with the delays' if self._extra else ''}); pass frames=None (each item at "
+                f"its own length; flmstream.batching.BucketSampler batches them by length) or "
+                f"truncate=True to cut them", FLM_ERANGE)
+
+    def item_lengths(self):
+        """Length in frames of each dataset sample's item (index order, numpy int64): the
+        sample's frames plus the largest delay when a delay view is applied (one pass over the
+        sample table, about a second per million samples)."""
+        f, ds = lib.flm_dataset_frames, self._ds
+        n = int(lib.flm_dataset_count(ds))
+        return np.fromiter((f(ds, i) for i in range(n)), np.int64, n) + self._extra
+
+    def global_sample_numbers(self):
+        """Dataset sample numbers of the whole epoch (all ranks, global position order), from
+        the epoch's start whatever this rank's resume point."""
         err = ffi.new("flm_error *")
+        params = self._epoch_params(rank=0, world=1, start=0)
+        p = ffi.new("flm_epoch **")
+        check(lib.flm_epoch_create(p, self._ds, params[0], err), err)
+        try:
+            n = int(lib.flm_epoch_size(p[0]))
+            f, e = lib.flm_epoch_sample, p[0]
+            return np.fromiter((f(e, k) for k in range(n)), np.int64, n)
+        finally:
+            lib.flm_epoch_destroy(p)
+
+    def _epoch_params(self, rank, world, start):
+        """(params, keep-alive objects) for flm_epoch_create."""
         params = ffi.new("flm_epoch_params *", lib.flm_epoch_default_params())
         params.seed, params.epoch = self.seed, self.epoch
-        params.rank, params.world, params.start = self.rank, self.world, self._start
+        params.rank, params.world, params.start = rank, world, start
         params.shuffle = 1 if self.shuffle else 0
         listed = {k: float(v) for k, v in self.weights.items() if k != "*"}
         params.default_weight = float(self.weights.get("*", 1.0))
@@ -135,6 +183,12 @@ class Dataset:
         cnames = ffi.new("const char *[]", names) if names else ffi.NULL
         cweights = ffi.new("double[]", list(listed.values())) if names else ffi.NULL
         params.corpora, params.weights, params.n_weights = cnames, cweights, len(names)
+        return params, (names, cnames, cweights)
+
+    def _build_epoch(self):
+        self._close_epoch()
+        err = ffi.new("flm_error *")
+        params, keep = self._epoch_params(self.rank, self.world, self._start)
         p = ffi.new("flm_epoch **")
         check(lib.flm_epoch_create(p, self._ds, params, err), err)
         self._ep = p[0]
@@ -232,12 +286,13 @@ class Dataset:
                            f"{int(state['epoch'])} ({n} samples)", FLM_ERANGE)
 
     # -- items -----------------------------------------------------------------------------
-    def read_sample(self, n):
-        """Item of dataset sample number n (index order), independent of the epoch."""
+    def read_sample(self, n, frames=...):
+        """Item of dataset sample number n (index order), independent of the epoch. frames:
+        as the Dataset's `frames` (default: the Dataset's), e.g. None for its own length."""
         err = ffi.new("flm_error *")
         v = ffi.new("flm_record_view *")
         check(lib.flm_dataset_read(self._ds, n, v, err), err)
-        return self._item(v)
+        return self._item(v, self.frames if frames is ... else frames)
 
     def __getitem__(self, k):
         if not 0 <= k < len(self):
@@ -258,7 +313,7 @@ class Dataset:
                 log.warning("flmstream: skipping epoch position %d: %s",
                             lib.flm_epoch_position(self._ep, k), e)
 
-    def _item(self, v):
+    def _item(self, v, n):
         t = int(v.n_frames)
         tokens = np.frombuffer(ffi.buffer(v.tokens, 4 * N_CHANNELS * t), np.int32).reshape(N_CHANNELS, t)
         classes = np.frombuffer(ffi.buffer(v.loss_class, N_CHANNELS * t), np.uint8).reshape(N_CHANNELS, t)
@@ -272,7 +327,11 @@ class Dataset:
                 dt[ch, d:d + t] = tokens[ch]
                 dc[ch, d:d + t] = classes[ch]
             tokens, classes, t = dt, dc, t + md
-        n = self.frames
+        if n is None:
+            n = t
+        elif t > n and not self.truncate:  # the dataset changed since it was opened
+            raise FlmError(f"{self.index}: sample {s_(v.id)} is {t} frames long, more than "
+                           f"frames={n} (truncate=False)", FLM_ERANGE)
         out_t = np.repeat(fill[:, None], n, axis=1)
         out_c = np.zeros((N_CHANNELS, n), np.uint8)
         m = min(t, n)
@@ -281,16 +340,13 @@ class Dataset:
         mask = np.zeros(n, bool)
         mask[:m] = True
         meta, events = self._meta(v)
-
-        def s(p):
-            return None if p == ffi.NULL else ffi.string(p).decode("utf-8")
-
+        s = s_
         return {
             "id": s(v.id), "style": s(v.style), "stage": s(v.stage), "language": s(v.language),
             "corpus": s(v.corpus), "speakers": s(v.speakers), "duration_s": float(v.duration_s),
             "n_frames": int(v.n_frames), "tokens": out_t, "loss_class": out_c,
             "loss_weight": self._class_weight[out_c], "mask": mask,
-            "metadata": meta, "events": events,
+            "metadata": meta, "events": events, "truncated": t > n,
         }
 
     @staticmethod

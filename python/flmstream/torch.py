@@ -26,6 +26,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ._lib import FlmError
+from .batching import BucketSampler
+from .batching import collate_padded as _collate_padded_np
 from .dataset import Dataset
 
 log = logging.getLogger("flmstream")
@@ -48,6 +50,17 @@ def collate(items):
         vals = [it[key] for it in items]
         batch[key] = torch.stack(vals) if torch.is_tensor(vals[0]) else vals
     return batch
+
+
+def collate_padded(items):
+    """Pads numpy items of any lengths to the longest (see flmstream.batching.collate_padded):
+    tokens int64 [B, 17, T], loss_class uint8, loss_weight float32 (0 on padding), mask bool
+    [B, T], n_frames int64 [B]; other fields as lists."""
+    b = _collate_padded_np(items)
+    b["tokens"] = torch.from_numpy(b["tokens"].astype(np.int64))
+    for key in ("loss_class", "loss_weight", "mask", "n_frames"):
+        b[key] = torch.from_numpy(b[key])
+    return b
 
 
 class TorchIterable(IterableDataset):
@@ -92,6 +105,10 @@ class TorchIterable(IterableDataset):
 
     def load_state_dict(self, state):
         self.ds.load_state_dict(state)
+
+    def set_epoch(self, epoch):
+        """Starts epoch `epoch` from its beginning (the dataset's set_epoch)."""
+        self.ds.set_epoch(epoch)
 
 
 def _identity(x):
@@ -230,3 +247,112 @@ class Loader:
 
     def set_epoch(self, epoch):
         self.dataset.set_epoch(epoch)
+
+
+class _Batches(IterableDataset):
+    """Worker side of BucketLoader: batches [start, start + n) of this rank (lists of sample
+    numbers); worker w of nw reads and collates batches w, w+nw, ... and yields (number - start,
+    batch or None: every sample skipped)."""
+
+    def __init__(self, ds, batches, collate_fn):
+        super().__init__()
+        self.ds, self.batches, self.collate_fn = ds, batches, collate_fn
+
+    def __iter__(self):
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        for c in range(wid, len(self.batches), nw):
+            items = []
+            for n in self.batches[c]:
+                try:
+                    items.append(self.ds.read_sample(n))
+                except FlmError as e:
+                    if self.ds.on_error == "raise":
+                        raise
+                    log.warning("flmstream: skipping sample %d: %s", n, e)
+            yield c, self.collate_fn(items) if items else None
+
+
+class BucketLoader:
+    """A torch DataLoader over this rank's length-bucketed batches (flmstream.batching.
+    BucketSampler) that keeps the exact resume state.
+
+        ds = flmstream.Dataset("corpus/", seed=1, rank=rank, world=world, frames=None)
+        loader = BucketLoader(BucketSampler(ds, max_frames=32768), num_workers=2)
+        for batch in loader: ...              # padded to the batch's longest item, with masks
+        state = loader.state_dict()           # exact after any batch
+        loader.set_epoch(e)
+
+    Workers read and collate (collate_fn, default collate_padded) batches round-robin; the
+    DataLoader returns them in request order and the sampler's count advances in the main
+    process as each batch reaches the loop, so the state never counts prefetched batches. Other
+    keyword arguments go to torch.utils.data.DataLoader, except sampler, batch_sampler, shuffle,
+    persistent_workers=True and in_order=False (refused as in Loader).
+    """
+
+    def __init__(self, sampler, num_workers=0, collate_fn=collate_padded, **dataloader_kwargs):
+        if not isinstance(sampler, BucketSampler):
+            raise TypeError("BucketLoader reads a flmstream.batching.BucketSampler")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise FlmError(f"BucketLoader: num_workers is {num_workers!r}, expected an integer "
+                           f">= 0")
+        for key, why in Loader._REFUSED.items():
+            if key in dataloader_kwargs:
+                raise FlmError(f"BucketLoader: DataLoader argument {key}= is not accepted: {why}")
+        if "batch_size" in dataloader_kwargs:
+            raise FlmError("BucketLoader: batch_size= is not accepted: the sampler makes the "
+                           "batches (max_frames, max_items)")
+        if dataloader_kwargs.get("persistent_workers"):
+            raise FlmError("BucketLoader: persistent_workers=True is not accepted: persistent "
+                           "workers would read from a stale position")
+        if dataloader_kwargs.get("in_order", True) is False:
+            raise FlmError("BucketLoader: in_order=False is not accepted: the resume state "
+                           "counts batches in order")
+        self.sampler, self.num_workers = sampler, num_workers
+        self.collate_fn = collate_fn or collate_padded
+        self.dataloader_kwargs = dataloader_kwargs
+
+    def __len__(self):
+        """Batches left on this rank in this epoch."""
+        return len(self.sampler)
+
+    def __iter__(self):
+        s = self.sampler
+        start, epoch = s._k, s.ds.epoch
+        todo = s.batches()[start:]
+        dl = DataLoader(_Batches(s.ds, todo, self.collate_fn), batch_size=None,
+                        num_workers=self.num_workers, collate_fn=_identity,
+                        **self.dataloader_kwargs)
+        want = 0
+        batches = iter(dl)
+        while True:
+            try:
+                c, batch = next(batches)
+            except StopIteration:
+                break
+            except Exception as e:  # see Loader.__iter__
+                raise e.with_traceback(None)
+            if c != want:
+                raise FlmError(f"BucketLoader: the DataLoader returned batch {c} where batch "
+                               f"{want} was due; the resume state would be wrong")
+            if s.ds.epoch != epoch or s._k != start + want:
+                raise FlmError("BucketLoader: the sampler was moved (load_state_dict, set_epoch "
+                               "or another iteration) while this iteration was running; start "
+                               "a new iteration")
+            want += 1
+            s._k = start + want
+            if batch is not None:
+                yield batch
+        if want != len(todo):
+            raise FlmError(f"BucketLoader: the DataLoader ended after {want} of {len(todo)} "
+                           f"batches")
+
+    def state_dict(self):
+        """Resume point after every batch the training loop has received."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state):
+        self.sampler.load_state_dict(state)
+
+    def set_epoch(self, epoch):
+        self.sampler.set_epoch(epoch)

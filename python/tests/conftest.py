@@ -44,3 +44,12 @@ def corrupt_record(dataset, sample_id):
         f.seek(off)
         f.write(bytes([b[0] ^ 0xFF]))
     return shard, rec
+
+
+@pytest.fixture(scope="session")
+def mixed(tmp_path_factory):
+    """300 synthetic samples of 600..2400 frames (a 4x length range) in 6 shards, two corpora."""
+    d = tmp_path_factory.mktemp("mixed") / "demo"
+    flm("demo", "--synthetic", "--out", str(d), "--samples", "300", "--per-shard", "50",
+        "--max-frames", "2400", "--seed", "5")
+    return str(d)

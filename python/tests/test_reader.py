@@ -167,24 +167,3 @@ def test_torch_loader_order_and_resume(dataset):
     loader2.load_state_dict(state)
     rest = [b for batch in loader2 for b in batch["id"]]
     assert rest == want[84:]
-
-
-def test_pip_install_without_network(tmp_path):
-    """The package installs with pip offline (no build isolation, no dependencies fetched) and
-    works from the install location."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    src = tmp_path / "src"
-    shutil.copytree(os.path.join(os.path.dirname(__file__), ".."), src,
-                    ignore=shutil.ignore_patterns("tests", "__pycache__", "build", "*.egg-info"))
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation",
-                    "--no-deps", "--no-index", "--target", str(target), str(src)],
-                   check=True, capture_output=True, env=dict(os.environ, PIP_NO_INPUT="1"))
-    out = subprocess.run([sys.executable, "-c", "import flmstream, sys; print(flmstream.__file__)"],
-                         check=True, capture_output=True, text=True, cwd=tmp_path,
-                         env=dict(os.environ, PYTHONPATH=str(target))).stdout
-    assert out.startswith(str(target))

@@ -17,7 +17,7 @@ NAN, INF = math.nan, math.inf
 
 def rank_ds(dataset, world=6, **kw):
     """Rank 1 of `world`: 200 samples with world=6 (1200 samples), short items."""
-    return flmstream.Dataset(dataset, seed=4, frames=16, world=world, rank=1, **kw)
+    return flmstream.Dataset(dataset, seed=4, frames=16, truncate=True, world=world, rank=1, **kw)
 
 
 def want_ids(dataset, world=6):
@@ -165,7 +165,7 @@ def test_loader_drop_last(dataset):
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_loader_skips_bad_records_and_counts_them(damaged, batch_size, num_workers, caplog):
     def quarter(**kw):  # rank 2 of 4, epoch order = index order: 300 samples
-        return flmstream.Dataset(damaged, shuffle=False, frames=16, world=4, rank=2, **kw)
+        return flmstream.Dataset(damaged, shuffle=False, frames=16, truncate=True, world=4, rank=2, **kw)
 
     ds = quarter()
     bad = ds[10]["id"]
@@ -199,7 +199,7 @@ def test_loader_epochs_and_moves_during_iteration(dataset):
     assert list(loader) == []  # the epoch is over until set_epoch
     loader.set_epoch(1)
     assert loader.state_dict()["epoch"] == 1 and loader.state_dict()["consumed"] == 0
-    ep1 = flmstream.Dataset(dataset, seed=4, epoch=1, frames=16, world=6, rank=1)
+    ep1 = flmstream.Dataset(dataset, seed=4, epoch=1, frames=16, truncate=True, world=6, rank=1)
     assert [i for b in loader for i in b["id"]] == [ep1[k]["id"] for k in range(len(ep1))]
     loader.set_epoch(0)
     running = iter(loader)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "flm_align.h"
 #include "flm_alloc.h"
@@ -37,7 +38,50 @@ static const struct {
     {FLM_ALIGN_MOSHI, "moshi_not_object.json"},
     {FLM_ALIGN_JSONL, "manifest.jsonl"},
     {FLM_ALIGN_JSONL, "manifest_bad.jsonl"},
+    /* issue 21: other tools' manifests, written as those tools write them */
+    {FLM_ALIGN_NEMO, "nemo.jsonl"},
+    {FLM_ALIGN_NEMO, "nemo_bad.jsonl"},
+    {FLM_ALIGN_LHOTSE, "cuts.jsonl"},
+    {FLM_ALIGN_LHOTSE, "cuts.jsonl.gz"},
+    {FLM_ALIGN_LHOTSE, "cuts_bad.jsonl"},
+    {FLM_ALIGN_LHOTSE, "lhotse_supervisions_dev.jsonl"},
+    {FLM_ALIGN_MOSHI_FT, "moshift.jsonl"},
+    {FLM_ALIGN_HF, "hf/metadata.csv"},
+    {FLM_ALIGN_HF, "hf_bad.csv"},
+    {FLM_ALIGN_HF, "hf_nocol.csv"},
+    {FLM_ALIGN_HF, "hfj/metadata.jsonl"},
 };
+
+/* --from auto: what each sample is detected as (from its content; 0: not detected) */
+static const struct {
+    const char *name;
+    int format, lhotse_kind;
+} detect_cases[] = {
+    {"whisper.json", FLM_ALIGN_WHISPER, 0},
+    {"funasr.json", FLM_ALIGN_FUNASR, 0},
+    {"funasr_object.json", FLM_ALIGN_FUNASR, 0},
+    {"a.srt", FLM_ALIGN_SRT, 0},
+    {"zh.srt", FLM_ALIGN_SRT, 0},
+    {"a.vtt", FLM_ALIGN_VTT, 0},
+    {"moshi.json", FLM_ALIGN_MOSHI, 0},
+    {"manifest.jsonl", FLM_ALIGN_JSONL, 0},
+    {"nemo.jsonl", FLM_ALIGN_NEMO, 0},
+    {"cuts.jsonl", FLM_ALIGN_LHOTSE, 'c'},
+    {"cuts.jsonl.gz", FLM_ALIGN_LHOTSE, 'c'},
+    {"lhotse_supervisions_dev.jsonl", FLM_ALIGN_LHOTSE, 's'},
+    {"lhotse_recordings_dev.jsonl", FLM_ALIGN_LHOTSE, 'r'},
+    {"moshift.jsonl", FLM_ALIGN_MOSHI_FT, 0},
+    {"hf/metadata.csv", FLM_ALIGN_HF, 0},
+    {"hfj/metadata.jsonl", FLM_ALIGN_HF, 0},
+    {"moshi_not_object.json", 0, 0},
+};
+
+static int single_file_format(int format)
+{
+    return format == FLM_ALIGN_WHISPER || format == FLM_ALIGN_FUNASR || format == FLM_ALIGN_SRT ||
+           format == FLM_ALIGN_VTT || format == FLM_ALIGN_MOSHI ||
+           format == FLM_ALIGN_HF; /* the duration comes from the audio */
+}
 
 typedef struct sbuf {
     char *p;
@@ -69,7 +113,7 @@ static int describe(int format, const char *path, const char *rel, sbuf *out, in
     char *data = NULL;
     size_t size = 0;
     flm_error err = {0};
-    if (flm_read_file(path, &data, &size, 1 << 20, &err) < 0) {
+    if (flm_align_read_input(path, 1 << 20, &data, &size, &err) < 0) {
         put(out, "read error: %s\n", err.msg);
         return err.code;
     }
@@ -88,7 +132,7 @@ static int describe(int format, const char *path, const char *rel, sbuf *out, in
     }
     for (size_t i = 0; i < t.n_utts && !rc; i++) {
         flm_utterance *u = &t.utts[i];
-        if (format != FLM_ALIGN_JSONL)
+        if (single_file_format(format))
             u->duration = 10.0;
         rc = flm_transcript_validate(&t, i, &ap, NULL);
         if (!rc)
@@ -130,9 +174,75 @@ done:
     return rc;
 }
 
+/* gzip: detected by magic, concatenated members, the decompressed-size cap (a gzip bomb), and
+ * truncated or corrupt streams. */
+static void test_gzip(void)
+{
+    static const char plain[] = "{\"a\": 1}\n";
+    /* gzip -n of plain, twice concatenated */
+    static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03,
+                                       0xab, 0x56, 0x4a, 0x54, 0xb2, 0x52, 0x30, 0xac, 0xe5, 0x02,
+                                       0x00, 0xfa, 0xa1, 0x47, 0x5c, 0x09, 0x00, 0x00, 0x00};
+    unsigned char two[2 * sizeof gz];
+    memcpy(two, gz, sizeof gz);
+    memcpy(two + sizeof gz, gz, sizeof gz);
+    char *out = NULL;
+    size_t n = 0;
+    flm_error err = {0};
+    int rc = flm_align_gunzip("x", plain, strlen(plain), 100, &out, &n, &err);
+    TAP_OK(rc == 0 && out == NULL, "gunzip: plain data is left as it is");
+    rc = flm_align_gunzip("x", (const char *)gz, sizeof gz, 100, &out, &n, &err);
+    TAP_OK(rc == 0 && out && n == strlen(plain) && !memcmp(out, plain, n) && out[n] == 0,
+           "gunzip: one member");
+    flm_free(out);
+    rc = flm_align_gunzip("x", (const char *)two, sizeof two, 100, &out, &n, &err);
+    TAP_OK(rc == 0 && n == 2 * strlen(plain) && !memcmp(out + n / 2, plain, n / 2),
+           "gunzip: concatenated members");
+    flm_free(out);
+    rc = flm_align_gunzip("x", (const char *)gz, sizeof gz, 5, &out, &n, &err);
+    TAP_OK(rc == FLM_ERANGE && out == NULL && strstr(err.msg, "more than 5 bytes"),
+           "gunzip: over the cap: FLM_ERANGE (%s)", err.msg);
+    rc = flm_align_gunzip("x", (const char *)gz, 14, 100, &out, &n, &err);
+    TAP_OK(rc == FLM_EFORMAT && strstr(err.msg, "truncated"), "gunzip: truncated (%s)", err.msg);
+    unsigned char bad[sizeof gz];
+    memcpy(bad, gz, sizeof gz);
+    bad[12] ^= 0xff;
+    rc = flm_align_gunzip("x", (const char *)bad, sizeof bad, 100, &out, &n, &err);
+    TAP_OK(rc == FLM_EFORMAT && strstr(err.msg, "gzip"), "gunzip: corrupt (%s)", err.msg);
+    /* a bomb: 64 MiB of zeros compress to ~64 KiB; with a 1 MiB cap the decompression stops at
+     * the cap instead of allocating the whole */
+    size_t big = (size_t)64 << 20;
+    FILE *p = popen("head -c 67108864 /dev/zero | gzip -1 -c", "r");
+    unsigned char *bomb = malloc(1 << 20);
+    size_t bn = p && bomb ? fread(bomb, 1, 1 << 20, p) : 0;
+    if (p)
+        pclose(p);
+    rc = flm_align_gunzip("bomb.gz", (const char *)bomb, bn, 1 << 20, &out, &n, &err);
+    TAP_OK(bn > 0 && bn < big / 100 && rc == FLM_ERANGE &&
+               strstr(err.msg, "bomb.gz: gzip data decompresses to more than 1048576 bytes"),
+           "gunzip: a %zu-byte gzip bomb stops at the cap (%s)", bn, err.msg);
+    free(bomb);
+}
+
 int main(void)
 {
     const char *dir = SOURCE_ROOT "/tests/align/golden";
+    /* manifests name files relative to themselves (moshi-ft's alignments, Lhotse's recordings) */
+    if (chdir(dir) != 0)
+        return 1;
+    test_gzip();
+    for (size_t i = 0; i < sizeof detect_cases / sizeof detect_cases[0]; i++) {
+        char *data = NULL;
+        size_t size = 0;
+        flm_error err = {0};
+        int kind = -1, f = -1;
+        if (flm_align_read_input(detect_cases[i].name, 1 << 20, &data, &size, &err) == 0)
+            f = flm_align_detect_format(data, size, &kind);
+        flm_free(data);
+        TAP_OK(f == detect_cases[i].format && kind == detect_cases[i].lhotse_kind,
+               "detect %s: %s (%c)", detect_cases[i].name, flm_align_format_name(f),
+               kind > 0 ? kind : '-');
+    }
     int regen = getenv("FLM_REGEN") && atoi(getenv("FLM_REGEN"));
     char path[1024], exp_path[1100];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -47,4 +47,22 @@ static int fuzz_align(int format, const uint8_t *data, size_t size)
     return 0;
 }
 
+/* The manifest formats (issue 21): the gzip reader (its output capped at 4 MiB) and the format
+ * detection first, then the importer on what they give. */
+static inline int fuzz_align_manifest(int format, const uint8_t *data, size_t size)
+{
+    char *plain = NULL;
+    size_t n = 0;
+    flm_error err = {0};
+    int kind = 0;
+    if (flm_align_gunzip("fuzz", (const char *)data, size, (size_t)4 << 20, &plain, &n, &err) < 0)
+        return 0;
+    const uint8_t *p = plain ? (const uint8_t *)plain : data;
+    size_t ps = plain ? n : size;
+    flm_align_detect_format((const char *)p, ps, &kind);
+    fuzz_align(format, p, ps);
+    flm_free(plain);
+    return 0;
+}
+
 #endif

@@ -235,7 +235,8 @@ static void words(void)
         codes[i] = i % 2048;
     flm_sample *s = NULL;
     flm_error err = {0};
-    TAP_EQ_INT(flm_pack_words(&s, &P, codes, 12, w, 3, "w", &err), 0, "word-level layout");
+    TAP_EQ_INT(flm_pack_words(&s, &P, FLM_PACK_WORDS, 0, codes, 12, w, 3, "w", &err), 0,
+               "word-level layout");
     const int32_t pad = P.vocab.text_pad, ep = P.vocab.text_epad;
     const int32_t want[12] = {ep, 100, 101, 200, 201, pad, pad, pad, pad, ep, 300, pad};
     int ok = s->n_frames == 12;
@@ -254,13 +255,56 @@ static void words(void)
     int32_t longw[5] = {1, 2, 3, 4, 5};
     w[2].text = longw;
     w[2].n_text = 5;
-    flm_pack_words(&s, &P, codes, 12, w, 3, "w2", &err);
+    flm_pack_words(&s, &P, FLM_PACK_WORDS, 0, codes, 12, w, 3, "w2", &err);
     TAP_EQ_INT(s->n_frames, 17, "tokens past the speech extend the sample");
     TAP_EQ_INT(FLM_TOK(s, 0, 15), 5, "last token kept");
     flm_sample_destroy(&s);
     w[1].start = -1;
-    TAP_EQ_INT(flm_pack_words(&s, &P, codes, 12, w, 3, "w3", &err), FLM_EINVAL, "negative time");
+    TAP_EQ_INT(flm_pack_words(&s, &P, FLM_PACK_WORDS, 0, codes, 12, w, 3, "w3", &err), FLM_EINVAL,
+               "negative time");
     TAP_CONTAINS(err.msg, "word 1", "names the word");
+}
+
+/* The paper's arm: each word's tokens start lag frames after the word ends, speech on listen. */
+static void words_asr(void)
+{
+    /* 12.5 Hz: "hi" 0.10..0.24 s ends in frame 2 (0.24 * 12.5 = 3.0: ceil 3) + lag 1 -> 4;
+     * "there" 0.30..0.33 s: ceil(4.125) = 5 + 1 = 6, but "hi" holds 4-5: 6 is free;
+     * "x" 0.34..0.40: ceil(5.0) + 1 = 6, taken by "there" (6-7): shifted to 8 */
+    int32_t hi[2] = {100, 101}, there[2] = {200, 201}, x[1] = {300};
+    flm_pack_word w[3] = {{hi, 2, 0.10, 0.24}, {there, 2, 0.30, 0.33}, {x, 1, 0.34, 0.40}};
+    int32_t codes[FLM_N_CODEBOOKS * 12];
+    for (int i = 0; i < FLM_N_CODEBOOKS * 12; i++)
+        codes[i] = (i * 7) % 2048;
+    flm_sample *s = NULL;
+    flm_error err = {0};
+    TAP_EQ_INT(flm_pack_words(&s, &P, FLM_PACK_WORDS_ASR, 1, codes, 12, w, 3, "a", &err), 0,
+               "word-level ASR layout");
+    const int32_t pad = P.vocab.text_pad, ep = P.vocab.text_epad;
+    const int32_t want[12] = {pad, pad, pad, ep, 100, 101, 200, 201, 300, pad, pad, pad};
+    int ok = s->n_frames == 12;
+    for (int t = 0; ok && t < 12; t++)
+        ok &= FLM_TOK(s, 0, t) == want[t];
+    TAP_OK(ok, "tokens at ceil(end*12.5) + lag, keep-and-shift, EPAD before a word");
+    TAP_EQ_INT(flm_sample_meta_get(s, "pack.words_shifted")->i, 1, "one word shifted");
+    TAP_EQ_INT(flm_sample_meta_get(s, "pack.word_lag")->i, 1, "the lag is recorded");
+    TAP_EQ_STR(s->style, "word-asr", "style word-asr");
+    int on_listen = 1;
+    for (int t = 0; t < 12; t++)
+        for (int c = 0; c < FLM_N_CODEBOOKS; c++)
+            on_listen &= FLM_TOK(s, FLM_CH_LISTEN + c, t) == codes[c * 12 + t] &&
+                         FLM_TOK(s, FLM_CH_SPEAK + c, t) == P.codec.aud_empty;
+    TAP_OK(on_listen, "codes on listen, speak empty");
+    TAP_OK(FLM_CLS(s, 0, 4) == FLM_LOSS_MONOLOGUE && FLM_CLS(s, 0, 3) == FLM_LOSS_WAIT &&
+               FLM_CLS(s, FLM_CH_SPEAK, 4) == FLM_LOSS_NONE,
+           "word tokens monologue, pads wait, no speech target");
+    flm_sample_destroy(&s);
+    TAP_EQ_INT(flm_pack_words(&s, &P, FLM_PACK_WORDS_ASR, 0, codes, 12, w, 3, "b", &err), 0,
+               "lag 0");
+    TAP_EQ_INT(FLM_TOK(s, 0, 3), 100, "lag 0: right after the word's last frame");
+    flm_sample_destroy(&s);
+    TAP_EQ_INT(flm_pack_words(&s, &P, FLM_PACK_TTS, 0, codes, 12, w, 3, "c", &err), FLM_EINVAL,
+               "a sentence style is refused");
 }
 
 int main(void)
@@ -269,5 +313,6 @@ int main(void)
     layouts();
     determinism_and_errors();
     words();
+    words_asr();
     return tap_done();
 }
