@@ -471,10 +471,7 @@ static void summary_json(const job *j, FILE *f, int status)
     json_object_set_new(o, "max_bad", json_real(j->max_bad));
     json_object_set_new(o, "too_many_bad", json_boolean(too_many_bad(j)));
     json_object_set_new(o, "exit_status", json_integer(status));
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    if (text)
-        fprintf(f, "%s\n", text);
-    free(text);
+    cli_json_print(f, o); /* numbers as numbers, floats shortest round-trip */
     json_decref(o);
 }
 

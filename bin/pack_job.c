@@ -576,10 +576,7 @@ static void print_summary_json(const job *J, double elapsed, double hours, doubl
     json_object_set_new(o, "fingerprint", json_string(J->fingerprint));
     json_object_set_new(o, "seconds", json_real(elapsed));
     json_object_set_new(o, "peak_memory_mb", json_real(peak_mb));
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-    if (text)
-        printf("%s\n", text);
-    free(text);
+    cli_json_print(stdout, o); /* numbers as numbers, floats shortest round-trip */
     json_decref(o);
 }
 
