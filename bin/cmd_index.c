@@ -445,10 +445,11 @@ static int check(int argc, char **argv)
 
 static int migrate(int argc, char **argv)
 {
-    const char *ds = NULL;
-    int unused = 0;
-    if (dataset_and_flag(argc, argv, "migrate", "\x01", &ds, &unused) < 0)
+    if (argc != 1 || argv[0][0] == '-') {
+        cli_error("index migrate: expected one DATASET (see flm index --help)");
         return 2;
+    }
+    const char *ds = argv[0];
     flm_error err = {0};
     char *path = flm_index_resolve_path(ds);
     char *dir = path ? flm_strdup(path) : NULL;
