@@ -200,16 +200,16 @@ static void print_dialogs(const flm_index_dialog_report *d, json_t *root)
                                                "interrupts", (json_int_t)d->reaction_count[i]));
         json_object_set_new(
             root, "dialogs",
-            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:o,s:I,s:I,s:I,s:I,s:f,s:f}", "samples",
-                      (json_int_t)d->n_dialogs, "eligible_turns", (json_int_t)d->n_eligible,
-                      "interrupts", (json_int_t)d->n_interrupts, "backchannels",
-                      (json_int_t)d->n_backchannels, "cuts", (json_int_t)d->n_cuts,
-                      "dropped_tokens", (json_int_t)d->n_dropped_tokens, "interruption_rate",
-                      d->interruption_rate, "mean_overlap_s", d->mean_overlap_s, "reaction_delays",
-                      r, "augmented", (json_int_t)d->n_augmented, "noise", (json_int_t)d->n_noise,
-                      "gain", (json_int_t)d->n_gain, "echo", (json_int_t)d->n_echo,
-                      "mean_echo_gain", d->mean_echo_gain, "mean_echo_delay_s",
-                      d->mean_echo_delay_s));
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:o,s:I,s:I,s:I,s:I,s:f,s:f}",
+                      "samples", (json_int_t)d->n_dialogs, "eligible_turns",
+                      (json_int_t)d->n_eligible, "interrupts", (json_int_t)d->n_interrupts,
+                      "backchannels", (json_int_t)d->n_backchannels, "overlaps",
+                      (json_int_t)d->n_overlaps, "cuts", (json_int_t)d->n_cuts, "dropped_tokens",
+                      (json_int_t)d->n_dropped_tokens, "interruption_rate", d->interruption_rate,
+                      "mean_overlap_s", d->mean_overlap_s, "reaction_delays", r, "augmented",
+                      (json_int_t)d->n_augmented, "noise", (json_int_t)d->n_noise, "gain",
+                      (json_int_t)d->n_gain, "echo", (json_int_t)d->n_echo, "mean_echo_gain",
+                      d->mean_echo_gain, "mean_echo_delay_s", d->mean_echo_delay_s));
         return;
     }
     if (d->n_dialogs) {
@@ -220,6 +220,10 @@ static void print_dialogs(const flm_index_dialog_report *d, json_t *root)
             (long long)d->n_dialogs, d->interruption_rate, (long long)d->n_interrupts,
             (long long)d->n_backchannels, (long long)d->n_eligible, d->mean_overlap_s,
             (long long)d->n_cuts, (long long)d->n_dropped_tokens);
+        if (d->n_overlaps)
+            printf("overlaps (recorded conversations: both sides talking, neither an interrupt nor "
+                   "a back-channel): %lld\n",
+                   (long long)d->n_overlaps);
         if (d->n_reactions) {
             printf("reaction delays:");
             for (int32_t i = 0; i < d->n_reactions; i++)

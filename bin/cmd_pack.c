@@ -32,6 +32,9 @@ static void usage(FILE *f)
         "ASR-style samples (docs/pack.md). Fine-tuning recipes (arrt/rtts/rtts-free): renders\n"
         "each dialog of a dialog manifest into two tracks with simulated interruptions,\n"
         "augments the listen track and packs one sample per dialog (docs/dialogs.md).\n"
+        "Conversation recipes (fine-tuning-conversation): two-channel recordings aligned by flm\n"
+        "align (one line per channel) become full-duplex samples, one side the model, cut at\n"
+        "its pauses (docs/conversations.md).\n"
         "Audio is decoded by FFmpeg and encoded with Mimi; shards are indexed in\n"
         "DATASET/index.sqlite. Running the same command again resumes a stopped job (finished\n"
         "work is not redone, the result is identical); more manifests can be added later.\n"
@@ -45,6 +48,9 @@ static void usage(FILE *f)
         "                       without it a seeded RANDOM Mimi is used (pipeline tests only)\n"
         "  --noise DIR|LIST     dialogs: noise clips for the listen-track augmentation (a\n"
         "                       directory, or a text file of paths)\n"
+        "  --model-side SIDE    conversations: the channel that is the model, left (default;\n"
+        "                       moshi-finetune's convention), right, or both (one sample set\n"
+        "                       per side)\n"
         "  --silence-codes LIST the codec's 8 codes for a silent frame, comma-separated (default:\n"
         "                       computed with the codec)\n"
         "  --per-shard N        samples per shard, at least (default 256; shards end at groups)\n"
@@ -106,22 +112,38 @@ static int make_dir(const char *path)
 
 /* Sentences or dialogs, by the recipe's formats; for dialogs the timeline and augmentation
  * settings, and the noise clips. */
-static int setup_recipe(job *J, const char *noise)
+static int setup_recipe(job *J, const char *noise, const char *model_side)
 {
     const double *f = J->recipe.p_format;
     double post = f[FLM_FORMAT_TTS] + f[FLM_FORMAT_ASR];
     double dial = f[FLM_FORMAT_ARRT] + f[FLM_FORMAT_RTTS] + f[FLM_FORMAT_RTTS_FREE];
     double words = f[FLM_FORMAT_WORDS] + f[FLM_FORMAT_WORDS_ASR];
+    double conv = f[FLM_FORMAT_CONVERSATION];
     flm_error err = {0};
-    if ((post > 0) + (dial > 0) + (words > 0) > 1 ||
+    if ((post > 0) + (dial > 0) + (words > 0) + (conv > 0) > 1 ||
         (f[FLM_FORMAT_WORDS] > 0 && f[FLM_FORMAT_WORDS_ASR] > 0)) {
         cli_error("pack: recipe %s mixes kinds of formats: sentences (tts, asr), dialogs (arrt, "
-                  "rtts, rtts-free) and each word-level arm (words, words-asr) are packed by "
-                  "separate jobs",
+                  "rtts, rtts-free), conversations and each word-level arm (words, words-asr) "
+                  "are packed by separate jobs",
                   J->recipe.name);
         return -1;
     }
-    J->dialogs = dial > 0;
+    J->conv = conv > 0;
+    if (model_side && !J->conv) {
+        cli_error("pack: --model-side chooses a side of recorded conversations; recipe %s has no "
+                  "\"conversation\" format",
+                  J->recipe.name);
+        return -1;
+    }
+    J->model_side = 0;
+    if (model_side && (J->model_side = !strcmp(model_side, "left")    ? 0
+                                       : !strcmp(model_side, "right") ? 1
+                                       : !strcmp(model_side, "both")  ? 2
+                                                                      : -1) < 0) {
+        cli_error("pack: --model-side '%s': expected left, right or both", model_side);
+        return -1;
+    }
+    J->dialogs = dial > 0 || J->conv;
     J->words = f[FLM_FORMAT_WORDS] > 0       ? FLM_PACK_WORDS
                : f[FLM_FORMAT_WORDS_ASR] > 0 ? FLM_PACK_WORDS_ASR
                                              : 0;
@@ -193,6 +215,7 @@ static int lock_dataset(job *J, char *part, size_t size)
 int cmd_pack(int argc, char **argv)
 {
     const char *recipe = NULL, *tok_path = getenv("FLM_TOKENIZER"), *noise = NULL, *v;
+    const char *model_side = NULL;
     int64_t rank = -1, world = -1, per_shard = 256, threads = 0;
     int bad = 0;
     job J;
@@ -216,6 +239,8 @@ int cmd_pack(int argc, char **argv)
             J.codec_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--noise", &bad))) {
             noise = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--model-side", &bad))) {
+            model_side = v;
         } else if ((v = cli_opt(argc, argv, &i, "--silence-codes", &bad))) {
             bad = parse_silence(v, J.silence) < 0;
             J.have_silence = !bad;
@@ -297,7 +322,7 @@ int cmd_pack(int argc, char **argv)
         flm_tokenizer_load(&J.tok, tok_path, &tp, &err) < 0) {
         cli_error("pack: %s", err.msg);
         rc = 1;
-    } else if (setup_recipe(&J, noise) < 0) {
+    } else if (setup_recipe(&J, noise, model_side) < 0) {
         rc = 1;
     } else if (make_dir(J.out) < 0) {
         rc = 1;

@@ -50,14 +50,20 @@ int cmd_recipe(int argc, char **argv)
             printf("%s %s %.2f", n++ ? "," : "", flm_recipe_format_name(f), r.p_format[f]);
     printf("; lead %d, lag %d frames; silence %.2f..%.2f s; samples of %d frames\n", r.lead, r.lag,
            r.silence_min_s, r.silence_max_s, r.sample_frames);
-    if (r.p_format[FLM_FORMAT_ARRT] + r.p_format[FLM_FORMAT_RTTS] +
-            r.p_format[FLM_FORMAT_RTTS_FREE] >
-        0) {
-        printf("dialogs: gaps %.2f..%.2f s, response gaps %.2f..%.2f s (%s), ASR lag %d; "
-               "interruptions p %.2f, reaction %.2f s, fade %.3f s\n",
-               r.gap_min_s, r.gap_max_s, r.response_gap_min_s, r.response_gap_max_s,
-               r.manifest_timing ? "manifest timing where given" : "always drawn", r.asr_lag,
-               r.p_interrupt, r.reaction_s, r.fade_s);
+    int conv = r.p_format[FLM_FORMAT_CONVERSATION] > 0;
+    if (conv)
+        printf("conversations: back-channels under %.2f s, the model yields within %.2f s of a "
+               "user onset (interrupt)\n",
+               r.reaction_s, r.yield_s);
+    if (conv || r.p_format[FLM_FORMAT_ARRT] + r.p_format[FLM_FORMAT_RTTS] +
+                        r.p_format[FLM_FORMAT_RTTS_FREE] >
+                    0) {
+        if (!conv)
+            printf("dialogs: gaps %.2f..%.2f s, response gaps %.2f..%.2f s (%s), ASR lag %d; "
+                   "interruptions p %.2f, reaction %.2f s, fade %.3f s\n",
+                   r.gap_min_s, r.gap_max_s, r.response_gap_min_s, r.response_gap_max_s,
+                   r.manifest_timing ? "manifest timing where given" : "always drawn", r.asr_lag,
+                   r.p_interrupt, r.reaction_s, r.fade_s);
         printf("augmentation: p_gain %g, gain %g..%g dB, floor %g dB, p_noise %g, noise %g..%g dB, "
                "p_echo %g, echo gain %g..%g, delay %g..%g s\n",
                ap.p_gain, ap.gain_db_lo, ap.gain_db_hi, ap.loudness_floor_db, ap.p_noise,

@@ -4,6 +4,7 @@
  *                     written (a writer thread), the summary
  *   pack_sentences.c  post-training: utterances -> codes, tokens, TTS/ASR samples per group
  *   pack_dialog.c     fine-tuning: one dialog line -> rendered, augmented, encoded, one sample
+ *   pack_conversation.c  fine-tuning: one two-channel recording's lines -> samples per model side
  * Groups depend only on the manifests (never on the number of ranks or on what failed), and every
  * random draw is keyed by (seed, sample id, purpose), so any split of the groups across ranks
  * gives the same samples. */
@@ -60,7 +61,9 @@ typedef struct job {
     int json;                             /* --json */
     int too_many_bad;                     /* more than max_bad of the inputs quarantined */
     flm_recipe recipe;
-    int dialogs;           /* the recipe packs dialogs (ARRT/RTTS/RTTS-free), not sentences */
+    int dialogs;           /* the recipe packs dialogs (ARRT/RTTS/RTTS-free) or conversations */
+    int conv;              /* ... recorded conversations (format "conversation") */
+    int model_side;        /* conversations: 0 left, 1 right, 2 both (--model-side) */
     int words;             /* word-level recipe: FLM_PACK_WORDS or FLM_PACK_WORDS_ASR (else 0) */
     flm_dialog_params dp;  /* dialogs: timeline settings from the recipe */
     flm_augment_params ap; /* dialogs: listen-track augmentation from the recipe */
@@ -95,6 +98,7 @@ typedef struct job {
     /* totals */
     int64_t groups_todo, groups_skipped, utts, quarantined, n_out, n_tts, sentences, shards;
     int64_t n_interrupted; /* dialogs: samples with at least one interruption */
+    int64_t conv_sides;    /* conversations: model sides packed */
     int64_t speech_frames, progress;
     int64_t q_by_stage[7];
     double t_decode, t_encode, t_read, t_tokenize, t_pack, t_write, t_compress, t_augment;
@@ -113,6 +117,8 @@ int pack_quarantine(job *J, const char *key, const char *path, int stage, const 
 int pack_load_codec(job *J, flm_error *err);
 /* The silence codes: --silence-codes, or computed with the codec (loaded then). */
 int pack_silence(job *J, flm_error *err);
+/* Whether a sample with this id is in the index or in the shard being written. */
+int pack_sample_exists(job *J, const char *id);
 /* Hands a packed sample (owned from now on) to the writer of the open shard. */
 int pack_add_sample(job *J, flm_sample *s, flm_error *err);
 /* Runs the job over J's manifests; *n_bad: inputs quarantined. 0 or -1 (message printed). */
@@ -143,5 +149,17 @@ int sentence_group_pack(job *J, sentence_group *G, const char *file, const char 
 /* pack_dialog.c: one dialog line -> one sample. Returns 0, 1 (quarantined) or < 0. */
 int dialog_line(job *J, const char *file, const char *key, const char *line, size_t len,
                 int64_t line_no, const char *dir);
+
+/* pack_conversation.c: lines are held until the recording changes (or the group ends:
+ * conversation_pack), then the conversation is packed. Both return 0, 1 (quarantined: the line,
+ * or the previous conversation) or < 0. */
+typedef struct conversation conversation;
+conversation *conversation_new(void);
+void conversation_free(conversation *C);
+/* The held conversation's audio path (NULL when none is held). */
+const char *conversation_audio(const conversation *C);
+int conversation_line(job *J, conversation *C, const char *file, const char *key, const char *line,
+                      size_t len, int64_t line_no, const char *dir);
+int conversation_pack(job *J, conversation *C);
 
 #endif

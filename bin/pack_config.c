@@ -85,6 +85,9 @@ int pack_config_build(job *J, const char *tok_path, const char *noise, flm_error
     json_object_set_new(cfg, "codec", json_string(codec));
     json_object_set_new(cfg, "noise", json_string(noise_id));
     json_object_set_new(cfg, "packer format", json_integer(PACK_FORMAT_VERSION));
+    if (J->conv) /* only conversations have one (other runs' fingerprints stay as they were) */
+        json_object_set_new(cfg, "model side",
+                            json_string((const char *[]){"left", "right", "both"}[J->model_side]));
     json_object_set_new(files, "tokenizer", file_name_json(tok_path));
     json_object_set_new(files, "codec", file_name_json(J->codec_path));
     json_object_set_new(files, "noise", file_name_json(noise));
@@ -173,13 +176,13 @@ int pack_config_diff(const char *was, const char *now, char *out, size_t size)
         return 1;
     }
     json_t *fa = json_object_get(a, "files"), *fb = json_object_get(b, "files");
-    static const char *const order[] = {"codec", "tokenizer",     "silence codes",
-                                        "noise", "packer format", "recipe"};
+    static const char *const order[] = {"codec",         "tokenizer", "silence codes", "noise",
+                                        "packer format", "recipe",    "model side"};
     for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
         json_t *x = json_object_get(a, order[k]), *y = json_object_get(b, order[k]);
         if (!strcmp(order[k], "recipe") && json_is_object(x) && json_is_object(y)) {
             diff_walk(&d, "", x, y);
-        } else if (!(x && y && json_equal(x, y))) {
+        } else if ((x || y) && !(x && y && json_equal(x, y))) {
             const json_t *xf = json_object_get(fa, order[k]), *yf = json_object_get(fb, order[k]);
             add_diff(&d, order[k], x, y, json_is_string(xf) ? json_string_value(xf) : NULL,
                      json_is_string(yf) ? json_string_value(yf) : NULL);

@@ -8,21 +8,6 @@
 #include "flm_util.h"
 #include "pack.h"
 
-/* Whether a sample with this key exists (in the index, or in the shard being written). */
-static int sample_exists(job *J, const char *key)
-{
-    char *path = NULL;
-    uint64_t rec;
-    flm_error err = {0};
-    int found = flm_index_locate(J->idx, key, &path, &rec, &err) == 0;
-    flm_free(path);
-    pthread_mutex_lock(&J->mu);
-    for (size_t i = 0; i < J->n_samples && !found; i++)
-        found = !strcmp(J->samples[i]->id, key);
-    pthread_mutex_unlock(&J->mu);
-    return found;
-}
-
 /* One dialog line -> one sample: decode and tokenize each turn, plan the timeline (format drawn
  * by the recipe's shares, interruptions), render both tracks, augment the listen track, encode
  * both with Mimi, pack. Returns 0, 1 (quarantined) or < 0. */
@@ -42,7 +27,7 @@ int dialog_line(job *J, const char *file, const char *key, const char *line, siz
     memset(&res, 0, sizeof res);
     int stage = ST_PARSE, ret = 0;
     int rc = flm_dialog_parse(&d, line, len, file, (int32_t)line_no, dir, &err);
-    if (rc == 0 && sample_exists(J, d.id))
+    if (rc == 0 && pack_sample_exists(J, d.id))
         rc = flm_error_set(&err, FLM_EINVAL, "dialog id \"%s\" is already in the dataset", d.id);
     for (int32_t k = 0; k < d.n_turns && rc == 0; k++) {
         flm_audio_params ap = flm_audio_default_params();

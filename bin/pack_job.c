@@ -14,6 +14,7 @@
 #include "flm_alloc.h"
 #include "flm_safetensors.h"
 #include "flm_pack.h"
+#include "flm_pack_input.h"
 #include "flm_util.h"
 #include "pack.h"
 
@@ -143,6 +144,16 @@ void pack_free_names(job *J)
     flm_free(J->manifests);
 }
 
+/* Conversations: a line's "audio" (malloc'd; NULL when the line has none or is not JSON). */
+static char *line_audio(const char *line, size_t len)
+{
+    json_t *o = json_loadb(line, len, 0, NULL);
+    const char *a = json_string_value(json_object_get(o, "audio"));
+    char *out = a ? strdup(a) : NULL;
+    json_decref(o);
+    return out;
+}
+
 static int scan_manifests(job *J, group **out, size_t *n_out)
 {
     group *g = NULL;
@@ -175,8 +186,17 @@ static int scan_manifests(job *J, group **out, size_t *n_out)
         int64_t line_no = 0, offset = 0;
         ssize_t len;
         int open_group = 0;
+        char *prev_audio = NULL;
         while ((len = getline(&line, &lcap, f)) >= 0) {
             line_no++;
+            char *audio = J->conv ? line_audio(line, (size_t)len) : NULL;
+            if (open_group && J->conv && g[n].n_lines >= GROUP_DIALOGS &&
+                !(audio && prev_audio && !strcmp(audio, prev_audio))) {
+                g[n++].hash = XXH3_64bits_digest(xs);
+                open_group = 0;
+            }
+            free(prev_audio);
+            prev_audio = audio;
             if (!open_group) {
                 if (flm_grow((void **)&g, &cap, n + 1, sizeof *g) < 0) {
                     cli_error("pack: out of memory");
@@ -191,14 +211,17 @@ static int scan_manifests(job *J, group **out, size_t *n_out)
             g[n].n_lines++;
             offset += len;
             g[n].frames += J->dialogs ? 1 : line_frames(line, (size_t)len); /* dialogs: lines */
-            if (J->dialogs ? g[n].n_lines >= GROUP_DIALOGS
-                           : g[n].frames >= (int64_t)GROUP_SAMPLES * J->recipe.sample_frames) {
+            if (!J->conv &&
+                (J->dialogs ? g[n].n_lines >= GROUP_DIALOGS
+                            : g[n].frames >= (int64_t)GROUP_SAMPLES * J->recipe.sample_frames)) {
                 g[n++].hash = XXH3_64bits_digest(xs);
                 open_group = 0;
             }
         }
         if (open_group)
             g[n++].hash = XXH3_64bits_digest(xs);
+        free(prev_audio);
+        prev_audio = NULL;
         if (ferror(f)) {
             cli_error("pack: %s: read error: %s", J->manifests[fi], strerror(errno));
             rc = -1;
@@ -350,6 +373,20 @@ static int flush_shard(job *J, flm_error *err)
 }
 
 /* Hands a packed sample to the writer thread (the shard keeps it until flush_shard). */
+int pack_sample_exists(job *J, const char *id)
+{
+    char *path = NULL;
+    uint64_t rec;
+    flm_error err = {0};
+    int found = flm_index_locate(J->idx, id, &path, &rec, &err) == 0;
+    flm_free(path);
+    pthread_mutex_lock(&J->mu);
+    for (size_t i = 0; i < J->n_samples && !found; i++)
+        found = !strcmp(J->samples[i]->id, id);
+    pthread_mutex_unlock(&J->mu);
+    return found;
+}
+
 int pack_add_sample(job *J, flm_sample *s, flm_error *err)
 {
     int rc = 0;
@@ -410,8 +447,9 @@ static int do_group(job *J, const group *g, const char *key)
     char *dir_copy = flm_strdup(file);
     const char *dir = dir_copy ? dirname(dir_copy) : ".";
     sentence_group *G = J->dialogs ? NULL : sentence_group_new();
+    conversation *C = J->conv ? conversation_new() : NULL;
     flm_error err = {0};
-    int rc = J->dialogs || G ? 0 : -1;
+    int rc = (J->dialogs || G) && (!J->conv || C) ? 0 : -1;
     if (rc < 0)
         cli_error("pack: out of memory");
     int fd = rc == 0 ? flm_open_regular(file, 0, &err) : -1; /* replaced by a FIFO since? */
@@ -442,16 +480,34 @@ static int do_group(job *J, const group *g, const char *key)
         if (l == 0)
             continue;
         int64_t line_no = g->first_line + i;
-        if (g->retry && line_no != g->retry_line)
+        if (g->retry && line_no < g->retry_line)
             continue;
+        if (g->retry && line_no > g->retry_line && !J->conv)
+            break;
+        if (g->retry && line_no > g->retry_line) { /* the retried conversation's other line? */
+            flm_pack_utt u;
+            flm_error perr = {0};
+            int same = flm_pack_utt_parse(line, l, file, line_no, dir, &u, &perr) == 0 && u.audio &&
+                       conversation_audio(C) && !strcmp(u.audio, conversation_audio(C));
+            flm_pack_utt_free(&u);
+            if (!same)
+                break;
+        }
         char lkey[600]; /* a line's input key: its bytes' hash keeps same-named files apart */
         snprintf(lkey, sizeof lkey, "pack:%s:%lld:%08llx", pack_base_name(file), (long long)line_no,
                  (unsigned long long)(XXH3_64bits(line, l) >> 32));
-        int r = J->dialogs ? dialog_line(J, file, lkey, line, l, line_no, dir)
-                           : sentence_line(J, G, file, lkey, line, l, line_no, dir);
+        int r = J->conv      ? conversation_line(J, C, file, lkey, line, l, line_no, dir)
+                : J->dialogs ? dialog_line(J, file, lkey, line, l, line_no, dir)
+                             : sentence_line(J, G, file, lkey, line, l, line_no, dir);
         rc = r < 0 ? -1 : 0;
         failed += r == 1;
     }
+    if (rc == 0 && C) { /* the group's last conversation */
+        int r = conversation_pack(J, C);
+        rc = r < 0 ? -1 : 0;
+        failed += r == 1;
+    }
+    conversation_free(C);
     free(line);
     if (f)
         fclose(f);
@@ -548,13 +604,24 @@ static void print_summary_json(const job *J, double elapsed, double hours, doubl
         json_object_set_new(o, "rank", json_integer(J->rank));
         json_object_set_new(o, "world", json_integer(J->world));
     }
-    json_object_set_new(o, "kind", json_string(J->dialogs ? "dialogs" : "sentences"));
+    json_object_set_new(o, "kind",
+                        json_string(J->conv      ? "conversations"
+                                    : J->dialogs ? "dialogs"
+                                                 : "sentences"));
     json_object_set_new(o, "groups_packed", json_integer(J->groups_todo));
     json_object_set_new(o, "groups_already_done", json_integer(J->groups_skipped));
-    json_object_set_new(o, J->dialogs ? "dialogs" : "utterances", json_integer(J->utts));
-    json_object_set_new(o, J->dialogs ? "turns" : "sentences", json_integer(J->sentences));
+    json_object_set_new(o,
+                        J->conv      ? "conversations"
+                        : J->dialogs ? "dialogs"
+                                     : "utterances",
+                        json_integer(J->utts));
+    json_object_set_new(o, J->dialogs && !J->conv ? "turns" : "sentences",
+                        json_integer(J->sentences));
     json_object_set_new(o, "samples", json_integer(J->n_out));
-    if (J->dialogs) {
+    if (J->conv) {
+        json_object_set_new(o, "model_sides", json_integer(J->conv_sides));
+        json_object_set_new(o, "samples_with_interruptions", json_integer(J->n_interrupted));
+    } else if (J->dialogs) {
         json_object_set_new(o, "samples_with_interruptions", json_integer(J->n_interrupted));
     } else if (J->words) {
         json_object_set_new(o, "layout",
@@ -592,7 +659,14 @@ static void print_summary(const job *J, double elapsed)
     char part[64] = "";
     if (J->world > 1)
         snprintf(part, sizeof part, " (part %d of %d)", J->rank, J->world);
-    if (J->dialogs)
+    if (J->conv)
+        printf("flm pack%s: %lld groups packed (%lld already done), %lld conversations, %lld model "
+               "sides, %lld model sentences -> %lld samples (%lld with interruptions) in %lld "
+               "shards; %.3f h of dialog\n",
+               part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
+               (long long)J->conv_sides, (long long)J->sentences, (long long)J->n_out,
+               (long long)J->n_interrupted, (long long)J->shards, hours);
+    else if (J->dialogs)
         printf("flm pack%s: %lld groups packed (%lld already done), %lld dialogs, %lld turns -> "
                "%lld samples (%lld with interruptions) in %lld shards; %.3f h of dialog\n",
                part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
@@ -829,7 +903,7 @@ int pack_run(job *J, int64_t *n_bad)
                     (long long)dup);
     }
     if (J->dialogs)
-        cli_progress_start(&J->bar, "pack", "dialogs", total);
+        cli_progress_start(&J->bar, "pack", J->conv ? "lines" : "dialogs", total);
     else
         cli_progress_start_scaled(&J->bar, "pack", "h", total, 12.5 * 3600);
     J->bar.enabled &= !J->mpi || J->rank == 0; /* under mpirun one bar (rank 0's) is enough */

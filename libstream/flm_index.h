@@ -116,6 +116,7 @@ typedef struct flm_index_dialog_report {
     int64_t n_interrupts;     /* "interrupt" events */
     int64_t n_backchannels;   /* "backchannel" events */
     int64_t n_cuts;           /* "cut" events */
+    int64_t n_overlaps;       /* "overlap" events (recorded conversations) */
     int64_t n_dropped_tokens; /* sum of "dialog.dropped_tokens" */
     double interruption_rate; /* (interrupts + backchannels) / eligible; 0 without eligible turns */
     double mean_overlap_s;    /* over interrupt and backchannel events */

@@ -33,7 +33,9 @@ enum {
     /* the word-level arms of the paper's ablation (Table 7; packers/flm_pack.h): */
     FLM_FORMAT_WORDS = 5,     /* "words": Moshi's: speak side, each word's tokens at its start */
     FLM_FORMAT_WORDS_ASR = 6, /* "words-asr": the paper's: listen side, after the word + word_lag */
-    FLM_N_FORMATS = 7
+    /* recorded two-channel conversations (packers/flm_conversation.h): */
+    FLM_FORMAT_CONVERSATION = 7, /* "conversation": one side on speak + text, the other listen */
+    FLM_N_FORMATS = 8
 };
 
 typedef struct flm_recipe {
@@ -60,6 +62,7 @@ typedef struct flm_recipe {
     double p_interrupt;                            /* rtts-free, per model turn (0.7) */
     double reaction_s;                             /* 0.5 */
     double fade_s;                                 /* 0.01 */
+    double yield_s; /* conversation: the model stops this soon after a user onset (1.0) */
     /* "augmentation": listen-track parameters (augment/flm_augment.h field names), kept as
      * text for flm_augment_params_set: numbers as written in the file, strings verbatim */
     char *augment_key[FLM_RECIPE_MAX_AUGMENT]; /* owned */
@@ -73,7 +76,8 @@ FLM_API int flm_recipe_parse(const char *json, size_t size, const char *name, fl
 FLM_API int flm_recipe_load(const char *path, flm_recipe *r, flm_error *err);
 FLM_API void flm_recipe_free(flm_recipe *r);
 FLM_API double flm_recipe_corpus_weight(const flm_recipe *r, const char *corpus);
-/* "tts", "asr", "arrt", "rtts", "rtts-free"; NULL out of range. */
+/* "tts", "asr", "arrt", "rtts", "rtts-free", "words", "words-asr", "conversation"; NULL out of
+ * range. */
 FLM_API const char *flm_recipe_format_name(int format);
 
 #endif

@@ -848,15 +848,18 @@ int flm_index_dialog_stats(flm_index *idx, flm_index_dialog_report *out, flm_err
                       "SELECT coalesce(sum(e.kind = 'interrupt'), 0), "
                       "coalesce(sum(e.kind = 'backchannel'), 0), coalesce(sum(e.kind = 'cut'), 0), "
                       "coalesce(avg(CASE WHEN e.kind IN ('interrupt', 'backchannel') THEN "
-                      "e.n_frames * s.duration_s / s.n_frames END), 0) "
+                      "e.n_frames * s.duration_s / s.n_frames END), 0), "
+                      "coalesce(sum(e.kind = 'overlap'), 0) "
                       "FROM events e JOIN samples s ON s.id = e.sample_id "
-                      "WHERE e.kind IN ('interrupt', 'backchannel', 'cut') AND s.n_frames > 0",
-                      v, 4, err)) < 0)
+                      "WHERE e.kind IN ('interrupt', 'backchannel', 'cut', 'overlap') "
+                      "AND s.n_frames > 0",
+                      v, 5, err)) < 0)
         return rc;
     out->n_interrupts = (int64_t)v[0];
     out->n_backchannels = (int64_t)v[1];
     out->n_cuts = (int64_t)v[2];
     out->mean_overlap_s = v[3];
+    out->n_overlaps = (int64_t)v[4];
     if (out->n_eligible > 0)
         out->interruption_rate =
             (double)(out->n_interrupts + out->n_backchannels) / (double)out->n_eligible;

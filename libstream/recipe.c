@@ -64,7 +64,7 @@ static int get_int(json_t *obj, const char *key, const char *path, int64_t lo, i
 }
 
 static const char *const format_names[FLM_N_FORMATS + 1] = {
-    "tts", "asr", "arrt", "rtts", "rtts-free", "words", "words-asr", NULL};
+    "tts", "asr", "arrt", "rtts", "rtts-free", "words", "words-asr", "conversation", NULL};
 
 const char *flm_recipe_format_name(int format)
 {
@@ -97,6 +97,7 @@ static void defaults(flm_recipe *r)
     r->p_interrupt = 0.7;
     r->reaction_s = 0.5;
     r->fade_s = 0.01;
+    r->yield_s = 1.0;
     r->lead = 2;
     r->word_lag = 1;
     r->silence_min_s = 0.08;
@@ -120,6 +121,7 @@ static int parse_dialog(json_t *dg, const char *name, flm_recipe *r, flm_error *
                                  "p_interrupt",
                                  "reaction_s",
                                  "fade_s",
+                                 "yield_s",
                                  NULL};
     if (!json_is_object(dg))
         return bad(err, name, "dialog", "expected an object");
@@ -136,7 +138,8 @@ static int parse_dialog(json_t *dg, const char *name, flm_recipe *r, flm_error *
             0 ||
         (rc = get_num(dg, "reaction_s", "dialog.reaction_s", 0.08, 10, &r->reaction_s, name, err)) <
             0 ||
-        (rc = get_num(dg, "fade_s", "dialog.fade_s", 0, 1, &r->fade_s, name, err)) < 0)
+        (rc = get_num(dg, "fade_s", "dialog.fade_s", 0, 1, &r->fade_s, name, err)) < 0 ||
+        (rc = get_num(dg, "yield_s", "dialog.yield_s", 0.08, 10, &r->yield_s, name, err)) < 0)
         return rc;
     json_t *mt = json_object_get(dg, "manifest_timing");
     if (mt && !json_is_boolean(mt))

@@ -1,7 +1,7 @@
 /* SFT dialog formats: one packed sample from a plan, the tracks' codes and the turns' tokens.
  * See flm_dialog.h. */
-#include <string.h>
 
+#include "duplex.h"
 #include "flm_dialog.h"
 
 /* Text position j of turn k's span: ARRT [<asr> user tokens <answer>] response, else response. */
@@ -42,23 +42,14 @@ static int check_inputs(const flm_profiles *p, const flm_dialog_plan *plan,
                                  sample_id, k, n_tokens[k], plan->turns[k].n_tokens);
         for (int32_t j = 0; j < n_tokens[k]; j++) {
             int32_t v = tokens[k][j];
-            if (v < 0 || v >= p->vocab.text_vocab_size || v == p->vocab.text_wait ||
-                v == p->vocab.text_asr || v == p->vocab.text_answer)
+            if (!duplex_text_token_ok(p, v))
                 return flm_error_set(err, FLM_EINVAL,
                                      "dialog %s: turn %d: text token %d is %d (out of the "
                                      "vocabulary or a control token)",
                                      sample_id, k, j, v);
         }
     }
-    const int32_t *codes[2] = {speak_codes, listen_codes};
-    for (int side = 0; side < 2; side++)
-        for (size_t i = 0; i < (size_t)FLM_N_CODEBOOKS * (size_t)n_frames; i++)
-            if (codes[side][i] < 0 || codes[side][i] >= p->codec.card)
-                return flm_error_set(err, FLM_EINVAL,
-                                     "dialog %s: %s code %d at codebook %zu frame %zu", sample_id,
-                                     side ? "listen" : "speak", codes[side][i],
-                                     i / (size_t)n_frames, i % (size_t)n_frames);
-    return 0;
+    return duplex_check_codes(p, speak_codes, listen_codes, n_frames, "dialog", sample_id, err);
 }
 
 int flm_dialog_pack(flm_sample **out, const flm_profiles *p, const flm_dialog_plan *plan,
@@ -72,16 +63,8 @@ int flm_dialog_pack(flm_sample **out, const flm_profiles *p, const flm_dialog_pl
     if (rc < 0)
         return rc;
     flm_sample *s = NULL;
-    if ((rc = flm_sample_create(&s, n_frames, err)) < 0)
+    if ((rc = duplex_sample_new(&s, p, speak_codes, listen_codes, n_frames, err)) < 0)
         return rc;
-    for (int32_t t = 0; t < n_frames; t++)
-        FLM_TOK(s, FLM_CH_TEXT, t) = p->vocab.text_wait;
-    for (int c = 0; c < FLM_N_CODEBOOKS; c++) {
-        memcpy(&FLM_TOK(s, FLM_CH_SPEAK + c, 0), speak_codes + (size_t)c * n_frames,
-               sizeof(int32_t) * (size_t)n_frames);
-        memcpy(&FLM_TOK(s, FLM_CH_LISTEN + c, 0), listen_codes + (size_t)c * n_frames,
-               sizeof(int32_t) * (size_t)n_frames);
-    }
     int32_t n_user = 0, n_model = 0;
     for (int32_t k = 0; k < plan->n_turns; k++) {
         const flm_dialog_turn_plan *t = &plan->turns[k];

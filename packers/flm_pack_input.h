@@ -12,12 +12,13 @@
  * audio: the codes are then not computed), channel (-1 mono mixdown, default; or 0..63),
  * language, speaker, corpus (string or null), duration (number; informative), sentences (1 or more,
  * each text (non-empty), start_frame >= 0, end_frame > start_frame, in time order: a sentence
- * may share at most one frame with the previous one; start, end and confidence are accepted and
- * not used; words, optional: [{"text", "start", "end"}, ...] in seconds from the start of the
- * audio, in time order, whose texts concatenated and trimmed are the sentence's text -- the word
- * timings of the word-level arms). Relative paths are relative to base_dir (the manifest's
- * directory). Unknown keys are errors (a typo must not silently drop a field). Every error names
- * the file, the line and the key.
+ * may share at most one frame with the previous one; start and end in seconds (kept when they are
+ * numbers with 0 <= start <= end, else -1; conversations measure speech lengths with them) and
+ * confidence (accepted, not used); words, optional: [{"text", "start", "end"}, ...] in seconds from
+ * the start of the audio, in time order, whose texts concatenated and trimmed are the sentence's
+ * text -- the word timings of the word-level arms). Relative paths are relative to base_dir (the
+ * manifest's directory). Unknown keys are errors (a typo must not silently drop a field). Every
+ * error names the file, the line and the key.
  */
 #ifndef FLM_PACK_INPUT_H
 #define FLM_PACK_INPUT_H
@@ -36,7 +37,8 @@ typedef struct flm_pack_input_word {
 typedef struct flm_pack_sentence {
     char *text;
     int64_t start_frame, end_frame; /* [start_frame, end_frame) of the utterance's codes */
-    flm_pack_input_word *words;     /* optional; NULL when the line has none */
+    double start, end;          /* seconds, when given as numbers with 0 <= start <= end; else -1 */
+    flm_pack_input_word *words; /* optional; NULL when the line has none */
     size_t n_words;
 } flm_pack_sentence;
 

@@ -216,6 +216,11 @@ int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t l
                                where, i);
             goto done;
         }
+        json_t *ts = json_object_get(s, "start"), *te = json_object_get(s, "end");
+        q->start = q->end = -1;
+        if (json_is_number(ts) && json_is_number(te) && json_number_value(ts) >= 0 &&
+            json_number_value(te) >= json_number_value(ts))
+            q->start = json_number_value(ts), q->end = json_number_value(te);
         if ((rc = get_frame(s, "start_frame", i, &q->start_frame, where, err)) < 0 ||
             (rc = get_frame(s, "end_frame", i, &q->end_frame, where, err)) < 0)
             goto done;

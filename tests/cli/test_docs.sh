@@ -209,6 +209,11 @@ skip docs/align.md 'flm align bad.jsonl.gz -o bad.jsonl' \
 skip docs/align.md 'flm align train_manifest.json -o nemo-out.jsonl' \
     'needs docs/align.md'"'"'s wavs/talk.wav (two espeak-ng sentences, 3.59 s), not a demo file'
 skip docs/align.md 'flm align cuts.jsonl.gz -o -' 'the same wavs/talk.wav, in a Lhotse cut'
+skip docs/conversations.md 'flm align --from moshi-ft calls/manifest.jsonl -o calls/aligned.jsonl' \
+    'needs the stereo espeak-ng call; tests/cli/test_conversation.sh runs these three'
+skip docs/conversations.md 'flm pack --recipe schemas/recipes/fine-tuning-conversation.json --model-side both --tokenizer tokenizer.json --codec mimi.safetensors --out calls-ds calls/aligned.jsonl' \
+    'the aligned call of the line before'
+skip docs/conversations.md 'flm index stats calls-ds' 'the dataset of the line before'
 skip docs/packing.md 'flm pack --recipe schemas/recipes/ablation-words-asr.json --tokenizer tokenizer.json --silence-codes 11,22,33,44,55,66,77,88 --out words-asr sentences.jsonl' \
     'needs sentences with word timings (40 utterances); the demo'"'"'s have none'
 skip docs/packing.md 'flm inspect words-asr/shards/000000.flms:0 --tokenizer tokenizer.json' \

@@ -65,6 +65,15 @@ int main(void)
         echo |= !strcmp(r.augment_key[i], "p_echo") && !strcmp(r.augment_value[i], "0.3");
     TAP_OK(echo, "echo leakage p 0.3 (shortest text of the number)");
     flm_recipe_free(&r);
+    snprintf(path, sizeof path, "%s/schemas/recipes/fine-tuning-conversation.json", SOURCE_ROOT);
+    TAP_EQ_INT(flm_recipe_load(path, &r, &err), 0, "fine-tuning-conversation loads");
+    TAP_OK(r.p_format[FLM_FORMAT_CONVERSATION] == 1.0 && r.yield_s == 1.0 && r.reaction_s == 0.5 &&
+               r.lead == 2,
+           "conversations: lead 2, back-channels under 0.5 s, yield within 1 s");
+    flm_recipe_free(&r);
+    TAP_EQ_STR(flm_recipe_format_name(FLM_FORMAT_CONVERSATION), "conversation", "conversation");
+    expect_error(HEAD "\"dialog\":{\"yield_s\":0.01}}",
+                 "\"dialog.yield_s\": expected a number in [0.08, 10]");
     TAP_EQ_STR(flm_recipe_format_name(FLM_FORMAT_RTTS_FREE), "rtts-free", "format names");
     TAP_OK(flm_recipe_format_name(FLM_N_FORMATS) == NULL, "no name out of range");
 
