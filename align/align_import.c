@@ -465,8 +465,7 @@ nomem:
     return nomem(err, path);
 }
 
-/* ---- moshi-finetune: {"alignments": [[word, [start, end], speaker], ...]} ---------------------
- */
+/* ---- moshi-finetune: {"alignments": [[word, [start, end], speaker], ...]} ------------------ */
 
 int align_import_moshi(flm_transcript *t, const char *path, const char *data, size_t size,
                        const char *audio, flm_error *err)

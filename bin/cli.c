@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "flm_index.h"
+#include "flm_json.h"
 #include "flm_util.h"
 
 void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total)
@@ -165,19 +166,6 @@ int cli_query_row(struct flm_index *idx, const char *sql, char *out, size_t size
     return flm_index_query(idx, sql, on_first_row, &q, err);
 }
 
-void cli_fmt_double(char *buf, size_t size, double v)
-{
-    if (!isfinite(v)) {
-        snprintf(buf, size, "null");
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, v);
-        if (prec == 17 || strtod(buf, NULL) == v)
-            break;
-    }
-}
-
 int cli_json_value(const char *text, json_t **out)
 {
     char *end;
@@ -197,58 +185,9 @@ int cli_json_value(const char *text, json_t **out)
     return 0;
 }
 
-static int json_write(FILE *f, const json_t *v)
-{
-    char num[40];
-    if (!v) { /* a json_pack that failed (a string that is not UTF-8) */
-        fputs("null", f);
-        return ferror(f) ? -1 : 0;
-    }
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *m;
-        int first = 1;
-        fputc('{', f);
-        json_object_foreach((json_t *)v, key, m)
-        {
-            json_t *k = json_string(key);
-            if (!first)
-                fputc(',', f);
-            first = 0;
-            json_dumpf(k, f, JSON_ENCODE_ANY);
-            json_decref(k);
-            fputc(':', f);
-            json_write(f, m);
-        }
-        fputc('}', f);
-        break;
-    }
-    case JSON_ARRAY:
-        fputc('[', f);
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            if (i)
-                fputc(',', f);
-            json_write(f, json_array_get(v, i));
-        }
-        fputc(']', f);
-        break;
-    case JSON_REAL:
-        cli_fmt_double(num, sizeof num, json_real_value(v));
-        /* a double that happens to be integral stays a JSON float ("2.0", not "2") */
-        fputs(num, f);
-        if (!strpbrk(num, ".eEn"))
-            fputs(".0", f);
-        break;
-    default:
-        json_dumpf(v, f, JSON_ENCODE_ANY);
-    }
-    return ferror(f) ? -1 : 0;
-}
-
 int cli_json_print(FILE *f, const json_t *v)
 {
-    int rc = json_write(f, v);
+    int rc = flm_json_dumpf(v, f);
     fputc('\n', f);
     return rc;
 }

@@ -43,13 +43,11 @@ int cli_query_row(struct flm_index *idx, const char *sql, char *out, size_t size
 struct flm_index;
 int cli_print_stats(struct flm_index *idx, int json);
 
-/* The shortest of %.15g, %.16g, %.17g that reads back as v (69.68, not 69.680000000000007);
- * "null" for NaN and infinities. */
-void cli_fmt_double(char *buf, size_t size, double v);
 /* A key=value value as typed JSON: an integer (returns 1), a number (2) or a string (0). */
 typedef struct json_t json_t;
 int cli_json_value(const char *text, json_t **out);
-/* Compact JSON and a newline, reals printed with cli_fmt_double. Returns 0 or -1 (write error). */
+/* flm_json_dumpf (compact, floats shortest round-trip: flm_json.h) and a newline. Returns 0 or -1
+ * (write error). */
 int cli_json_print(FILE *f, const json_t *v);
 
 /* The --mmap paragraph of the --help of the commands that run the LM. */

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "flm_alloc.h"
 #include "flm_index.h"
+#include "flm_json.h"
 #include "flm_lock.h"
 #include "flm_shard.h"
 #include "flm_tokenizer.h"
@@ -429,8 +430,7 @@ static int check(int argc, char **argv)
                                 rc == 0 && n_err == 0, "samples_verified",
                                 (json_int_t)(n_samples > 0 ? n_samples : 0), "errors", ui.errors,
                                 "notes", ui.note_list);
-        json_dumpf(doc, stdout, JSON_COMPACT);
-        putchar('\n');
+        cli_json_print(stdout, doc);
         json_decref(doc);
     } else if (rc == 0 && n_err) {
         put_escaped(stdout, path);
@@ -577,8 +577,7 @@ static int quarantine(int argc, char **argv)
     if (rc < 0) {
         cli_error("%s", err.msg);
     } else if (arr) {
-        json_dumpf(arr, stdout, JSON_COMPACT);
-        putchar('\n');
+        cli_json_print(stdout, arr);
     }
     json_decref(arr);
     flm_index_close(&idx);
@@ -675,7 +674,7 @@ static void print_value(sqlite3_stmt *st, int c)
         fputs("NULL", stdout);
         break;
     case SQLITE_FLOAT:
-        cli_fmt_double(num, sizeof num, sqlite3_column_double(st, c));
+        flm_json_fmt_double(num, sizeof num, sqlite3_column_double(st, c));
         fputs(num, stdout);
         break;
     default: {

@@ -1,9 +1,9 @@
 /* flm_kernels.h - float32 compute kernels of the engine, each with a plain reference twin.
  *
- *     flm_kernels_init(2);                                 // 2 OpenMP threads, BLAS
- * single-threaded flm_conv1d c = {.c_in = 64, .c_out = 128, .k = 8, .stride = 4, .dilation = 1, .w
- * = w_packed, .b = bias};           // w_packed: flm_conv1d_pack_weight() flm_conv1d_f32(&c, x,
- * n_out, y);                     // x: [flm_conv1d_n_in(&c, n_out)][64]
+ *     flm_kernels_init(2);                      // 2 OpenMP threads, BLAS single-threaded
+ *     flm_conv1d c = {.c_in = 64, .c_out = 128, .k = 8, .stride = 4, .dilation = 1,
+ *                     .w = w_packed, .b = bias}; // w_packed: flm_conv1d_pack_weight()
+ *     flm_conv1d_f32(&c, x, n_out, y);          // x: [flm_conv1d_n_in(&c, n_out)][64]
  *
  * Layout: activations are time-major, [T][C] row-major (a frame is a contiguous row), so a
  * strided convolution is one GEMM over overlapping rows and streaming appends rows. The reference

@@ -2,12 +2,15 @@
  *
  *     flm_safetensors *st = NULL;
  *     flm_error err = {0};
- *     if (flm_safetensors_open(&st, "model.safetensors.index.json", &err) < 0)   // or a
- * .safetensors return fprintf(stderr, "%s\n", err.msg), 1; float *w = flm_malloc(512 * 512 * 4 *
- * sizeof *w); int64_t shape[] = {512, 512, 4}; if (flm_safetensors_read_f32(st,
- * "downsample.conv.conv.conv.weight", 3, shape, w, &err) < 0)
+ *     // a sharded checkpoint's index, or one .safetensors file
+ *     if (flm_safetensors_open(&st, "model.safetensors.index.json", &err) < 0)
+ *         return fprintf(stderr, "%s\n", err.msg), 1;
+ *     float *w = flm_malloc(512 * 512 * 4 * sizeof *w);
+ *     int64_t shape[] = {512, 512, 4};
+ *     if (flm_safetensors_read_f32(st, "downsample.conv.conv.conv.weight", 3, shape, w, &err) < 0)
  *         ...;   // "ckpt.safetensors: tensor 'downsample...': shape [512, 512, 2] in file,
- * expected [512, 512, 4]" flm_safetensors_close(&st);
+ *                //  expected [512, 512, 4]"
+ *     flm_safetensors_close(&st);
  *
  * Format: 8-byte little-endian header length N, N bytes of JSON
  * {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the

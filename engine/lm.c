@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "flm_alloc.h"
+#include "flm_json.h"
 #include "flm_kernels.h"
 #include "flm_quant.h"
 #include "flm_rng.h"
@@ -135,16 +136,9 @@ static int cfg_bool(json_t *o, const char *key, const char *path, const char *na
 static int only_keys(json_t *o, const char *const *keys, const char *path, const char *name,
                      flm_error *err)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        int ok = 0;
-        for (int i = 0; keys[i] && !ok; i++)
-            ok = !strcmp(key, keys[i]);
-        if (!ok)
-            return flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"%s.%s\"", name, path, key);
-    }
+    const char *key = flm_json_unknown_key(o, keys);
+    if (key)
+        return flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"%s.%s\"", name, path, key);
     for (int i = 0; keys[i]; i++)
         if (!json_object_get(o, keys[i]))
             return flm_error_set(err, FLM_EFORMAT, "%s: key \"%s.%s\" missing", name, path,

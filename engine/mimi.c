@@ -4,8 +4,9 @@
  * d = 512, ff = 2048, qd = 256; conv weights are repacked to [c_out][k][c_in] at load):
  *
  *   encoder.model.0.conv.conv.{weight [nf,1,7], bias}            enc_in
- *   encoder.model.{1,4,7,10}.block.1.conv.conv.{weight [C/2,C,3], bias}   enc_res[i].a  (C =
- * nf*2^i) encoder.model.{1,4,7,10}.block.3.conv.conv.{weight [C,C/2,1], bias}   enc_res[i].b
+ *   encoder.model.{1,4,7,10}.block.1.conv.conv.{weight [C/2,C,3], bias}   enc_res[i].a
+ *   encoder.model.{1,4,7,10}.block.3.conv.conv.{weight [C,C/2,1], bias}   enc_res[i].b
+ *     (C = nf * 2^i)
  *   encoder.model.{3,6,9,12}.conv.conv.{weight [2C,C,2r], bias}  enc_down[i], r = 4,5,6,8
  *   encoder.model.14.conv.conv.{weight [D,16nf,3], bias}         enc_out
  *   {encoder,decoder}_transformer.transformer.layers.L.

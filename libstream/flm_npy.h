@@ -14,6 +14,7 @@
 #ifndef FLM_NPY_H
 #define FLM_NPY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "flm_error.h"

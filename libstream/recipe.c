@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "flm_alloc.h"
+#include "flm_json.h"
 #include "flm_util.h"
 
 static int bad(flm_error *err, const char *name, const char *key, const char *what)
@@ -18,17 +19,10 @@ static int bad(flm_error *err, const char *name, const char *key, const char *wh
 static int only_keys(json_t *obj, const char *const *allowed, const char *name, const char *where,
                      flm_error *err)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++)
-            ok |= strcmp(*a, key) == 0;
-        if (!ok)
-            return flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"%s%s%.64s\"", name, where,
-                                 *where ? "." : "", key);
-    }
+    const char *key = flm_json_unknown_key(obj, allowed);
+    if (key)
+        return flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"%s%s%.64s\"", name, where,
+                             *where ? "." : "", key);
     return 0;
 }
 
@@ -166,11 +160,7 @@ static int parse_augmentation(json_t *ag, const char *name, flm_recipe *r, flm_e
         char path[128], text[64];
         snprintf(path, sizeof path, "augmentation.%.100s", key);
         if (json_is_number(v)) /* the shortest text that reads back as the same double */
-            for (int digits = 1; digits <= 17; digits++) {
-                snprintf(text, sizeof text, "%.*g", digits, json_number_value(v));
-                if (strtod(text, NULL) == json_number_value(v))
-                    break;
-            }
+            flm_json_fmt_double(text, sizeof text, json_number_value(v));
         else if (json_is_string(v) && json_string_length(v) < sizeof text)
             snprintf(text, sizeof text, "%s", json_string_value(v));
         else if (json_is_boolean(v))

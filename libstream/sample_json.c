@@ -1,6 +1,8 @@
-/* JSON form of a sample: what `flm inspect --json` prints and what readers compare against. */
+/* JSON form of a sample: what `flm inspect --json` prints and what readers compare against
+ * (flm_json.h: floats shortest round-trip). */
 #include <jansson.h>
 
+#include "flm_json.h"
 #include "flm_stream.h"
 
 static json_t *meta_object(const flm_sample *s)
@@ -20,7 +22,7 @@ char *flm_sample_to_json(const flm_sample *s, int flags)
 {
     if (flags & FLM_JSON_METADATA_ONLY) {
         json_t *meta = meta_object(s);
-        char *txt = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+        char *txt = meta ? flm_json_dumps(meta) : NULL;
         json_decref(meta);
         return txt;
     }
@@ -57,7 +59,7 @@ char *flm_sample_to_json(const flm_sample *s, int flags)
                                             e->value));
     }
     json_object_set_new(o, "events", ev);
-    char *txt = json_dumps(o, JSON_COMPACT);
+    char *txt = flm_json_dumps(o);
     json_decref(o);
     return txt;
 }

@@ -66,7 +66,8 @@ static int inside_user(const flm_conv_span *user, int32_t n_user, int32_t c)
     return 0;
 }
 
-/* A side's stretches of speech: its sentences merged where they overlap or touch. */
+/* A side's stretches of speech: its sentences merged across pauses shorter than
+ * FLM_CONV_STRETCH_GAP frames. */
 static int32_t stretches(const flm_conv_span *s, int32_t n, double frame_s, flm_conv_span *out)
 {
     int32_t k = 0;
@@ -74,7 +75,7 @@ static int32_t stretches(const flm_conv_span *s, int32_t n, double frame_s, flm_
         flm_conv_span x = s[i];
         if (x.t1 < 0) /* no seconds: the frames */
             x.t0 = x.start * frame_s, x.t1 = x.end * frame_s;
-        if (k && x.start <= out[k - 1].end) {
+        if (k && x.start < out[k - 1].end + FLM_CONV_STRETCH_GAP) {
             out[k - 1].end = max32(out[k - 1].end, x.end);
             out[k - 1].t1 = out[k - 1].t1 > x.t1 ? out[k - 1].t1 : x.t1;
         } else {
@@ -295,7 +296,10 @@ int flm_conv_plan_make(flm_conv_plan *plan, const flm_conv_params *cp, const flm
         P->n_user = u - P->first_user;
         P->first_event = e;
         while (e < plan->n_events && plan->events[e].frame < s1) {
-            const char *k = plan->events[e++].kind;
+            flm_conv_event *ev = &plan->events[e++];
+            if (ev->frame + ev->n_frames > s1) /* a stretch may go on past a cut */
+                ev->n_frames = s1 - ev->frame;
+            const char *k = ev->kind;
             P->interrupts += !strcmp(k, "interrupt");
             P->backchannels += !strcmp(k, "backchannel");
             P->overlaps += !strcmp(k, "overlap");

@@ -7,6 +7,7 @@
 
 #include "flm_alloc.h"
 #include "flm_dialog.h"
+#include "flm_json.h"
 #include "flm_util.h"
 
 static int bad(flm_error *err, const char *file, int32_t line, const char *key, const char *what)
@@ -17,17 +18,10 @@ static int bad(flm_error *err, const char *file, int32_t line, const char *key, 
 static int only_keys(json_t *obj, const char *const *allowed, const char *file, int32_t line,
                      const char *where, flm_error *err)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++)
-            ok |= strcmp(*a, key) == 0;
-        if (!ok)
-            return flm_error_set(err, FLM_EFORMAT, "%s:%d: unknown key \"%s%.64s\"", file, line,
-                                 where, key);
-    }
+    const char *key = flm_json_unknown_key(obj, allowed);
+    if (key)
+        return flm_error_set(err, FLM_EFORMAT, "%s:%d: unknown key \"%s%.64s\"", file, line, where,
+                             key);
     return 0;
 }
 

@@ -34,8 +34,9 @@
  * longer than sample_frames is FLM_ERANGE.
  *
  * Events (the synthetic dialogs' kinds, flm_dialog.h), from the two sides' sentence frames
- * (`flm align` trims them to the speech). A side's sentences that overlap or touch form one
- * stretch of speech; a pause of a frame or more ends it. A stretch's length len is t1 - t0 of
+ * (`flm align` trims them to the speech, so sentences said in one breath may show a frame or
+ * two between them). A side's sentences form one stretch of speech until a pause of
+ * FLM_CONV_STRETCH_GAP frames (0.24 s) or more. A stretch's length len is t1 - t0 of
  * its sentences' seconds (the `start` and `end` flm align writes; frames * frame_s when a line has
  * none). For each user stretch U = [u0, u1) that starts inside a model stretch M = [m0, m1)
  * (m0 <= u0 < m1):
@@ -48,6 +49,7 @@
  *   "overlap"     otherwise (both go on talking): frame u0, n_frames the overlap, value the
  *                 overlap in seconds
  * and for each model stretch starting inside a user stretch (u0 < m0 < u1): "overlap" at m0.
+ * An event belongs to the part its frame is in; its n_frames stop at the part's end.
  * Metadata "dialog.*" as the synthetic dialogs (format "conversation", turns, user_turns,
  * model_turns, eligible = model turns followed by a user turn, interrupts, backchannels,
  * dropped_tokens = 0, conflicts = 0, reaction_frames, timing "recording"), so `flm index stats`
@@ -66,6 +68,9 @@
 #include "flm_profile.h"
 #include "flm_recipe.h"
 #include "flm_stream.h"
+
+/* A pause of this many frames or more ends a stretch of speech (see Events above). */
+#define FLM_CONV_STRETCH_GAP 3
 
 typedef struct flm_conv_span {
     int32_t start, end; /* [start, end) frames of the recording */

@@ -4,16 +4,9 @@
 #include <string.h>
 
 #include "flm_alloc.h"
+#include "flm_json.h"
 #include "flm_pack_input.h"
 #include "flm_util.h"
-
-static int is_in(const char *key, const char *const *keys)
-{
-    for (; *keys; keys++)
-        if (!strcmp(key, *keys))
-            return 1;
-    return 0;
-}
 
 /* Optional string-or-null key: *out stays NULL when absent or null. */
 static int opt_str(json_t *o, const char *key, char **out, const char *where, flm_error *err)
@@ -134,12 +127,9 @@ int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t l
         rc = flm_error_set(err, FLM_EFORMAT, "%s: expected a JSON object", where);
         goto done;
     }
-    json_object_foreach(o, k, v)
-    {
-        if (!is_in(k, keys)) {
-            rc = flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"%s\"", where, k);
-            goto done;
-        }
+    if ((k = flm_json_unknown_key(o, keys))) {
+        rc = flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"%s\"", where, k);
+        goto done;
     }
     v = json_object_get(o, "id");
     if (!json_is_string(v) || !json_string_length(v)) {
@@ -201,13 +191,10 @@ int flm_pack_utt_parse(const char *line, size_t len, const char *file, int64_t l
                                where, i);
             goto done;
         }
-        json_object_foreach(s, k, v)
-        {
-            if (!is_in(k, skeys)) {
-                rc = flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"sentences[%zu].%s\"", where,
-                                   i, k);
-                goto done;
-            }
+        if ((k = flm_json_unknown_key(s, skeys))) {
+            rc = flm_error_set(err, FLM_EFORMAT, "%s: unknown key \"sentences[%zu].%s\"", where, i,
+                               k);
+            goto done;
         }
         v = json_object_get(s, "text");
         if (!json_is_string(v) || !json_string_length(v)) {

@@ -4,7 +4,8 @@ written from docs/conversations.md, not from the packer.
 
   convcheck.py make DIR          espeak-ng two-speaker call, stereo (left: agent, right: caller),
                                  with a planted interrupt and back-channel; moshi-finetune's
-                                 manifest + word alignments; DIR/truth.json: the planted times
+                                 manifest + word alignments, the same as a Lhotse MultiCut
+                                 (cuts.jsonl); DIR/truth.json: the planted times
   convcheck.py check DATASET --flm FLM --tokenizer TOK --codec MIMI --recipe R --aligned A.jsonl
                  --stereo S24.wav [--exact-listen]
                                  every sample against the rules; prints one JSON line
@@ -84,7 +85,7 @@ def make(args):
         w.setnchannels(2), w.setsampwidth(2), w.setframerate(RATE)
         w.writeframes(pcm.tobytes())
     # moshi-finetune: alignments of every word, times spread over each turn by letters
-    al = []
+    al, turn_words = [], []
     for i, (s, text, _) in enumerate(TURNS):
         words = text.split()
         if i == 2:  # what the agent said before it stopped
@@ -94,8 +95,24 @@ def make(args):
         span = (off[i] - on[i]) if i != 2 else full2 * sum(weights) / sum(len(w) + 1 for w in text.split())
         edges = on[i] + np.concatenate([[0], np.cumsum(weights)]) / weights.sum() * span
         spk = "SPEAKER_MAIN" if s == "A" else "SPEAKER_1"
+        turn_words.append([])
         for k, w in enumerate(words):
             al.append([w, [round(edges[k], 3), round(edges[k + 1], 3)], spk])
+            turn_words[-1].append(al[-1])
+    # the same call as a Lhotse MultiCut: one supervision per turn on its speaker's channel
+    sups = []
+    for i, (s, text, _) in enumerate(TURNS):
+        words = [w for w, _, _ in turn_words[i]]
+        sups.append({"id": f"call-t{i}", "recording_id": "call", "start": round(on[i], 3),
+                     "duration": round(off[i] - on[i], 3), "channel": 0 if s == "A" else 1,
+                     "text": " ".join(words), "speaker": s})
+    rec = {"id": "call", "sources": [{"type": "file", "channels": [0, 1], "source": "call.wav"}],
+           "sampling_rate": RATE, "num_samples": len(st), "duration": round(len(st) / RATE, 3),
+           "channel_ids": [0, 1]}
+    cut = {"id": "call", "start": 0.0, "duration": rec["duration"], "channel": [0, 1],
+           "supervisions": sups, "recording": rec, "type": "MultiCut"}
+    with open(os.path.join(args.dir, "cuts.jsonl"), "w") as f:
+        f.write(json.dumps(cut) + "\n")
     al.sort(key=lambda e: e[1][0])
     json.dump({"alignments": al}, open(os.path.join(args.dir, "call.json"), "w"))
     with open(os.path.join(args.dir, "manifest.jsonl"), "w") as f:
@@ -133,10 +150,10 @@ def need(cond, what, bad):
 
 
 def stretches(spans):
-    """[start_frame, end_frame, start_s, end_s] merged where they overlap or touch."""
+    """[start_frame, end_frame, start_s, end_s] merged across pauses under 3 frames."""
     out = []
     for a, b, t0, t1 in spans:
-        if out and a <= out[-1][1]:
+        if out and a < out[-1][1] + 3:
             out[-1][1], out[-1][3] = max(out[-1][1], b), max(out[-1][3], t1)
         else:
             out.append([a, b, t0, t1])
@@ -224,7 +241,8 @@ def check(args):
         need(short == meta["conversation.short_leads"], f"{key}: {short} short leads, meta "
              f"{meta['conversation.short_leads']}", bad)
         # events: the documented rules, the part's share
-        ev = [(k, f - s0, n) for k, f, n in events_of(ms, us, reaction, yld) if s0 <= f < s0 + T]
+        ev = [(k, f - s0, min(n, s0 + T - f)) for k, f, n in events_of(ms, us, reaction, yld)
+              if s0 <= f < s0 + T]
         got = [(e["kind"], e["frame"], e["n_frames"]) for e in smp["events"]]
         need(got == ev, f"{key}: events {got}, the rules give {ev}", bad)
         n_events += len(got)

@@ -85,6 +85,16 @@ rc=$?
 is "$rc" 1 "resuming with another model side is refused"
 like "$out" "model side: left was packed, right given" "... naming the difference"
 
+# the same call as a Lhotse MultiCut (one supervision per turn on its speaker's channel)
+"$FLM" align call/cuts.jsonl -o call/lhotse.jsonl >/dev/null 2>&1; ok $? "flm align a Lhotse MultiCut (format detected)"
+is "$($PY -c "import json; print([json.loads(l)['channel'] for l in open('call/lhotse.jsonl')])")" "[0, 1]" "... one line per channel"
+out=$("$FLM" pack --recipe noaug.json --tokenizer "$TOK" --codec mimi.safetensors --model-side both --out lhotse call/lhotse.jsonl 2>&1)
+like "$out" "1 conversations, 2 model sides" "flm pack --model-side both on the Lhotse lines"
+res=$($PY "$SRC/convcheck.py" check lhotse --flm "$FLM" --tokenizer "$TOK" --codec mimi.safetensors \
+    --recipe noaug.json --aligned call/lhotse.jsonl --stereo s24.wav --exact-listen)
+is "$(field "$res" 'd["samples"], d["bad"], "interrupt" in d["kinds"], "backchannel" in d["kinds"]')" "2 [] True True" \
+    "... every check passes; the interrupt and the back-channel found again"
+
 # bad inputs: a usage error, the wrong recipe, conversations that cannot be packed
 out=$("$FLM" pack --recipe "$R" --tokenizer "$TOK" --model-side middle --out x call/aligned.jsonl 2>&1)
 is "$?" 1 "--model-side middle: refused"

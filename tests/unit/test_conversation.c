@@ -137,6 +137,18 @@ static void test_events(void)
     TAP_OK(p0->turns == 5 && p0->model_turns == 3 && p0->user_turns == 2 && p0->eligible == 2,
            "turns %d (model %d, user %d), eligible %d", p0->turns, p0->model_turns, p0->user_turns,
            p0->eligible);
+    /* stretches: a pause under 3 frames does not end one, 3 frames do */
+    for (int gap = 2; gap <= 3; gap++) {
+        flm_conv_plan_free(&plan);
+        flm_conv_span mg[2] = {sp(10, 50), sp(50 + gap, 100)};
+        flm_conv_span ug[1] = {sp(51, 80)};
+        TAP_EQ_INT(flm_conv_plan_make(&plan, &cp, mg, nt, 2, ug, 1, 120, "g", &err), 0, "plan");
+        TAP_OK(plan.n_events == 1 && !strcmp(plan.events[0].kind, "overlap") &&
+                   plan.events[0].frame == (gap == 2 ? 51 : 53),
+               "a pause of %d frames: the user's onset at 51 is %s", gap,
+               gap == 2 ? "under the model's stretch (overlap at 51)"
+                        : "in the model's pause (the model's onset at 53 is the overlap)");
+    }
     /* a long user turn where the model takes more than yield to stop: overlap, not interrupt */
     flm_conv_plan_free(&plan);
     flm_conv_span m2[1] = {sp(10, 50)};
