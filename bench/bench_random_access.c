@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "flm_alloc.h"
+#include "flm_dataset_writer.h"
 #include "flm_index.h"
 #include "flm_rng.h"
 #include "flm_shard.h"
@@ -53,36 +54,29 @@ static void build(const char *ds, double gb)
     flm_index_begin_run(idx, "bench_random_access", NULL, 1, &p, &run, &err);
     flm_synth_params sp = flm_synth_default_params();
     flm_shard_params shp = flm_shard_default_params(&p);
+    /* two base shards through the dataset writer (shards/000000.flms, 000001.flms) */
+    flm_dataset_writer *dw = NULL;
+    if (flm_dataset_writer_open(&dw, ds, idx, run, &shp, &err) < 0)
+        die(err.msg);
     double base_bytes = 0;
     for (int k = 0; k < 2; k++) {
-        char rel[64];
-        snprintf(rel, sizeof rel, "shards/base%d.flms", k);
-        snprintf(path, sizeof path, "%s/%s", ds, rel);
-        flm_shard_writer *w = NULL;
-        if (flm_shard_writer_create(&w, path, &shp, &err) < 0)
-            die(err.msg);
-        flm_sample *s[PER_SHARD];
-        flm_record_info info[PER_SHARD];
         for (int i = 0; i < PER_SHARD; i++) {
             char id[64];
+            flm_sample *s = NULL;
             snprintf(id, sizeof id, "ra/%d/%d#0", k, i);
-            if (flm_synth_sample(&s[i], &p, &sp, 5, id, &err) < 0 ||
-                flm_shard_writer_add(w, s[i], &info[i], &err) < 0)
+            if (flm_synth_sample(&s, &p, &sp, 5, id, &err) < 0 ||
+                flm_dataset_writer_add(dw, s, &err) < 0)
                 die(err.msg);
         }
-        if (flm_shard_writer_finish(w, &err) < 0)
+        if (flm_dataset_writer_flush(dw, &err) < 0)
             die(err.msg);
-        flm_shard_writer_destroy(&w);
         struct stat st;
+        snprintf(path, sizeof path, "%s/shards/%06d.flms", ds, k);
         stat(path, &st);
         base_bytes += (double)st.st_size;
-        if (flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size, (const flm_sample *const *)s,
-                                info, PER_SHARD, NULL, NULL, 0, &err) < 0)
-            die(err.msg);
-        for (int i = 0; i < PER_SHARD; i++)
-            flm_sample_destroy(&s[i]);
         fprintf(stderr, "base shard %d: %.1f MB\n", k, st.st_size / 1e6);
     }
+    flm_dataset_writer_close(&dw);
     flm_index_close(&idx);
     int copies = (int)(gb * 1e9 / base_bytes + 0.5);
     char ipath[4096];
@@ -93,20 +87,20 @@ static void build(const char *ds, double gb)
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     for (int c = 1; c < copies; c++) {
         for (int k = 0; k < 2; k++) {
-            snprintf(cmd, sizeof cmd, "cp '%s/shards/base%d.flms' '%s/shards/copy%04d-%d.flms'", ds,
+            snprintf(cmd, sizeof cmd, "cp '%s/shards/%06d.flms' '%s/shards/copy%04d-%d.flms'", ds,
                      k, ds, c, k);
             if (system(cmd) != 0)
                 die("cp");
             char *q = sqlite3_mprintf(
                 "INSERT INTO shards (path, run_id, n_records, n_frames, file_size, created_at) "
                 "SELECT 'shards/copy%04d-%d.flms', run_id, n_records, n_frames, file_size, "
-                "created_at FROM shards WHERE path = 'shards/base%d.flms';"
+                "created_at FROM shards WHERE path = 'shards/%06d.flms';"
                 "INSERT INTO samples (sample_key, shard_id, record, n_frames, style, stage, "
                 "language, corpus, speakers, duration_s, checksum, metadata) "
                 "SELECT replace(sample_key, '#0', '#%d'), last_insert_rowid(), record, n_frames, "
                 "style, stage, language, corpus, speakers, duration_s, checksum, metadata "
                 "FROM samples WHERE shard_id = (SELECT id FROM shards WHERE path = "
-                "'shards/base%d.flms');",
+                "'shards/%06d.flms');",
                 c, k, k, c, k);
             if (sqlite3_exec(db, q, NULL, NULL, NULL) != SQLITE_OK)
                 die(sqlite3_errmsg(db));

@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "flm_alloc.h"
 #include "flm_audio.h"
+#include "flm_dataset_writer.h"
 #include "flm_index.h"
 #include "flm_lock.h"
 #include "flm_shard.h"
@@ -59,45 +60,25 @@ static void usage(FILE *f)
         "--max-frames 8192 (samples are 600..F frames long, or F when F < 600).\n");
 }
 
-static int write_shard(flm_index *idx, int64_t run, const char *out, int64_t k, int64_t per,
-                       int64_t n_samples, uint64_t seed, const flm_profiles *p,
-                       const flm_synth_params *syn, flm_error *err)
+/* Shard k of the synthetic dataset: its samples, each its own input (resume by sample). */
+static int write_shard(flm_dataset_writer *dw, int64_t k, int64_t per, int64_t n_samples,
+                       uint64_t seed, const flm_profiles *p, const flm_synth_params *syn,
+                       flm_error *err)
 {
     int64_t first = k * per, n = first + per <= n_samples ? per : n_samples - first;
-    char rel[64], path[4096];
-    snprintf(rel, sizeof rel, "%s/%06lld%s", FLM_SHARDS_DIR, (long long)k, FLM_SHARD_SUFFIX);
-    snprintf(path, sizeof path, "%s/%s", out, rel);
-    flm_sample **s = flm_calloc((size_t)n, sizeof *s);
-    flm_record_info *info = flm_calloc((size_t)n, sizeof *info);
-    const char **keys = flm_calloc((size_t)n, sizeof *keys);
-    flm_shard_writer *w = NULL;
-    flm_shard_params sp = flm_shard_default_params(p);
-    int rc = s && info && keys ? 0 : flm_error_set(err, FLM_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = flm_shard_writer_create(&w, path, &sp, err);
+    int rc = 0;
     for (int64_t i = 0; i < n && rc == 0; i++) {
         char id[64];
+        flm_sample *s = NULL;
         snprintf(id, sizeof id, "synthetic/%llu/%06lld", (unsigned long long)seed,
                  (long long)(first + i));
-        if ((rc = flm_synth_sample(&s[i], p, syn, seed, id, err)) == 0)
-            rc = flm_shard_writer_add(w, s[i], &info[i], err);
-        keys[i] = s[i] ? s[i]->id : NULL;
+        if ((rc = flm_synth_sample(&s, p, syn, seed, id, err)) == 0 &&
+            (rc = flm_dataset_writer_complete(dw, id, NULL, err)) == 0)
+            rc = flm_dataset_writer_add(dw, s, err);
+        else
+            flm_sample_destroy(&s);
     }
-    if (rc == 0)
-        rc = flm_shard_writer_finish(w, err);
-    if (rc == 0) {
-        struct stat st;
-        stat(path, &st);
-        rc = flm_index_add_shard(idx, run, rel, (uint64_t)st.st_size, (const flm_sample *const *)s,
-                                 info, (size_t)n, keys, NULL, (size_t)n, err);
-    }
-    flm_shard_writer_destroy(&w);
-    for (int64_t i = 0; s && i < n; i++)
-        flm_sample_destroy(&s[i]);
-    flm_free(s);
-    flm_free(info);
-    flm_free(keys);
-    return rc;
+    return rc == 0 ? flm_dataset_writer_flush(dw, err) : rc;
 }
 
 static int demo_synthetic(int argc, char **argv)
@@ -156,7 +137,11 @@ static int demo_synthetic(int argc, char **argv)
     if (syn.min_frames > syn.max_frames)
         syn.min_frames = syn.max_frames;
     int64_t run = 0, n_shards = (n_samples + per - 1) / per, skipped = 0;
+    flm_shard_params sp = flm_shard_default_params(&p);
+    flm_dataset_writer *dw = NULL;
     int rc = flm_index_begin_run(idx, cmdline, NULL, seed, &p, &run, &err);
+    if (rc == 0)
+        rc = flm_dataset_writer_open(&dw, out, idx, run, &sp, &err);
     cli_progress bar;
     cli_progress_start(&bar, "demo", "shards", n_shards);
     for (int64_t k = 0; k < n_shards && rc == 0; k++) {
@@ -169,9 +154,10 @@ static int demo_synthetic(int argc, char **argv)
         else if (st < 0)
             rc = st;
         else
-            rc = write_shard(idx, run, out, k, per, n_samples, (uint64_t)seed, &p, &syn, &err);
+            rc = write_shard(dw, k, per, n_samples, (uint64_t)seed, &p, &syn, &err);
         cli_progress_update(&bar, k + 1);
     }
+    flm_dataset_writer_close(&dw);
     cli_progress_finish(&bar, n_shards);
     if (rc < 0) {
         cli_error("demo: %s", err.msg);

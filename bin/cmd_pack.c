@@ -342,12 +342,6 @@ int cmd_pack(int argc, char **argv)
         rc = 1;
     if (rc == 0 && J.too_many_bad)
         rc = PACK_EXIT_TOO_MANY_BAD;
-    flm_shard_writer_destroy(&J.w);
-    for (size_t i = 0; i < J.n_samples; i++)
-        flm_sample_destroy(&J.samples[i]);
-    for (size_t i = 0; i < J.n_done; i++)
-        flm_free(J.done[i]);
-    flm_free(J.samples), flm_free(J.infos), flm_free(J.done), flm_free(J.done_paths);
     flm_index_close(&J.idx);
     flm_dataset_lock_release(&J.lock);
     flm_dataset_lock_release(&J.parent_lock);

@@ -1,7 +1,7 @@
 /* pack.h - the flm pack job (docs/pack.md, docs/dialogs.md), in four files:
  *   cmd_pack.c        the command line: options, recipe kind, dataset directories, MPI
- *   pack_job.c        manifests -> groups, resume, ranks, quarantine, retries, the shards being
- *                     written (a writer thread), the summary
+ *   pack_job.c        manifests -> groups, resume, ranks, quarantine, retries, the summary; the
+ *                     shards are libstream's flm_dataset_writer's
  *   pack_sentences.c  post-training: utterances -> codes, tokens, TTS/ASR samples per group
  *   pack_dialog.c     fine-tuning: one dialog line -> rendered, augmented, encoded, one sample
  *   pack_conversation.c  fine-tuning: one two-channel recording's lines -> samples per model side
@@ -11,11 +11,11 @@
 #ifndef FLM_BIN_PACK_H
 #define FLM_BIN_PACK_H
 
-#include <pthread.h>
 #include <stdint.h>
 
 #include "cli.h"
 #include "flm_augment.h"
+#include "flm_dataset_writer.h"
 #include "flm_dialog.h"
 #include "flm_index.h"
 #include "flm_lock.h"
@@ -78,30 +78,15 @@ typedef struct job {
     int rank, world, per_shard, retry, mpi;
     flm_index *idx;
     int64_t run;
-    /* the shard being written */
-    flm_shard_writer *w;
-    char rel[64], path[4096];
-    int64_t next_shard;
-    flm_sample **samples;
-    flm_record_info *infos;
-    size_t n_samples, cap_samples, cap_infos;
-    /* the writer thread compresses and appends samples [n_written, n_samples) of the open shard
-     * while the main thread packs the next ones; the arrays change only under mu */
-    pthread_t writer;
-    pthread_mutex_t mu;
-    pthread_cond_t work, idle;
-    size_t n_written;
-    int stop, writer_rc, writer_on;
-    flm_error writer_err;
-    char **done, **done_paths; /* inputs the open shard completes, and their manifests */
-    size_t n_done, cap_done, cap_done_paths;
+    flm_dataset_writer *dw; /* shards: samples in, each shard registered with its done groups */
+    flm_dataset_writer_stats written;
     /* totals */
-    int64_t groups_todo, groups_skipped, utts, quarantined, n_out, n_tts, sentences, shards;
+    int64_t groups_todo, groups_skipped, utts, quarantined, n_out, n_tts, sentences;
     int64_t n_interrupted; /* dialogs: samples with at least one interruption */
     int64_t conv_sides;    /* conversations: model sides packed */
     int64_t speech_frames, progress;
     int64_t q_by_stage[7];
-    double t_decode, t_encode, t_read, t_tokenize, t_pack, t_write, t_compress, t_augment;
+    double t_decode, t_encode, t_read, t_tokenize, t_pack, t_augment;
     cli_progress bar;
 } job;
 
@@ -119,7 +104,7 @@ int pack_load_codec(job *J, flm_error *err);
 int pack_silence(job *J, flm_error *err);
 /* Whether a sample with this id is in the index or in the shard being written. */
 int pack_sample_exists(job *J, const char *id);
-/* Hands a packed sample (owned from now on) to the writer of the open shard. */
+/* Hands a packed sample (owned from now on) to the dataset writer. */
 int pack_add_sample(job *J, flm_sample *s, flm_error *err);
 /* Runs the job over J's manifests; *n_bad: inputs quarantined. 0 or -1 (message printed). */
 int pack_run(job *J, int64_t *n_bad);

@@ -12,6 +12,7 @@
 
 #include "codes.h"
 #include "flm_alloc.h"
+#include "flm_dataset_writer.h"
 #include "flm_safetensors.h"
 #include "flm_pack.h"
 #include "flm_pack_input.h"
@@ -244,135 +245,8 @@ static void group_key(const job *J, const group *g, char *buf, size_t size)
                  (long long)g->first_line, (long long)g->n_lines, (unsigned long long)g->hash);
 }
 
-/* ---- shards ------------------------------------------------------------------------------- */
+/* ---- samples to the dataset writer (libstream/flm_dataset_writer.h) ------------------------ */
 
-/* First shard number whose name is free in the index. */
-static int find_next_shard(job *J, flm_error *err)
-{
-    char row[64];
-    int rc = cli_query_row(J->idx, "SELECT count(*) FROM shards", row, sizeof row, err);
-    int64_t n = atoll(row);
-    for (; rc == 0; n++) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "SELECT 1 FROM shards WHERE path = '%s/%06lld%s'", FLM_SHARDS_DIR,
-                 (long long)n, FLM_SHARD_SUFFIX);
-        if ((rc = cli_query_row(J->idx, sql, row, sizeof row, err)) < 0 || !row[0])
-            break;
-    }
-    J->next_shard = n;
-    return rc;
-}
-
-static void *writer_main(void *arg)
-{
-    job *J = arg;
-    pthread_mutex_lock(&J->mu);
-    for (;;) {
-        while (!J->stop && (J->n_written == J->n_samples || J->writer_rc < 0))
-            pthread_cond_wait(&J->work, &J->mu);
-        if (J->n_written == J->n_samples || J->writer_rc < 0)
-            break; /* stop, and nothing (more) to do */
-        size_t k = J->n_written;
-        flm_sample *smp = J->samples[k];
-        flm_shard_writer *w = J->w;
-        pthread_mutex_unlock(&J->mu);
-        flm_record_info info;
-        flm_error err = {0};
-        double t0 = flm_now();
-        int rc = flm_shard_writer_add(w, smp, &info, &err);
-        double dt = flm_now() - t0;
-        pthread_mutex_lock(&J->mu);
-        J->t_compress += dt;
-        if (rc < 0) {
-            J->writer_rc = rc;
-            J->writer_err = err;
-        } else {
-            J->infos[k] = info;
-            J->n_written = k + 1;
-        }
-        pthread_cond_broadcast(&J->idle);
-    }
-    pthread_mutex_unlock(&J->mu);
-    return NULL;
-}
-
-static int writer_start(job *J, flm_error *err)
-{
-    pthread_mutex_init(&J->mu, NULL);
-    pthread_cond_init(&J->work, NULL);
-    pthread_cond_init(&J->idle, NULL);
-    int e = pthread_create(&J->writer, NULL, writer_main, J);
-    if (e)
-        return flm_error_set(err, FLM_ENOMEM, "cannot start the writer thread: %s", strerror(e));
-    J->writer_on = 1;
-    return 0;
-}
-
-static void writer_stop(job *J)
-{
-    if (!J->writer_on)
-        return;
-    pthread_mutex_lock(&J->mu);
-    J->stop = 1;
-    pthread_cond_broadcast(&J->work);
-    pthread_mutex_unlock(&J->mu);
-    pthread_join(J->writer, NULL);
-    pthread_mutex_destroy(&J->mu);
-    pthread_cond_destroy(&J->work);
-    pthread_cond_destroy(&J->idle);
-    J->writer_on = 0;
-}
-
-/* Waits until the writer has appended every sample; returns its error, if any. */
-static int writer_drain(job *J, flm_error *err)
-{
-    pthread_mutex_lock(&J->mu);
-    while (J->writer_rc == 0 && J->n_written < J->n_samples)
-        pthread_cond_wait(&J->idle, &J->mu);
-    int rc = J->writer_rc;
-    if (rc < 0)
-        *err = J->writer_err;
-    pthread_mutex_unlock(&J->mu);
-    return rc;
-}
-
-/* Registers the open shard (or, without samples, just the done keys). */
-static int flush_shard(job *J, flm_error *err)
-{
-    int rc = 0;
-    if (J->n_samples == 0 && J->n_done == 0)
-        return 0;
-    if ((rc = writer_drain(J, err)) < 0)
-        return rc;
-    double t0 = flm_now();
-    if (J->n_samples > 0) {
-        struct stat st;
-        if ((rc = flm_shard_writer_finish(J->w, err)) < 0)
-            return rc;
-        if (stat(J->path, &st) < 0)
-            return flm_error_set(err, FLM_EIO, "%s: %s", J->path, strerror(errno));
-        rc = flm_index_add_shard(J->idx, J->run, J->rel, (uint64_t)st.st_size,
-                                 (const flm_sample *const *)J->samples, J->infos, J->n_samples,
-                                 (const char *const *)J->done, (const char *const *)J->done_paths,
-                                 J->n_done, err);
-        J->shards++;
-        J->next_shard++;
-    } else {
-        rc = flm_index_add_shard(J->idx, J->run, NULL, 0, NULL, NULL, 0,
-                                 (const char *const *)J->done, (const char *const *)J->done_paths,
-                                 J->n_done, err);
-    }
-    flm_shard_writer_destroy(&J->w);
-    for (size_t i = 0; i < J->n_samples; i++)
-        flm_sample_destroy(&J->samples[i]);
-    for (size_t i = 0; i < J->n_done; i++)
-        flm_free(J->done[i]);
-    J->n_samples = J->n_done = J->n_written = 0;
-    J->t_write += flm_now() - t0;
-    return rc;
-}
-
-/* Hands a packed sample to the writer thread (the shard keeps it until flush_shard). */
 int pack_sample_exists(job *J, const char *id)
 {
     char *path = NULL;
@@ -380,63 +254,18 @@ int pack_sample_exists(job *J, const char *id)
     flm_error err = {0};
     int found = flm_index_locate(J->idx, id, &path, &rec, &err) == 0;
     flm_free(path);
-    pthread_mutex_lock(&J->mu);
-    for (size_t i = 0; i < J->n_samples && !found; i++)
-        found = !strcmp(J->samples[i]->id, id);
-    pthread_mutex_unlock(&J->mu);
-    return found;
+    return found || flm_dataset_writer_has(J->dw, id);
 }
 
 int pack_add_sample(job *J, flm_sample *s, flm_error *err)
 {
-    int rc = 0;
-    if (!J->w) {
-        snprintf(J->rel, sizeof J->rel, "%s/%06lld%s", FLM_SHARDS_DIR, (long long)J->next_shard,
-                 FLM_SHARD_SUFFIX);
-        snprintf(J->path, sizeof J->path, "%s/%s", J->dir, J->rel);
-        flm_shard_params sp = flm_shard_default_params(&J->prof);
-        if ((rc = flm_shard_writer_create(&J->w, J->path, &sp, err)) < 0) {
-            flm_sample_destroy(&s);
-            return rc;
-        }
-    }
     J->n_out++;
     J->n_tts += !strcmp(s->style, "tts");
     const flm_meta *m = flm_sample_meta_get(s, "pack.speech_frames");
     J->speech_frames += J->dialogs ? s->n_frames : m ? m->i : 0;
     m = flm_sample_meta_get(s, "dialog.interrupts");
     J->n_interrupted += m && m->i > 0;
-    pthread_mutex_lock(&J->mu);
-    if ((rc = J->writer_rc) < 0) {
-        *err = J->writer_err;
-    } else if (flm_grow((void **)&J->samples, &J->cap_samples, J->n_samples + 1,
-                        sizeof *J->samples) < 0 ||
-               flm_grow((void **)&J->infos, &J->cap_infos, J->n_samples + 1, sizeof *J->infos) <
-                   0) {
-        rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
-    } else {
-        J->samples[J->n_samples++] = s;
-        s = NULL;
-        pthread_cond_signal(&J->work);
-    }
-    pthread_mutex_unlock(&J->mu);
-    flm_sample_destroy(&s);
-    return rc;
-}
-
-/* Marks an input done when the open shard is registered; path: its manifest (not owned). */
-static int add_done(job *J, const char *key, const char *path, flm_error *err)
-{
-    char *k = flm_strdup(key);
-    if (!k || flm_grow((void **)&J->done, &J->cap_done, J->n_done + 1, sizeof *J->done) < 0 ||
-        flm_grow((void **)&J->done_paths, &J->cap_done_paths, J->n_done + 1,
-                 sizeof *J->done_paths) < 0) {
-        flm_free(k);
-        return flm_error_set(err, FLM_ENOMEM, "out of memory");
-    }
-    J->done_paths[J->n_done] = (char *)path;
-    J->done[J->n_done++] = k;
-    return 0;
+    return flm_dataset_writer_add(J->dw, s, err);
 }
 
 /* ---- one group ---------------------------------------------------------------------------- */
@@ -521,9 +350,10 @@ static int do_group(job *J, const group *g, const char *key)
     if (rc == 0 && G && (rc = sentence_group_pack(J, G, file, base, &err)) < 0)
         cli_error("pack: %s", err.msg);
     if (rc == 0 && !(g->retry && failed) &&
-        (rc = add_done(J, key, J->real_paths[g->file], &err)) < 0)
+        (rc = flm_dataset_writer_complete(J->dw, key, J->real_paths[g->file], &err)) < 0)
         cli_error("pack: %s", err.msg);
-    if (rc == 0 && (int64_t)J->n_samples >= J->per_shard && (rc = flush_shard(J, &err)) < 0)
+    if (rc == 0 && (int64_t)flm_dataset_writer_pending(J->dw) >= J->per_shard &&
+        (rc = flm_dataset_writer_flush(J->dw, &err)) < 0)
         cli_error("pack: %s", err.msg);
     sentence_group_free(G);
     J->progress += g->frames;
@@ -630,7 +460,7 @@ static void print_summary_json(const job *J, double elapsed, double hours, doubl
         json_object_set_new(o, "tts", json_integer(J->n_tts));
         json_object_set_new(o, "asr", json_integer(J->n_out - J->n_tts));
     }
-    json_object_set_new(o, "shards", json_integer(J->shards));
+    json_object_set_new(o, "shards", json_integer(J->written.shards));
     json_object_set_new(o, J->dialogs ? "dialog_hours" : "speech_hours", json_real(hours));
     json_object_set_new(o, "inputs", json_integer(J->utts + J->quarantined));
     json_object_set_new(o, "quarantined", json_integer(J->quarantined));
@@ -665,26 +495,26 @@ static void print_summary(const job *J, double elapsed)
                "shards; %.3f h of dialog\n",
                part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
                (long long)J->conv_sides, (long long)J->sentences, (long long)J->n_out,
-               (long long)J->n_interrupted, (long long)J->shards, hours);
+               (long long)J->n_interrupted, (long long)J->written.shards, hours);
     else if (J->dialogs)
         printf("flm pack%s: %lld groups packed (%lld already done), %lld dialogs, %lld turns -> "
                "%lld samples (%lld with interruptions) in %lld shards; %.3f h of dialog\n",
                part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
                (long long)J->sentences, (long long)J->n_out, (long long)J->n_interrupted,
-               (long long)J->shards, hours);
+               (long long)J->written.shards, hours);
     else if (J->words)
         printf("flm pack%s: %lld groups packed (%lld already done), %lld utterances, %lld "
                "sentences -> %lld word-level samples (%s) in %lld shards; %.3f h of speech\n",
                part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
                (long long)J->sentences, (long long)J->n_out,
                J->words == FLM_PACK_WORDS ? "words: Moshi's arm" : "words-asr: the paper's arm",
-               (long long)J->shards, hours);
+               (long long)J->written.shards, hours);
     else
         printf("flm pack%s: %lld groups packed (%lld already done), %lld utterances, %lld "
                "sentences -> %lld samples (%lld TTS, %lld ASR) in %lld shards; %.3f h of speech\n",
                part, (long long)J->groups_todo, (long long)J->groups_skipped, (long long)J->utts,
                (long long)J->sentences, (long long)J->n_out, (long long)J->n_tts,
-               (long long)(J->n_out - J->n_tts), (long long)J->shards, hours);
+               (long long)(J->n_out - J->n_tts), (long long)J->written.shards, hours);
     if (J->quarantined) {
         printf("  quarantined: %lld (flm index quarantine %s):", (long long)J->quarantined, J->dir);
         for (int s = 0; s < N_STAGES; s++)
@@ -698,8 +528,8 @@ static void print_summary(const job *J, double elapsed)
                (long long)J->quarantined, (long long)(J->utts + J->quarantined),
                100.0 * (double)J->quarantined / (double)(J->utts + J->quarantined), J->max_bad,
                PACK_EXIT_TOO_MANY_BAD);
-    double t[8] = {J->t_read,     J->t_decode, J->t_augment, J->t_encode,
-                   J->t_tokenize, J->t_pack,   J->t_write,   J->t_compress};
+    double t[8] = {J->t_read,     J->t_decode, J->t_augment,          J->t_encode,
+                   J->t_tokenize, J->t_pack,   J->written.t_register, J->written.t_compress};
     const char *names[8] = {
         "read codes", "decode", "augment", "encode",
         "tokenize",   "pack",   "index",   "compress+write (writer thread, in parallel)"};
@@ -878,14 +708,13 @@ int pack_run(job *J, int64_t *n_bad)
         char cmd[512];
         snprintf(cmd, sizeof cmd, "flm pack --recipe %s (rank %d of %d)", J->recipe.name, J->rank,
                  J->world);
+        flm_shard_params sp = flm_shard_default_params(&J->prof);
         if ((rc = flm_index_begin_run(J->idx, cmd, J->recipe.json, (int64_t)J->recipe.seed,
                                       &J->prof, &J->run, &err)) < 0 ||
             (rc = flm_index_set_run_config(J->idx, J->run, J->config, &err)) < 0 ||
-            (rc = find_next_shard(J, &err)) < 0)
+            (rc = flm_dataset_writer_open(&J->dw, J->dir, J->idx, J->run, &sp, &err)) < 0)
             cli_error("pack: %s", err.msg);
     }
-    if (rc == 0 && (rc = writer_start(J, &err)) < 0)
-        cli_error("pack: %s", err.msg);
     if (rc == 0) {
         int64_t dup = drop_duplicate_groups(J, gs, n_gs, todo);
         for (size_t i = 0; dup && i < n_gs; i++)
@@ -914,9 +743,11 @@ int pack_run(job *J, int64_t *n_bad)
         group_key(J, g, key, sizeof key);
         rc = do_group(J, g, key);
     }
-    if (rc == 0 && (rc = flush_shard(J, &err)) < 0)
+    if (rc == 0 && (rc = flm_dataset_writer_flush(J->dw, &err)) < 0)
         cli_error("pack: %s", err.msg);
-    writer_stop(J);
+    if (J->dw)
+        J->written = flm_dataset_writer_get_stats(J->dw);
+    flm_dataset_writer_close(&J->dw); /* a shard left open (the job stopped) is dropped */
     cli_progress_finish(&J->bar, J->progress);
     int64_t inputs = J->utts + J->quarantined;
     J->too_many_bad = inputs > 0 && (double)J->quarantined > J->max_bad * (double)inputs;

@@ -66,6 +66,10 @@ FLM_API int flm_index_list_runs(flm_index *idx, flm_index_run_fn fn, void *user,
 FLM_API int flm_index_identity(flm_index *idx, const char *member, char *value, size_t size,
                                flm_error *err);
 
+/* The first shard number n whose name FLM_SHARDS_DIR/NNNNNN.flms no shard of the index has
+ * (flm_dataset_writer names its shards from there). */
+FLM_API int flm_index_next_shard(flm_index *idx, int64_t *n, flm_error *err);
+
 /* Registers a finished shard, its samples (in record order, infos from the writer) and marks
  * the given inputs done (done_paths: the file each came from, or NULL), all in one transaction;
  * the run's sample count grows by n. rel_path NULL with n 0 only marks the inputs done (work

@@ -829,6 +829,32 @@ static int name_bad_metadata(flm_index *idx, int rc, flm_error *err)
     return rc;
 }
 
+int flm_index_next_shard(flm_index *idx, int64_t *n, flm_error *err)
+{
+    double count = 0;
+    sqlite3_stmt *st;
+    int rc = one_row(idx, "SELECT count(*) FROM shards", &count, 1, err);
+    if (rc < 0 || (rc = prepare(idx, &st, "SELECT 1 FROM shards WHERE path = ?1", err)) < 0)
+        return rc;
+    int64_t k = (int64_t)count;
+    for (;; k++) { /* count(*) is free unless shards were removed from the middle */
+        char path[64];
+        snprintf(path, sizeof path, "%s/%06lld%s", FLM_SHARDS_DIR, (long long)k, FLM_SHARD_SUFFIX);
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = db_error(idx, err, "finding a free shard name");
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    *n = k;
+    return rc;
+}
+
 int flm_index_dialog_stats(flm_index *idx, flm_index_dialog_report *out, flm_error *err)
 {
     memset(out, 0, sizeof *out);
