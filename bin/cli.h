@@ -65,5 +65,8 @@ int cli_json_print(FILE *f, const json_t *v);
     "10x slower on these machines (DESIGN 8), so it is not the default.\n"
 
 #define cli_error(...) (fprintf(stderr, "flm: " __VA_ARGS__), fputc('\n', stderr))
+/* A usage mistake, answered in one line and a pointer to the help: "flm: CMD: what" then
+ * "see flm CMD --help" on stderr. Returns 2 (the exit status of a usage error). */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

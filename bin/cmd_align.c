@@ -612,7 +612,7 @@ int cmd_align(int argc, char **argv)
         bad = 1;
     }
     if (bad) {
-        usage(stderr);
+        fprintf(stderr, "see flm align --help\n");
         free(files);
         return 2;
     }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "flm_alloc.h"
 #include "flm_audio.h"
@@ -54,9 +55,7 @@ static int convert(int argc, char **argv)
         } else if (!strcmp(a, "--per-channel")) {
             p.mode = FLM_AUDIO_PER_CHANNEL;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "flm audio convert: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
+            return cli_usage("audio convert", "unknown or incomplete option '%s'", a);
         } else if (!in) {
             in = a;
         } else {
@@ -65,9 +64,7 @@ static int convert(int argc, char **argv)
         }
     }
     if (!in || !out) {
-        fprintf(stderr, "flm audio convert: %s\n", !in ? "missing input file" : "missing -o OUT");
-        usage(stderr);
-        return 2;
+        return cli_usage("audio convert", "%s", !in ? "missing input file" : "missing -o OUT");
     }
     int32_t format = flm_audio_format_from_name(fmt_name);
     if (!format) {

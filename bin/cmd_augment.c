@@ -187,9 +187,7 @@ int cmd_augment(int argc, char **argv)
                 return 2;
             }
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "flm augment: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
+            return cli_usage("augment", "unknown or incomplete option '%s'", a);
         } else if (!in) {
             in = a;
         } else {
@@ -198,9 +196,7 @@ int cmd_augment(int argc, char **argv)
         }
     }
     if (!in || !out) {
-        fprintf(stderr, "flm augment: %s\n", !in ? "missing input file" : "missing -o OUT.wav");
-        usage(stderr);
-        return 2;
+        return cli_usage("augment", "%s", !in ? "missing input file" : "missing -o OUT.wav");
     }
     flm_error err = {0};
     if (flm_augment_params_check(&p, &err) < 0) {

@@ -160,24 +160,24 @@ int cmd_codec(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
-        default:
-            usage(stderr);
+        default: /* getopt said which option */
+            fprintf(stderr, "see flm codec --help\n");
             return 2;
         }
     }
-    if (!out || !model || optind != argc - 2 || n_q < 1 || n_q > 64) {
-        usage(stderr);
-        return 2;
-    }
+    if (!out || !model || optind != argc - 2 || n_q < 1 || n_q > 64)
+        return cli_usage("codec", "%s",
+                         !model               ? "missing --model MIMI.safetensors"
+                         : !out               ? "missing -o OUT"
+                         : optind != argc - 2 ? "expected one input file after the subcommand"
+                                              : "--n-q outside 1..64");
     flm_kernels_init(threads);
     const char *in = argv[1 + optind];
     if (!strcmp(sub, "encode"))
         return encode(in, out, model, n_q);
     if (!strcmp(sub, "decode"))
         return decode(in, out, model, format);
-    fprintf(stderr, "flm codec: unknown subcommand '%s'\n", sub);
-    usage(stderr);
-    return 2;
+    return cli_usage("codec", "unknown subcommand '%s' (encode or decode)", sub);
 }
 
 /* Codes of frames [f0, f0+F) of one side (8 channels from first_ch) into fc [F][8]; silent[f]

@@ -65,7 +65,7 @@ static int dataset_and_flag(int argc, char **argv, const char *sub, const char *
         }
     }
     if (!*ds) {
-        usage(stderr);
+        cli_usage("index", "%s: missing DATASET", sub);
         return -1;
     }
     return 0;
@@ -403,10 +403,8 @@ static int check(int argc, char **argv)
             return 2;
         }
     }
-    if (!ds) {
-        usage(stderr);
-        return 2;
-    }
+    if (!ds)
+        return cli_usage("index", "check: missing DATASET");
     if (ui.quiet || ui.json)
         setenv("FLM_PROGRESS", "0", 1);
     ui.errors = json_array();
@@ -506,7 +504,7 @@ static int merge(int argc, char **argv)
     }
     int rc = 2;
     if (!bad && (!out || n == 0)) {
-        usage(stderr);
+        cli_usage("index", "merge: %s", !out ? "missing -o OUT" : "no input dataset");
     } else if (!bad) {
         flm_error err = {0};
         /* OUT is an index file when it ends in .sqlite, else a dataset directory (created) */
@@ -586,10 +584,8 @@ static int quarantine(int argc, char **argv)
 
 static int locate(int argc, char **argv)
 {
-    if (argc != 2) {
-        usage(stderr);
-        return 2;
-    }
+    if (argc != 2)
+        return cli_usage("index", "locate: expected DATASET and one KEY");
     flm_index *idx = open_ro(argv[0]);
     if (!idx)
         return 1;
@@ -702,10 +698,8 @@ static int query(int argc, char **argv)
             return 2;
         }
     }
-    if (!ds || !sql) {
-        usage(stderr);
-        return 2;
-    }
+    if (!ds || !sql)
+        return cli_usage("index", "query: expected DATASET and one SQL statement");
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
@@ -826,10 +820,8 @@ static int report(int argc, char **argv)
             return 2;
         }
     }
-    if (!ds || !out) {
-        usage(stderr);
-        return 2;
-    }
+    if (!ds || !out)
+        return cli_usage("index", "report: %s", !ds ? "missing DATASET" : "missing -o OUT.html");
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
@@ -886,7 +878,5 @@ int cmd_index(int argc, char **argv)
         return query(argc - 2, argv + 2);
     if (!strcmp(sub, "report"))
         return report(argc - 2, argv + 2);
-    cli_error("index: unknown subcommand '%s'", sub);
-    usage(stderr);
-    return 2;
+    return cli_usage("index", "unknown subcommand '%s'", sub);
 }

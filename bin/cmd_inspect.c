@@ -142,10 +142,8 @@ int cmd_inspect(int argc, char **argv)
             target = argv[i];
         }
     }
-    if (!target) {
-        usage(stderr);
-        return 2;
-    }
+    if (!target)
+        return cli_usage("inspect", "missing SHARD, SHARD:N or DATASET --sample KEY");
     flm_error err = {0};
     char *path = NULL;
     const char *typed = NULL; /* the record number as typed, for messages */

@@ -355,33 +355,34 @@ int cmd_model(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
-        default:
-            usage(stderr);
+        default: /* getopt said which option */
+            fprintf(stderr, "see flm model --help\n");
             return 2;
         }
     }
     if (!strcmp(sub, "init")) {
-        if (!arch || !size || !out || optind != argc - 1) {
-            usage(stderr);
-            return 2;
-        }
+        if (!arch || !size || !out || optind != argc - 1)
+            return cli_usage("model", "init: %s",
+                             !arch   ? "missing --arch mimi|flm"
+                             : !size ? "missing --size"
+                             : !out  ? "missing -o OUT"
+                                     : "unexpected argument");
         return model_init(arch, size, seed, dtype, shard_mb, out, json);
     }
     if (!strcmp(sub, "info")) {
-        if (!arch || optind != argc - 2) {
-            usage(stderr);
-            return 2;
-        }
+        if (!arch || optind != argc - 2)
+            return cli_usage("model", "info: %s",
+                             !arch ? "missing --arch mimi|flm" : "expected one checkpoint");
         return model_info(arch, argv[1 + optind], weights, load_flags);
     }
     if (!strcmp(sub, "quantize")) {
-        if (!model || !weights || !out || optind != argc - 1) {
-            usage(stderr);
-            return 2;
-        }
+        if (!model || !weights || !out || optind != argc - 1)
+            return cli_usage("model", "quantize: %s",
+                             !model     ? "missing --model DIR"
+                             : !weights ? "missing --weights f32|bf16|q8|q4"
+                             : !out     ? "missing -o OUT"
+                                        : "unexpected argument");
         return flm_quantize(model, weights, out);
     }
-    fprintf(stderr, "flm model: unknown subcommand '%s'\n", sub);
-    usage(stderr);
-    return 2;
+    return cli_usage("model", "unknown subcommand '%s' (init, info or quantize)", sub);
 }

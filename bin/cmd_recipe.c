@@ -20,10 +20,8 @@ int cmd_recipe(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (argc != 3 || strcmp(argv[1], "check") != 0) {
-        usage(stderr);
-        return 2;
-    }
+    if (argc != 3 || strcmp(argv[1], "check") != 0)
+        return cli_usage("recipe", "expected: flm recipe check RECIPE.json");
     flm_recipe r;
     flm_error err = {0};
     if (flm_recipe_load(argv[2], &r, &err) < 0) {

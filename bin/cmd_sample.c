@@ -145,10 +145,13 @@ int cmd_sample(int argc, char **argv)
             return 2;
         }
     }
-    if (!model || !codec || !out || !!user == !!text || (text && !tokp)) {
-        usage(stderr);
-        return 2;
-    }
+    if (!model || !codec || !out || !!user == !!text || (text && !tokp))
+        return cli_usage("sample", "%s",
+                         !model             ? "missing --model DIR"
+                         : !codec           ? "missing --codec MIMI.safetensors"
+                         : !out             ? "missing -o OUT"
+                         : !!user == !!text ? "give one of --user-audio WAV and --text TEXT"
+                                            : "--text needs --tokenizer");
     flm_kernels_init((int)threads);
     flm_error err = {0};
     flm_lm *lm = NULL;

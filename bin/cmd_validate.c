@@ -158,10 +158,9 @@ int cmd_validate(int argc, char **argv)
             return 2;
         }
     }
-    if (!model || !index) {
-        usage(stderr);
-        return 2;
-    }
+    if (!model || !index)
+        return cli_usage("validate", "%s",
+                         !model ? "missing --model DIR" : "missing --index DATASET");
     double w[FLM_N_LOSS_CLASSES];
     memcpy(w, default_weights, sizeof w);
     flm_error err = {0};

@@ -76,7 +76,8 @@ else
     _n=$((_n + 1)); echo "ok $_n - TTS-style --text # SKIP no $tokjson"
 fi
 out=$("$flm" sample --model "$tmp/m" --codec "$tmp/mimi.safetensors" --text "hi" -o "$tmp/x" 2>&1)
-like "$out" "usage: flm sample" "--text needs --tokenizer"
+like "$out" "flm: sample: --text needs --tokenizer" "--text needs --tokenizer: said in one line"
+like "$out" "see flm sample --help" "... with a pointer to the help, not the help itself"
 out=$("$flm" sample --model "$tmp/m" --codec "$tmp/none.safetensors" --user-audio "$wav" -o "$tmp/x" 2>&1)
 like "$out" "none.safetensors" "missing codec names the file"
 done_testing

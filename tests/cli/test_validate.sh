@@ -88,5 +88,5 @@ like "$out" "config.json" "--mmap: missing model names the file"
 out=$("$flm" validate --model "$tmp/none" --index "$tmp/ds" 2>&1)
 like "$out" "config.json" "missing model names the file"
 out=$("$flm" validate --model "$tmp/m" 2>&1)
-like "$out" "usage: flm validate" "--index required"
+like "$out" "flm: validate: missing --index DATASET" "--index required: said in one line"
 done_testing
