@@ -1,7 +1,6 @@
 #include "flm_dataset.h"
 
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,129 +30,105 @@ struct flm_dataset {
     uint64_t clock;
 };
 
+typedef struct loader {
+    flm_dataset *ds;
+    const flm_index *idx;
+    const char *index_path;
+    flm_error *err;
+    int64_t *dense; /* dense shard number k -> shard id (ascending) */
+    size_t cap_dense, cap_paths, cap_corpora;
+    int64_t i;
+} loader;
+
+static int load_shard(void *user, int64_t id, const char *path)
+{
+    loader *L = user;
+    flm_dataset *ds = L->ds;
+    if (!path)
+        return flm_error_set(L->err, FLM_ECORRUPT, "index %s: shard %lld has no path",
+                             L->index_path, (long long)id);
+    if (flm_grow((void **)&L->dense, &L->cap_dense, (size_t)ds->n_shards + 1, sizeof *L->dense) <
+            0 ||
+        flm_grow((void **)&ds->shard_paths, &L->cap_paths, (size_t)ds->n_shards + 1,
+                 sizeof *ds->shard_paths) < 0 ||
+        !(ds->shard_paths[ds->n_shards] = flm_path_join(flm_index_dir(L->idx), path)))
+        return flm_error_set(L->err, FLM_ENOMEM, "index %s: out of memory", L->index_path);
+    L->dense[ds->n_shards++] = id;
+    return 0;
+}
+
+static int load_sample(void *user, const char *key, int64_t sid, int64_t rec, const char *corpus,
+                       int64_t frames)
+{
+    loader *L = user;
+    flm_dataset *ds = L->ds;
+    if (L->i >= ds->n) /* written since it was counted: read what was counted */
+        return 0;
+    int64_t c = 0;
+    while (c < ds->n_corpora && strcmp(ds->corpora[c], corpus) != 0)
+        c++;
+    if (c == ds->n_corpora) {
+        if (c >= 65535 ||
+            flm_grow((void **)&ds->corpora, &L->cap_corpora, (size_t)c + 1, sizeof *ds->corpora) <
+                0 ||
+            !(ds->corpora[c] = flm_strdup(corpus)))
+            return flm_error_set(L->err, FLM_ENOMEM, "index %s: out of memory (or > 65535 corpora)",
+                                 L->index_path);
+        ds->n_corpora++;
+    }
+    if (!key)
+        return flm_error_set(L->err, FLM_ECORRUPT, "index %s: sample %lld has no key",
+                             L->index_path, (long long)L->i);
+    int64_t i = L->i;
+    if (!(ds->keys[i] = flm_strdup(key)))
+        return flm_error_set(L->err, FLM_ENOMEM, "out of memory");
+    int64_t lo = 0, hi = ds->n_shards;
+    while (lo < hi) { /* the shard's dense number: binary search of the sorted ids */
+        int64_t mid = lo + (hi - lo) / 2;
+        if (L->dense[mid] < sid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == ds->n_shards || L->dense[lo] != sid || rec < 0 || rec > UINT32_MAX || frames < 0 ||
+        frames > FLM_MAX_FRAMES)
+        return flm_error_set(L->err, FLM_ECORRUPT,
+                             "index %s: sample %s: shard id %lld, record %lld, %lld frames: %s",
+                             L->index_path, key, (long long)sid, (long long)rec, (long long)frames,
+                             lo == ds->n_shards || L->dense[lo] != sid ? "no such shard"
+                                                                       : "out of range");
+    ds->shard[i] = (int32_t)lo;
+    ds->record[i] = (uint32_t)rec;
+    ds->corpus[i] = (uint16_t)c;
+    ds->frames[i] = (int32_t)frames;
+    L->i++;
+    return 0;
+}
+
+/* The sample table, read once through the index module. */
 static int load(flm_dataset *ds, const char *index_path, flm_error *err)
 {
     flm_index *idx = NULL;
     int rc = flm_index_open(&idx, index_path, FLM_INDEX_READONLY, err);
     if (rc < 0)
         return rc;
-    char *ipath = flm_index_resolve_path(index_path);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    if (!ipath || sqlite3_open_v2(ipath, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        rc = flm_error_set(err, FLM_EDB, "index %s: cannot open", index_path);
-        goto done;
-    }
-    /* shards: ids (ascending; any values a damaged catalog may hold) -> dense numbers */
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM shards", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW)
-        goto db_fail;
-    ds->n_shards = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
-    int64_t *dense = flm_calloc((size_t)ds->n_shards + 1, sizeof *dense); /* k -> shard id */
-    ds->shard_paths = flm_calloc((size_t)ds->n_shards + 1, sizeof *ds->shard_paths);
-    if (!dense || !ds->shard_paths) {
-        flm_free(dense);
-        rc = flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", index_path);
-        goto done;
-    }
-    if (sqlite3_prepare_v2(db, "SELECT id, path FROM shards ORDER BY id", -1, &st, NULL) !=
-        SQLITE_OK) {
-        flm_free(dense);
-        goto db_fail;
-    }
-    for (int64_t k = 0; sqlite3_step(st) == SQLITE_ROW && k < ds->n_shards; k++) {
-        dense[k] = sqlite3_column_int64(st, 0);
-        ds->shard_paths[k] =
-            flm_path_join(flm_index_dir(idx), (const char *)sqlite3_column_text(st, 1));
-        if (!ds->shard_paths[k]) {
-            flm_free(dense);
-            rc = flm_error_set(err, FLM_ENOMEM, "index %s: out of memory", index_path);
-            goto done;
-        }
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    ds->n = flm_index_count_samples(idx, err);
-    size_t n = (size_t)ds->n + 1;
-    ds->keys = flm_calloc(n, sizeof *ds->keys);
-    ds->shard = flm_malloc(n * sizeof *ds->shard);
-    ds->record = flm_malloc(n * sizeof *ds->record);
-    ds->corpus = flm_malloc(n * sizeof *ds->corpus);
-    ds->frames = flm_malloc(n * sizeof *ds->frames);
-    size_t corpora_cap = 0;
-    if (ds->n < 0 || !ds->keys || !ds->shard || !ds->record || !ds->corpus || !ds->frames) {
-        flm_free(dense);
-        rc = ds->n < 0 ? (int)ds->n : flm_error_set(err, FLM_ENOMEM, "out of memory");
-        goto done;
-    }
-    if (sqlite3_prepare_v2(db,
-                           "SELECT sample_key, shard_id, record, coalesce(corpus, ''), n_frames "
-                           "FROM samples ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK) {
-        flm_free(dense);
-        goto db_fail;
-    }
-    int64_t i = 0;
-    while (i < ds->n && sqlite3_step(st) == SQLITE_ROW) {
-        const char *corpus = (const char *)sqlite3_column_text(st, 3);
-        int64_t c = 0;
-        while (c < ds->n_corpora && strcmp(ds->corpora[c], corpus) != 0)
-            c++;
-        if (c == ds->n_corpora) {
-            if (c >= 65535 ||
-                flm_grow((void **)&ds->corpora, &corpora_cap, (size_t)c + 1, sizeof *ds->corpora) <
-                    0 ||
-                !(ds->corpora[c] = flm_strdup(corpus))) {
-                flm_free(dense);
-                rc = flm_error_set(err, FLM_ENOMEM, "index %s: out of memory (or > 65535 corpora)",
-                                   index_path);
-                goto done;
-            }
-            ds->n_corpora++;
-        }
-        ds->keys[i] = flm_strdup((const char *)sqlite3_column_text(st, 0));
-        if (!ds->keys[i]) {
-            flm_free(dense);
+    loader L = {ds, idx, index_path, err, NULL, 0, 0, 0, 0};
+    if ((rc = flm_index_each_shard(idx, load_shard, &L, err)) == 0 &&
+        (ds->n = flm_index_count_samples(idx, err)) < 0)
+        rc = (int)ds->n;
+    if (rc == 0) {
+        size_t n = (size_t)ds->n + 1;
+        ds->keys = flm_calloc(n, sizeof *ds->keys);
+        ds->shard = flm_malloc(n * sizeof *ds->shard);
+        ds->record = flm_malloc(n * sizeof *ds->record);
+        ds->corpus = flm_malloc(n * sizeof *ds->corpus);
+        ds->frames = flm_malloc(n * sizeof *ds->frames);
+        if (!ds->keys || !ds->shard || !ds->record || !ds->corpus || !ds->frames)
             rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
-            goto done;
-        }
-        int64_t sid = sqlite3_column_int64(st, 1), rec = sqlite3_column_int64(st, 2);
-        int64_t frames = sqlite3_column_int64(st, 4), lo = 0, hi = ds->n_shards;
-        while (lo < hi) { /* the shard's dense number: binary search of the sorted ids */
-            int64_t mid = lo + (hi - lo) / 2;
-            if (dense[mid] < sid)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo == ds->n_shards || dense[lo] != sid || rec < 0 || rec > UINT32_MAX || frames < 0 ||
-            frames > FLM_MAX_FRAMES) {
-            rc = flm_error_set(
-                err, FLM_ECORRUPT,
-                "index %s: sample %s: shard id %lld, record %lld, %lld frames: "
-                "%s",
-                index_path, ds->keys[i], (long long)sid, (long long)rec, (long long)frames,
-                lo == ds->n_shards || dense[lo] != sid ? "no such shard" : "out of range");
-            flm_free(dense);
-            goto done;
-        }
-        ds->shard[i] = (int32_t)lo;
-        ds->record[i] = (uint32_t)rec;
-        ds->corpus[i] = (uint16_t)c;
-        ds->frames[i] = (int32_t)frames;
-        i++;
     }
-    flm_free(dense);
-    ds->n = i;
-    goto done;
-db_fail:
-    rc = flm_error_set(err, FLM_EDB, "index %s: %s", index_path, sqlite3_errmsg(db));
-done:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    flm_free(ipath);
+    if (rc == 0 && (rc = flm_index_each_sample(idx, load_sample, &L, err)) == 0)
+        ds->n = L.i;
+    flm_free(L.dense);
     flm_index_close(&idx);
     return rc;
 }

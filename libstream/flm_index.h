@@ -103,6 +103,15 @@ FLM_API int flm_index_locate(flm_index *idx, const char *sample_key, char **shar
                              uint64_t *record, flm_error *err);
 /* Number of samples in the index. */
 FLM_API int64_t flm_index_count_samples(flm_index *idx, flm_error *err);
+/* The catalog in id order, for readers that load it whole (flm_dataset): every shard (id, path
+ * relative to the index's directory), every sample (key, its shard's id, record, corpus or "",
+ * frames). A callback returns 0 to go on or < 0 to stop, which is returned. */
+typedef int (*flm_index_shard_fn)(void *user, int64_t id, const char *path);
+FLM_API int flm_index_each_shard(flm_index *idx, flm_index_shard_fn fn, void *user, flm_error *err);
+typedef int (*flm_index_sample_fn)(void *user, const char *key, int64_t shard_id, int64_t record,
+                                   const char *corpus, int64_t n_frames);
+FLM_API int flm_index_each_sample(flm_index *idx, flm_index_sample_fn fn, void *user,
+                                  flm_error *err);
 
 /* Aggregates: one callback per group value ("corpus", "language", "style" or "stage"; NULL for
  * the total), with sample count, frames and hours of content. */

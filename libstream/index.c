@@ -759,6 +759,36 @@ int64_t flm_index_count_samples(flm_index *idx, flm_error *err)
     return n;
 }
 
+int flm_index_each_shard(flm_index *idx, flm_index_shard_fn fn, void *user, flm_error *err)
+{
+    sqlite3_stmt *st;
+    int step = SQLITE_DONE, rc = prepare(idx, &st, "SELECT id, path FROM shards ORDER BY id", err);
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(user, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_error(idx, err, "reading the shards");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int flm_index_each_sample(flm_index *idx, flm_index_sample_fn fn, void *user, flm_error *err)
+{
+    sqlite3_stmt *st;
+    int step = SQLITE_DONE;
+    int rc = prepare(idx, &st,
+                     "SELECT sample_key, shard_id, record, coalesce(corpus, ''), n_frames "
+                     "FROM samples ORDER BY id",
+                     err);
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(user, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+                sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3),
+                sqlite3_column_int64(st, 4));
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_error(idx, err, "reading the samples");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int flm_index_stats(flm_index *idx, const char *group_by, flm_index_stats_fn fn, void *user,
                     flm_error *err)
 {
