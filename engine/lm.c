@@ -14,6 +14,7 @@
 #include "flm_alloc.h"
 #include "flm_json.h"
 #include "flm_kernels.h"
+#include "flm_profile.h"
 #include "flm_quant.h"
 #include "flm_rng.h"
 #include "flm_safetensors.h"
@@ -318,24 +319,33 @@ int flm_lm_depth_next(flm_lm_state *s, int p, int32_t prev_code, float *logits, 
 
 /* ---------------------------------------------------------------- teacher forcing view */
 
-static const int32_t DELAYS[FLM_N_CHANNELS] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1};
+/* The model's delay view: the profile's (one definition for the packers, the reader and the
+ * engine; MODEL.md 1.5). */
+static void model_delays(int32_t d[FLM_N_CHANNELS])
+{
+    flm_profiles p;
+    flm_profiles_default(&p);
+    memcpy(d, p.model.delays, sizeof p.model.delays);
+}
 
 void flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens, const uint8_t *classes,
                               int32_t n_frames, int32_t *input, int32_t *target,
                               uint8_t *target_class)
 {
+    int32_t delays[FLM_N_CHANNELS];
+    model_delays(delays);
     int n_steps = n_frames + 1;
     for (int t = 0; t < n_steps; t++)
         for (int k = 0; k < FLM_N_CHANNELS; k++) {
             int32_t init = k == FLM_CH_TEXT ? c->text_wait : c->aud_pad;
             /* D[k][j] = X[k][j - delay], or the fill outside the sample; step t reads text and
              * speak of column t-1 and listen of column t, and predicts text and speak of t */
-            int64_t j = k < FLM_CH_LISTEN ? t - 1 : t, src = j - DELAYS[k];
+            int64_t j = k < FLM_CH_LISTEN ? t - 1 : t, src = j - delays[k];
             int32_t v =
                 j < 0 || src < 0 || src >= n_frames ? init : tokens[(size_t)k * n_frames + src];
             input[(size_t)t * FLM_N_CHANNELS + k] = v;
             if (k < FLM_CH_LISTEN) {
-                int64_t st = t - DELAYS[k];
+                int64_t st = t - delays[k];
                 int in = st >= 0 && st < n_frames;
                 target[(size_t)t * (1 + NCB) + k] = in ? tokens[(size_t)k * n_frames + st] : -1;
                 if (target_class)
@@ -363,6 +373,8 @@ static void add_ce(flm_lm_loss *l, int cls, const float *x, int n, int target)
 int flm_lm_score(flm_lm_state *s, const int32_t *tokens, const uint8_t *classes, int32_t n_frames,
                  flm_lm_loss *loss, volatile int *stop, flm_error *err)
 {
+    int32_t delays[FLM_N_CHANNELS];
+    model_delays(delays);
     const flm_lm_config *c = &s->lm->cfg;
     int n_steps = n_frames + 1, R = s->max_rows, V = c->vocab_size, A = c->aud_vocab, rc;
     if (n_frames < 1 || n_steps > s->max_ctx)
@@ -376,7 +388,7 @@ int flm_lm_score(flm_lm_state *s, const int32_t *tokens, const uint8_t *classes,
             if (s->tcls[(size_t)t * (1 + NCB) + k] != FLM_LOSS_NONE && (v < 0 || v >= lim))
                 return flm_error_set(err, FLM_ERANGE,
                                      "LM score: frame %d, channel %d: token %d outside [0, %d)",
-                                     t - DELAYS[k], k, (int)v, lim);
+                                     t - delays[k], k, (int)v, lim);
         }
     flm_lm_state_reset(s);
     for (int t0 = 0; t0 < n_steps; t0 += R) {
