@@ -11,6 +11,8 @@
 
 #include "flm_index.h"
 #include "flm_json.h"
+#include "flm_lm.h"
+#include "flm_quant.h"
 #include "flm_util.h"
 
 void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total)
@@ -184,6 +186,32 @@ int cli_json_value(const char *text, json_t **out)
     }
     *out = json_string(text);
     return 0;
+}
+
+cli_model_opts cli_model_opts_default(void)
+{
+    return (cli_model_opts){NULL, FLM_W_F32, 0, 2};
+}
+
+int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *mo, int *bad)
+{
+    const char *v;
+    if (!strcmp(argv[*i], "--mmap")) {
+        mo->load_flags = FLM_LM_LOAD_MAPPED;
+    } else if ((v = cli_opt(argc, argv, i, "--model", bad))) {
+        mo->model = v;
+    } else if ((v = cli_opt(argc, argv, i, "--weights", bad))) {
+        if ((mo->wtype = flm_wtype_parse(v)) < 0) {
+            cli_error("%s: --weights must be f32, bf16, q8 or q4, got '%s'", cmd, v);
+            return -1;
+        }
+    } else if ((v = cli_opt(argc, argv, i, "--threads", bad))) {
+        if (cli_parse_i64("--threads", v, 1, 64, &mo->threads) < 0)
+            return -1;
+    } else {
+        return 0;
+    }
+    return 1;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...)

@@ -26,6 +26,18 @@ void cli_progress_finish(cli_progress *p, int64_t done);
 /* "--key value" / "--key=value" parsing: returns the value when argv[*i] is that option and
  * advances *i; NULL otherwise. Prints an error and sets *bad when the value is missing. */
 const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad);
+/* The options the model commands share (flm sample, flm validate): --model DIR, --weights
+ * f32|bf16|q8|q4, --mmap, --threads N. */
+typedef struct cli_model_opts {
+    const char *model;
+    int wtype;       /* flm_wtype (default f32) */
+    int load_flags;  /* FLM_LM_LOAD_MAPPED with --mmap */
+    int64_t threads; /* 1..64 (default 2) */
+} cli_model_opts;
+cli_model_opts cli_model_opts_default(void);
+/* Takes argv[*i] (and its value) when it is one of them: 1 taken, 0 not one of them, -1 a bad
+ * value (said, naming cmd: exit 2). */
+int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *mo, int *bad);
 /* Parses a non-negative integer option value; prints an error naming the option on failure. */
 int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, int64_t *out);
 /* A fraction in [0, 1] (--max-bad): -1 with a message naming opt and text otherwise. */

@@ -95,26 +95,21 @@ static int write_text(const char *out, const int32_t *text, int64_t n, int32_t w
 
 int cmd_sample(int argc, char **argv)
 {
-    const char *model = NULL, *codec = NULL, *user = NULL, *text = NULL, *tokp = NULL;
+    const char *codec = NULL, *user = NULL, *text = NULL, *tokp = NULL;
     const char *out = NULL, *v;
     double seconds = -1;
-    int64_t seed = 0, threads = 2;
-    int greedy = 0, bad = 0, wtype = FLM_W_F32, load_flags = 0;
+    int64_t seed = 0;
+    int greedy = 0, bad = 0, taken;
+    cli_model_opts mo = cli_model_opts_default();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--greedy")) {
             greedy = 1;
-        } else if (!strcmp(argv[i], "--mmap")) {
-            load_flags = FLM_LM_LOAD_MAPPED;
-        } else if ((v = cli_opt(argc, argv, &i, "--model", &bad))) {
-            model = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--weights", &bad))) {
-            if ((wtype = flm_wtype_parse(v)) < 0) {
-                cli_error("sample: --weights must be f32, bf16, q8 or q4, got '%s'", v);
+        } else if ((taken = cli_model_opt("sample", argc, argv, &i, &mo, &bad)) != 0) {
+            if (taken < 0)
                 return 2;
-            }
         } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
             codec = v;
         } else if ((v = cli_opt(argc, argv, &i, "--user-audio", &bad))) {
@@ -136,23 +131,20 @@ int cmd_sample(int argc, char **argv)
         } else if ((v = cli_opt(argc, argv, &i, "--seed", &bad))) {
             if (cli_parse_i64("--seed", v, 0, INT64_MAX, &seed) < 0)
                 return 2;
-        } else if ((v = cli_opt(argc, argv, &i, "--threads", &bad))) {
-            if (cli_parse_i64("--threads", v, 1, 64, &threads) < 0)
-                return 2;
         } else {
             if (!bad)
                 cli_error("sample: unexpected argument '%s' (see flm sample --help)", argv[i]);
             return 2;
         }
     }
-    if (!model || !codec || !out || !!user == !!text || (text && !tokp))
+    if (!mo.model || !codec || !out || !!user == !!text || (text && !tokp))
         return cli_usage("sample", "%s",
-                         !model             ? "missing --model DIR"
+                         !mo.model          ? "missing --model DIR"
                          : !codec           ? "missing --codec MIMI.safetensors"
                          : !out             ? "missing -o OUT"
                          : !!user == !!text ? "give one of --user-audio WAV and --text TEXT"
                                             : "--text needs --tokenizer");
-    flm_kernels_init((int)threads);
+    flm_kernels_init((int)mo.threads);
     flm_error err = {0};
     flm_lm *lm = NULL;
     flm_mimi *mimi = NULL;
@@ -164,7 +156,7 @@ int cmd_sample(int argc, char **argv)
     int32_t *ucodes = NULL, *text_out = NULL, *frames = NULL;
     int rc = 1;
     flm_mimi_params mp = flm_mimi_default_params();
-    if (flm_lm_load(&lm, model, (flm_wtype)wtype, load_flags, &err) < 0 ||
+    if (flm_lm_load(&lm, mo.model, (flm_wtype)mo.wtype, mo.load_flags, &err) < 0 ||
         flm_mimi_load(&mimi, codec, &mp, &err) < 0 ||
         (tokp && flm_tokenizer_load(&tok, tokp, NULL, &err) < 0)) {
         cli_error("sample: %s", err.msg);

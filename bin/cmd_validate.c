@@ -121,24 +121,19 @@ static void flag_outliers(const double *x, int64_t n, char *flag)
 
 int cmd_validate(int argc, char **argv)
 {
-    const char *model = NULL, *index = NULL, *recipe = NULL, *v;
-    int64_t n_samples = -1, max_frames = -1, threads = 2;
-    int json = 0, bad = 0, wtype = FLM_W_F32, load_flags = 0;
+    const char *index = NULL, *recipe = NULL, *v;
+    int64_t n_samples = -1, max_frames = -1;
+    int json = 0, bad = 0, taken;
+    cli_model_opts mo = cli_model_opts_default();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
-        } else if (!strcmp(argv[i], "--mmap")) {
-            load_flags = FLM_LM_LOAD_MAPPED;
-        } else if ((v = cli_opt(argc, argv, &i, "--model", &bad))) {
-            model = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--weights", &bad))) {
-            if ((wtype = flm_wtype_parse(v)) < 0) {
-                cli_error("validate: --weights must be f32, bf16, q8 or q4, got '%s'", v);
+        } else if ((taken = cli_model_opt("validate", argc, argv, &i, &mo, &bad)) != 0) {
+            if (taken < 0)
                 return 2;
-            }
         } else if ((v = cli_opt(argc, argv, &i, "--index", &bad))) {
             index = v;
         } else if ((v = cli_opt(argc, argv, &i, "--recipe", &bad))) {
@@ -149,18 +144,15 @@ int cmd_validate(int argc, char **argv)
         } else if ((v = cli_opt(argc, argv, &i, "--frames", &bad))) {
             if (cli_parse_i64("--frames", v, 1, FLM_MAX_FRAMES, &max_frames) < 0)
                 return 2;
-        } else if ((v = cli_opt(argc, argv, &i, "--threads", &bad))) {
-            if (cli_parse_i64("--threads", v, 1, 64, &threads) < 0)
-                return 2;
         } else {
             if (!bad)
                 cli_error("validate: unexpected argument '%s' (see flm validate --help)", argv[i]);
             return 2;
         }
     }
-    if (!model || !index)
+    if (!mo.model || !index)
         return cli_usage("validate", "%s",
-                         !model ? "missing --model DIR" : "missing --index DATASET");
+                         !mo.model ? "missing --model DIR" : "missing --index DATASET");
     double w[FLM_N_LOSS_CLASSES];
     memcpy(w, default_weights, sizeof w);
     flm_error err = {0};
@@ -174,7 +166,7 @@ int cmd_validate(int argc, char **argv)
         w[FLM_LOSS_NONE] = 0.0;
         flm_recipe_free(&r);
     }
-    flm_kernels_init((int)threads);
+    flm_kernels_init((int)mo.threads);
     flm_lm *lm = NULL;
     flm_dataset *ds = NULL;
     flm_lm_state *st = NULL;
@@ -184,7 +176,7 @@ int cmd_validate(int argc, char **argv)
     char *flags = NULL;
     json_t *jsamples = json_array();
     int rc = 1;
-    if (flm_lm_load(&lm, model, (flm_wtype)wtype, load_flags, &err) < 0 ||
+    if (flm_lm_load(&lm, mo.model, (flm_wtype)mo.wtype, mo.load_flags, &err) < 0 ||
         flm_dataset_open(&ds, index, &err) < 0) {
         cli_error("validate: %s", err.msg);
         goto done;
@@ -284,9 +276,10 @@ int cmd_validate(int argc, char **argv)
         json_t *root = json_object(), *jt = loss_json(&total, w), *jw = json_object();
         for (int k = 1; k < FLM_N_LOSS_CLASSES; k++)
             json_object_set_new(jw, class_key[k], json_real(w[k]));
-        json_object_set_new(root, "model", json_string(model));
+        json_object_set_new(root, "model", json_string(mo.model));
         json_object_set_new(root, "index", json_string(index));
-        json_object_set_new(root, "weights_format", json_string(flm_wtype_name((flm_wtype)wtype)));
+        json_object_set_new(root, "weights_format",
+                            json_string(flm_wtype_name((flm_wtype)mo.wtype)));
         json_object_set_new(root, "weights", jw);
         json_object_set_new(root, "samples", jsamples);
         jsamples = NULL;
