@@ -668,6 +668,29 @@ nomem:
     return FLM_ENOMEM;
 }
 
+int align_next_line(const char *data, size_t size, size_t *pos, int32_t *lineno, const char **line,
+                    size_t *len)
+{
+    while (*pos < size) {
+        const char *nl = memchr(data + *pos, '\n', size - *pos);
+        size_t end = nl ? (size_t)(nl - data) : size, n = end - *pos;
+        const char *l = data + *pos;
+        *pos = end + 1;
+        ++*lineno;
+        if (n && l[n - 1] == '\r')
+            n--;
+        size_t k = 0;
+        while (k < n && (l[k] == ' ' || l[k] == '\t'))
+            k++;
+        if (k < n) {
+            *line = l;
+            *len = n;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int import_jsonl(flm_transcript *t, const char *path, const char *data, size_t size,
                         flm_error *err)
 {
@@ -675,22 +698,12 @@ static int import_jsonl(flm_transcript *t, const char *path, const char *data, s
     const char *slash = strrchr(path, '/');
     if (slash && (size_t)(slash - path) < sizeof dir)
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    size_t pos = 0;
-    for (int32_t lineno = 1; pos < size; lineno++) {
-        const char *nl = memchr(data + pos, '\n', size - pos);
-        size_t end = nl ? (size_t)(nl - data) : size, len = end - pos;
-        const char *line = data + pos;
-        pos = end + 1;
-        if (len && line[len - 1] == '\r')
-            len--;
-        size_t k = 0;
-        while (k < len && (line[k] == ' ' || line[k] == '\t'))
-            k++;
-        if (k == len)
-            continue;
+    size_t pos = 0, len;
+    int32_t lineno = 0;
+    const char *line;
+    while (align_next_line(data, size, &pos, &lineno, &line, &len))
         if (jsonl_line(t, path, dir, line, len, lineno))
             return nomem(err, path);
-    }
     return 0;
 }
 

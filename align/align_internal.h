@@ -98,6 +98,10 @@ void align_file_stem(const char *path, char *out, size_t out_size);
 int align_get_num(json_t *o, const char *key, double *v);
 /* o[key] when it is a string, else NULL. */
 const char *align_get_str(json_t *o, const char *key);
+/* The next non-blank line of a JSONL text at or after *pos: *line, *len (without the line break,
+ * "\r" included) and *lineno (1-based, blank lines counted). Returns 0 when none is left. */
+int align_next_line(const char *data, size_t size, size_t *pos, int32_t *lineno, const char **line,
+                    size_t *len);
 /* Appends line to buf (markup removed), joined by a space except between CJK characters. */
 int align_append_cue_text(char **buf, size_t *n, size_t *cap, const char *line);
 /* moshi-finetune's {"alignments": ...} document -> one utterance per speaker. */

@@ -108,12 +108,6 @@ static void dir_of(const char *path, char *dir, size_t n)
         snprintf(dir, n, ".");
 }
 
-/* rel against dir (rel itself when absolute or dir is "."); NULL when out of memory. */
-static char *resolve(const char *dir, const char *rel)
-{
-    return flm_path_join(dir, rel);
-}
-
 /* ---- JSONL lines --------------------------------------------------------------------------- */
 
 typedef int (*line_fn)(void *ctx, chk *c, json_t *o);
@@ -122,19 +116,10 @@ typedef int (*line_fn)(void *ctx, chk *c, json_t *o);
 static int each_line(flm_transcript *t, const char *path, const char *data, size_t size, line_fn fn,
                      void *ctx)
 {
-    size_t pos = 0;
-    for (int32_t lineno = 1; pos < size; lineno++) {
-        const char *nl = memchr(data + pos, '\n', size - pos);
-        size_t end = nl ? (size_t)(nl - data) : size, len = end - pos;
-        const char *line = data + pos;
-        pos = end + 1;
-        if (len && line[len - 1] == '\r')
-            len--;
-        size_t k = 0;
-        while (k < len && (line[k] == ' ' || line[k] == '\t'))
-            k++;
-        if (k == len)
-            continue;
+    size_t pos = 0, len;
+    int32_t lineno = 0;
+    const char *line;
+    while (align_next_line(data, size, &pos, &lineno, &line, &len)) {
         size_t bad = flm_utf8_check(line, len);
         if (bad != len) {
             if (flm_transcript_reject(t, path, lineno, "", "", FLM_REJECT_BAD_UTF8,
@@ -198,7 +183,7 @@ static int nemo_line(void *ctx, chk *c, json_t *o)
     str_field(c, o, "", "speaker", 0, 1, &spk, spk_buf, sizeof spk_buf);
     if (c->bad)
         return 0;
-    char *full = resolve(m->dir, audio);
+    char *full = flm_path_join(m->dir, audio);
     flm_utterance *u = full ? align_add_utt(c->t, m->path, c->line, id, full) : NULL;
     flm_free(full);
     if (!u || set_meta(u, lang, spk) ||
@@ -263,7 +248,7 @@ static int rec_channel(chk *c, json_t *rec, const char *prefix, int64_t ch, cons
                 chk_reject(c, k, "\"%s\" is not supported (expected \"file\")", type);
                 return -1;
             }
-            if (!(*audio = resolve(dir, src))) {
+            if (!(*audio = flm_path_join(dir, src))) {
                 c->nomem = 1;
                 return -1;
             }
@@ -578,7 +563,7 @@ static int moshift_line(void *ctx, chk *c, json_t *o)
     num_field(c, o, "", "duration", 1, &dur);
     if (c->bad)
         return 0;
-    char *audio = resolve(m->dir, wav);
+    char *audio = flm_path_join(m->dir, wav);
     if (!audio)
         return FLM_ENOMEM;
     size_t n = strlen(audio);
@@ -635,7 +620,7 @@ static int hf_add(chk *c, mctx *m, const char *file_name, const char *text)
     char *dot = strrchr(id, '.'), *slash = strrchr(id, '/');
     if (dot && dot != id && (!slash || dot > slash + 1))
         *dot = 0;
-    char *audio = resolve(m->dir, file_name);
+    char *audio = flm_path_join(m->dir, file_name);
     flm_utterance *u = audio ? align_add_utt(c->t, m->path, c->line, id, audio) : NULL;
     flm_free(audio);
     if (!u || !align_add_seg(u, text, strlen(text), 0, INFINITY, -1, c->line, 0))

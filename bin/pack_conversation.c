@@ -17,7 +17,6 @@
 
 struct conversation {
     flm_pack_utt u[CONV_MAX_SIDES];
-    int64_t line[CONV_MAX_SIDES];
     int n;
     char key[600]; /* the input key of its first line */
     const char *file;
@@ -370,7 +369,6 @@ int conversation_line(job *J, conversation *C, const char *file, const char *key
         snprintf(C->key, sizeof C->key, "%s", key);
         C->file = file;
     }
-    C->line[C->n] = line_no;
     C->u[C->n++] = u;
     return ret;
 }
