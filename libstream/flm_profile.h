@@ -52,6 +52,10 @@ typedef struct flm_model_profile {
     int32_t version;
     int32_t delays[FLM_N_CHANNELS]; /* per-channel delay view */
     int32_t sample_frames;          /* 8192: training sample length */
+    /* the default weight of each loss class (by flm_loss_class; [FLM_LOSS_NONE] is 0): recipes
+     * start from them, flm validate and the Python reader use them without a recipe. Not hashed:
+     * they change no stored byte. */
+    double loss_weights[FLM_N_LOSS_CLASSES];
     uint64_t hash;
 } flm_model_profile;
 

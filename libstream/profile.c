@@ -9,7 +9,9 @@
 #include "flm_alloc.h"
 #include "flm_util.h"
 
-enum { F_INT, F_STR, F_DELAYS };
+/* F_WEIGHTS: an object of the loss classes' weights; it changes no stored byte, so it is not
+ * part of the hash (shards and indexes keep the hash they had before the field existed). */
+enum { F_INT, F_STR, F_DELAYS, F_WEIGHTS };
 
 typedef struct field {
     const char *key;
@@ -57,6 +59,7 @@ static const field model_fields[] = {
     M(version, F_INT, 1, 1000000),
     M(delays, F_DELAYS, 0, FLM_MAX_DELAY),
     M(sample_frames, F_INT, 1, FLM_MAX_FRAMES),
+    M(loss_weights, F_WEIGHTS, 0, 10000),
 };
 #undef M
 
@@ -72,6 +75,8 @@ static uint64_t hash_fields(const char *kind, const void *base, const field *f, 
     for (size_t i = 0; i < n; i++) {
         const char *p = (const char *)base + f[i].offset;
         int len = 0;
+        if (f[i].type == F_WEIGHTS)
+            continue;
         if (f[i].type == F_INT)
             len = snprintf(buf, sizeof buf, "|%s=%d", f[i].key, *(const int32_t *)p);
         else if (f[i].type == F_STR)
@@ -118,6 +123,11 @@ void flm_profiles_default(flm_profiles *p)
     static const int32_t d[FLM_N_CHANNELS] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1};
     memcpy(p->model.delays, d, sizeof d);
     p->model.sample_frames = 8192;
+    /* DESIGN section 3: speak semantic a1, speak acoustic a2, monologue b, wait g */
+    p->model.loss_weights[FLM_LOSS_SEMANTIC] = 1.0;
+    p->model.loss_weights[FLM_LOSS_ACOUSTIC] = 0.5;
+    p->model.loss_weights[FLM_LOSS_MONOLOGUE] = 1.0;
+    p->model.loss_weights[FLM_LOSS_WAIT] = 0.01;
     flm_profiles_rehash(p);
 }
 
@@ -126,6 +136,27 @@ void flm_profiles_delay_fill(const flm_profiles *p, int32_t fill[FLM_N_CHANNELS]
     fill[0] = p->vocab.text_wait;
     for (int k = 1; k < FLM_N_CHANNELS; k++)
         fill[k] = p->codec.aud_pad;
+}
+
+/* {"semantic": w, "acoustic": w, "monologue": w, "wait": w}: every class, each in [min, max]. */
+static int parse_weights(json_t *v, const char *name, const field *f, double *w, flm_error *err)
+{
+    if (!json_is_object(v) || json_object_size(v) != FLM_N_LOSS_CLASSES - 1)
+        return flm_error_set(err, FLM_EFORMAT,
+                             "%s: key \"%s\": expected an object with the %d loss classes "
+                             "(semantic, acoustic, monologue, wait)",
+                             name, f->key, FLM_N_LOSS_CLASSES - 1);
+    w[FLM_LOSS_NONE] = 0.0;
+    for (int c = 1; c < FLM_N_LOSS_CLASSES; c++) {
+        json_t *e = json_object_get(v, flm_loss_class_name(c));
+        double x = json_number_value(e);
+        if (!json_is_number(e) || !(x >= (double)f->min && x <= (double)f->max))
+            return flm_error_set(
+                err, FLM_EFORMAT, "%s: key \"%s\".%s: expected a number in [%lld, %lld]", name,
+                f->key, flm_loss_class_name(c), (long long)f->min, (long long)f->max);
+        w[c] = x;
+    }
+    return 0;
 }
 
 static int parse_fields(json_t *obj, const char *name, const char *kind, void *base, const field *f,
@@ -164,6 +195,9 @@ static int parse_fields(json_t *obj, const char *name, const char *kind, void *b
                                      "%s: key \"%s\": expected an integer in [%lld, %lld]", name,
                                      f[i].key, (long long)f[i].min, (long long)f[i].max);
             *(int32_t *)p = (int32_t)json_integer_value(v);
+        } else if (f[i].type == F_WEIGHTS) {
+            if (parse_weights(v, name, &f[i], (double *)p, err) < 0)
+                return err ? err->code : FLM_EFORMAT;
         } else {
             if (!json_is_array(v) || json_array_size(v) != FLM_N_CHANNELS)
                 return flm_error_set(err, FLM_EFORMAT,

@@ -8,6 +8,7 @@
 
 #include "flm_alloc.h"
 #include "flm_json.h"
+#include "flm_profile.h"
 #include "flm_util.h"
 
 static int bad(flm_error *err, const char *name, const char *key, const char *what)
@@ -97,10 +98,9 @@ static void defaults(flm_recipe *r)
     r->silence_min_s = 0.08;
     r->silence_max_s = 3.0;
     r->sample_frames = 8192;
-    r->loss_weight[FLM_LOSS_SEMANTIC] = 1.0;
-    r->loss_weight[FLM_LOSS_ACOUSTIC] = 0.5;
-    r->loss_weight[FLM_LOSS_MONOLOGUE] = 1.0;
-    r->loss_weight[FLM_LOSS_WAIT] = 0.01;
+    flm_profiles prof;
+    flm_profiles_default(&prof);
+    memcpy(r->loss_weight, prof.model.loss_weights, sizeof r->loss_weight);
     r->default_corpus_weight = 1.0;
 }
 

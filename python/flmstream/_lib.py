@@ -14,6 +14,31 @@ ffi.cdef(
     """
 typedef struct flm_error { int code; char msg[512]; } flm_error;
 
+typedef struct flm_vocab_profile {
+    char name[64];
+    int32_t version, text_vocab_size, text_wait, text_asr, text_answer, text_pad, text_epad;
+    uint64_t hash;
+} flm_vocab_profile;
+typedef struct flm_codec_profile {
+    char name[64];
+    int32_t version, sample_rate, samples_per_frame, n_codebooks, card, aud_pad, aud_empty;
+    uint64_t hash;
+} flm_codec_profile;
+typedef struct flm_model_profile {
+    char name[64];
+    int32_t version;
+    int32_t delays[17];
+    int32_t sample_frames;
+    double loss_weights[5];
+    uint64_t hash;
+} flm_model_profile;
+typedef struct flm_profiles {
+    flm_vocab_profile vocab;
+    flm_codec_profile codec;
+    flm_model_profile model;
+} flm_profiles;
+void flm_profiles_default(flm_profiles *p);
+
 typedef struct flm_record_view {
     uint32_t n_frames;
     const int32_t *tokens;

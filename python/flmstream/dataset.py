@@ -8,12 +8,24 @@ from ._lib import FLM_ERANGE, FlmError, check, ffi, lib
 
 N_CHANNELS = 17
 LOSS_CLASSES = ("none", "semantic", "acoustic", "monologue", "wait")
-# DESIGN section 3: speak semantic a1, speak acoustic a2, monologue b, wait g.
-DEFAULT_LOSS_WEIGHTS = {"semantic": 1.0, "acoustic": 0.5, "monologue": 1.0, "wait": 0.01}
-# Published FLM-Audio profile values (schemas/profiles): initial/pad tokens and delays.
-TEXT_WAIT = 151665
-AUD_PAD = 2048
-FLM_DELAYS = (0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1)
+
+
+def _profiles():
+    p = ffi.new("flm_profiles *")
+    lib.flm_profiles_default(p)
+    return p
+
+
+# The published FLM-Audio profiles (libstream's flm_profiles_default, the values of
+# schemas/profiles): the default loss weights (DESIGN section 3: speak semantic a1, speak acoustic
+# a2, monologue b, wait g), the initial/pad tokens and the delays.
+_P = _profiles()
+DEFAULT_LOSS_WEIGHTS = {c: float(_P.model.loss_weights[i]) for i, c in enumerate(LOSS_CLASSES)
+                        if i}
+TEXT_WAIT = int(_P.vocab.text_wait)
+AUD_PAD = int(_P.codec.aud_pad)
+FLM_DELAYS = tuple(int(d) for d in _P.model.delays)
+del _P
 # The ranges recipes accept (libstream/recipe.c): corpus weights [0, 1000], loss weights [0, 1e4].
 MAX_CORPUS_WEIGHT = 1000.0
 MAX_LOSS_WEIGHT = 1e4

@@ -1,5 +1,6 @@
 """The training-side reader: order, ranks, resume, mixture weights, items, errors, torch."""
 import json
+import pathlib
 import math
 import random
 from collections import Counter
@@ -167,3 +168,15 @@ def test_torch_loader_order_and_resume(dataset):
     loader2.load_state_dict(state)
     rest = [b for batch in loader2 for b in batch["id"]]
     assert rest == want[84:]
+
+
+def test_profile_constants_are_the_shipped_profiles():
+    """The constants come from libstream's profiles (one definition): they equal the files."""
+    root = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "profiles"
+    model = json.loads((root / "model-flm-audio.json").read_text())
+    vocab = json.loads((root / "vocab-flm-audio.json").read_text())
+    codec = json.loads((root / "codec-mimi.json").read_text())
+    assert flmstream.dataset.FLM_DELAYS == tuple(model["delays"])
+    assert flmstream.DEFAULT_LOSS_WEIGHTS == model["loss_weights"]
+    assert flmstream.dataset.TEXT_WAIT == vocab["text_wait"] == 151665
+    assert flmstream.dataset.AUD_PAD == codec["aud_pad"] == 2048

@@ -64,6 +64,38 @@ int main(void)
     expect_error("{\"kind\":\"model\",\"name\":\"m\",\"version\":1,\"sample_frames\":8192,"
                  "\"delays\":[0,0,1,1,1,1,1,1,1,0,1,1,1,1,1,1,1],\"colour\":1}",
                  "unknown key \"colour\"");
+    const char *model_head =
+        "{\"kind\":\"model\",\"name\":\"m\",\"version\":1,\"sample_frames\":8192,"
+        "\"delays\":[0,0,1,1,1,1,1,1,1,0,1,1,1,1,1,1,1]";
+    char json[512];
+    snprintf(json, sizeof json, "%s}", model_head);
+    expect_error(json, "missing key \"loss_weights\"");
+    snprintf(json, sizeof json, "%s,\"loss_weights\":{\"semantic\":1}}", model_head);
+    expect_error(json, "\"loss_weights\": expected an object with the 4 loss classes");
+    snprintf(json, sizeof json,
+             "%s,\"loss_weights\":{\"semantic\":1,\"acoustic\":0.5,\"monologue\":1,"
+             "\"wait\":-0.5}}",
+             model_head);
+    expect_error(json, "\"loss_weights\".wait: expected a number in [0, 10000]");
+    snprintf(json, sizeof json,
+             "%s,\"loss_weights\":{\"semantic\":2,\"acoustic\":0.25,\"monologue\":1,"
+             "\"wait\":0}}",
+             model_head);
+    TAP_EQ_INT(flm_profile_parse(json, strlen(json), "w", &p, NULL), 0, "model profile parsed");
+    TAP_OK(p.model.loss_weights[FLM_LOSS_SEMANTIC] == 2.0 &&
+               p.model.loss_weights[FLM_LOSS_ACOUSTIC] == 0.25 &&
+               p.model.loss_weights[FLM_LOSS_WAIT] == 0.0 &&
+               p.model.loss_weights[FLM_LOSS_NONE] == 0.0,
+           "loss weights read by class");
+    flm_profiles q = d;
+    q.model.loss_weights[FLM_LOSS_WAIT] = 7.0;
+    flm_profiles_rehash(&q);
+    TAP_OK(q.model.hash == d.model.hash, "loss weights are not part of the model hash");
+    TAP_OK(d.model.loss_weights[FLM_LOSS_SEMANTIC] == 1.0 &&
+               d.model.loss_weights[FLM_LOSS_ACOUSTIC] == 0.5 &&
+               d.model.loss_weights[FLM_LOSS_MONOLOGUE] == 1.0 &&
+               d.model.loss_weights[FLM_LOSS_WAIT] == 0.01,
+           "default loss weights are DESIGN section 3's");
     expect_error("{\"kind\":\"vocab\",\"name\":\"v\",\"version\":1,\"text_vocab_size\":152064,"
                  "\"text_wait\":151665,\"text_asr\":151665,\"text_answer\":151667,"
                  "\"text_pad\":3,\"text_epad\":0}",
