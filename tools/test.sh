@@ -55,6 +55,14 @@ run_suite build-asan "build-asan (ASan+UBSan)" "$ASAN_TIMEOUT_MULTIPLIER" -Db_sa
 if out=$(python/tests/install_check.sh build/bin/flm 2>&1); then passed=$((passed + 1)); echo "$out"
 else failed=$((failed + 1)); echo "$out" | tail -20; fi
 
+# -Dengine=disabled: the libraries build without OpenBLAS and OpenMP, no flm program, and the
+# shared library needs neither: one check
+if tools/build.sh build-noengine -Dengine=disabled -Dwerror=true >/dev/null 2>&1 \
+    && [ ! -e build-noengine/bin/flm ] && [ -e build-noengine/libflmstream.so ] \
+    && ! readelf -d build-noengine/libflmstream.so | grep NEEDED | grep -Eq 'openblas|gomp'; then
+  passed=$((passed + 1)); echo "build without the engine: ok"
+else failed=$((failed + 1)); echo "build without the engine: FAILED (tools/build.sh build-noengine -Dengine=disabled)"; fi
+
 # formatting (.clang-format): one check
 bad=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror 2>&1 | grep -c 'error:' || true)
 if [ "$bad" = 0 ]; then passed=$((passed + 1)); echo "clang-format: ok"
