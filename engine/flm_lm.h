@@ -183,11 +183,12 @@ FLM_API int flm_lm_depth_next(flm_lm_state *s, int c, int32_t prev_code, float *
 /* Teacher-forcing view of an aligned sample (tokens and classes [17][n_frames], channel-major):
  * input [n_steps][17], target [n_steps][9] (text, 8 speak codes; -1 where the delayed view has
  * no value) and, when classes is not NULL, target_class [n_steps][9] (the target's loss class;
- * FLM_LOSS_NONE where there is no target), n_steps = n_frames + 1 (the delay adds one column).
- * Initial and fill ids come from the config. */
-FLM_API void flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens,
-                                      const uint8_t *classes, int32_t n_frames, int32_t *input,
-                                      int32_t *target, uint8_t *target_class);
+ * FLM_LOSS_NONE where there is no target), n_steps = n_frames + 1 (the delay adds one column):
+ * the model profile's delays applied by flm_delay_apply. Initial and fill ids come from the
+ * config. Returns 0 or FLM_ENOMEM. */
+FLM_API int flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens,
+                                     const uint8_t *classes, int32_t n_frames, int32_t *input,
+                                     int32_t *target, uint8_t *target_class, flm_error *err);
 
 /* Cross-entropy (nats) and top-1 accuracy per loss class of one or more scored samples. */
 typedef struct flm_lm_loss {

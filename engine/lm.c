@@ -319,8 +319,8 @@ int flm_lm_depth_next(flm_lm_state *s, int p, int32_t prev_code, float *logits, 
 
 /* ---------------------------------------------------------------- teacher forcing view */
 
-/* The model's delay view: the profile's (one definition for the packers, the reader and the
- * engine; MODEL.md 1.5). */
+/* The model's delay view: the profile's delays (one definition for the packers, the reader and
+ * the engine; MODEL.md 1.5) applied by libstream's flm_delay_apply. */
 static void model_delays(int32_t d[FLM_N_CHANNELS])
 {
     flm_profiles p;
@@ -328,31 +328,41 @@ static void model_delays(int32_t d[FLM_N_CHANNELS])
     memcpy(d, p.model.delays, sizeof p.model.delays);
 }
 
-void flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens, const uint8_t *classes,
-                              int32_t n_frames, int32_t *input, int32_t *target,
-                              uint8_t *target_class)
+int flm_lm_input_from_sample(const flm_lm_config *c, const int32_t *tokens, const uint8_t *classes,
+                             int32_t n_frames, int32_t *input, int32_t *target,
+                             uint8_t *target_class, flm_error *err)
 {
-    int32_t delays[FLM_N_CHANNELS];
+    int32_t delays[FLM_N_CHANNELS], fill[FLM_N_CHANNELS];
     model_delays(delays);
-    int n_steps = n_frames + 1;
-    for (int t = 0; t < n_steps; t++)
+    for (int k = 0; k < FLM_N_CHANNELS; k++)
+        fill[k] = k == FLM_CH_TEXT ? c->text_wait : c->aud_pad;
+    /* D = the delayed sample, [17][n_steps] (the model's largest delay is 1) */
+    size_t n_steps = (size_t)n_frames + (size_t)flm_delay_max(delays);
+    int32_t *D = flm_malloc(FLM_N_CHANNELS * n_steps * sizeof *D);
+    uint8_t *C = classes ? flm_malloc(FLM_N_CHANNELS * n_steps) : NULL;
+    int rc;
+    if (!D || (classes && !C))
+        rc = flm_error_set(err, FLM_ENOMEM, "LM: delay view of %d frames: out of memory", n_frames);
+    else if ((rc = flm_delay_apply(tokens, n_frames, delays, fill, D, err)) == 0 && classes)
+        rc = flm_delay_apply_u8(classes, n_frames, delays, C, err);
+    for (size_t t = 0; rc == 0 && t < n_steps; t++)
         for (int k = 0; k < FLM_N_CHANNELS; k++) {
-            int32_t init = k == FLM_CH_TEXT ? c->text_wait : c->aud_pad;
-            /* D[k][j] = X[k][j - delay], or the fill outside the sample; step t reads text and
-             * speak of column t-1 and listen of column t, and predicts text and speak of t */
-            int64_t j = k < FLM_CH_LISTEN ? t - 1 : t, src = j - delays[k];
-            int32_t v =
-                j < 0 || src < 0 || src >= n_frames ? init : tokens[(size_t)k * n_frames + src];
-            input[(size_t)t * FLM_N_CHANNELS + k] = v;
+            const int32_t *d = D + (size_t)k * n_steps;
+            /* step t reads text and speak of column t-1 (the initial id at t = 0) and listen of
+             * column t, and predicts text and speak of column t where the sample has them */
+            input[t * FLM_N_CHANNELS + k] = k >= FLM_CH_LISTEN ? d[t] : t ? d[t - 1] : fill[k];
             if (k < FLM_CH_LISTEN) {
-                int64_t st = t - delays[k];
-                int in = st >= 0 && st < n_frames;
-                target[(size_t)t * (1 + NCB) + k] = in ? tokens[(size_t)k * n_frames + st] : -1;
+                int64_t src = (int64_t)t - delays[k];
+                int in = src >= 0 && src < n_frames;
+                target[t * (1 + NCB) + k] = in ? d[t] : -1;
                 if (target_class)
-                    target_class[(size_t)t * (1 + NCB) + k] =
-                        in && classes ? classes[(size_t)k * n_frames + st] : FLM_LOSS_NONE;
+                    target_class[t * (1 + NCB) + k] =
+                        in && classes ? C[(size_t)k * n_steps + t] : FLM_LOSS_NONE;
             }
         }
+    flm_free(D);
+    flm_free(C);
+    return rc;
 }
 
 /* Adds -log softmax(x)[target] and whether target is the argmax. */
@@ -380,7 +390,9 @@ int flm_lm_score(flm_lm_state *s, const int32_t *tokens, const uint8_t *classes,
     if (n_frames < 1 || n_steps > s->max_ctx)
         return flm_error_set(err, FLM_ERANGE, "LM score: %d frames (context holds %d steps)",
                              n_frames, s->max_ctx);
-    flm_lm_input_from_sample(c, tokens, classes, n_frames, s->in, s->tgt, s->tcls);
+    if ((rc = flm_lm_input_from_sample(c, tokens, classes, n_frames, s->in, s->tgt, s->tcls, err)) <
+        0)
+        return rc;
     for (int t = 0; t < n_steps; t++)
         for (int k = 0; k <= NCB; k++) {
             int32_t v = s->tgt[(size_t)t * (1 + NCB) + k];

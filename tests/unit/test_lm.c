@@ -274,7 +274,9 @@ static void test_formats(void)
             flm_lm_destroy(&lm);
             break;
         }
-        flm_lm_input_from_sample(flm_lm_get_config(lm), smp->tokens, NULL, 40, in, tg, NULL);
+        TAP_EQ_INT(flm_lm_input_from_sample(flm_lm_get_config(lm), smp->tokens, NULL, 40, in, tg,
+                                            NULL, NULL),
+                   0, "teacher-forcing view");
         for (int i = 0; i < N * 8; i++)
             codes[i] = tg[(i / 8) * 9 + 1 + i % 8] >= 0 ? tg[(i / 8) * 9 + 1 + i % 8] : 2048;
         flm_lm_forward(s, in, N, h, &err);
@@ -437,7 +439,8 @@ static void logits_of(flm_lm *lm, float *tl, float *dl)
     float h[20 * 64];
     flm_lm_state *s = NULL;
     flm_lm_state_create(&s, lm, 32, 20, NULL);
-    flm_lm_input_from_sample(c, smp->tokens, NULL, 19, in, tg, NULL);
+    TAP_EQ_INT(flm_lm_input_from_sample(c, smp->tokens, NULL, 19, in, tg, NULL, NULL), 0,
+               "teacher-forcing view");
     for (int i = 0; i < 20 * 8; i++)
         codes[i] = tg[(i / 8) * 9 + 1 + i % 8] >= 0 ? tg[(i / 8) * 9 + 1 + i % 8] : 2048;
     flm_lm_forward(s, in, 20, h, NULL);
