@@ -136,7 +136,11 @@ typedef enum flm_audio_format {
     FLM_AUDIO_WAV_S16 = 2,
     FLM_AUDIO_FLAC_S16 = 3,
     FLM_AUDIO_FLAC_S24 = 4,
+    FLM_AUDIO_OPUS = 5, /* Ogg Opus (libopus), 8/12/16/24/48 kHz, 1-2 channels */
 } flm_audio_format;
+/* The Opus writer's bit rate per channel (speech: transparent enough to judge a sample by ear,
+ * 1/16 of 16-bit wav at 24 kHz). */
+#define FLM_AUDIO_OPUS_BITRATE 24000
 
 typedef struct flm_audio_writer flm_audio_writer;
 
@@ -153,8 +157,8 @@ FLM_API void flm_audio_writer_destroy(flm_audio_writer **w);
 FLM_API int flm_audio_write_file(const char *path, int32_t format, const float *samples,
                                  int64_t n_samples, int32_t n_channels, int32_t sample_rate,
                                  flm_error *err);
-/* FLM_AUDIO_WAV_F32 / _S16 / FLAC_S16 / FLAC_S24 from "f32", "s16", "flac", "flac24";
- * 0 if unknown. */
+/* FLM_AUDIO_WAV_F32 / _S16 / FLAC_S16 / FLAC_S24 / OPUS from "f32", "s16", "flac", "flac24",
+ * "opus"; 0 if unknown. */
 FLM_API int32_t flm_audio_format_from_name(const char *name);
 
 /* ---- Time mapping (see the header comment) ----------------------------------------------- */

@@ -538,6 +538,66 @@ static void test_writers(void)
     flm_audio_writer_destroy(&w);
     TAP_OK(access(path("partial.wav"), F_OK) != 0, "an unfinished writer removes its file");
     TAP_EQ_INT(flm_audio_format_from_name("flac24"), FLM_AUDIO_FLAC_S24, "format names");
+    TAP_EQ_INT(flm_audio_format_from_name("opus"), FLM_AUDIO_OPUS, "format names: opus");
+    flm_free(x);
+}
+
+/* Ogg Opus (lossy): the same length back (pre-skip and end trimming), a close waveform, 1/16 of
+ * 16-bit wav's size; the rates and channel counts it cannot take are refused by name. */
+static void test_opus(void)
+{
+    enum { N = 24000 * 3 + 123 };
+    float *x = flm_malloc(2 * N * sizeof *x);
+    for (int i = 0; i < N; i++) {
+        double t = i / 24000.0, env = 0.5 + 0.5 * sin(2 * M_PI * 1.5 * t);
+        x[2 * i] = (float)(0.4 * env * sin(2 * M_PI * 220 * t));     /* left: a tone */
+        x[2 * i + 1] = (float)(0.3 * env * sin(2 * M_PI * 330 * t)); /* right: another */
+    }
+    for (int nch = 1; nch <= 2; nch++) {
+        flm_error err = {0};
+        const char *name = nch == 1 ? "o1.opus" : "o2.opus";
+        float *in = x;
+        float *mono = NULL;
+        if (nch == 1) {
+            mono = flm_malloc(N * sizeof *mono);
+            for (int i = 0; i < N; i++)
+                mono[i] = x[2 * i];
+            in = mono;
+        }
+        int r = flm_audio_write_file(path(name), FLM_AUDIO_OPUS, in, N, nch, 24000, &err);
+        TAP_OK(r == 0, "write %s (%s)", name, err.msg);
+        struct stat st = {0};
+        int have = stat(path(name), &st) == 0;
+        TAP_OK(have && st.st_size < (off_t)N * 2 * nch / 8,
+               "%s: %lld bytes, under 1/8 of 16-bit wav (%d)", name, (long long)st.st_size,
+               N * 2 * nch);
+        flm_audio_params p = flm_audio_default_params();
+        p.mode = FLM_AUDIO_PER_CHANNEL;
+        float *y = NULL;
+        int64_t n = 0;
+        int32_t c = 0;
+        r = flm_audio_read_file(path(name), &p, &y, &n, &c, &err);
+        TAP_OK(r == 0 && n == N && c == nch, "%s reads back %lld x %d samples (%d x %d written)",
+               name, (long long)n, (int)c, N, nch);
+        double e = 0, s = 0;
+        for (int64_t i = 0; r == 0 && n == N && i < (int64_t)N * nch; i++) {
+            e += (y[i] - in[i]) * (y[i] - in[i]);
+            s += in[i] * in[i];
+        }
+        double snr = 10 * log10(s / (e > 0 ? e : 1e-30));
+        TAP_OK(snr > 15, "%s: waveform within %.1f dB SNR (> 15), aligned to the sample", name,
+               snr);
+        flm_free(y);
+        flm_free(mono);
+    }
+    flm_audio_writer *w = NULL;
+    flm_error err = {0};
+    TAP_EQ_INT(flm_audio_writer_create(&w, path("r.opus"), FLM_AUDIO_OPUS, 44100, 1, &err),
+               FLM_EINVAL, "opus: 44100 Hz refused");
+    TAP_CONTAINS(err.msg, "Opus takes 8000, 12000, 16000, 24000 or 48000 Hz, not 44100",
+                 "says why");
+    TAP_EQ_INT(flm_audio_writer_create(&w, path("c.opus"), FLM_AUDIO_OPUS, 24000, 3, &err),
+               FLM_EINVAL, "opus: 3 channels refused");
     flm_free(x);
 }
 
@@ -644,6 +704,7 @@ int main(void)
     have_espeak = system("espeak-ng --version > /dev/null 2>&1") == 0;
     test_time_mapping();
     test_writers();
+    test_opus();
     test_lengths();
     test_formats();
     test_streaming();
