@@ -22,20 +22,6 @@
 
 /* ---------------------------------------------------------------- run state */
 
-static void *salloc(flm_lm_state *s, size_t bytes)
-{
-    void *p;
-    if (s->n_allocs == s->cap_allocs &&
-        flm_grow((void **)&s->allocs, &s->cap_allocs, s->n_allocs + 1, sizeof *s->allocs) < 0)
-        return NULL;
-    if (!(p = flm_malloc_huge(bytes ? bytes : 1)))
-        return NULL;
-    memset(p, 0, bytes); /* touched now: a long session must not run out of memory at step 8000 */
-    s->allocs[s->n_allocs++] = p;
-    s->size += bytes;
-    return p;
-}
-
 int flm_lm_state_create(flm_lm_state **out, const flm_lm *lm, int max_ctx, int max_rows,
                         flm_error *err)
 {
@@ -46,43 +32,49 @@ int flm_lm_state_create(flm_lm_state **out, const flm_lm *lm, int max_ctx, int m
     flm_lm_state *s = flm_calloc(1, sizeof *s);
     if (!s)
         return flm_error_set(err, FLM_ENOMEM, "LM state: out of memory");
+    /* zeroed, so touched now: a long session must not run out of memory at step 8000 */
+    alloc_list_init(&s->allocs, ALLOC_HUGE | ALLOC_ZERO);
     s->lm = lm;
     s->max_ctx = max_ctx;
     s->max_rows = max_rows;
+    alloc_list *a = &s->allocs;
     size_t R = (size_t)max_rows, d = (size_t)c->hidden, ff = (size_t)c->intermediate;
     size_t kv = (size_t)c->n_kv_heads * c->head_dim, E = (size_t)c->dep_embd;
-    int ok = (s->kc = salloc(s, (size_t)c->n_layers * sizeof *s->kc)) &&
-             (s->vc = salloc(s, (size_t)c->n_layers * sizeof *s->vc)) &&
-             (s->dqkv = salloc(s, (size_t)c->dep_layers * sizeof *s->dqkv));
+    int ok = (s->kc = alloc_list_alloc(a, (size_t)c->n_layers * sizeof *s->kc)) &&
+             (s->vc = alloc_list_alloc(a, (size_t)c->n_layers * sizeof *s->vc)) &&
+             (s->dqkv = alloc_list_alloc(a, (size_t)c->dep_layers * sizeof *s->dqkv));
     for (int l = 0; ok && l < c->n_layers; l++)
-        ok = (s->kc[l] = salloc(s, (size_t)max_ctx * kv * sizeof(float))) &&
-             (s->vc[l] = salloc(s, (size_t)max_ctx * kv * sizeof(float)));
+        ok = (s->kc[l] = alloc_list_alloc(a, (size_t)max_ctx * kv * sizeof(float))) &&
+             (s->vc[l] = alloc_list_alloc(a, (size_t)max_ctx * kv * sizeof(float)));
     for (int l = 0; ok && l < c->dep_layers; l++)
-        ok = !!(s->dqkv[l] = salloc(s, R * NCB * 3 * E * sizeof(float)));
+        ok = !!(s->dqkv[l] = alloc_list_alloc(a, R * NCB * 3 * E * sizeof(float)));
     int wide = c->hidden > c->intermediate ? c->hidden : c->intermediate;
     wide = wide > c->dep_embd ? wide : c->dep_embd;
     wide = wide > c->dep_ff ? wide : c->dep_ff;
-    ok =
-        ok && (s->wscr = salloc(s, flm_qmat_scratch_size(wide) * sizeof(float))) &&
-        (s->row = salloc(s, (d > E ? d : E) * sizeof(float))) &&
-        (s->x = salloc(s, R * d * sizeof(float))) && (s->h = salloc(s, R * d * sizeof(float))) &&
-        (s->q = salloc(s, R * d * sizeof(float))) && (s->att = salloc(s, R * d * sizeof(float))) &&
-        (s->g = salloc(s, R * ff * sizeof(float))) && (s->u = salloc(s, R * ff * sizeof(float))) &&
-        (s->scr = salloc(s, flm_attention_scratch_size(max_rows, max_ctx, c->n_heads) *
-                                sizeof(float))) &&
-        (s->dx = salloc(s, R * NCB * E * sizeof(float))) &&
-        (s->dh = salloc(s, R * NCB * E * sizeof(float))) &&
-        (s->datt = salloc(s, R * NCB * E * sizeof(float))) &&
-        (s->dg = salloc(s, R * (size_t)c->dep_ff * sizeof(float))) &&
-        (s->du = salloc(s, R * (size_t)c->dep_ff * sizeof(float))) &&
-        (s->dscr = salloc(s, flm_attention_scratch_size(NCB, NCB, c->dep_heads) * sizeof(float))) &&
-        (s->in = salloc(s, (size_t)max_ctx * FLM_N_CHANNELS * sizeof(int32_t))) &&
-        (s->tgt = salloc(s, (size_t)max_ctx * (1 + NCB) * sizeof(int32_t))) &&
-        (s->tcls = salloc(s, (size_t)max_ctx * (1 + NCB))) &&
-        (s->codes = salloc(s, R * NCB * sizeof(int32_t))) &&
-        (s->hid = salloc(s, R * d * sizeof(float))) &&
-        (s->tlog = salloc(s, R * (size_t)c->vocab_size * sizeof(float))) &&
-        (s->dlog = salloc(s, R * NCB * (size_t)c->aud_vocab * sizeof(float)));
+    ok = ok && (s->wscr = alloc_list_alloc(a, flm_qmat_scratch_size(wide) * sizeof(float))) &&
+         (s->row = alloc_list_alloc(a, (d > E ? d : E) * sizeof(float))) &&
+         (s->x = alloc_list_alloc(a, R * d * sizeof(float))) &&
+         (s->h = alloc_list_alloc(a, R * d * sizeof(float))) &&
+         (s->q = alloc_list_alloc(a, R * d * sizeof(float))) &&
+         (s->att = alloc_list_alloc(a, R * d * sizeof(float))) &&
+         (s->g = alloc_list_alloc(a, R * ff * sizeof(float))) &&
+         (s->u = alloc_list_alloc(a, R * ff * sizeof(float))) &&
+         (s->scr = alloc_list_alloc(a, flm_attention_scratch_size(max_rows, max_ctx, c->n_heads) *
+                                           sizeof(float))) &&
+         (s->dx = alloc_list_alloc(a, R * NCB * E * sizeof(float))) &&
+         (s->dh = alloc_list_alloc(a, R * NCB * E * sizeof(float))) &&
+         (s->datt = alloc_list_alloc(a, R * NCB * E * sizeof(float))) &&
+         (s->dg = alloc_list_alloc(a, R * (size_t)c->dep_ff * sizeof(float))) &&
+         (s->du = alloc_list_alloc(a, R * (size_t)c->dep_ff * sizeof(float))) &&
+         (s->dscr = alloc_list_alloc(a, flm_attention_scratch_size(NCB, NCB, c->dep_heads) *
+                                            sizeof(float))) &&
+         (s->in = alloc_list_alloc(a, (size_t)max_ctx * FLM_N_CHANNELS * sizeof(int32_t))) &&
+         (s->tgt = alloc_list_alloc(a, (size_t)max_ctx * (1 + NCB) * sizeof(int32_t))) &&
+         (s->tcls = alloc_list_alloc(a, (size_t)max_ctx * (1 + NCB))) &&
+         (s->codes = alloc_list_alloc(a, R * NCB * sizeof(int32_t))) &&
+         (s->hid = alloc_list_alloc(a, R * d * sizeof(float))) &&
+         (s->tlog = alloc_list_alloc(a, R * (size_t)c->vocab_size * sizeof(float))) &&
+         (s->dlog = alloc_list_alloc(a, R * NCB * (size_t)c->aud_vocab * sizeof(float)));
     if (!ok) {
         flm_lm_state_destroy(&s);
         return flm_error_set(err, FLM_ENOMEM, "LM state: out of memory (context %d, rows %d)",
@@ -97,9 +89,7 @@ void flm_lm_state_destroy(flm_lm_state **ps)
     flm_lm_state *s = ps ? *ps : NULL;
     if (!s)
         return;
-    for (size_t i = 0; i < s->n_allocs; i++)
-        flm_free(s->allocs[i]);
-    flm_free(s->allocs);
+    alloc_list_free(&s->allocs);
     flm_free(s);
     *ps = NULL;
 }
@@ -116,7 +106,7 @@ int flm_lm_state_pos(const flm_lm_state *s)
 
 size_t flm_lm_state_size(const flm_lm_state *s)
 {
-    return s->size;
+    return s->allocs.size;
 }
 
 void flm_lm_state_trace(flm_lm_state *s, float *trace)

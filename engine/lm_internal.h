@@ -5,6 +5,7 @@
  *                  random model in memory, writing a loaded model
  *   lm.c           run state, backbone, depth head, teacher forcing and its loss
  *   lm_generate.c  streaming generation and sampling
+ * Buffers are owned and tensors loaded through weights.h (shared with Mimi).
  * The weight table of the checkpoint is in lm_config.c's opening comment. */
 #ifndef FLM_LM_INTERNAL_H
 #define FLM_LM_INTERNAL_H
@@ -15,6 +16,7 @@
 #include "flm_lm.h"
 #include "flm_quant.h"
 #include "flm_safetensors.h"
+#include "weights.h"
 
 #define NCB FLM_LM_N_CODEBOOKS
 #define DEPTH_EPS 1e-6f /* DepthGPT's RMSNorm eps is hard-coded upstream, not in the config */
@@ -54,12 +56,9 @@ struct flm_lm {
     dep_layer *D;                             /* [dep_layers] */
     float *ln_f;                              /* [E] */
     flm_qmat head[NCB];                       /* [A][E] */
-    float *tmp;                               /* [tmp_n] load staging */
-    size_t tmp_n;
-    void **allocs;
-    size_t n_allocs, cap_allocs, weight_size;
+    alloc_list allocs;                        /* every copied weight (ALLOC_HUGE) */
     flm_safetensors *st; /* kept open while weights are served from its mapping, else NULL */
-    size_t mapped_size;  /* bytes of weight_size that live in st's mapping */
+    size_t mapped_size;  /* bytes of the weights that live in st's mapping */
 };
 
 /* ---- the tensor table (lm_config.c) ---- */
@@ -104,15 +103,14 @@ struct flm_lm_state {
     float *dg, *du; /* [max_rows][F] */
     float *dscr;
     /* flm_lm_score */
-    int32_t *in;    /* [max_ctx][17] */
-    int32_t *tgt;   /* [max_ctx][9] */
-    uint8_t *tcls;  /* [max_ctx][9] */
-    int32_t *codes; /* [max_rows][8] */
-    float *hid;     /* [max_rows][d] */
-    float *tlog;    /* [max_rows][V] */
-    float *dlog;    /* [max_rows][8][A] */
-    void **allocs;
-    size_t n_allocs, cap_allocs, size;
+    int32_t *in;       /* [max_ctx][17] */
+    int32_t *tgt;      /* [max_ctx][9] */
+    uint8_t *tcls;     /* [max_ctx][9] */
+    int32_t *codes;    /* [max_rows][8] */
+    float *hid;        /* [max_rows][d] */
+    float *tlog;       /* [max_rows][V] */
+    float *dlog;       /* [max_rows][8][A] */
+    alloc_list allocs; /* every buffer above (ALLOC_HUGE | ALLOC_ZERO) */
 };
 
 #endif

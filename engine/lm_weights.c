@@ -23,10 +23,9 @@
 
 typedef struct load_ctx {
     flm_lm *m;
-    const flm_safetensors *st;
-    flm_error *err;
-    char *seen; /* [count]: tensors of the file the table used */
-    int mapped; /* FLM_LM_LOAD_MAPPED */
+    weights_src w; /* the checkpoint, m->allocs, the error */
+    char *seen;    /* [count]: tensors of the file the table used */
+    int mapped;    /* FLM_LM_LOAD_MAPPED */
 } load_ctx;
 
 /* Position of name in the handle's sorted tensor list (-1 if absent). */
@@ -45,19 +44,6 @@ static int st_index(const flm_safetensors *st, const char *name)
     return -1;
 }
 
-static void *track(flm_lm *m, size_t bytes)
-{
-    void *p;
-    if (m->n_allocs == m->cap_allocs &&
-        flm_grow((void **)&m->allocs, &m->cap_allocs, m->n_allocs + 1, sizeof *m->allocs) < 0)
-        return NULL;
-    if (!(p = flm_malloc_huge(bytes ? bytes : 1)))
-        return NULL;
-    m->allocs[m->n_allocs++] = p;
-    m->weight_size += bytes;
-    return p;
-}
-
 /* A stored tensor whose bytes already are the in-memory layout, served from the mapping when the
  * load asks for it and the data is aligned for the kernels' element loads (a file may place a
  * tensor at any offset); NULL: the caller copies it. */
@@ -65,7 +51,6 @@ static void *map_tensor(load_ctx *L, const flm_st_info *in, size_t align)
 {
     if (!L->mapped || (uintptr_t)in->data % align)
         return NULL;
-    L->m->weight_size += in->size;
     L->m->mapped_size += in->size;
     return (void *)in->data; /* read only: nothing writes the weights of a loaded model */
 }
@@ -76,7 +61,7 @@ static void *map_tensor(load_ctx *L, const flm_st_info *in, size_t align)
 static int load_quantized(load_ctx *L, const wdesc *d, const flm_st_info *sin)
 {
     flm_lm *m = L->m;
-    const flm_st_info *in = flm_safetensors_find(L->st, d->name);
+    const flm_st_info *in = flm_safetensors_find(L->w.st, d->name);
     int rows = (int)d->shape[0], cols = (int)d->shape[1], nb = (cols + FLM_QBLOCK - 1) / FLM_QBLOCK;
     flm_wtype st = in && in->dtype == FLM_DTYPE_I8 ? FLM_W_Q8 : FLM_W_Q4;
     int64_t want[2] = {rows, st == FLM_W_Q8 ? cols : (cols + 1) / 2}, wscale[2] = {rows, nb};
@@ -85,7 +70,7 @@ static int load_quantized(load_ctx *L, const wdesc *d, const flm_st_info *sin)
         in->shape[0] != want[0] || in->shape[1] != want[1]) {
         flm_shape_format(a, sizeof a, 2, want);
         flm_shape_format(b, sizeof b, in ? in->n_dim : 0, in ? in->shape : want);
-        return flm_error_set(L->err, FLM_EMISMATCH,
+        return flm_error_set(L->w.err, FLM_EMISMATCH,
                              "%s: tensor '%s' has quantization scales but is %s %s, expected I8 "
                              "%s (q8) or U8 of half the columns (q4)",
                              sin->file, d->name, in ? flm_dtype_name(in->dtype) : "missing",
@@ -95,34 +80,35 @@ static int load_quantized(load_ctx *L, const wdesc *d, const flm_st_info *sin)
         sin->shape[1] != nb) {
         flm_shape_format(a, sizeof a, 2, wscale);
         flm_shape_format(b, sizeof b, sin->n_dim, sin->shape);
-        return flm_error_set(L->err, FLM_EMISMATCH, "%s: tensor '%s': %s %s, expected F32 %s",
+        return flm_error_set(L->w.err, FLM_EMISMATCH, "%s: tensor '%s': %s %s, expected F32 %s",
                              sin->file, sin->name, flm_dtype_name(sin->dtype), b, a);
     }
-    int rc = flm_safetensors_check_finite(sin, L->err); /* the codes are integers */
+    int rc = flm_safetensors_check_finite(sin, L->w.err); /* the codes are integers */
     if (rc < 0)
         return rc;
-    L->seen[st_index(L->st, d->name)] = L->seen[st_index(L->st, sin->name)] = 1;
+    L->seen[st_index(L->w.st, d->name)] = L->seen[st_index(L->w.st, sin->name)] = 1;
     size_t qs, ss, n = (size_t)rows * cols;
     flm_qmat_sizes(m->wtype, rows, cols, &qs, &ss);
     void *q = m->wtype == st ? map_tensor(L, in, 1) : NULL;
     float *sc = m->wtype == st ? map_tensor(L, sin, sizeof *sc) : NULL;
-    if ((!q && !(q = track(m, qs))) || (ss && !sc && !(sc = track(m, ss))))
-        return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+    if ((!q && !(q = alloc_list_alloc(&m->allocs, qs))) ||
+        (ss && !sc && !(sc = alloc_list_alloc(&m->allocs, ss))))
+        return flm_error_set(L->w.err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
     flm_qmat_init(d->mat, m->wtype, rows, cols, q, sc);
     if (m->wtype == st) { /* the stored codes and scales as they are */
         if (q != in->data) {
             memcpy(q, in->data, qs);
-            flm_safetensors_release(L->st, in);
+            flm_safetensors_release(L->w.st, in);
         }
         if (sc != sin->data) {
             memcpy(sc, sin->data, ss); /* may be unaligned in the file */
-            flm_safetensors_release(L->st, sin);
+            flm_safetensors_release(L->w.st, sin);
         }
         return 0;
     }
     float *stored_sc = flm_malloc((size_t)rows * nb * sizeof *stored_sc);
     if (!stored_sc)
-        return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+        return flm_error_set(L->w.err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
     memcpy(stored_sc, sin->data, (size_t)rows * nb * sizeof *stored_sc); /* may be unaligned */
     flm_qmat view;
     float *f = m->wtype == FLM_W_F32 ? q : flm_malloc(n * sizeof *f);
@@ -134,11 +120,11 @@ static int load_quantized(load_ctx *L, const wdesc *d, const flm_st_info *sin)
         flm_free(f);
     } else if (!f) {
         flm_free(stored_sc);
-        return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
+        return flm_error_set(L->w.err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
     }
     flm_free(stored_sc);
-    flm_safetensors_release(L->st, in);
-    flm_safetensors_release(L->st, sin);
+    flm_safetensors_release(L->w.st, in);
+    flm_safetensors_release(L->w.st, sin);
     return 0;
 }
 
@@ -149,60 +135,40 @@ static int load_one(void *ctx, const wdesc *d)
     if (d->mat) {
         char sname[192];
         snprintf(sname, sizeof sname, "%s.qscale", d->name);
-        const flm_st_info *sin = flm_safetensors_find(L->st, sname);
+        const flm_st_info *sin = flm_safetensors_find(L->w.st, sname);
         if (sin)
             return load_quantized(L, d, sin);
     }
-    int rc = flm_safetensors_check(L->st, d->name, d->n_dim, d->shape, &in, L->err);
-    if (rc < 0 || (rc = flm_safetensors_check_finite(in, L->err)) < 0)
+    int rc = weights_check(&L->w, d->name, d->n_dim, d->shape, &in);
+    if (rc < 0)
         return rc;
-    int at = st_index(L->st, d->name);
+    int at = st_index(L->w.st, d->name);
     if (at >= 0)
         L->seen[at] = 1;
+    if (d->dst)
+        return weights_copy_f32(&L->w, in, d->n_dim, d->shape, d->dst);
     flm_lm *m = L->m;
-    size_t n = (size_t)d->shape[0] * (size_t)(d->n_dim == 2 ? d->shape[1] : 1);
-    if (d->dst) {
-        float *dst = track(m, n * sizeof *dst);
-        if (!dst)
-            return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
-        if ((rc = flm_safetensors_read_f32(L->st, d->name, d->n_dim, d->shape, dst, L->err)) < 0)
-            return rc;
-        *d->dst = dst;
-    } else {
-        int rows = (int)d->shape[0], cols = (int)d->shape[1];
-        size_t qs, ss;
-        flm_qmat_sizes(m->wtype, rows, cols, &qs, &ss);
-        void *mq = m->wtype == FLM_W_F32 && in->dtype == FLM_DTYPE_F32     ? map_tensor(L, in, 4)
-                   : m->wtype == FLM_W_BF16 && in->dtype == FLM_DTYPE_BF16 ? map_tensor(L, in, 2)
-                                                                           : NULL;
-        if (mq) { /* computed from the mapping: its pages stay */
-            flm_qmat_init(d->mat, m->wtype, rows, cols, mq, NULL);
-            return 0;
-        }
-        void *q = track(m, qs);
-        float *sc = ss ? track(m, ss) : NULL;
-        if (!q || (ss && !sc))
-            return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s' (%.1f MB)",
-                                 d->name, (qs + ss) / 1e6);
-        flm_qmat_init(d->mat, m->wtype, rows, cols, q, sc);
-        if (m->wtype == FLM_W_F32) {
-            rc = flm_safetensors_read_f32(L->st, d->name, 2, d->shape, q, L->err);
-        } else {
-            if (n > m->tmp_n) { /* float32 staging: the largest matrix */
-                flm_free(m->tmp);
-                m->tmp_n = 0;
-                if (!(m->tmp = flm_malloc(n * sizeof *m->tmp)))
-                    return flm_error_set(L->err, FLM_ENOMEM, "out of memory loading '%s'", d->name);
-                m->tmp_n = n;
-            }
-            if ((rc = flm_safetensors_read_f32(L->st, d->name, 2, d->shape, m->tmp, L->err)) == 0)
-                flm_qmat_quantize(d->mat, m->tmp);
-        }
-        if (rc < 0)
-            return rc;
+    int rows = (int)d->shape[0], cols = (int)d->shape[1];
+    size_t qs, ss;
+    flm_qmat_sizes(m->wtype, rows, cols, &qs, &ss);
+    void *mq = m->wtype == FLM_W_F32 && in->dtype == FLM_DTYPE_F32     ? map_tensor(L, in, 4)
+               : m->wtype == FLM_W_BF16 && in->dtype == FLM_DTYPE_BF16 ? map_tensor(L, in, 2)
+                                                                       : NULL;
+    if (mq) { /* computed from the mapping: its pages stay */
+        flm_qmat_init(d->mat, m->wtype, rows, cols, mq, NULL);
+        return 0;
     }
-    flm_safetensors_release(L->st, in); /* copied: drop the mapped pages from our RSS */
-    return 0;
+    void *q = alloc_list_alloc(&m->allocs, qs);
+    float *sc = ss ? alloc_list_alloc(&m->allocs, ss) : NULL, *f;
+    if (!q || (ss && !sc))
+        return flm_error_set(L->w.err, FLM_ENOMEM, "out of memory loading '%s' (%.1f MB)", d->name,
+                             (qs + ss) / 1e6);
+    flm_qmat_init(d->mat, m->wtype, rows, cols, q, sc);
+    if (m->wtype == FLM_W_F32) /* the matrix is a float32 copy */
+        return weights_read_f32(&L->w, in, 2, d->shape, q);
+    if ((rc = weights_stage_f32(&L->w, in, 2, d->shape, &f)) == 0)
+        flm_qmat_quantize(d->mat, f);
+    return rc;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -227,6 +193,7 @@ int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, int flags, flm_e
         rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
         goto done;
     }
+    alloc_list_init(&m->allocs, ALLOC_HUGE);
     m->wtype = wtype;
     if (wtype < 0 || wtype >= FLM_W_COUNT) {
         rc = flm_error_set(err, FLM_EINVAL, "unknown weight format %d", (int)wtype);
@@ -237,24 +204,24 @@ int flm_lm_load(flm_lm **out, const char *dir, flm_wtype wtype, int flags, flm_e
     const flm_lm_config *c = &m->cfg;
     if ((rc = flm_safetensors_open(&st, dir, err)) < 0)
         goto done;
-    m->L = track(m, (size_t)c->n_layers * sizeof *m->L);
-    m->D = track(m, (size_t)c->dep_layers * sizeof *m->D);
+    m->L = alloc_list_alloc(&m->allocs, (size_t)c->n_layers * sizeof *m->L);
+    m->D = alloc_list_alloc(&m->allocs, (size_t)c->dep_layers * sizeof *m->D);
     if (!m->L || !m->D) {
         rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
         goto done;
     }
     memset(m->L, 0, (size_t)c->n_layers * sizeof *m->L);
     memset(m->D, 0, (size_t)c->dep_layers * sizeof *m->D);
-    load_ctx L = {m, st, err, flm_calloc((size_t)flm_safetensors_count(st) + 1, 1),
-                  !!(flags & FLM_LM_LOAD_MAPPED)};
+    load_ctx L = {.m = m,
+                  .w = {.st = st, .owner = &m->allocs, .who = "", .err = err},
+                  .seen = flm_calloc((size_t)flm_safetensors_count(st) + 1, 1),
+                  .mapped = !!(flags & FLM_LM_LOAD_MAPPED)};
     if (!L.seen) {
         rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
         goto done;
     }
     rc = lm_walk(c, m, load_one, &L);
-    flm_free(m->tmp);
-    m->tmp = NULL;
-    m->tmp_n = 0;
+    weights_src_done(&L.w);
     seen = L.seen;
     if (rc < 0) {
         if (rc != FLM_ECORRUPT) /* a non-finite weight matches the config; it is just broken */
@@ -296,9 +263,7 @@ void flm_lm_destroy(flm_lm **pm)
     flm_lm *m = pm ? *pm : NULL;
     if (!m)
         return;
-    for (size_t i = 0; i < m->n_allocs; i++)
-        flm_free(m->allocs[i]);
-    flm_free(m->allocs);
+    alloc_list_free(&m->allocs);
     flm_safetensors_close(&m->st);
     flm_free(m);
     *pm = NULL;
@@ -316,7 +281,7 @@ flm_wtype flm_lm_weight_type(const flm_lm *m)
 
 size_t flm_lm_weight_size(const flm_lm *m)
 {
-    return m->weight_size;
+    return m->allocs.size + m->mapped_size;
 }
 
 size_t flm_lm_mapped_size(const flm_lm *m)
@@ -553,7 +518,7 @@ static int rand_one(void *ctx, const wdesc *d)
     float a = d->init == INIT_NORM ? 0.1f : 0.0346f, base = d->init == INIT_NORM ? 1.0f : 0.0f;
     size_t rows = (size_t)d->shape[0], cols = d->n_dim == 2 ? (size_t)d->shape[1] : 1;
     if (d->dst) {
-        float *v = track(m, rows * cols * sizeof *v);
+        float *v = alloc_list_alloc(&m->allocs, rows * cols * sizeof *v);
         if (!v)
             return flm_error_set(R->err, FLM_ENOMEM, "out of memory for '%s'", d->name);
         for (size_t i = 0; i < rows * cols; i++)
@@ -563,8 +528,8 @@ static int rand_one(void *ctx, const wdesc *d)
     }
     size_t qs, ss;
     flm_qmat_sizes(m->wtype, (int)rows, (int)cols, &qs, &ss);
-    void *q = track(m, qs);
-    float *sc = ss ? track(m, ss) : NULL;
+    void *q = alloc_list_alloc(&m->allocs, qs);
+    float *sc = ss ? alloc_list_alloc(&m->allocs, ss) : NULL;
     if (!q || (ss && !sc))
         return flm_error_set(R->err, FLM_ENOMEM, "out of memory for '%s' (%.1f MB)", d->name,
                              (qs + ss) / 1e6);
@@ -598,10 +563,11 @@ int flm_lm_create_random(flm_lm **out, const flm_lm_config *c, flm_wtype wtype, 
         flm_free(m);
         return flm_error_set(err, m ? FLM_EINVAL : FLM_ENOMEM, "random model: bad arguments");
     }
+    alloc_list_init(&m->allocs, ALLOC_HUGE);
     m->cfg = *c;
     m->wtype = wtype;
-    m->L = track(m, (size_t)c->n_layers * sizeof *m->L);
-    m->D = track(m, (size_t)c->dep_layers * sizeof *m->D);
+    m->L = alloc_list_alloc(&m->allocs, (size_t)c->n_layers * sizeof *m->L);
+    m->D = alloc_list_alloc(&m->allocs, (size_t)c->dep_layers * sizeof *m->D);
     R.buf = flm_malloc(R.buf_n * sizeof *R.buf);
     if (m->L && m->D && R.buf) {
         memset(m->L, 0, (size_t)c->n_layers * sizeof *m->L);
