@@ -23,7 +23,8 @@ typedef struct html_audio {
 } html_audio;
 int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
                   const flm_tokenizer *tok, const html_audio *audio);
-/* A PNG of the lanes (one column per frame, or per bucket of frames above 1600 frames). */
+/* A PNG of the lanes with their names, the events named, a time axis; 1200 columns of frames
+ * whatever the length (png.c). */
 int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err);
 /* The dataset report: aggregates in SQL, histograms, events, augmentation keys, quarantine, and
  * a sample browser linking to timeline pages written into pages_dir (NULL: no links). */

