@@ -1,3 +1,4 @@
+#include "flm_activity.h"
 #include "flm_alloc.h"
 #include "html.h"
 
@@ -63,6 +64,35 @@ static const char *listen_state(const flm_sample *s, const flm_profiles *p, int3
     return v == p->codec.aud_empty || v == p->codec.aud_pad ? "empty" : "codes";
 }
 
+/* Who speaks when (flm_activity.h), when the sample carries it: {"model": [[start, length],
+ * ...], "user": [...]} (speak and listen side); NULL when it does not (or it does not parse). */
+static json_t *voices(const flm_sample *s)
+{
+    const char *keys[2] = {FLM_ACTIVITY_SPEAK, FLM_ACTIVITY_LISTEN}, *names[2] = {"model", "user"};
+    const flm_meta *m[2] = {flm_sample_meta_get(s, keys[0]), flm_sample_meta_get(s, keys[1])};
+    if (!m[0] && !m[1])
+        return NULL;
+    uint8_t *act = flm_calloc((size_t)s->n_frames + 1, 1);
+    json_t *o = json_object();
+    for (int k = 0; act && k < 2; k++) {
+        if (m[k] && (m[k]->type != FLM_META_TEXT ||
+                     flm_activity_parse(m[k]->s, s->n_frames, act, NULL) < 0))
+            memset(act, 0, (size_t)s->n_frames);
+        json_t *a = json_array();
+        for (int32_t t = 0; m[k] && t < s->n_frames;) {
+            int32_t u = t;
+            while (u < s->n_frames && act[u] == act[t])
+                u++;
+            if (act[t])
+                json_array_append_new(a, json_pack("[i,i]", (int)t, (int)(u - t)));
+            t = u;
+        }
+        json_object_set_new(o, names[k], a);
+    }
+    flm_free(act);
+    return o;
+}
+
 /* The page data: the sample, its text tokens, <wait> runs and activity runs. */
 static json_t *timeline_object(const flm_sample *s, const flm_profiles *p, const flm_tokenizer *tok)
 {
@@ -101,6 +131,9 @@ static json_t *timeline_object(const flm_sample *s, const flm_profiles *p, const
         "{s:o,s:i,s:f,s:o,s:o,s:o,s:o}", "sample", sample, "n_frames", (int)s->n_frames, "frame_s",
         (double)p->codec.samples_per_frame / p->codec.sample_rate, "text", text, "wait_runs", waits,
         "speak", runs(s, speak_state, p), "listen", runs(s, listen_state, p));
+    json_t *v = voices(s);
+    if (o && v)
+        json_object_set_new(o, "voices", v);
     return o;
 }
 

@@ -1,5 +1,5 @@
 /* png.c - the timeline of one sample as a PNG image (flm inspect --png): lanes (text, speak,
- * listen, events) with their labels, event names placed so that they never overlap, a time axis
+ * listen, events; model and user speech when the sample carries them) with their labels, event names placed so that they never overlap, a time axis
  * in seconds, at a readable width (PLOT_W columns of frames whatever the sample's length),
  * compressed by FFmpeg's PNG encoder and written under a temporary name, then renamed. */
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <libavutil/frame.h>
 #include <libavutil/opt.h>
 
+#include "flm_activity.h"
 #include "flm_alloc.h"
 #include "flm_util.h"
 #include "html.h"
@@ -32,6 +33,7 @@ enum {
     EV_ROW_H = GH + 4,
     AXIS_H = 6 + GH + 8,
     W = LABEL_W + PLOT_W + RIGHT,
+    MAX_LANES = 5, /* text, model, user, speak, listen (events apart) */
 };
 enum {
     BG = 0xffffff,
@@ -41,7 +43,10 @@ enum {
     TEXT_WAIT = 0xe8e8e8,
     SPEAK_TARGET = 0x2e9e5b,
     CODES = 0x9bd1ae,
-    EVENT = 0xc0392b
+    EVENT = 0xc0392b,
+    MODEL_VOICE = 0x1f6f8b,
+    USER_VOICE = 0x8e44ad,
+    OVERLAP = 0xe67e22,
 };
 
 static const char font_chars[] = "0123456789abcdefghijklmnopqrstuvwxyz.:-_()/+";
@@ -146,34 +151,79 @@ static int frame_x(int64_t t, int32_t n)
     return LABEL_W + (int)((t * PLOT_W + n - 1) / n);
 }
 
-static void lanes(canvas *c, const flm_sample *s, const flm_profiles *p, int y)
+/* One lane: its name and the color of each of the PLOT_W columns. */
+typedef struct lane {
+    const char *name;
+    uint32_t col[PLOT_W];
+} lane;
+
+/* Who speaks when (flm_activity.h), when the sample carries it: 1 = found, 0 = not stored. */
+static int activity(const flm_sample *s, const char *key, uint8_t *act, flm_error *err)
 {
-    static const char *const names[] = {"text", "speak", "listen", "events"};
-    for (int i = 0; i < 4; i++) {
-        int ly = y + i * (LANE_H + GAP);
-        text(c, LABEL_W - 8 - text_width(names[i]), ly + (LANE_H - GH) / 2, names[i], INK);
-        rect(c, LABEL_W - 1, ly - 1, LABEL_W + PLOT_W + 1, ly + LANE_H + 1, RULE);
-        rect(c, LABEL_W, ly, LABEL_W + PLOT_W, ly + LANE_H, BG);
-    }
+    const flm_meta *m = flm_sample_meta_get(s, key);
+    if (!m || m->type != FLM_META_TEXT)
+        return 0;
+    int rc = flm_activity_parse(m->s, s->n_frames, act, err);
+    return rc < 0 ? rc : 1;
+}
+
+/* The lanes of s: text, then (when stored) model and user speech with their overlaps, the speak
+ * and listen codes, and the events lane (drawn by events()). Returns how many, or an error. */
+static int make_lanes(const flm_sample *s, const flm_profiles *p, lane *L, flm_error *err)
+{
     int32_t n = s->n_frames;
-    for (int x = 0; x < PLOT_W && n > 0; x++) {
+    uint8_t *act = flm_calloc(2 * (size_t)(n > 0 ? n : 1), 1);
+    if (!act)
+        return flm_error_set(err, FLM_ENOMEM, "PNG: out of memory");
+    int rc, have[2] = {0, 0};
+    const char *keys[2] = {FLM_ACTIVITY_SPEAK, FLM_ACTIVITY_LISTEN};
+    for (int k = 0; k < 2; k++)
+        if ((rc = have[k] = activity(s, keys[k], act + (size_t)k * (size_t)n, err)) < 0) {
+            flm_free(act);
+            return flm_error_set(err, rc, "%s: %s: %s", s->id, keys[k], err ? err->msg : "");
+        }
+    int n_lanes = 0, voices = have[0] || have[1];
+    lane *text = &L[n_lanes++], *model = voices ? &L[n_lanes++] : NULL;
+    lane *user = voices ? &L[n_lanes++] : NULL, *speak = &L[n_lanes++], *listen = &L[n_lanes++];
+    text->name = "text", speak->name = "speak", listen->name = "listen";
+    if (voices)
+        model->name = "model", user->name = "user";
+    for (int x = 0; x < PLOT_W; x++) {
         int32_t t0, t1;
-        column_frames(x, n, &t0, &t1);
-        int tok = 0, target = 0, codes = 0, heard = 0;
-        for (int32_t t = t0; t < t1; t++) {
+        column_frames(x, n > 0 ? n : 1, &t0, &t1);
+        int tok = 0, target = 0, codes = 0, heard = 0, vm = 0, vu = 0, both = 0;
+        for (int32_t t = t0; t < t1 && t < n; t++) {
             tok |= FLM_TOK(s, FLM_CH_TEXT, t) != p->vocab.text_wait;
             target |= FLM_CLS(s, FLM_CH_SPEAK, t) == FLM_LOSS_SEMANTIC;
             int32_t v = FLM_TOK(s, FLM_CH_SPEAK, t), l = FLM_TOK(s, FLM_CH_LISTEN, t);
             codes |= v != p->codec.aud_empty && v != p->codec.aud_pad;
             heard |= l != p->codec.aud_empty && l != p->codec.aud_pad;
+            vm |= act[t], vu |= act[(size_t)n + (size_t)t];
+            both |= act[t] && act[(size_t)n + (size_t)t];
         }
-        int X = LABEL_W + x;
-        rect(c, X, y, X + 1, y + LANE_H, tok ? TEXT_TOK : TEXT_WAIT);
-        y += LANE_H + GAP;
-        rect(c, X, y, X + 1, y + LANE_H, target ? SPEAK_TARGET : codes ? CODES : BG);
-        y += LANE_H + GAP;
-        rect(c, X, y, X + 1, y + LANE_H, heard ? CODES : BG);
-        y -= 2 * (LANE_H + GAP);
+        text->col[x] = tok ? TEXT_TOK : TEXT_WAIT;
+        speak->col[x] = target ? SPEAK_TARGET : codes ? CODES : BG;
+        listen->col[x] = heard ? CODES : BG;
+        if (voices) {
+            model->col[x] = both ? OVERLAP : vm ? MODEL_VOICE : BG;
+            user->col[x] = both ? OVERLAP : vu ? USER_VOICE : BG;
+        }
+    }
+    flm_free(act);
+    return n_lanes;
+}
+
+/* Lanes from y, each named on the left; the events lane (empty here) last. */
+static void draw_lanes(canvas *c, const lane *L, int n_lanes, int y)
+{
+    for (int i = 0; i <= n_lanes; i++) {
+        int ly = y + i * (LANE_H + GAP);
+        const char *name = i < n_lanes ? L[i].name : "events";
+        text(c, LABEL_W - 8 - text_width(name), ly + (LANE_H - GH) / 2, name, INK);
+        rect(c, LABEL_W - 1, ly - 1, LABEL_W + PLOT_W + 1, ly + LANE_H + 1, RULE);
+        rect(c, LABEL_W, ly, LABEL_W + PLOT_W, ly + LANE_H, BG);
+        for (int x = 0; i < n_lanes && x < PLOT_W; x++)
+            rect(c, LABEL_W + x, ly, LABEL_W + x + 1, ly + LANE_H, L[i].col[x]);
     }
 }
 
@@ -283,18 +333,25 @@ static int write_atomic(const char *path, const uint8_t *data, size_t size, flm_
 
 int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err)
 {
-    int y_lanes = TOP, y_events = y_lanes + 3 * (LANE_H + GAP);
-    int y_axis = y_events + LANE_H + 4 + EV_ROWS * EV_ROW_H + 4;
-    canvas c = {NULL, W, y_axis + AXIS_H};
-    c.px = flm_malloc((size_t)c.w * (size_t)c.h * 3);
+    lane *L = flm_malloc(MAX_LANES * sizeof *L);
     AVPacket *pkt = av_packet_alloc();
-    int rc;
-    if (!c.px || !pkt) {
+    canvas c = {NULL, W, 0};
+    int rc, n_lanes = 0;
+    if (!L || !pkt) {
+        rc = flm_error_set(err, FLM_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    if ((rc = n_lanes = make_lanes(s, p, L, err)) < 0)
+        goto done;
+    int y_lanes = TOP, y_events = y_lanes + n_lanes * (LANE_H + GAP);
+    int y_axis = y_events + LANE_H + 4 + EV_ROWS * EV_ROW_H + 4;
+    c.h = y_axis + AXIS_H;
+    if (!(c.px = flm_malloc((size_t)c.w * (size_t)c.h * 3))) {
         rc = flm_error_set(err, FLM_ENOMEM, "%s: out of memory", path);
         goto done;
     }
     memset(c.px, 0xff, (size_t)c.w * (size_t)c.h * 3);
-    lanes(&c, s, p, y_lanes);
+    draw_lanes(&c, L, n_lanes, y_lanes);
     int left_out = events(&c, s, y_events);
     if (left_out > 0) {
         char more[24];
@@ -308,5 +365,6 @@ int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, f
 done:
     av_packet_free(&pkt);
     flm_free(c.px);
+    flm_free(L);
     return rc;
 }

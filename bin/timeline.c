@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flm_activity.h"
 #include "flm_alloc.h"
 
 static double frame_s(const flm_profiles *p, int32_t t)
@@ -56,6 +57,38 @@ static void print_summary(FILE *f, const flm_sample *s, const flm_profiles *p)
     }
 }
 
+/* Who speaks when (flm_activity.h), when the sample carries it: rows "model" (speak side) and
+ * "user" (listen side), '=' speech, 'X' both sides at once, ' ' neither. */
+static void print_voices(FILE *f, const flm_sample *s, int32_t per, int width)
+{
+    const char *keys[2] = {FLM_ACTIVITY_SPEAK, FLM_ACTIVITY_LISTEN}, *names[2] = {"model", "user"};
+    uint8_t *act = flm_calloc(2 * (size_t)s->n_frames, 1);
+    int have = 0;
+    for (int k = 0; act && k < 2; k++) {
+        const flm_meta *m = flm_sample_meta_get(s, keys[k]);
+        flm_error err = {0};
+        if (m && m->type == FLM_META_TEXT &&
+            flm_activity_parse(m->s, s->n_frames, act + (size_t)k * (size_t)s->n_frames, &err) < 0)
+            fprintf(f, "  (%s: %s)\n", keys[k], err.msg);
+        else
+            have |= m != NULL;
+    }
+    for (int k = 0; have && k < 2; k++) {
+        const uint8_t *a = act + (size_t)k * (size_t)s->n_frames,
+                      *o = act + (size_t)(1 - k) * (size_t)s->n_frames;
+        fprintf(f, "  %-7s|", names[k]);
+        for (int b = 0; b < width; b++) {
+            int32_t t0 = b * per, t1 = t0 + per < s->n_frames ? t0 + per : s->n_frames;
+            char c = ' ';
+            for (int32_t t = t0; t < t1; t++)
+                c = a[t] && o[t] ? 'X' : a[t] && c == ' ' ? '=' : c;
+            fputc(c, f);
+        }
+        fprintf(f, "|\n");
+    }
+    flm_free(act);
+}
+
 /* One character per bucket of frames: what dominates that stretch of the channel group. */
 static void print_overview(FILE *f, const flm_sample *s, const flm_profiles *p, int width)
 {
@@ -68,10 +101,14 @@ static void print_overview(FILE *f, const flm_sample *s, const flm_profiles *p, 
     fprintf(
         f,
         "\noverview: 1 char = %d frames (%.2f s)   text: T mostly tokens, t some, w only <wait>   "
-        "speak/listen: # speech target, - codes, . empty   events: ^\n",
+        "speak/listen: # speech target, - codes, . empty   model/user (who speaks): = speech, X "
+        "both   "
+        "events: ^\n",
         per, frame_s(p, per));
     const char *names[4] = {"text", "speak", "listen", "events"};
     for (int row = 0; row < 4; row++) {
+        if (row == 1)
+            print_voices(f, s, per, width);
         fprintf(f, "  %-7s|", names[row]);
         for (int b = 0; b < width; b++) {
             int32_t t0 = b * per, t1 = t0 + per < s->n_frames ? t0 + per : s->n_frames;

@@ -1,5 +1,6 @@
 // Renders the lanes of one packed sample from the JSON embedded in the page (id "flm-data").
-// Lanes: text (tokens, <wait> runs, <asr>/<answer>), speak and listen activity, events; a time
+// Lanes: text (tokens, <wait> runs, <asr>/<answer>), who speaks when (model, user, overlaps; when
+// the sample carries it), speak and listen codes, events (names never overlapping); a time
 // axis in seconds and frames; zoom with the buttons or ctrl + wheel; scroll horizontally.
 (function () {
   "use strict";
@@ -26,6 +27,15 @@
     el("div", "lane-label", l, null, label);
     return l;
   }
+  function overlaps(a, b) { // frames where both lists of [start, length] runs hold
+    const out = [];
+    for (const [s1, n1] of a)
+      for (const [s2, n2] of b) {
+        const s = Math.max(s1, s2), e = Math.min(s1 + n1, s2 + n2);
+        if (e > s) out.push([s, e - s]);
+      }
+    return out;
+  }
   function render() {
     const canvas = document.getElementById("canvas");
     canvas.textContent = "";
@@ -47,6 +57,14 @@
       const label = special ? "<" + kind + ">" : piece !== null ? piece : String(id);
       box(text, special ? "tok special" : "tok", f, 1, "frame " + f + " (" + (f * data.frame_s).toFixed(2) + " s): " + label + " [" + id + "]", px >= 14 ? label : "");
     }
+    if (data.voices) { // who speaks when: the model (speak side), the user (listen side), overlaps
+      const both = overlaps(data.voices.model, data.voices.user);
+      for (const [name, runs] of [["model", data.voices.model], ["user", data.voices.user]]) {
+        const l = lane(canvas, "voice-" + name, name);
+        for (const [s, n] of runs) box(l, "seg-voice-" + name, s, n, name + " speaks: frames " + s + "-" + (s + n - 1) + " (" + (s * data.frame_s).toFixed(2) + "-" + ((s + n) * data.frame_s).toFixed(2) + " s)");
+        for (const [s, n] of both) box(l, "seg-overlap", s, n, "both speak: frames " + s + "-" + (s + n - 1));
+      }
+    }
     for (const [name, runs] of [["speak", data.speak], ["listen", data.listen]]) {
       const l = lane(canvas, name, name);
       for (const [s, n, state] of runs)
@@ -67,9 +85,18 @@
         });
       }
     }
+    // events: each name in the first row where it does not touch the one before (never overlapping)
     const ev = lane(canvas, "events", "events");
-    for (const e of data.sample.events)
-      box(ev, "event", e.frame, Math.max(1, e.n_frames), e.kind + " at frame " + e.frame + " (" + (e.frame * data.frame_s).toFixed(2) + " s), " + e.n_frames + " frames, value " + e.value, e.kind);
+    const rowEnd = [];
+    for (const e of [...data.sample.events].sort((a, b) => a.frame - b.frame)) {
+      const left = labelW + e.frame * px, width = Math.max(Math.max(1, e.n_frames) * px, e.kind.length * 7 + 6);
+      let row = rowEnd.findIndex((end) => left >= end + 4);
+      if (row < 0) row = rowEnd.push(0) - 1;
+      rowEnd[row] = left + width;
+      const b = box(ev, "event", e.frame, Math.max(1, e.n_frames), e.kind + " at frame " + e.frame + " (" + (e.frame * data.frame_s).toFixed(2) + " s), " + e.n_frames + " frames, value " + e.value, e.kind);
+      b.style.top = 4 + row * 16 + "px";
+    }
+    ev.style.height = Math.max(34, 8 + rowEnd.length * 16) + "px";
     document.getElementById("zoom").textContent = px + " px/frame";
   }
   function zoom(f) {
