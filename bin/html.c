@@ -1,12 +1,17 @@
+#include "cli.h"
 #include "flm_activity.h"
 #include "flm_alloc.h"
+#include "flm_audio.h"
+#include "flm_util.h"
 #include "html.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern const char flm_asset_flm_css[];
 extern const char flm_asset_timeline_js[];
@@ -153,58 +158,117 @@ static json_t *peaks(const float *x, int64_t n, int32_t n_frames, int32_t spf)
     return a;
 }
 
-/* A 16-bit mono WAV of x as a base64 data URI, written straight to f. */
-static void wav_data_uri(FILE *f, const float *x, int64_t n, int rate)
+/* data as base64, written straight to f. */
+static void base64(FILE *f, const uint8_t *data, size_t n)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint32_t data = (uint32_t)(2 * n);
-    uint8_t h[44] = {'R', 'I', 'F', 'F', 0,  0, 0,   0,   'W', 'A', 'V', 'E', 'f', 'm', 't',
-                     ' ', 16,  0,   0,   0,  1, 0,   1,   0,   0,   0,   0,   0,   0,   0,
-                     0,   0,   2,   0,   16, 0, 'd', 'a', 't', 'a', 0,   0,   0,   0};
-    uint32_t vals[4] = {36 + data, (uint32_t)rate, (uint32_t)rate * 2, data};
-    int at[4] = {4, 24, 28, 40};
-    for (int k = 0; k < 4; k++)
-        for (int i = 0; i < 4; i++)
-            h[at[k] + i] = (uint8_t)(vals[k] >> (8 * i));
-    fputs("data:audio/wav;base64,", f);
-    uint8_t tri[3];
-    int fill = 0;
-    for (int64_t i = -22; i < n; i++) { /* 22 two-byte units of header, then samples */
-        uint8_t b2[2];
-        if (i < 0) {
-            b2[0] = h[2 * (i + 22)];
-            b2[1] = h[2 * (i + 22) + 1];
-        } else {
-            float v = x[i] > 1 ? 1 : x[i] < -1 ? -1 : x[i];
-            int16_t q = (int16_t)lrintf(v * 32767.0f);
-            b2[0] = (uint8_t)q;
-            b2[1] = (uint8_t)((uint16_t)q >> 8);
-        }
-        for (int k = 0; k < 2; k++) {
-            tri[fill++] = b2[k];
-            if (fill == 3) {
-                fputc(b64[tri[0] >> 2], f);
-                fputc(b64[(tri[0] & 3) << 4 | tri[1] >> 4], f);
-                fputc(b64[(tri[1] & 15) << 2 | tri[2] >> 6], f);
-                fputc(b64[tri[2] & 63], f);
-                fill = 0;
-            }
-        }
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < n ? (uint32_t)data[i + 1] << 8 : 0) |
+                     (i + 2 < n ? data[i + 2] : 0);
+        fputc(b64[v >> 18], f);
+        fputc(b64[v >> 12 & 63], f);
+        fputc(i + 1 < n ? b64[v >> 6 & 63] : '=', f);
+        fputc(i + 2 < n ? b64[v & 63] : '=', f);
     }
-    if (fill) {
-        if (fill == 1)
-            tri[1] = 0;
-        tri[2] = 0;
-        fputc(b64[tri[0] >> 2], f);
-        fputc(b64[(tri[0] & 3) << 4 | tri[1] >> 4], f);
-        fputc(fill == 2 ? b64[(tri[1] & 15) << 2] : '=', f);
-        fputc('=', f);
+}
+
+/* x ([n][n_ch], 24 kHz) as an Ogg Opus data URI (FLM_AUDIO_OPUS_BITRATE per channel: the page
+ * stays small), encoded through a temporary file. */
+static int opus_data_uri(FILE *f, const float *x, int64_t n, int n_ch, int rate, flm_error *err)
+{
+    const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/flm-page-audio-XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return flm_error_set(err, FLM_EIO, "%s: cannot create a temporary file: %s", path,
+                             strerror(errno));
+    close(fd);
+    char *data = NULL;
+    size_t size = 0;
+    int rc = flm_audio_write_file(path, FLM_AUDIO_OPUS, x, n, n_ch, rate, err);
+    if (rc == 0)
+        rc = flm_read_file(path, &data, &size, (size_t)1 << 30, err);
+    unlink(path);
+    if (rc < 0)
+        return rc;
+    fputs("data:audio/ogg;base64,", f);
+    base64(f, (const uint8_t *)data, size);
+    flm_free(data);
+    return 0;
+}
+
+/* The players: listen, speak, and both (listen left, speak right), one of them the timeline's
+ * (the last one played: its position is the playhead). */
+static int players(FILE *f, const html_audio *a, int rate, flm_error *err)
+{
+    float *both = flm_malloc((size_t)a->n_samples * 2 * sizeof *both);
+    if (!both)
+        return flm_error_set(err, FLM_ENOMEM, "page audio: out of memory");
+    for (int64_t i = 0; i < a->n_samples; i++)
+        both[2 * i] = a->listen[i], both[2 * i + 1] = a->speak[i];
+    const char *name[3] = {"mixed", "listen", "speak"};
+    const float *x[3] = {both, a->listen, a->speak};
+    int rc = 0;
+    fprintf(f, "<div id=\"players\">");
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        fprintf(
+            f,
+            "<span class=\"player\">%s%s <audio controls preload=\"auto\" id=\"audio-%s\" src=\"",
+            name[k], k ? "" : " (listen left, speak right)", name[k]);
+        rc = opus_data_uri(f, x[k], a->n_samples, k ? 1 : 2, rate, err);
+        fprintf(f, "\"></audio></span>\n");
+    }
+    fprintf(f, "<button id=\"play-selection\" disabled>play selection</button> <span "
+               "id=\"selection\" class=\"muted\">(drag on the time axis to select; click a lane "
+               "to seek)</span></div>\n");
+    flm_free(both);
+    return rc;
+}
+
+/* Metadata keys by their prefix: what the packer, the dialog timeline or the augmentation
+ * recorded; each group folded. */
+static void metadata(FILE *f, const flm_sample *s)
+{
+    static const struct {
+        const char *prefix, *title;
+    } groups[] = {{"dialog.", "dialog (timeline, turns, interruptions)"},
+                  {"conversation.", "conversation (recorded two-channel call)"},
+                  {"aug.", "augmentation of the listen side"},
+                  {"activity.", "who speaks when (frame runs START+LENGTH)"},
+                  {"pack.", "packing"},
+                  {"", "other"}};
+    int done[4096] = {0};
+    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+        int n = 0;
+        for (int32_t i = 0; i < s->n_meta && i < 4096; i++) {
+            const flm_meta *m = &s->meta[i];
+            if (done[i] || strncmp(m->key, groups[g].prefix, strlen(groups[g].prefix)) != 0)
+                continue;
+            if (n++ == 0)
+                fprintf(f, "<details class=\"meta\"><summary>%s</summary>\n<table>\n",
+                        groups[g].title);
+            done[i] = 1;
+            fprintf(f, "<tr><th>");
+            html_escape(f, m->key);
+            fprintf(f, "</th><td>");
+            if (m->type == FLM_META_INT)
+                fprintf(f, "%lld", (long long)m->i);
+            else if (m->type == FLM_META_REAL)
+                fprintf(f, "%.6g", m->r);
+            else
+                html_escape(f, m->s);
+            fprintf(f, "</td></tr>\n");
+        }
+        if (n)
+            fprintf(f, "</table></details>\n");
     }
 }
 
 int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
                   const flm_tokenizer *tok, const html_audio *audio)
 {
+    flm_error e = {0}, *err = &e;
     json_t *o = timeline_object(s, p, tok);
     if (!o)
         return -1;
@@ -228,7 +292,23 @@ int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const cha
     fprintf(f, "</h1>\n<p class=\"muted\">");
     html_escape(f, source);
     double frame_s = (double)p->codec.samples_per_frame / p->codec.sample_rate;
-    fprintf(f, "</p>\n<table id=\"summary\">\n");
+    fprintf(f, " &middot; %d frames, %.2f s</p>\n", s->n_frames, s->n_frames * frame_s);
+    int rc = 0;
+    if (audio && audio->listen && audio->speak) {
+        double secs = (double)audio->n_samples / p->codec.sample_rate;
+        if (secs <= HTML_MAX_AUDIO_S)
+            rc = players(f, audio, p->codec.sample_rate, err);
+        else
+            fprintf(f,
+                    "<p class=\"muted\">%.0f s is too long to embed players (limit %d s): "
+                    "listen with <code>flm render</code>.</p>\n",
+                    secs, HTML_MAX_AUDIO_S);
+    }
+    fprintf(f, "<div class=\"controls\"><button id=\"zoom-out\">&minus;</button> "
+               "<button id=\"zoom-in\">+</button> <span id=\"zoom\"></span> <span class=\"muted\">"
+               "(ctrl + wheel zooms; scroll sideways; hover for details)</span></div>\n"
+               "<div id=\"scroller\"><div id=\"canvas\"></div></div>\n");
+    fprintf(f, "<details class=\"meta\" open><summary>sample</summary>\n<table id=\"summary\">\n");
     const char *keys[5] = {"style", "stage", "language", "corpus", "speakers"};
     const char *vals[5] = {s->style, s->stage, s->language, s->corpus, s->speakers};
     for (int i = 0; i < 5; i++) {
@@ -236,50 +316,12 @@ int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const cha
         html_escape(f, vals[i] ? vals[i] : "-");
         fprintf(f, "</td></tr>\n");
     }
-    fprintf(f, "<tr><th>length</th><td>%d frames, %.2f s</td></tr>\n</table>\n", s->n_frames,
-            s->n_frames * frame_s);
-    if (s->n_meta) {
-        fprintf(f, "<h2>metadata</h2>\n<table id=\"metadata\">\n");
-        for (int32_t i = 0; i < s->n_meta; i++) {
-            const flm_meta *m = &s->meta[i];
-            fprintf(f, "<tr><th>");
-            html_escape(f, m->key);
-            fprintf(f, "</th><td>");
-            if (m->type == FLM_META_INT)
-                fprintf(f, "%lld", (long long)m->i);
-            else if (m->type == FLM_META_REAL)
-                fprintf(f, "%.6g", m->r);
-            else
-                html_escape(f, m->s);
-            fprintf(f, "</td></tr>\n");
-        }
-        fprintf(f, "</table>\n");
-    }
-    if (audio && audio->listen && audio->speak) {
-        double secs = (double)audio->n_samples / p->codec.sample_rate;
-        fprintf(f, "<h2>audio (decoded by the codec)</h2>\n");
-        if (secs <= 120) {
-            const char *name[2] = {"listen", "speak"};
-            const float *x[2] = {audio->listen, audio->speak};
-            for (int k = 0; k < 2; k++) {
-                fprintf(f, "<p>%s: <audio controls id=\"audio-%s\" src=\"", name[k], name[k]);
-                wav_data_uri(f, x[k], audio->n_samples, p->codec.sample_rate);
-                fprintf(f, "\"></audio></p>\n");
-            }
-        } else {
-            fprintf(f,
-                    "<p class=\"muted\">%.0f s is too long to embed players (limit 120 s): "
-                    "listen with <code>flm render</code>.</p>\n",
-                    secs);
-        }
-    }
-    fprintf(f,
-            "<h2>timeline</h2>\n<div class=\"controls\"><button id=\"zoom-out\">&minus;</button> "
-            "<button id=\"zoom-in\">+</button> <span id=\"zoom\"></span> <span class=\"muted\">"
-            "(ctrl + wheel zooms; scroll sideways; hover for details)</span></div>\n"
-            "<div id=\"scroller\"><div id=\"canvas\"></div></div>\n");
+    fprintf(f, "</table></details>\n");
+    metadata(f, s);
     fprintf(f, "<script type=\"application/json\" id=\"flm-data\">%s</script>\n", data);
     fprintf(f, "<script>\n%s</script>\n</body></html>\n", flm_asset_timeline_js);
     free(data);
-    return ferror(f) ? -1 : 0;
+    if (rc < 0)
+        cli_error("%s: %s", s->id, err->msg);
+    return rc < 0 || ferror(f) ? -1 : 0;
 }

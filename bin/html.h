@@ -16,7 +16,10 @@ void html_escape(FILE *f, const char *s);
 
 /* The lanes of one sample: text, speak, listen, events, with a time axis, zoom and scroll. With a
  * tokenizer (may be NULL) the text lane shows each token decoded; with audio (may be NULL) the
- * page adds a waveform lane per side and, up to 120 s, an audio player per side. */
+ * page adds a waveform lane per side and, up to HTML_MAX_AUDIO_S, players (Ogg Opus) of the
+ * mixed dialog and of each side, tied to the timeline (playhead, click to seek, play a selection).
+ * The timeline comes first; the metadata follows, folded by group. */
+#define HTML_MAX_AUDIO_S 120
 typedef struct html_audio {
     const float *listen, *speak; /* [n_samples] 24 kHz mono, decoded by the codec; NULL: none */
     int64_t n_samples;

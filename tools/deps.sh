@@ -5,7 +5,7 @@ pkgs=(
   build-essential meson ninja-build pkg-config clang clang-format python3
   libzstd-dev zstd libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev zlib1g-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev ffmpeg
-  libopenblas-dev espeak-ng sox valgrind chromium
+  libopenblas-dev espeak-ng sox valgrind chromium chromium-driver python3-selenium
   python3-cffi python3-numpy python3-pytest python3-torch python3-pip python3-wheel python3-mesonpy python3-venv
   libutf8proc-dev nodejs openmpi-bin libopenmpi-dev
 )

@@ -97,7 +97,77 @@
       b.style.top = 4 + row * 16 + "px";
     }
     ev.style.height = Math.max(34, 8 + rowEnd.length * 16) + "px";
+    audioUi(canvas);
     document.getElementById("zoom").textContent = px + " px/frame";
+  }
+  // audio tied to the timeline: the last player started is the timeline's; its position is the
+  // playhead; a click on a lane seeks it there; a drag on the axis selects frames to play
+  const audios = ["mixed", "listen", "speak"].map((k) => document.getElementById("audio-" + k)).filter(Boolean);
+  let active = audios[0] || null, sel = null, drag = null, stopAt = null;
+  function frameAt(e) {
+    const r = document.getElementById("canvas").getBoundingClientRect();
+    return Math.max(0, Math.min(data.n_frames, (e.clientX - r.left - labelW) / px));
+  }
+  function drawPlayhead() {
+    const h = document.getElementById("playhead");
+    if (h && active) h.style.left = labelW + (active.currentTime / data.frame_s) * px + "px";
+  }
+  function drawSelection() {
+    const d = document.getElementById("sel-box"), b = document.getElementById("play-selection");
+    if (!d) return;
+    d.style.display = sel ? "block" : "none";
+    if (sel) Object.assign(d.style, { left: labelW + sel[0] * px + "px", width: Math.max(1, (sel[1] - sel[0]) * px) + "px" });
+    if (b) b.disabled = !sel;
+    const t = document.getElementById("selection");
+    if (t && sel) t.textContent = "frames " + Math.floor(sel[0]) + "-" + Math.ceil(sel[1]) + " (" + (sel[0] * data.frame_s).toFixed(2) + "-" + (sel[1] * data.frame_s).toFixed(2) + " s)";
+  }
+  function tick() {
+    if (active && stopAt !== null && active.currentTime >= stopAt) { active.pause(); stopAt = null; }
+    drawPlayhead();
+    if (active && !active.paused) requestAnimationFrame(tick);
+  }
+  for (const a of audios) {
+    a.addEventListener("play", () => {
+      for (const o of audios) if (o !== a) o.pause();
+      active = a;
+      requestAnimationFrame(tick);
+    });
+    a.addEventListener("seeked", drawPlayhead);
+    a.addEventListener("timeupdate", drawPlayhead);
+  }
+  function audioUi(canvas) {
+    if (!audios.length) return;
+    const h = el("div", null, canvas);
+    h.id = "playhead";
+    const d = el("div", null, canvas);
+    d.id = "sel-box";
+    drawPlayhead();
+    drawSelection();
+  }
+  if (audios.length) {
+    const canvas = document.getElementById("canvas");
+    canvas.addEventListener("mousedown", (e) => {
+      if (e.target.closest("#axis")) { drag = frameAt(e); sel = null; drawSelection(); e.preventDefault(); }
+    });
+    window.addEventListener("mousemove", (e) => {
+      if (drag === null) return;
+      const f = frameAt(e);
+      sel = f > drag ? [drag, f] : [f, drag];
+      drawSelection();
+    });
+    window.addEventListener("mouseup", () => { drag = null; });
+    canvas.addEventListener("click", (e) => {
+      if (e.target.closest("#axis") || e.target.closest(".lane-label") || !active) return;
+      active.currentTime = frameAt(e) * data.frame_s;
+      drawPlayhead();
+    });
+    const b = document.getElementById("play-selection");
+    if (b) b.onclick = () => {
+      if (!sel || !active) return;
+      active.currentTime = sel[0] * data.frame_s;
+      stopAt = sel[1] * data.frame_s;
+      active.play();
+    };
   }
   function zoom(f) {
     px = Math.max(1, Math.min(48, Math.round(px * f) || 1));

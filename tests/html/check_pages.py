@@ -8,6 +8,7 @@ and saves screenshots as artifacts. TAP output.
 usage: check_pages.py FLM WORKDIR GOLDEN_DIR
 """
 import json
+import math
 import os
 import re
 import shutil
@@ -239,34 +240,61 @@ def main():
     adata = embedded(ahtml)
     ok(adata and all(len(adata["waves"][k]) == sample["n_frames"] for k in ("listen", "speak")),
        "codec: one waveform peak per frame for each side")
-    uris = dict(re.findall(r'<audio controls id="audio-(\w+)" src="data:audio/wav;base64,([^"]+)"',
-                           ahtml))
+    uris = dict(re.findall(r'<audio controls preload="auto" id="audio-(\w+)" '
+                           r'src="data:audio/ogg;base64,([^"]+)"', ahtml))
     import base64
-    import wave
-    import io
     rendered = open(wav, "rb").read()
-    # render.wav: float32 stereo (listen left); page: s16 mono per side
-    def f32_stereo(b):
+
+    def f32(b):  # float32 wav samples (flm render and flm audio convert write them)
         pos = b.index(b"data") + 8
-        n = (len(b) - pos) // 8
-        return struct.unpack(f"<{2 * n}f", b[pos:pos + 8 * n])
-    lr = f32_stereo(rendered)
-    same = set(uris) == {"listen", "speak"}
-    for k, side in (("listen", 0), ("speak", 1)):
-        if k not in uris:
-            break
-        w = wave.open(io.BytesIO(base64.b64decode(uris[k])))
-        pcm = struct.unpack(f"<{w.getnframes()}h", w.readframes(w.getnframes()))
-        ref = lr[side::2]
-        same &= w.getframerate() == 24000 and len(pcm) == len(ref) == sample["n_frames"] * 1920
-        same &= all(abs(a / 32767.0 - max(-1.0, min(1.0, r))) <= 1.5 / 32767 for a, r in zip(pcm, ref))
-    ok(same, "codec: the embedded players hold both sides exactly as flm render decodes them (s16)")
+        n = (len(b) - pos) // 4
+        return struct.unpack(f"<{n}f", b[pos:pos + 4 * n])
+
+    def envelope(x, nch, ch):  # RMS per frame of one channel
+        n = len(x) // nch // 1920
+        return [math.sqrt(sum(v * v for v in x[nch * 1920 * t + ch:nch * 1920 * (t + 1):nch]) / 1920)
+                for t in range(n)]
+
+    def corr(a, b):
+        ma, mb = sum(a) / len(a), sum(b) / len(b)
+        num = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+        den = math.sqrt(sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)) or 1
+        return num / den
+
+    lr = f32(rendered)  # render.wav: float32 stereo, listen left
+    ok(set(uris) == {"mixed", "listen", "speak"}, "codec: players of the mixed dialog and each side",
+       sorted(uris))
+    good, detail = True, []
+    for k, nch in (("mixed", 2), ("listen", 1), ("speak", 1)):
+        ogg = os.path.join(WORK, f"page-{k}.ogg")
+        open(ogg, "wb").write(base64.b64decode(uris.get(k, "")))
+        out = os.path.join(WORK, f"page-{k}.wav")
+        flm("audio", "convert", ogg, "-o", out, "--format", "f32", "--per-channel")
+        pcm = f32(open(out, "rb").read())
+        good &= len(pcm) // nch == sample["n_frames"] * 1920
+        for ch in range(nch):
+            side = ch if k == "mixed" else (0 if k == "listen" else 1)
+            a, b = envelope(pcm, nch, ch), envelope(lr, 2, side)
+            if max(b) < 1e-4:  # a silent side stays silent
+                detail.append(f"{k}[{ch}]: silent, decoded peak envelope {max(a):.2g}")
+                good &= max(a) < 1e-3
+                continue
+            c, off = corr(a, b), max(corr(a[d:], b[:-d]) for d in (1, 2))
+            detail.append(f"{k}[{ch}]: {len(pcm) // nch} samples, envelope correlation {c:.3f} "
+                          f"(shifted by 1-2 frames: {off:.3f})")
+            good &= c > 0.7 and c > off
+    ok(good, "codec: each Opus player decodes to the rendered side(s): same length, frame "
+       "envelopes correlated > 0.7, best when aligned", "\n".join(detail))
+    old = 2 * (44 + 2 * sample["n_frames"] * 1920) * 4 // 3  # two 16-bit wav data URIs before
+    ok(len(ahtml) * 8 <= old, f"codec page: {len(ahtml)} bytes, at most 1/8 of the {old} bytes "
+       "that 16-bit wav players alone took")
     adom, aconsole = browser(apage, os.path.join(WORK, "timeline-audio-screenshot.png"))
     ok(not aconsole, "codec page: no console messages or errors", "\n".join(aconsole))
     ad = Dom()
     ad.feed(adom)
-    ok({"audio-listen", "audio-speak", "wave-canvas-listen", "wave-canvas-speak"} <= ad.ids,
-       "codec page: two players and two waveform canvases in the DOM", sorted(ad.ids))
+    ok({"audio-mixed", "audio-listen", "audio-speak", "wave-canvas-listen", "wave-canvas-speak",
+        "playhead", "play-selection"} <= ad.ids,
+       "codec page: three players, two waveform canvases, the playhead in the DOM", sorted(ad.ids))
 
     # golden: a fixed small sample's page data
     gds = os.path.join(WORK, "golden-ds")
