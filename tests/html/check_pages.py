@@ -150,6 +150,97 @@ def png_pixels(path):
     return w, h, rows
 
 
+def driver():
+    """Chromium under Selenium (Debian's chromium-driver and python3-selenium), logging the console
+    and the network."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    o = Options()
+    o.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
+              "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={WORK}/selenium-profile"):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=o)
+
+
+def network_requests(d):
+    """URLs the page asked for beyond itself and its data: URIs."""
+    out = []
+    for entry in d.get_log("performance"):
+        m = json.loads(entry["message"])["message"]
+        if m.get("method") == "Network.requestWillBeSent":
+            url = m["params"]["request"]["url"]
+            if not url.startswith(("data:", "file:", "blob:", "chrome:")):  # chrome: its own tab
+                out.append(url)
+    return out
+
+
+def click_frame(d, lane_id, frame):
+    """A real mouse click on a lane at a frame (the page's geometry: label column, px per frame)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    lane = d.find_element(By.ID, lane_id)
+    x = d.execute_script(
+        "const c = document.getElementById('canvas').getBoundingClientRect();"
+        "const px = parseInt(document.getElementById('zoom').textContent);"
+        "return c.left + 68 + (arguments[0] + 0.5) * px;", frame)
+    r = lane.rect
+    ActionChains(d).move_to_element_with_offset(lane, int(x - (r["x"] + r["width"] / 2)), 0).click().perform()
+
+
+def selenium_checks(apage):
+    """The audio page in a real browser: no console message, no network request, a click on a lane
+    seeks the timeline's player to that frame, a selection plays and stops at its end."""
+    import time
+    d = driver()
+    try:
+        d.get_log("performance")  # what the browser did before the page (its new-tab page)
+        d.get("file://" + os.path.abspath(apage))
+        for _ in range(100):  # the players' data URIs decode
+            if d.execute_script("return document.getElementById('audio-mixed').readyState") >= 1:
+                break
+            time.sleep(0.1)
+        frame = 100
+        click_frame(d, "lane-speak", frame)
+        t = d.execute_script("return document.getElementById('audio-mixed').currentTime")
+        ok(abs(t / 0.08 - frame) <= 1, f"selenium: a click on frame {frame} seeks the mixed player to "
+           f"{t:.3f} s (frame {t / 0.08:.1f})")
+        left = d.execute_script("return parseFloat(document.getElementById('playhead').style.left)")
+        ok(abs((left - 68) / 3 - frame) <= 1.5, f"selenium: the playhead moved there ({left} px)")
+        d.execute_script("document.getElementById('audio-speak').play()")
+        time.sleep(0.3)
+        click_frame(d, "lane-text", 40)
+        ts = d.execute_script("return document.getElementById('audio-speak').currentTime")
+        ok(abs(ts / 0.08 - 40) <= 2, f"selenium: the last player started (speak) is the one a click "
+           f"seeks ({ts:.3f} s)")
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+        axis = d.find_element(By.ID, "axis")
+        r = axis.rect
+        x0 = lambda f: int(68 + (f + 0.5) * 3 - r["width"] / 2)  # axis spans the canvas
+        ActionChains(d).move_to_element_with_offset(axis, x0(20), 0).click_and_hold() \
+            .move_to_element_with_offset(axis, x0(30), 0).release().perform()
+        label = d.find_element(By.ID, "selection").text
+        d.find_element(By.ID, "play-selection").click()
+        for _ in range(200):  # 0.8 s of audio, then the stop (a busy machine may take longer)
+            time.sleep(0.1)
+            st = d.execute_script("const a = document.getElementById('audio-speak');"
+                                  "return [a.currentTime, a.paused];")
+            if st[1] and st[0] > 1.7:
+                break
+        ok(label.startswith("frames 20-31") and st[1] and 2.3 <= st[0] <= 2.7,
+           f"selenium: a drag on the axis selects frames ({label}); play selection plays them and "
+           f"stops at {st[0]:.2f} s")
+        log = [e for e in d.get_log("browser")]
+        ok(not log, "selenium: no console messages", "\n".join(str(e) for e in log))
+        net = network_requests(d)
+        ok(not net, "selenium: the page makes no network request", "\n".join(net))
+    finally:
+        d.quit()
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     ds = os.path.join(WORK, "ds")
@@ -295,6 +386,8 @@ def main():
     ok({"audio-mixed", "audio-listen", "audio-speak", "wave-canvas-listen", "wave-canvas-speak",
         "playhead", "play-selection"} <= ad.ids,
        "codec page: three players, two waveform canvases, the playhead in the DOM", sorted(ad.ids))
+
+    selenium_checks(apage)
 
     # golden: a fixed small sample's page data
     gds = os.path.join(WORK, "golden-ds")
