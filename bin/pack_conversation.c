@@ -2,8 +2,8 @@
  * recording (consecutive lines with the same audio, one per channel, as `flm align` writes them)
  * -> for each model side: tokenize its sentences, plan the parts, then per part decode both
  * channels, augment the listen side, encode both with Mimi and pack. A conversation's samples
- * reach the shard together or not at all (a failure quarantines the conversation, keyed by its
- * first line). */
+ * are returned together (pack_out) or not at all (a failure quarantines the conversation, keyed by
+ * its first line). */
 #include <string.h>
 
 #include "flm_alloc.h"
@@ -47,7 +47,7 @@ const char *conversation_audio(const conversation *C)
 }
 
 /* The recording's frames from the lines' duration (as `flm align` decoded it). */
-static int recording_frames(job *J, const conversation *C, int32_t *out, flm_error *err)
+static int recording_frames(const job *J, const conversation *C, int32_t *out, flm_error *err)
 {
     double d = C->u[0].duration;
     if (!(d >= 0))
@@ -97,11 +97,14 @@ typedef struct side_out {
     size_t n, cap;
 } side_out;
 
-/* One model side: its samples appended to out. */
-static int pack_side(job *J, const flm_pack_utt *model, const flm_pack_utt *user, int32_t model_ch,
-                     int32_t user_ch, int32_t nch, int32_t n_frames, const char *side_name,
-                     side_out *out, int *stage, flm_error *err)
+/* One model side: its samples appended to out, its times to times. */
+static int pack_side(const pack_ctx *X, const flm_pack_utt *model, const flm_pack_utt *user,
+                     int32_t model_ch, int32_t user_ch, int32_t nch, int32_t n_frames,
+                     const char *side_name, side_out *out, pack_out *times, int *stage,
+                     flm_error *err)
 {
+    const job *J = X->J;
+    flm_token_buf *tb = X->tb;
     const int32_t spf = J->dp.samples_per_frame;
     const int32_t n_model = (int32_t)model->n_sents, n_user = user ? (int32_t)user->n_sents : 0;
     flm_conv_span *ms = flm_calloc((size_t)n_model, sizeof *ms);
@@ -125,18 +128,17 @@ static int pack_side(job *J, const flm_pack_utt *model, const flm_pack_utt *user
     double t0 = flm_now();
     for (int32_t i = 0; i < n_model && rc == 0; i++) {
         const char *text = model->sents[i].text;
-        if ((rc = flm_tokenizer_encode(J->tok, text, strlen(text), &J->tb, err)) < 0)
+        if ((rc = flm_tokenizer_encode(J->tok, text, strlen(text), tb, err)) < 0)
             break;
-        if (J->tb.n_ids == 0)
+        if (tb->n_ids == 0)
             rc = flm_error_set(err, FLM_EFORMAT, "%s: sentence %d: no tokens in \"%s\"", model->id,
                                i, text);
-        else if (!(tok[i] = flm_malloc(J->tb.n_ids * sizeof *tok[i])))
+        else if (!(tok[i] = flm_malloc(tb->n_ids * sizeof *tok[i])))
             rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
         else
-            memcpy(tok[i], J->tb.ids, J->tb.n_ids * sizeof *tok[i]),
-                n_tok[i] = (int32_t)J->tb.n_ids;
+            memcpy(tok[i], tb->ids, tb->n_ids * sizeof *tok[i]), n_tok[i] = (int32_t)tb->n_ids;
     }
-    J->t_tokenize += flm_now() - t0;
+    times->t_tokenize += flm_now() - t0;
     t0 = flm_now();
     *stage = ST_PACK;
     if (rc == 0) {
@@ -144,7 +146,7 @@ static int pack_side(job *J, const flm_pack_utt *model, const flm_pack_utt *user
         rc = flm_conv_plan_make(&plan, &cp, ms, n_tok, n_model, us, n_user, n_frames, model->id,
                                 err);
     }
-    J->t_pack += flm_now() - t0;
+    times->t_pack += flm_now() - t0;
     const size_t buf_n = 4096;
     if (rc == 0) {
         flm_audio_params ap = flm_audio_default_params();
@@ -160,7 +162,7 @@ static int pack_side(job *J, const flm_pack_utt *model, const flm_pack_utt *user
         const int64_t n = (int64_t)len * spf;
         char id[700];
         snprintf(id, sizeof id, "%s.part%d", model->id, k);
-        if (pack_sample_exists(J, id)) {
+        if (X->sample_exists(X->user, id)) {
             rc = flm_error_set(err, FLM_EINVAL, "sample id \"%s\" is already in the dataset", id);
             break;
         }
@@ -177,7 +179,7 @@ static int pack_side(job *J, const flm_pack_utt *model, const flm_pack_utt *user
         t0 = flm_now();
         *stage = ST_AUDIO;
         rc = read_part(dec, nch, model_ch, user_ch, speak, listen, n, buf, buf_n, &missing, err);
-        J->t_decode += flm_now() - t0;
+        times->t_decode += flm_now() - t0;
         /* past the recording's end only the last part's trailing text may reach (zeros there);
          * the audio may end within one frame of its duration */
         int64_t allowed = (int64_t)(P->end > n_frames ? P->end - n_frames + 1 : 1) * spf;
@@ -205,15 +207,16 @@ static int pack_side(job *J, const flm_pack_utt *model, const flm_pack_utt *user
         rc = flm_augment_apply(&J->ap, J->recipe.seed, id, listen, n, spans, ns, speak, n, J->pool,
                                &res, err);
         flm_free(spans);
-        J->t_augment += flm_now() - t0;
+        times->t_augment += flm_now() - t0;
         if (rc < 0)
             break;
         t0 = flm_now();
         *stage = ST_AUDIO;
-        if ((rc = pack_load_codec(J, err)) == 0 &&
-            (rc = flm_mimi_encode(J->mimi, speak, n, scodes, err)) == 0)
-            rc = flm_mimi_encode(J->mimi, listen, n, lcodes, err);
-        J->t_encode += flm_now() - t0;
+        flm_mimi *mimi = NULL;
+        if ((rc = X->codec(X->user, &mimi, NULL, err)) == 0 &&
+            (rc = flm_mimi_encode(mimi, speak, n, scodes, err)) == 0)
+            rc = flm_mimi_encode(mimi, listen, n, lcodes, err);
+        times->t_encode += flm_now() - t0;
         if (rc < 0)
             break;
         t0 = flm_now();
@@ -234,7 +237,7 @@ static int pack_side(job *J, const flm_pack_utt *model, const flm_pack_utt *user
             out->samples[out->n++] = s;
         else
             flm_sample_destroy(&s);
-        J->t_pack += flm_now() - t0;
+        times->t_pack += flm_now() - t0;
     }
     flm_audio_decoder_destroy(&dec);
     flm_augment_result_clear(&res);
@@ -246,13 +249,14 @@ static int pack_side(job *J, const flm_pack_utt *model, const flm_pack_utt *user
     return rc;
 }
 
-/* The held conversation -> its samples (all handed to the writer, or none and a quarantine). */
-int conversation_pack(job *J, conversation *C)
+/* The held conversation -> its samples (all returned, or none and a quarantine). */
+int conversation_pack(const pack_ctx *X, conversation *C, pack_out *out, flm_error *fatal)
 {
     if (!C->n)
         return 0;
+    const job *J = X->J;
     flm_error err = {0};
-    side_out out = {0};
+    side_out sides = {0};
     int stage = ST_PARSE, rc = 0, ret = 0;
     const flm_pack_utt *by_ch[CONV_MAX_SIDES] = {0};
     int32_t ch[CONV_MAX_SIDES] = {-1, -1}, nch = 0, n_frames = 0;
@@ -315,59 +319,57 @@ int conversation_pack(job *J, conversation *C)
                                C->u[0].audio, side_names[s], ch[s]);
             break;
         }
-        rc = pack_side(J, by_ch[s], by_ch[!s], ch[s], ch[!s], nch, n_frames, side_names[s], &out,
-                       &stage, &err);
+        rc = pack_side(X, by_ch[s], by_ch[!s], ch[s], ch[!s], nch, n_frames, side_names[s], &sides,
+                       out, &stage, &err);
         packed_sides++;
         if (rc == 0)
-            J->sentences += (int64_t)by_ch[s]->n_sents;
+            out->sentences += (int64_t)by_ch[s]->n_sents;
     }
     if (rc == 0) {
-        J->utts++;
-        J->conv_sides += packed_sides;
-        for (size_t i = 0; i < out.n && ret == 0; i++) {
-            if (pack_add_sample(J, out.samples[i], &err) < 0) {
-                cli_error("pack: %s", err.msg);
-                ret = -1;
-            }
-            out.samples[i] = NULL;
+        out->utts++;
+        out->conv_sides += packed_sides;
+        for (size_t i = 0; i < sides.n && ret == 0; i++) {
+            ret = pack_out_sample(out, sides.samples[i], fatal);
+            sides.samples[i] = NULL;
         }
     } else if (rc == FLM_ENOMEM) {
-        cli_error("pack: %s", err.msg);
+        *fatal = err;
         ret = -1;
     } else {
-        ret = pack_quarantine(J, C->key, C->file, stage, err.msg) < 0 ? -1 : 1;
+        ret = pack_out_quarantine(out, C->key, C->file, stage, err.msg, fatal);
     }
-    for (size_t i = 0; i < out.n; i++)
-        flm_sample_destroy(&out.samples[i]);
-    flm_free(out.samples);
+    for (size_t i = 0; i < sides.n; i++)
+        flm_sample_destroy(&sides.samples[i]);
+    flm_free(sides.samples);
     conversation_reset(C);
     return ret;
 }
 
-int conversation_line(job *J, conversation *C, const char *file, const char *key, const char *line,
-                      size_t len, int64_t line_no, const char *dir)
+int conversation_line(const pack_ctx *X, conversation *C, const pack_line *L, pack_out *out,
+                      flm_error *fatal)
 {
     flm_pack_utt u;
     flm_error err = {0};
-    if (flm_pack_utt_parse(line, len, file, line_no, dir, &u, &err) < 0)
-        return pack_quarantine(J, key, file, ST_PARSE, err.msg) < 0 ? -1 : 1;
+    if (flm_pack_utt_parse(L->text, L->len, L->file, L->line_no, L->dir, &u, &err) < 0)
+        return pack_out_quarantine(out, L->key, L->file, ST_PARSE, err.msg, fatal);
     int ret = 0;
     if (C->n && (!u.audio || strcmp(u.audio, C->u[0].audio)))
-        ret = conversation_pack(J, C); /* a new recording: the previous one is complete */
+        ret = conversation_pack(X, C, out, fatal); /* a new recording: the previous is complete */
     if (ret < 0) {
         flm_pack_utt_free(&u);
         return ret;
     }
     if (C->n == CONV_MAX_SIDES) {
-        int r = pack_quarantine(J, key, file, ST_PARSE,
-                                "a third line for the same recording (a conversation has two "
-                                "sides, one line per channel)");
+        ret = pack_out_quarantine(out, L->key, L->file, ST_PARSE,
+                                  "a third line for the same recording (a conversation has two "
+                                  "sides, one line per channel)",
+                                  fatal);
         flm_pack_utt_free(&u);
-        return r < 0 ? -1 : 1;
+        return ret;
     }
     if (!C->n) {
-        snprintf(C->key, sizeof C->key, "%s", key);
-        C->file = file;
+        snprintf(C->key, sizeof C->key, "%s", L->key);
+        C->file = L->file;
     }
     C->u[C->n++] = u;
     return ret;

@@ -1,6 +1,7 @@
 /* Fine-tuning packing (DESIGN 3.3-3.5, 5; docs/dialogs.md; see pack.h): one dialog line -> decode
  * and tokenize its turns, plan the timeline (format drawn by the recipe, interruptions), render
- * both tracks, augment the listen track, encode both with Mimi, pack one sample. */
+ * both tracks, augment the listen track, encode both with Mimi, pack one sample (returned in a
+ * pack_out, or the line quarantined there). */
 #include <string.h>
 
 #include "flm_alloc.h"
@@ -10,10 +11,11 @@
 
 /* One dialog line -> one sample: decode and tokenize each turn, plan the timeline (format drawn
  * by the recipe's shares, interruptions), render both tracks, augment the listen track, encode
- * both with Mimi, pack. Returns 0, 1 (quarantined) or < 0. */
-int dialog_line(job *J, const char *file, const char *key, const char *line, size_t len,
-                int64_t line_no, const char *dir)
+ * both with Mimi, pack. */
+int dialog_line(const pack_ctx *X, const pack_line *L, pack_out *out, flm_error *fatal)
 {
+    const job *J = X->J;
+    flm_token_buf *tb = X->tb;
     flm_dialog d;
     flm_dialog_plan plan;
     flm_augment_result res;
@@ -26,8 +28,8 @@ int dialog_line(job *J, const char *file, const char *key, const char *line, siz
     memset(&d, 0, sizeof d);
     memset(&res, 0, sizeof res);
     int stage = ST_PARSE, ret = 0;
-    int rc = flm_dialog_parse(&d, line, len, file, (int32_t)line_no, dir, &err);
-    if (rc == 0 && pack_sample_exists(J, d.id))
+    int rc = flm_dialog_parse(&d, L->text, L->len, L->file, (int32_t)L->line_no, L->dir, &err);
+    if (rc == 0 && X->sample_exists(X->user, d.id))
         rc = flm_error_set(&err, FLM_EINVAL, "dialog id \"%s\" is already in the dataset", d.id);
     for (int32_t k = 0; k < d.n_turns && rc == 0; k++) {
         flm_audio_params ap = flm_audio_default_params();
@@ -36,22 +38,21 @@ int dialog_line(job *J, const char *file, const char *key, const char *line, siz
         stage = ST_AUDIO;
         rc = flm_audio_read_file(d.turns[k].audio, &ap, &audio[k], &n_samples[k], &nch, &err);
         double t1 = flm_now();
-        J->t_decode += t1 - t0;
+        out->t_decode += t1 - t0;
         if (rc < 0)
             break;
         stage = ST_TOKENIZE;
         if (rc == 0 && (rc = flm_tokenizer_encode(J->tok, d.turns[k].text, strlen(d.turns[k].text),
-                                                  &J->tb, &err)) == 0) {
-            if (J->tb.n_ids == 0)
+                                                  tb, &err)) == 0) {
+            if (tb->n_ids == 0)
                 rc = flm_error_set(&err, FLM_EFORMAT, "turn %d: no tokens in \"%s\"", k,
                                    d.turns[k].text);
-            else if (!(tok[k] = flm_malloc(J->tb.n_ids * sizeof *tok[k])))
+            else if (!(tok[k] = flm_malloc(tb->n_ids * sizeof *tok[k])))
                 rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
             else
-                memcpy(tok[k], J->tb.ids, J->tb.n_ids * sizeof *tok[k]),
-                    n_tok[k] = (int32_t)J->tb.n_ids;
+                memcpy(tok[k], tb->ids, tb->n_ids * sizeof *tok[k]), n_tok[k] = (int32_t)tb->n_ids;
         }
-        J->t_tokenize += flm_now() - t1;
+        out->t_tokenize += flm_now() - t1;
     }
     int64_t n = 0;
     double t0 = flm_now();
@@ -69,7 +70,7 @@ int dialog_line(job *J, const char *file, const char *key, const char *line, siz
                                                  n_samples, listen, speak, n, &err)
                              : flm_error_set(&err, FLM_ENOMEM, "out of memory");
     }
-    J->t_pack += flm_now() - t0;
+    out->t_pack += flm_now() - t0;
     if (rc == 0) {
         int64_t st[FLM_DIALOG_MAX_TURNS], en[FLM_DIALOG_MAX_TURNS];
         flm_augment_span spans[FLM_DIALOG_MAX_TURNS];
@@ -80,7 +81,7 @@ int dialog_line(job *J, const char *file, const char *key, const char *line, siz
         stage = ST_AUGMENT;
         rc = flm_augment_apply(&J->ap, J->recipe.seed, d.id, listen, n, spans, ns, speak, n,
                                J->pool, &res, &err);
-        J->t_augment += flm_now() - t0;
+        out->t_augment += flm_now() - t0;
     }
     if (rc == 0) {
         t0 = flm_now();
@@ -89,10 +90,11 @@ int dialog_line(job *J, const char *file, const char *key, const char *line, siz
         lcodes = flm_malloc((size_t)plan.n_frames * FLM_N_CODEBOOKS * sizeof *lcodes);
         if (!scodes || !lcodes)
             rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
-        if (rc == 0 && (rc = pack_load_codec(J, &err)) == 0 &&
-            (rc = flm_mimi_encode(J->mimi, speak, n, scodes, &err)) == 0)
-            rc = flm_mimi_encode(J->mimi, listen, n, lcodes, &err);
-        J->t_encode += flm_now() - t0;
+        flm_mimi *mimi = NULL;
+        if (rc == 0 && (rc = X->codec(X->user, &mimi, NULL, &err)) == 0 &&
+            (rc = flm_mimi_encode(mimi, speak, n, scodes, &err)) == 0)
+            rc = flm_mimi_encode(mimi, listen, n, lcodes, &err);
+        out->t_encode += flm_now() - t0;
     }
     if (rc == 0) {
         t0 = flm_now();
@@ -104,23 +106,20 @@ int dialog_line(job *J, const char *file, const char *key, const char *line, siz
              flm_sample_set_stage(smp, J->recipe.stage) || flm_sample_set_corpus(smp, d.corpus) ||
              flm_sample_set_language(smp, d.language)))
             rc = rc < 0 ? rc : flm_error_set(&err, FLM_ENOMEM, "out of memory");
-        J->t_pack += flm_now() - t0;
+        out->t_pack += flm_now() - t0;
     }
     if (rc == 0) {
-        J->utts++;
-        J->sentences += d.n_turns;
-        if ((rc = pack_add_sample(J, smp, &err)) < 0) {
-            cli_error("pack: %s", err.msg);
-            ret = -1;
-        }
+        out->utts++;
+        out->sentences += d.n_turns;
+        ret = pack_out_sample(out, smp, fatal);
         smp = NULL;
     } else if (rc == FLM_ENOMEM) {
-        cli_error("pack: %s", err.msg);
+        *fatal = err;
         ret = -1;
     } else {
         char msg[FLM_ERROR_MSG_SIZE + 64];
         snprintf(msg, sizeof msg, "%s%s%s", d.id ? d.id : "", d.id ? ": " : "", err.msg);
-        ret = pack_quarantine(J, key, file, stage, msg) < 0 ? -1 : 1;
+        ret = pack_out_quarantine(out, L->key, L->file, stage, msg, fatal);
     }
     flm_sample_destroy(&smp);
     for (int k = 0; k < FLM_DIALOG_MAX_TURNS; k++)

@@ -22,13 +22,8 @@
 const char *const pack_stages[] = {"parse",    "audio", "codes",  "frames",
                                    "tokenize", "pack",  "augment"};
 
-const char *pack_base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
-int pack_quarantine(job *J, const char *key, const char *path, int stage, const char *msg)
+/* Records a bad input in the index (key, its manifest, the stage, the reason); the job goes on. */
+static int quarantine(job *J, const char *key, const char *path, int stage, const char *msg)
 {
     flm_error err = {0};
     J->quarantined++;
@@ -247,8 +242,10 @@ static void group_key(const job *J, const group *g, char *buf, size_t size)
 
 /* ---- samples to the dataset writer (libstream/flm_dataset_writer.h) ------------------------ */
 
-int pack_sample_exists(job *J, const char *id)
+/* Whether a sample with this id is in the index or in the shard being written. */
+static int sample_exists(void *user, const char *id)
 {
+    job *J = user;
     char *path = NULL;
     uint64_t rec;
     flm_error err = {0};
@@ -257,7 +254,8 @@ int pack_sample_exists(job *J, const char *id)
     return found || flm_dataset_writer_has(J->dw, id);
 }
 
-int pack_add_sample(job *J, flm_sample *s, flm_error *err)
+/* Hands a packed sample (owned from now on) to the dataset writer. */
+static int add_sample(job *J, flm_sample *s, flm_error *err)
 {
     J->n_out++;
     J->n_tts += !strcmp(s->style, "tts");
@@ -266,6 +264,49 @@ int pack_add_sample(job *J, flm_sample *s, flm_error *err)
     m = flm_sample_meta_get(s, "dialog.interrupts");
     J->n_interrupted += m && m->i > 0;
     return flm_dataset_writer_add(J->dw, s, err);
+}
+
+/* What a packer call returned (r, and perr when r < 0), taken: its samples to the dataset writer
+ * and its quarantines to the index, in the order they came, its figures to the totals; o is
+ * emptied. Taken before the next call, so that sample_exists sees every sample packed before.
+ * 0, or -1 (the job stops; message printed). */
+static int take_out(job *J, pack_out *o, int r, const flm_error *perr)
+{
+    flm_error err = {0};
+    int rc = 0;
+    size_t k = 0;
+    for (size_t q = 0; q <= o->n_bad; q++) {
+        for (size_t end = q < o->n_bad ? o->bad[q].at : o->n_samples; k < end; k++) {
+            flm_sample *s = o->samples[k];
+            o->samples[k] = NULL;
+            if (rc < 0)
+                flm_sample_destroy(&s); /* the job stops */
+            else if ((rc = add_sample(J, s, &err)) < 0)
+                cli_error("pack: %s", err.msg);
+        }
+        if (rc == 0 && q < o->n_bad)
+            rc = quarantine(J, o->bad[q].key, o->bad[q].path, o->bad[q].stage, o->bad[q].msg);
+    }
+    J->utts += o->utts;
+    J->sentences += o->sentences;
+    J->conv_sides += o->conv_sides;
+    J->t_decode += o->t_decode, J->t_encode += o->t_encode, J->t_read += o->t_read;
+    J->t_tokenize += o->t_tokenize, J->t_pack += o->t_pack, J->t_augment += o->t_augment;
+    *o = (pack_out){
+        .samples = o->samples, .cap_samples = o->cap_samples, .bad = o->bad, .cap_bad = o->cap_bad};
+    if (r < 0)
+        cli_error("pack: %s", perr->msg);
+    return rc < 0 || r < 0 ? -1 : 0;
+}
+
+static int ctx_codec(void *user, flm_mimi **mimi, flm_mimi_stream **stream, flm_error *err)
+{
+    job *J = user;
+    int rc = pack_load_codec(J, err);
+    *mimi = J->mimi;
+    if (stream)
+        *stream = J->stream;
+    return rc;
 }
 
 /* ---- one group ---------------------------------------------------------------------------- */
@@ -277,6 +318,8 @@ static int do_group(job *J, const group *g, const char *key)
     const char *dir = dir_copy ? dirname(dir_copy) : ".";
     sentence_group *G = J->dialogs ? NULL : sentence_group_new();
     conversation *C = J->conv ? conversation_new() : NULL;
+    const pack_ctx X = {J, &J->tb, ctx_codec, sample_exists, J};
+    pack_out out = {0};
     flm_error err = {0};
     int rc = (J->dialogs || G) && (!J->conv || C) ? 0 : -1;
     if (rc < 0)
@@ -325,16 +368,18 @@ static int do_group(job *J, const group *g, const char *key)
         char lkey[600]; /* a line's input key: its bytes' hash keeps same-named files apart */
         snprintf(lkey, sizeof lkey, "pack:%s:%lld:%08llx", pack_base_name(file), (long long)line_no,
                  (unsigned long long)(XXH3_64bits(line, l) >> 32));
-        int r = J->conv      ? conversation_line(J, C, file, lkey, line, l, line_no, dir)
-                : J->dialogs ? dialog_line(J, file, lkey, line, l, line_no, dir)
-                             : sentence_line(J, G, file, lkey, line, l, line_no, dir);
-        rc = r < 0 ? -1 : 0;
-        failed += r == 1;
+        const pack_line L = {file, dir, lkey, line, l, line_no};
+        flm_error perr = {0};
+        int r = J->conv      ? conversation_line(&X, C, &L, &out, &perr)
+                : J->dialogs ? dialog_line(&X, &L, &out, &perr)
+                             : sentence_line(&X, G, &L, &out, &perr);
+        failed += out.n_bad > 0; /* the line (or the conversation before it) quarantined */
+        rc = take_out(J, &out, r, &perr);
     }
     if (rc == 0 && C) { /* the group's last conversation */
-        int r = conversation_pack(J, C);
-        rc = r < 0 ? -1 : 0;
-        failed += r == 1;
+        int r = conversation_pack(&X, C, &out, &err);
+        failed += out.n_bad > 0;
+        rc = take_out(J, &out, r, &err);
     }
     conversation_free(C);
     free(line);
@@ -347,8 +392,12 @@ static int do_group(job *J, const group *g, const char *key)
     else
         snprintf(base, sizeof base, "%s:%lld:%08llx", pack_base_name(file),
                  (long long)g->first_line, (unsigned long long)(g->hash >> 32));
-    if (rc == 0 && G && (rc = sentence_group_pack(J, G, file, base, &err)) < 0)
-        cli_error("pack: %s", err.msg);
+    if (rc == 0 && G && !J->words && (rc = pack_silence(J, &err)) < 0)
+        cli_error("pack: codec: %s", err.msg);
+    if (rc == 0 && G) { /* its quarantines are of sentences, not lines: no retry fails */
+        int r = sentence_group_pack(&X, G, file, base, &out, &err);
+        rc = take_out(J, &out, r, &err);
+    }
     if (rc == 0 && !(g->retry && failed) &&
         (rc = flm_dataset_writer_complete(J->dw, key, J->real_paths[g->file], &err)) < 0)
         cli_error("pack: %s", err.msg);
@@ -356,6 +405,8 @@ static int do_group(job *J, const group *g, const char *key)
         (rc = flm_dataset_writer_flush(J->dw, &err)) < 0)
         cli_error("pack: %s", err.msg);
     sentence_group_free(G);
+    flm_free(out.samples);
+    flm_free(out.bad);
     J->progress += g->frames;
     cli_progress_update(&J->bar, J->progress);
     return rc;

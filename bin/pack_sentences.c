@@ -1,7 +1,8 @@
 /* Post-training packing (DESIGN 3.1, 3.2; see pack.h): a group's utterances -> codes (.npy, or
  * FFmpeg decode + Mimi encode), Qwen tokens per sentence -> pairs bucketed by (corpus, language)
  * -> TTS- or ASR-style samples (style drawn per sample with the recipe's proportion). A broken
- * utterance is quarantined and its group goes on without it. */
+ * utterance is quarantined and its group goes on without it. The samples and quarantines are
+ * returned (pack_out), the group's samples when it is packed. */
 #include <string.h>
 
 #include "codes.h"
@@ -83,8 +84,9 @@ static int bucket_of(sentence_group *G, const flm_pack_utt *u)
 }
 
 /* Codes of an utterance: precomputed, or decoded and encoded. *stage says what failed. */
-static int utt_codes(job *J, utt_buf *b, int *stage, flm_error *err)
+static int utt_codes(const pack_ctx *X, utt_buf *b, pack_out *out, int *stage, flm_error *err)
 {
+    const job *J = X->J;
     flm_pack_utt *u = &b->u;
     int rc;
     if (u->codes) {
@@ -92,20 +94,22 @@ static int utt_codes(job *J, utt_buf *b, int *stage, flm_error *err)
         double t0 = flm_now();
         *stage = ST_CODES;
         rc = flm_npy_read_codes(u->codes, &b->codes, &n_q, &b->n_frames, err);
-        J->t_read += flm_now() - t0;
+        out->t_read += flm_now() - t0;
         if (rc == 0 && n_q < FLM_N_CODEBOOKS)
             rc = flm_error_set(err, FLM_EFORMAT, "%s: %d codebooks, %d needed", u->codes, n_q,
                                FLM_N_CODEBOOKS);
         /* keep the first 8 codebooks ([n_q][T] -> [8][T] is a prefix) */
     } else {
         codes_timing tm = {0, 0};
+        flm_mimi *mimi;
+        flm_mimi_stream *stream;
         *stage = ST_AUDIO;
-        rc = pack_load_codec(J, err);
+        rc = X->codec(X->user, &mimi, &stream, err);
         if (rc == 0)
-            rc = codes_encode_file(J->stream, FLM_N_CODEBOOKS, u->audio, u->channel, &b->codes,
+            rc = codes_encode_file(stream, FLM_N_CODEBOOKS, u->audio, u->channel, &b->codes,
                                    &b->n_frames, &tm, err);
-        J->t_decode += tm.decode_s;
-        J->t_encode += tm.encode_s;
+        out->t_decode += tm.decode_s;
+        out->t_encode += tm.encode_s;
     }
     if (rc < 0)
         return rc;
@@ -130,9 +134,12 @@ sentence_group *sentence_group_new(void)
 }
 
 /* Word-level recipes: tokenizes each word of utterance b (the group's last), times relative to
- * its first sentence. 0, or quarantined (1, the utterance dropped), or < 0. */
-static int word_line(job *J, sentence_group *G, utt_buf *b, const char *key, const char *file)
+ * its first sentence; a failure quarantines the line (the utterance dropped). */
+static int word_line(const pack_ctx *X, sentence_group *G, utt_buf *b, const pack_line *L,
+                     pack_out *out, flm_error *fatal)
 {
+    const job *J = X->J;
+    flm_token_buf *tb = X->tb;
     flm_error err = {0};
     double rate = (double)J->prof.codec.sample_rate / J->prof.codec.samples_per_frame;
     double t0 = b->u.sents[0].start_frame / rate;
@@ -157,34 +164,33 @@ static int word_line(job *J, sentence_group *G, utt_buf *b, const char *key, con
         for (size_t k = 0; k < q->n_words && rc == 0; k++) {
             const flm_pack_input_word *w = &q->words[k];
             stage = ST_TOKENIZE;
-            if ((rc = flm_tokenizer_encode(J->tok, w->text, strlen(w->text), &J->tb, &err)) < 0)
+            if ((rc = flm_tokenizer_encode(J->tok, w->text, strlen(w->text), tb, &err)) < 0)
                 break;
-            if (J->tb.n_ids == 0) {
+            if (tb->n_ids == 0) {
                 rc = flm_error_set(&err, FLM_EFORMAT, "sentence %zu word %zu: no tokens in \"%s\"",
                                    s, k, w->text);
                 break;
             }
-            if (flm_grow((void **)&b->tokens, &cap_tok, n_tok + J->tb.n_ids, sizeof *b->tokens) <
-                0) {
+            if (flm_grow((void **)&b->tokens, &cap_tok, n_tok + tb->n_ids, sizeof *b->tokens) < 0) {
                 rc = flm_error_set(&err, FLM_ENOMEM, "out of memory");
                 break;
             }
-            memcpy(b->tokens + n_tok, J->tb.ids, J->tb.n_ids * sizeof *b->tokens);
+            memcpy(b->tokens + n_tok, tb->ids, tb->n_ids * sizeof *b->tokens);
             offs[b->n_words] = n_tok;
             /* a word that starts before its utterance's first frame (refinement trims silence
              * the transcript's word timings may still cover) counts from that frame */
             double ws = w->start - t0 > 0 ? w->start - t0 : 0;
             double we = w->end - t0 > ws ? w->end - t0 : ws;
-            b->words[b->n_words++] = (flm_pack_word){NULL, (int32_t)J->tb.n_ids, ws, we};
-            n_tok += J->tb.n_ids;
-            J->sentences += k == 0;
+            b->words[b->n_words++] = (flm_pack_word){NULL, (int32_t)tb->n_ids, ws, we};
+            n_tok += tb->n_ids;
+            out->sentences += k == 0;
         }
     }
     for (size_t k = 0; rc == 0 && k < b->n_words; k++) /* tokens moved while growing */
         b->words[k].text = b->tokens + offs[k];
     flm_free(offs);
     if (rc == 0) {
-        J->utts++;
+        out->utts++;
         return 0;
     }
     char msg[FLM_ERROR_MSG_SIZE + 64];
@@ -193,25 +199,25 @@ static int word_line(job *J, sentence_group *G, utt_buf *b, const char *key, con
     flm_pack_utt_free(&b->u);
     flm_free(b->codes), flm_free(b->words), flm_free(b->tokens);
     memset(b, 0, sizeof *b);
-    return pack_quarantine(J, key, file, stage, msg) < 0 ? -1 : 1;
+    return pack_out_quarantine(out, L->key, L->file, stage, msg, fatal);
 }
 
 /* Parses one line, gets its codes, tokenizes its sentences into pairs. */
-int sentence_line(job *J, sentence_group *G, const char *file, const char *key, const char *line,
-                  size_t len, int64_t line_no, const char *dir)
+int sentence_line(const pack_ctx *X, sentence_group *G, const pack_line *L, pack_out *out,
+                  flm_error *fatal)
 {
+    const job *J = X->J;
+    flm_token_buf *tb = X->tb;
     flm_error err = {0};
-    if (flm_grow((void **)&G->utts, &G->cap_utts, G->n_utts + 1, sizeof *G->utts) < 0) {
-        cli_error("pack: out of memory");
-        return -1;
-    }
+    if (flm_grow((void **)&G->utts, &G->cap_utts, G->n_utts + 1, sizeof *G->utts) < 0)
+        return flm_error_set(fatal, FLM_ENOMEM, "out of memory");
     utt_buf *b = &G->utts[G->n_utts];
     memset(b, 0, sizeof *b);
-    b->line = line_no;
+    b->line = L->line_no;
     int stage = ST_PARSE;
-    int rc = flm_pack_utt_parse(line, len, file, line_no, dir, &b->u, &err);
+    int rc = flm_pack_utt_parse(L->text, L->len, L->file, L->line_no, L->dir, &b->u, &err);
     if (rc == 0)
-        rc = utt_codes(J, b, &stage, &err);
+        rc = utt_codes(X, b, out, &stage, &err);
     if (rc == 0) {
         G->n_utts++;
     } else {
@@ -219,17 +225,17 @@ int sentence_line(job *J, sentence_group *G, const char *file, const char *key, 
         snprintf(msg, sizeof msg, "%s%s%s", b->u.id ? b->u.id : "", b->u.id ? ": " : "", err.msg);
         flm_pack_utt_free(&b->u);
         flm_free(b->codes);
-        return pack_quarantine(J, key, file, stage, msg) < 0 ? -1 : 1;
+        return pack_out_quarantine(out, L->key, L->file, stage, msg, fatal);
     }
     if (J->words)
-        return word_line(J, G, b, key, file);
+        return word_line(X, G, b, L, out, fatal);
     int bucket = bucket_of(G, &b->u);
     double t0 = flm_now();
     size_t first_pair = G->n_pairs;
     for (size_t s = 0; s < b->u.n_sents && bucket >= 0; s++) {
         const flm_pack_sentence *q = &b->u.sents[s];
-        if (flm_tokenizer_encode(J->tok, q->text, strlen(q->text), &J->tb, &err) < 0 ||
-            (J->tb.n_ids == 0 &&
+        if (flm_tokenizer_encode(J->tok, q->text, strlen(q->text), tb, &err) < 0 ||
+            (tb->n_ids == 0 &&
              flm_error_set(&err, FLM_EFORMAT, "sentence %zu: no tokens in \"%s\"", s, q->text))) {
             while (G->n_pairs > first_pair) { /* the utterance goes whole or not at all */
                 pair_buf *p = &G->pairs[--G->n_pairs];
@@ -238,13 +244,13 @@ int sentence_line(job *J, sentence_group *G, const char *file, const char *key, 
             }
             char msg[FLM_ERROR_MSG_SIZE + 64];
             snprintf(msg, sizeof msg, "%s: sentence %zu: %s", b->u.id, s, err.msg);
-            J->t_tokenize += flm_now() - t0;
-            return pack_quarantine(J, key, file, ST_TOKENIZE, msg) < 0 ? -1 : 1;
+            out->t_tokenize += flm_now() - t0;
+            return pack_out_quarantine(out, L->key, L->file, ST_TOKENIZE, msg, fatal);
         }
         int32_t nf = (int32_t)(q->end_frame - q->start_frame);
         char id[700];
         snprintf(id, sizeof id, "%s#%zu", b->u.id, s);
-        int32_t *text = flm_malloc(J->tb.n_ids * sizeof *text);
+        int32_t *text = flm_malloc(tb->n_ids * sizeof *text);
         int32_t *codes = flm_malloc((size_t)nf * FLM_N_CODEBOOKS * sizeof *codes);
         char *pid = flm_strdup(id);
         if (!text || !codes || !pid ||
@@ -253,24 +259,22 @@ int sentence_line(job *J, sentence_group *G, const char *file, const char *key, 
             bucket = -1;
             break;
         }
-        memcpy(text, J->tb.ids, J->tb.n_ids * sizeof *text);
+        memcpy(text, tb->ids, tb->n_ids * sizeof *text);
         for (int c = 0; c < FLM_N_CODEBOOKS; c++)
             memcpy(codes + (size_t)c * nf, b->codes + c * b->n_frames + q->start_frame,
                    (size_t)nf * sizeof *codes);
-        G->pairs[G->n_pairs++] = (pair_buf){{pid, text, (int32_t)J->tb.n_ids, codes, nf},
+        G->pairs[G->n_pairs++] = (pair_buf){{pid, text, (int32_t)tb->n_ids, codes, nf},
                                             (int32_t)(G->n_utts - 1),
                                             (int32_t)s,
                                             bucket};
-        J->sentences++;
+        out->sentences++;
     }
-    J->t_tokenize += flm_now() - t0;
-    if (bucket < 0) {
-        cli_error("pack: out of memory");
-        return -1;
-    }
+    out->t_tokenize += flm_now() - t0;
+    if (bucket < 0)
+        return flm_error_set(fatal, FLM_ENOMEM, "out of memory");
     flm_free(b->codes); /* the pairs hold copies of their frames */
     b->codes = NULL;
-    J->utts++;
+    out->utts++;
     return 0;
 }
 
@@ -302,9 +306,10 @@ static char *speakers_of(const sentence_group *G, const pair_buf *const *ps, siz
 
 /* Word-level recipes: one sample per utterance, its speech from its first sentence's start to
  * its last sentence's end. */
-static int words_group_pack(job *J, sentence_group *G, const char *file, const char *sample_base,
-                            flm_error *err)
+static int words_group_pack(const pack_ctx *X, sentence_group *G, const char *file,
+                            const char *sample_base, pack_out *out, flm_error *err)
 {
+    const job *J = X->J;
     double t0 = flm_now();
     int rc = 0;
     for (size_t i = 0; i < G->n_utts && rc == 0; i++) {
@@ -334,7 +339,7 @@ static int words_group_pack(job *J, sentence_group *G, const char *file, const c
                      (long long)b->line, b->u.id);
             snprintf(msg, sizeof msg, "%s: %s", b->u.id, err->msg);
             flm_sample_destroy(&s);
-            rc = pack_quarantine(J, key, file, ST_PACK, msg) < 0 ? FLM_EDB : 0;
+            rc = pack_out_quarantine(out, key, file, ST_PACK, msg, err);
             continue;
         }
         if (rc == 0 &&
@@ -342,25 +347,23 @@ static int words_group_pack(job *J, sentence_group *G, const char *file, const c
              flm_sample_set_language(s, b->u.language) || flm_sample_set_speakers(s, b->u.speaker)))
             rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
         if (rc == 0) {
-            rc = pack_add_sample(J, s, err);
+            rc = pack_out_sample(out, s, err);
             s = NULL;
         }
         flm_sample_destroy(&s);
     }
-    J->t_pack += flm_now() - t0;
+    out->t_pack += flm_now() - t0;
     return rc;
 }
 
-int sentence_group_pack(job *J, sentence_group *G, const char *file, const char *sample_base,
-                        flm_error *err)
+int sentence_group_pack(const pack_ctx *X, sentence_group *G, const char *file,
+                        const char *sample_base, pack_out *out, flm_error *err)
 {
+    const job *J = X->J;
     if (J->words)
-        return words_group_pack(J, G, file, sample_base, err);
+        return words_group_pack(X, G, file, sample_base, out, err);
     if (G->n_pairs == 0)
         return 0;
-    int rc0 = pack_silence(J, err);
-    if (rc0 < 0)
-        return flm_error_prefix(err, "codec");
     double t0 = flm_now();
     flm_pack_pair *pairs = flm_malloc((G->n_pairs + 1) * sizeof *pairs);
     const pair_buf **refs = flm_malloc((G->n_pairs + 1) * sizeof *refs);
@@ -399,7 +402,7 @@ int sentence_group_pack(job *J, sentence_group *G, const char *file, const char 
                 char key[700];
                 snprintf(key, sizeof key, "pack:%s:%lld:%s#%d", pack_base_name(file),
                          (long long)u->line, u->u.id, refs[i]->sent);
-                rc = pack_quarantine(J, key, file, ST_PACK, err->msg) < 0 ? FLM_EDB : 0;
+                rc = pack_out_quarantine(out, key, file, ST_PACK, err->msg, err);
                 i++;
                 continue;
             }
@@ -412,7 +415,7 @@ int sentence_group_pack(job *J, sentence_group *G, const char *file, const char 
                 rc = flm_error_set(err, FLM_ENOMEM, "out of memory");
             flm_free(spk);
             if (rc == 0) {
-                rc = pack_add_sample(J, s, err);
+                rc = pack_out_sample(out, s, err);
                 s = NULL;
             }
             flm_sample_destroy(&s);
@@ -422,6 +425,6 @@ int sentence_group_pack(job *J, sentence_group *G, const char *file, const char 
     }
     flm_free(pairs);
     flm_free(refs);
-    J->t_pack += flm_now() - t0;
+    out->t_pack += flm_now() - t0;
     return rc;
 }
