@@ -158,18 +158,22 @@ static json_t *peaks(const float *x, int64_t n, int32_t n_frames, int32_t spf)
     return a;
 }
 
-/* data as base64, written straight to f. */
-static void base64(FILE *f, const uint8_t *data, size_t n)
+/* data as base64 (caller frees with flm_free), NULL when out of memory. */
+static char *base64(const uint8_t *data, size_t n)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
+    char *out = flm_malloc((n + 2) / 3 * 4 + 1), *q = out;
+    for (size_t i = 0; out && i < n; i += 3) {
         uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < n ? (uint32_t)data[i + 1] << 8 : 0) |
                      (i + 2 < n ? data[i + 2] : 0);
-        fputc(b64[v >> 18], f);
-        fputc(b64[v >> 12 & 63], f);
-        fputc(i + 1 < n ? b64[v >> 6 & 63] : '=', f);
-        fputc(i + 2 < n ? b64[v & 63] : '=', f);
+        *q++ = b64[v >> 18];
+        *q++ = b64[v >> 12 & 63];
+        *q++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
+        *q++ = i + 2 < n ? b64[v & 63] : '=';
     }
+    if (out)
+        *q = 0;
+    return out;
 }
 
 /* x ([n][n_ch], 24 kHz) as an Ogg Opus data URI (FLM_AUDIO_OPUS_BITRATE per channel: the page
@@ -192,9 +196,12 @@ static int opus_data_uri(FILE *f, const float *x, int64_t n, int n_ch, int rate,
     unlink(path);
     if (rc < 0)
         return rc;
-    fputs("data:audio/ogg;base64,", f);
-    base64(f, (const uint8_t *)data, size);
+    char *b64 = base64((const uint8_t *)data, size);
     flm_free(data);
+    if (!b64)
+        return flm_error_set(err, FLM_ENOMEM, "page audio: out of memory");
+    fprintf(f, "data:audio/ogg;base64,%s", b64);
+    flm_free(b64);
     return 0;
 }
 
@@ -265,6 +272,33 @@ static void metadata(FILE *f, const flm_sample *s)
     }
 }
 
+/* "spec": both sides' spectrograms (spectrogram.c) as base64 bytes [column][band]. */
+static int add_spectrograms(json_t *o, const html_audio *a, const flm_sample *s,
+                            const flm_profiles *p)
+{
+    size_t size = (size_t)s->n_frames * HTML_SPEC_PER_FRAME * HTML_SPEC_BANDS;
+    uint8_t *bytes = flm_malloc(size ? size : 1);
+    json_t *spec =
+        json_pack("{s:i,s:i}", "per_frame", HTML_SPEC_PER_FRAME, "bands", HTML_SPEC_BANDS);
+    const char *name[2] = {"listen", "speak"};
+    const float *x[2] = {a->listen, a->speak};
+    int rc = bytes && spec ? 0 : -1;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        char *b64 = NULL;
+        rc = spectrogram(x[k], a->n_samples, p->codec.sample_rate, s->n_frames,
+                         p->codec.samples_per_frame, bytes) == 0 &&
+                     (b64 = base64(bytes, size)) != NULL
+                 ? json_object_set_new(spec, name[k], json_string(b64))
+                 : -1;
+        flm_free(b64);
+    }
+    flm_free(bytes);
+    if (rc == 0)
+        return json_object_set_new(o, "spec", spec);
+    json_decref(spec);
+    return -1;
+}
+
 int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
                   const flm_tokenizer *tok, const html_audio *audio)
 {
@@ -280,6 +314,10 @@ int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const cha
                 peaks(audio->listen, audio->n_samples, s->n_frames, p->codec.samples_per_frame),
                 "speak",
                 peaks(audio->speak, audio->n_samples, s->n_frames, p->codec.samples_per_frame)));
+    if (audio && audio->listen && audio->speak && add_spectrograms(o, audio, s, p) < 0) {
+        json_decref(o);
+        return -1;
+    }
     char *data = json_dumps(o, JSON_COMPACT | JSON_ESCAPE_SLASH);
     json_decref(o);
     if (!data)

@@ -26,6 +26,12 @@ typedef struct html_audio {
 } html_audio;
 int html_timeline(FILE *f, const flm_sample *s, const flm_profiles *p, const char *source,
                   const flm_tokenizer *tok, const html_audio *audio);
+/* The spectrogram of one side (spectrogram.c): out[n_frames * HTML_SPEC_PER_FRAME][HTML_SPEC_BANDS],
+ * 0..255 over the 80 dB below the side's loudest band. 0 or -1 (out of memory). */
+#define HTML_SPEC_PER_FRAME 2
+#define HTML_SPEC_BANDS 64
+int spectrogram(const float *x, int64_t n, int32_t rate, int32_t n_frames, int32_t spf,
+                uint8_t *out);
 /* A PNG of the lanes with their names, the events named, a time axis; 1200 columns of frames
  * whatever the length (png.c). */
 int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err);

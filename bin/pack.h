@@ -45,7 +45,7 @@
 /* Version of what the packers write for given inputs and configuration: raised whenever a change
  * of the code changes the bytes of a sample, so a dataset never mixes samples of two versions
  * (it is part of each run's fingerprint). */
-#define PACK_FORMAT_VERSION 1
+#define PACK_FORMAT_VERSION 2
 /* Exit status of a job that finished but quarantined more than --max-bad of its inputs. */
 #define PACK_EXIT_TOO_MANY_BAD 3
 

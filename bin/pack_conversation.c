@@ -6,6 +6,7 @@
  * its first line). */
 #include <string.h>
 
+#include "flm_activity.h"
 #include "flm_alloc.h"
 #include "flm_audio.h"
 #include "flm_conversation.h"
@@ -117,6 +118,7 @@ static int pack_side(const pack_ctx *X, const flm_pack_utt *model, const flm_pac
     memset(&plan, 0, sizeof plan);
     flm_audio_decoder *dec = NULL;
     float *speak = NULL, *listen = NULL, *buf = NULL;
+    char *voice[2] = {NULL, NULL}; /* who speaks when: speak, listen (before augmentation) */
     int32_t *scodes = NULL, *lcodes = NULL;
     flm_augment_result res;
     memset(&res, 0, sizeof res);
@@ -204,8 +206,12 @@ static int pack_side(const pack_ctx *X, const flm_pack_utt *model, const flm_pac
         t0 = flm_now();
         *stage = ST_AUGMENT;
         flm_augment_result_clear(&res);
-        rc = flm_augment_apply(&J->ap, J->recipe.seed, id, listen, n, spans, ns, speak, n, J->pool,
-                               &res, err);
+        flm_free(voice[0]), flm_free(voice[1]);
+        voice[0] = flm_activity_text(speak, n, spf, len);
+        voice[1] = flm_activity_text(listen, n, spf, len);
+        rc = voice[0] && voice[1] ? flm_augment_apply(&J->ap, J->recipe.seed, id, listen, n, spans,
+                                                      ns, speak, n, J->pool, &res, err)
+                                  : flm_error_set(err, FLM_ENOMEM, "out of memory");
         flm_free(spans);
         times->t_augment += flm_now() - t0;
         if (rc < 0)
@@ -231,6 +237,8 @@ static int pack_side(const pack_ctx *X, const flm_pack_utt *model, const flm_pac
              flm_sample_meta_set_text(s, "conversation.model_side", side_name) ||
              flm_sample_meta_set_int(s, "conversation.model_channel", model_ch) ||
              flm_sample_meta_set_text(s, "conversation.user_id", user ? user->id : "") ||
+             flm_sample_meta_set_text(s, FLM_ACTIVITY_SPEAK, voice[0]) ||
+             flm_sample_meta_set_text(s, FLM_ACTIVITY_LISTEN, voice[1]) ||
              flm_grow((void **)&out->samples, &out->cap, out->n + 1, sizeof *out->samples) < 0))
             rc = rc < 0 ? rc : flm_error_set(err, FLM_ENOMEM, "out of memory");
         if (rc == 0)
@@ -245,6 +253,7 @@ static int pack_side(const pack_ctx *X, const flm_pack_utt *model, const flm_pac
         flm_free(tok[i]);
     flm_free(tok), flm_free(n_tok), flm_free(ms), flm_free(us), flm_free(st), flm_free(en);
     flm_free(speak), flm_free(listen), flm_free(scodes), flm_free(lcodes), flm_free(buf);
+    flm_free(voice[0]), flm_free(voice[1]);
     flm_conv_plan_free(&plan);
     return rc;
 }

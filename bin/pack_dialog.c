@@ -4,6 +4,7 @@
  * pack_out, or the line quarantined there). */
 #include <string.h>
 
+#include "flm_activity.h"
 #include "flm_alloc.h"
 #include "flm_audio.h"
 #include "flm_util.h"
@@ -21,6 +22,7 @@ int dialog_line(const pack_ctx *X, const pack_line *L, pack_out *out, flm_error 
     flm_augment_result res;
     flm_error err = {0};
     float *audio[FLM_DIALOG_MAX_TURNS] = {0}, *listen = NULL, *speak = NULL;
+    char *voice[2] = {NULL, NULL}; /* who speaks when: speak, listen (before augmentation) */
     int32_t *tok[FLM_DIALOG_MAX_TURNS] = {0}, n_tok[FLM_DIALOG_MAX_TURNS] = {0};
     int32_t *scodes = NULL, *lcodes = NULL;
     int64_t n_samples[FLM_DIALOG_MAX_TURNS] = {0};
@@ -79,8 +81,11 @@ int dialog_line(const pack_ctx *X, const pack_line *L, pack_out *out, flm_error 
             spans[k] = (flm_augment_span){st[k], en[k]};
         t0 = flm_now();
         stage = ST_AUGMENT;
-        rc = flm_augment_apply(&J->ap, J->recipe.seed, d.id, listen, n, spans, ns, speak, n,
-                               J->pool, &res, &err);
+        voice[0] = flm_activity_text(speak, n, J->dp.samples_per_frame, plan.n_frames);
+        voice[1] = flm_activity_text(listen, n, J->dp.samples_per_frame, plan.n_frames);
+        rc = voice[0] && voice[1] ? flm_augment_apply(&J->ap, J->recipe.seed, d.id, listen, n,
+                                                      spans, ns, speak, n, J->pool, &res, &err)
+                                  : flm_error_set(&err, FLM_ENOMEM, "out of memory");
         out->t_augment += flm_now() - t0;
     }
     if (rc == 0) {
@@ -104,7 +109,9 @@ int dialog_line(const pack_ctx *X, const pack_line *L, pack_out *out, flm_error 
         if (rc == 0 &&
             ((rc = flm_augment_result_to_meta(&res, smp, &err)) < 0 ||
              flm_sample_set_stage(smp, J->recipe.stage) || flm_sample_set_corpus(smp, d.corpus) ||
-             flm_sample_set_language(smp, d.language)))
+             flm_sample_set_language(smp, d.language) ||
+             flm_sample_meta_set_text(smp, FLM_ACTIVITY_SPEAK, voice[0]) ||
+             flm_sample_meta_set_text(smp, FLM_ACTIVITY_LISTEN, voice[1])))
             rc = rc < 0 ? rc : flm_error_set(&err, FLM_ENOMEM, "out of memory");
         out->t_pack += flm_now() - t0;
     }
@@ -125,6 +132,7 @@ int dialog_line(const pack_ctx *X, const pack_line *L, pack_out *out, flm_error 
     for (int k = 0; k < FLM_DIALOG_MAX_TURNS; k++)
         flm_free(audio[k]), flm_free(tok[k]);
     flm_free(listen), flm_free(speak), flm_free(scodes), flm_free(lcodes);
+    flm_free(voice[0]), flm_free(voice[1]);
     flm_augment_result_clear(&res);
     flm_dialog_clear(&d);
     return ret;

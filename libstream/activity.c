@@ -73,6 +73,16 @@ char *flm_activity_format(const uint8_t *act, int32_t n_frames)
     return out;
 }
 
+char *flm_activity_text(const float *pcm, int64_t n, int32_t spf, int32_t n_frames)
+{
+    uint8_t *act = flm_malloc((size_t)(n_frames > 0 ? n_frames : 1));
+    char *text =
+        act ? (flm_activity_frames(pcm, n, spf, n_frames, act), flm_activity_format(act, n_frames))
+            : NULL;
+    flm_free(act);
+    return text;
+}
+
 int flm_activity_parse(const char *text, int32_t n_frames, uint8_t *act, flm_error *err)
 {
     memset(act, 0, (size_t)(n_frames > 0 ? n_frames : 0));

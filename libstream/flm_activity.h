@@ -44,6 +44,9 @@ FLM_API void flm_activity_frames(const float *pcm, int64_t n, int32_t spf, int32
                                  uint8_t *act);
 /* The runs of act as "start+length,..." (caller frees with flm_free); NULL when out of memory. */
 FLM_API char *flm_activity_format(const uint8_t *act, int32_t n_frames);
+/* flm_activity_frames then flm_activity_format: the metadata text of one side's waveform (caller
+ * frees with flm_free); NULL when out of memory. */
+FLM_API char *flm_activity_text(const float *pcm, int64_t n, int32_t spf, int32_t n_frames);
 /* The inverse: act[0..n_frames) from text. Errors (FLM_EFORMAT) name the position and say why:
  * not "start+length", runs not ascending or touching, a run past n_frames. */
 FLM_API int flm_activity_parse(const char *text, int32_t n_frames, uint8_t *act, flm_error *err);

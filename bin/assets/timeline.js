@@ -86,6 +86,34 @@
       }
     }
     // events: each name in the first row where it does not touch the one before (never overlapping)
+    if (data.spec) { // spectrograms: per_frame columns per frame, bands low to high (drawn bottom up)
+      for (const name of ["listen", "speak"]) {
+        const l = lane(canvas, "spec-" + name, name + " spectrum");
+        l.classList.add("spec");
+        const c = el("canvas", null, l, { position: "absolute", left: labelW + "px", top: "1px" });
+        c.id = "spec-canvas-" + name;
+        c.width = Math.max(1, data.n_frames * px);
+        c.height = data.spec.bands;
+        const cols = data.n_frames * data.spec.per_frame, B = data.spec.bands;
+        const bytes = Uint8Array.from(atob(data.spec[name]), (ch) => ch.charCodeAt(0));
+        const img = new ImageData(cols, B);
+        for (let x = 0; x < cols; x++)
+          for (let b = 0; b < B; b++) {
+            const v = bytes[x * B + b] / 255, i = 4 * ((B - 1 - b) * cols + x);
+            img.data[i] = Math.round(255 * Math.min(1, 1.6 * v));
+            img.data[i + 1] = Math.round(255 * Math.max(0, 2 * v - 1));
+            img.data[i + 2] = Math.round(255 * Math.max(0, Math.min(1, 1.2 * v < 0.5 ? 2 * v : 2 - 2.4 * v)));
+            img.data[i + 3] = 255;
+          }
+        const off = document.createElement("canvas");
+        off.width = cols;
+        off.height = B;
+        off.getContext("2d").putImageData(img, 0, 0);
+        const g = c.getContext("2d");
+        g.imageSmoothingEnabled = false;
+        g.drawImage(off, 0, 0, c.width, c.height);
+      }
+    }
     const ev = lane(canvas, "events", "events");
     const rowEnd = [];
     for (const e of [...data.sample.events].sort((a, b) => a.frame - b.frame)) {
