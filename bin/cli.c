@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flm_alloc.h"
 #include "flm_index.h"
 #include "flm_json.h"
 #include "flm_lm.h"
@@ -98,48 +99,172 @@ void cli_progress_finish(cli_progress *p, int64_t done)
     }
 }
 
-const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad)
+/* The entry whose name (or one of its comma-separated aliases) is a[0..n). */
+static const cli_option *find_option(const cli_command *c, const char *a, size_t n)
 {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n] != 0)
-        return NULL;
-    if (*i + 1 >= argc) {
-        cli_error("option %s needs a value", name);
-        *bad = 1;
-        return NULL;
-    }
-    return argv[++*i];
+    for (const cli_option *const *t = c->opts; t && *t; t++)
+        for (const cli_option *o = *t; o->name; o++)
+            for (const char *p = o->name; *p;) {
+                size_t k = strcspn(p, ",");
+                if (k == n && !strncmp(p, a, n))
+                    return o;
+                p += k;
+                p += strspn(p, ", ");
+            }
+    return NULL;
 }
 
-int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, int64_t *out)
+/* A value for o; a list holds at most argc values. */
+static int take_value(const cli_command *c, const cli_option *o, const char *v, int argc)
+{
+    if (o->list) {
+        if (!o->list->v && !(o->list->v = flm_calloc((size_t)argc, sizeof *o->list->v)))
+            return cli_usage(c->name, "out of memory");
+        o->list->v[o->list->n++] = v;
+    } else if (o->value) {
+        *o->value = v;
+    }
+    return CLI_PARSED;
+}
+
+int cli_parse(const cli_command *c, int argc, char **argv, const char **args, int *n_args)
+{
+    int n = 0, options = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!options || a[0] != '-' || !a[1]) {
+            if (n == c->max_args)
+                return cli_usage(c->name, "unexpected argument '%s'", a);
+            args[n++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            options = 0;
+            continue;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli_help(c, stdout);
+            return 0;
+        }
+        const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        const cli_option *o = find_option(c, a, len);
+        if (!o)
+            return cli_usage(c->name, "unknown option '%.*s'", (int)len, a);
+        if (!o->arg) {
+            if (eq)
+                return cli_usage(c->name, "option %.*s takes no value", (int)len, a);
+            if (o->flag)
+                *o->flag = 1;
+            continue;
+        }
+        if (!eq && i + 1 >= argc)
+            return cli_usage(c->name, "option %s needs a value (%s)", a, o->arg);
+        int rc = take_value(c, o, eq ? eq + 1 : argv[++i], argc);
+        if (rc != CLI_PARSED)
+            return rc;
+    }
+    *n_args = n;
+    return CLI_PARSED;
+}
+
+void cli_help(const cli_command *c, FILE *f)
+{
+    if (c->usage)
+        c->usage(f);
+    if (c->text)
+        fputs(c->text, f);
+    int width = 0, any = 0; /* heads longer than 22 go on a line of their own */
+    for (const cli_option *const *t = c->opts; t && *t; t++)
+        for (const cli_option *o = *t; o->name; o++, any = 1) {
+            int w = (int)strlen(o->name) + (o->arg ? 1 + (int)strlen(o->arg) : 0);
+            if (w <= 22 && w > width)
+                width = w;
+        }
+    if (!any)
+        return;
+    fprintf(f, "\noptions:\n");
+    for (const cli_option *const *t = c->opts; t && *t; t++)
+        for (const cli_option *o = *t; o->name; o++) {
+            char head[128];
+            snprintf(head, sizeof head, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+            if ((int)strlen(head) > width)
+                fprintf(f, "  %s\n%*s", head, width + 4, "");
+            else
+                fprintf(f, "  %-*s  ", width, head);
+            /* the help's own line breaks continue under its first line */
+            for (const char *p = o->help; *p;) {
+                size_t k = strcspn(p, "\n");
+                fprintf(f, "%.*s\n", (int)k, p);
+                p += k;
+                if (*p && *++p)
+                    fprintf(f, "%*s", width + 4, "");
+            }
+            if (!*o->help)
+                fputc('\n', f);
+        }
+}
+
+int cli_dispatch(const char *cmd, void (*usage)(FILE *f), const cli_subcommand *subs, int argc,
+                 char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (const cli_subcommand *s = subs; s->name; s++)
+        if (!strcmp(argv[1], s->name))
+            return s->fn(argc - 1, argv + 1);
+    return cli_usage(cmd, "unknown subcommand '%s'", argv[1]);
+}
+
+int cli_i64(const char *cmd, const char *opt, const char *text, int64_t min, int64_t max,
+            int64_t *out)
 {
     char *end;
+    if (!text)
+        return 0;
     errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max) {
-        cli_error("%s: expected an integer in [%lld, %lld], got '%s'", opt, (long long)min,
-                  (long long)max, text);
-        return -1;
-    }
+    if (errno || end == text || *end || v < min || v > max)
+        return cli_usage(cmd, "%s: expected an integer in [%lld, %lld], got '%s'", opt,
+                         (long long)min, (long long)max, text);
     *out = v;
     return 0;
 }
 
-int cli_parse_fraction(const char *opt, const char *text, double *out)
+int cli_fraction(const char *cmd, const char *opt, const char *text, double *out)
 {
     char *end;
+    if (!text)
+        return 0;
     double v = strtod(text, &end);
-    if (end == text || *end || !(v >= 0 && v <= 1)) {
-        cli_error("%s: expected a fraction from 0 to 1, got '%s'", opt, text);
-        return -1;
-    }
+    if (end == text || *end || !(v >= 0 && v <= 1))
+        return cli_usage(cmd, "%s: expected a fraction from 0 to 1, got '%s'", opt, text);
     *out = v;
     return 0;
+}
+
+int cli_choice(const char *cmd, const char *opt, const char *text, const char *const *names,
+               int *out)
+{
+    char list[256] = "";
+    if (!text)
+        return 0;
+    for (int i = 0; names[i]; i++) {
+        if (!strcmp(text, names[i])) {
+            *out = i;
+            return 0;
+        }
+        size_t k = strlen(list);
+        snprintf(list + k, sizeof list - k, "%s%s", i ? (names[i + 1] ? ", " : " or ") : "",
+                 names[i]);
+    }
+    return cli_usage(cmd, "%s: expected %s, got '%s'", opt, list, text);
 }
 
 typedef struct query_row {
@@ -190,28 +315,26 @@ int cli_json_value(const char *text, json_t **out)
 
 cli_model_opts cli_model_opts_default(void)
 {
-    return (cli_model_opts){NULL, FLM_W_F32, 0, 2};
+    return (cli_model_opts){.wtype = FLM_W_F32, .threads = 2};
 }
 
-int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *mo, int *bad)
+int cli_model_opts_finish(const char *cmd, cli_model_opts *mo)
 {
-    const char *v;
-    if (!strcmp(argv[*i], "--mmap")) {
+    if (mo->weights_text && (mo->wtype = flm_wtype_parse(mo->weights_text)) < 0)
+        return cli_usage(cmd, "--weights must be f32, bf16, q8 or q4, got '%s'", mo->weights_text);
+    if (mo->mmap)
         mo->load_flags = FLM_LM_LOAD_MAPPED;
-    } else if ((v = cli_opt(argc, argv, i, "--model", bad))) {
-        mo->model = v;
-    } else if ((v = cli_opt(argc, argv, i, "--weights", bad))) {
-        if ((mo->wtype = flm_wtype_parse(v)) < 0) {
-            cli_error("%s: --weights must be f32, bf16, q8 or q4, got '%s'", cmd, v);
-            return -1;
-        }
-    } else if ((v = cli_opt(argc, argv, i, "--threads", bad))) {
-        if (cli_parse_i64("--threads", v, 1, 64, &mo->threads) < 0)
-            return -1;
-    } else {
-        return 0;
-    }
-    return 1;
+    return cli_i64(cmd, "--threads", mo->threads_text, 1, 1024, &mo->threads);
+}
+
+int cli_parse_model(const char *cmd, void (*usage)(FILE *f), const cli_option *own,
+                    cli_model_opts *mo, int argc, char **argv)
+{
+    const cli_option model[] = {CLI_MODEL_OPTIONS(mo, "the FLM-Audio checkpoint directory"), {0}};
+    const cli_option *const tables[] = {model, own, NULL};
+    const cli_command c = {cmd, usage, tables, 0, NULL};
+    int n, rc = cli_parse(&c, argc, argv, NULL, &n);
+    return rc != CLI_PARSED ? rc : cli_model_opts_finish(cmd, mo) ? 2 : CLI_PARSED;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...)

@@ -23,26 +23,112 @@ void cli_progress_start_scaled(cli_progress *p, const char *label, const char *u
 void cli_progress_update(cli_progress *p, int64_t done);
 void cli_progress_finish(cli_progress *p, int64_t done);
 
-/* "--key value" / "--key=value" parsing: returns the value when argv[*i] is that option and
- * advances *i; NULL otherwise. Prints an error and sets *bad when the value is missing. */
-const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad);
+/* One option parser for every command, driven by a table per command:
+ *
+ *     const char *out = NULL, *seed = NULL;
+ *     int json = 0;
+ *     const cli_option opts[] = {
+ *         CLI_OPT("-o, --out", "DIR", "where to write", &out),
+ *         CLI_OPT("--seed", "N", "run seed (default 0)", &seed),
+ *         CLI_FLAG("--json", "print JSON", &json),
+ *         {0}};
+ *     const cli_option *const tables[] = {opts, NULL};
+ *     const cli_command c = {"demo", usage, tables, 1, NULL};
+ *     const char *args[1];
+ *     int n_args, rc = cli_parse(&c, argc, argv, args, &n_args);
+ *     if (rc != CLI_PARSED)
+ *         return rc; // 0 after --help, 2 after a usage mistake (said in one line)
+ *
+ * argv[0] is the command's own name. "--key value" and "--key=value" are the same; a flag takes
+ * no value; "-h" / "--help" prints the usage text then the options from the table; "--" ends the
+ * options. Values stay text (the last one given wins, or every one in order with .list); convert
+ * them afterwards with cli_i64 / cli_fraction / cli_choice, which answer a bad value as a usage
+ * mistake too. */
+typedef struct cli_list {
+    const char **v; /* the values in command-line order (owned: flm_free) */
+    int n;
+} cli_list;
+typedef struct cli_option {
+    const char *name;   /* "--index", or "-o, --out" for a short alias; NULL ends the table */
+    const char *arg;    /* the value's name in the help ("IDX"); NULL: a flag */
+    const char *help;   /* one line ("" for none); longer lines are wrapped by hand with \n */
+    const char **value; /* an option's value as typed (not changed when absent) */
+    int *flag;          /* a flag: set to 1 */
+    cli_list *list;     /* a repeatable option: every value */
+} cli_option;
+/* clang-format off */
+#define CLI_OPT(name, arg, help, value) {(name), (arg), (help), (value), NULL, NULL}
+#define CLI_FLAG(name, help, flag) {(name), NULL, (help), NULL, (flag), NULL}
+#define CLI_LIST(name, arg, help, list) {(name), (arg), (help), NULL, NULL, (list)}
+/* clang-format on */
+typedef struct cli_command {
+    const char *name;              /* "index stats": in messages and "see flm NAME --help" */
+    void (*usage)(FILE *f);        /* the synopsis and prose, printed before the options */
+    const cli_option *const *opts; /* tables (each ending with {0}), NULL-terminated */
+    int max_args;                  /* positional arguments at most (args holds that many) */
+    const char *text;              /* printed after usage (or alone when usage is NULL) */
+} cli_command;
+enum { CLI_PARSED = -1 };
+/* Returns CLI_PARSED (go on: *n_args positionals in args), 0 (help printed) or 2 (a usage mistake,
+ * said). */
+int cli_parse(const cli_command *c, int argc, char **argv, const char **args, int *n_args);
+/* Prints c's usage text and its options (the table) to f. */
+void cli_help(const cli_command *c, FILE *f);
+/* Conversions of option values, NULL text leaving *out as it is: 0, or 2 after a one-line usage
+ * error naming cmd, the option and the value. */
+int cli_i64(const char *cmd, const char *opt, const char *text, int64_t min, int64_t max,
+            int64_t *out);
+int cli_fraction(const char *cmd, const char *opt, const char *text, double *out);
+/* One of names (NULL-terminated): its index in *out. */
+int cli_choice(const char *cmd, const char *opt, const char *text, const char *const *names,
+               int *out);
+
+/* Subcommands (flm index stats, flm codec encode, ...): runs the one named by argv[1] with
+ * argv + 1; with no subcommand prints usage to stderr (exit 2), with -h/--help to stdout. */
+typedef struct cli_subcommand {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} cli_subcommand;
+int cli_dispatch(const char *cmd, void (*usage)(FILE *f), const cli_subcommand *subs, int argc,
+                 char **argv);
+
 /* The options the model commands share (flm sample, flm validate): --model DIR, --weights
- * f32|bf16|q8|q4, --mmap, --threads N. */
+ * f32|bf16|q8|q4, --mmap, --threads N; as text in the table (CLI_MODEL_OPTIONS), converted once by
+ * cli_model_opts_finish. Commands that take only some of them use the single entries. */
 typedef struct cli_model_opts {
     const char *model;
+    const char *weights_text, *threads_text;
+    int mmap;
     int wtype;       /* flm_wtype (default f32) */
     int load_flags;  /* FLM_LM_LOAD_MAPPED with --mmap */
-    int64_t threads; /* 1..64 (default 2) */
+    int64_t threads; /* 1..1024 (default 2; set another default before parsing, 0: all cores) */
 } cli_model_opts;
 cli_model_opts cli_model_opts_default(void);
-/* Takes argv[*i] (and its value) when it is one of them: 1 taken, 0 not one of them, -1 a bad
- * value (said, naming cmd: exit 2). */
-int cli_model_opt(const char *cmd, int argc, char **argv, int *i, cli_model_opts *mo, int *bad);
-/* Parses a non-negative integer option value; prints an error naming the option on failure. */
-int cli_parse_i64(const char *opt, const char *text, int64_t min, int64_t max, int64_t *out);
-/* A fraction in [0, 1] (--max-bad): -1 with a message naming opt and text otherwise. */
-int cli_parse_fraction(const char *opt, const char *text, double *out);
+/* clang-format off */
+#define CLI_OPT_MODEL(mo, what) CLI_OPT("--model", "DIR", what, &(mo)->model)
+#define CLI_OPT_WEIGHTS(mo)                                                                        \
+    CLI_OPT("--weights", "f32|bf16|q8|q4",                                                         \
+            "the format the weights are held in for compute (default f32;\n"                       \
+            "bf16 halves the memory, q8 / q4 are per-block int8 / 4-bit,\n"                        \
+            "see docs/engine.md)",                                                                 \
+            &(mo)->weights_text)
+#define CLI_OPT_MMAP(mo)                                                                           \
+    CLI_FLAG("--mmap", "compute from the checkpoint's file mapping, not a copy in memory", &(mo)->mmap)
+#define CLI_OPT_THREADS(mo, what) CLI_OPT("--threads", "N", what, &(mo)->threads_text)
+#define CLI_MODEL_OPTIONS(mo, what)                                                                \
+    CLI_OPT_MODEL(mo, what), CLI_OPT_WEIGHTS(mo), CLI_OPT_MMAP(mo),                                \
+    CLI_OPT_THREADS(mo, "compute threads (default 2)")
+/* --codec MIMI.safetensors, which the commands that run Mimi share. */
+#define CLI_OPT_CODEC(value, what) CLI_OPT("--codec", "MIMI.safetensors", what, value)
+/* clang-format on */
+/* Converts --weights, --threads and --mmap: 0, or 2 after a usage error naming cmd. */
+int cli_model_opts_finish(const char *cmd, cli_model_opts *mo);
+/* The commands that run the LM (sample, validate): cli_parse over CLI_MODEL_OPTIONS (--model: the
+ * FLM-Audio checkpoint directory) and own, no positionals, then cli_model_opts_finish. */
+int cli_parse_model(const char *cmd, void (*usage)(FILE *f), const cli_option *own,
+                    cli_model_opts *mo, int argc, char **argv);
 
+int cli_model_opts_finish(const char *cmd, cli_model_opts *mo);
 /* The first row of an index query, its columns joined by tabs into out ("" when there is no
  * row). Returns 0 or a negative FLM_E* code (err set). */
 struct flm_index;
@@ -77,6 +163,8 @@ int cli_json_print(FILE *f, const json_t *v);
     "10x slower on these machines (DESIGN 8), so it is not the default.\n"
 
 #define cli_error(...) (fprintf(stderr, "flm: " __VA_ARGS__), fputc('\n', stderr))
+/* A note on stderr in the same form (what a command decided for the user to see). */
+#define cli_note(...) cli_error(__VA_ARGS__)
 /* A usage mistake, answered in one line and a pointer to the help: "flm: CMD: what" then
  * "see flm CMD --help" on stderr. Returns 2 (the exit status of a usage error). */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

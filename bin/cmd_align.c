@@ -22,46 +22,20 @@
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f, "usage: flm align [--from FORMAT] TRANSCRIPT... -o OUT.jsonl [options]\n"
-           "\n"
-           "Imports transcripts, splits them into English/Chinese sentences, refines the split\n"
-           "times to pauses of the decoded audio and writes one JSON line per utterance\n"
-           "(schemas/sentences.schema.json; the input of flm pack). Every rejected item is\n"
-           "written to the rejects report with file, line and reason; the job goes on.\n"
-           "\n"
-           "  --from F           auto (default: from each file's content, said on stderr) |\n"
-           "                     whisper | funasr | srt | vtt | moshi | jsonl | nemo |\n"
-           "                     lhotse | moshi-ft | hf-audiofolder (a folder or its\n"
-           "                     metadata.csv/.jsonl); any input may be gzip-compressed\n"
-           "  --text-column C    hf-audiofolder: the transcription column (default: the\n"
-           "                     first of transcription, text, sentence)\n"
-           "  -o OUT             output JSONL ('-' for stdout)\n"
-           "  --audio FILE       audio of the (single) transcript; default: the transcript's\n"
-           "                     name with the extension of --audio-ext (jsonl lines name theirs)\n"
-           "  --audio-ext EXT    default wav\n"
-           "  --rejects FILE     rejects report (JSONL); default OUT with .rejects.jsonl\n"
-           "  --index DATASET    also record each reject in the dataset index's quarantine\n"
-           "  --tokenizer FILE   tokenizer.json for token counts (default: an estimate)\n"
-           "  --language CODE    language when the input gives none (default: from the script)\n"
-           "  --corpus NAME      corpus when the input gives none\n"
-           "  --speaker NAME     speaker when the input gives none\n"
-           "  --no-refine        do not decode the audio: no refinement, no duration checks\n"
-           "  --max-duration S   split longer sentences at clause punctuation (default 20)\n"
-           "  --max-tokens N     same for the token count (default 200)\n"
-           "  --margin S         silence kept around each sentence (default 0.04)\n"
-           "  --window S         how far a split may move from its estimate (default 1.5)\n"
-           "  --max-bad F        exit with status 3 when more than this share of the inputs\n"
-           "                     (utterances, and files or lines that gave none) was rejected\n"
-           "                     (default 0.01; 1 never)\n"
-           "  --json             print the summary as one JSON object\n"
-           "\n"
-           "Frames: [start_frame, end_frame) are the 80 ms frames that overlap [start, end)\n"
-           "(docs/align.md).\n"
-           "\n"
-           "Exit status: 0 done; 1 error, or nothing produced (every input rejected: OUT is\n"
-           "removed, the rejects report says why); 2 usage; 3 done (OUT and the report are\n"
-           "written), but more than --max-bad of the inputs were rejected.\n");
+    fprintf(f,
+            "usage: flm align [--from FORMAT] TRANSCRIPT... -o OUT.jsonl [options]\n"
+            "\n"
+            "Imports transcripts, splits them into English/Chinese sentences, refines the split\n"
+            "times to pauses of the decoded audio and writes one JSON line per utterance\n"
+            "(schemas/sentences.schema.json; the input of flm pack). Every rejected item is\n"
+            "written to the rejects report with file, line and reason; the job goes on.\n"
+            "\n"
+            "Frames: [start_frame, end_frame) are the 80 ms frames that overlap [start, end)\n"
+            "(docs/align.md).\n"
+            "\n"
+            "Exit status: 0 done; 1 error, or nothing produced (every input rejected: OUT is\n"
+            "removed, the rejects report says why); 2 usage; 3 done (OUT and the report are\n"
+            "written), but more than --max-bad of the inputs were rejected.\n");
 }
 
 /* Exit status of a job that finished with more than --max-bad of its inputs rejected. */
@@ -101,15 +75,17 @@ typedef struct job {
     double sec_in, sec_out;
 } job;
 
-static double parse_sec(const char *opt, const char *v, int *bad)
+/* A non-negative number of seconds (NULL: *out unchanged): 0 or 2 (said). */
+static int parse_sec(const char *opt, const char *v, double *out)
 {
     char *end;
+    if (!v)
+        return 0;
     double x = strtod(v, &end);
-    if (*end || !(x >= 0) || x > 1e6) {
-        cli_error("%s '%s': expected a non-negative number of seconds", opt, v);
-        *bad = 1;
-    }
-    return x;
+    if (end == v || *end || !(x >= 0) || x > 1e6)
+        return cli_usage("align", "%s '%s': expected a non-negative number of seconds", opt, v);
+    *out = x;
+    return 0;
 }
 
 /* Writes the rejects recorded in t since *done to the report and the index. */
@@ -315,12 +291,11 @@ static int process_file(job *j, const char *path)
         } else if (format == 0) {
             format = f;
             if (f != j->last_detected)
-                fprintf(stderr, "flm align: --from auto: %s is %s%s\n", path,
-                        flm_align_format_name(f),
-                        kind == 'c'   ? " (cuts)"
-                        : kind == 'r' ? " (recordings)"
-                        : kind == 's' ? " (supervisions)"
-                                      : "");
+                cli_note("align: --from auto: %s is %s%s", path, flm_align_format_name(f),
+                         kind == 'c'   ? " (cuts)"
+                         : kind == 'r' ? " (recordings)"
+                         : kind == 's' ? " (supervisions)"
+                                       : "");
             j->last_detected = f;
         }
         if (format == FLM_ALIGN_LHOTSE && kind == 'r' && j->rec_path &&
@@ -534,88 +509,94 @@ static int find_recordings(job *j, const char **files, int n_files)
     return 0;
 }
 
+/* The command line into j and files: CLI_PARSED, 0 (help) or 2 (said). */
+static int parse_args(int argc, char **argv, job *j, const char **files, int *n_files)
+{
+    const char *max_bad = NULL, *max_dur = NULL, *max_tok = NULL, *margin = NULL, *window = NULL;
+    int no_refine = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--from", "F",
+                "auto (default: from each file's content, said on stderr) |\n"
+                "whisper | funasr | srt | vtt | moshi | jsonl | nemo |\n"
+                "lhotse | moshi-ft | hf-audiofolder (a folder or its\n"
+                "metadata.csv/.jsonl); any input may be gzip-compressed",
+                &j->from_name),
+        CLI_OPT("--text-column", "C",
+                "hf-audiofolder: the transcription column (default: the\n"
+                "first of transcription, text, sentence)",
+                &j->text_column),
+        CLI_OPT("-o", "OUT", "output JSONL ('-' for stdout)", &j->out_path),
+        CLI_OPT("--audio", "FILE",
+                "audio of the (single) transcript; default: the transcript's\n"
+                "name with the extension of --audio-ext (jsonl lines name theirs)",
+                &j->audio),
+        CLI_OPT("--audio-ext", "EXT", "default wav", &j->audio_ext),
+        CLI_OPT("--rejects", "FILE", "rejects report (JSONL); default OUT with .rejects.jsonl",
+                &j->rejects_path),
+        CLI_OPT("--index", "DATASET", "also record each reject in the dataset index's quarantine",
+                &j->index_path),
+        CLI_OPT("--tokenizer", "FILE", "tokenizer.json for token counts (default: an estimate)",
+                &j->tok_path),
+        CLI_OPT("--language", "CODE",
+                "language when the input gives none (default: from the script)", &j->language),
+        CLI_OPT("--corpus", "NAME", "corpus when the input gives none", &j->corpus),
+        CLI_OPT("--speaker", "NAME", "speaker when the input gives none", &j->speaker),
+        CLI_FLAG("--no-refine", "do not decode the audio: no refinement, no duration checks",
+                 &no_refine),
+        CLI_OPT("--max-duration", "S", "split longer sentences at clause punctuation (default 20)",
+                &max_dur),
+        CLI_OPT("--max-tokens", "N", "same for the token count (default 200)", &max_tok),
+        CLI_OPT("--margin", "S", "silence kept around each sentence (default 0.04)", &margin),
+        CLI_OPT("--window", "S", "how far a split may move from its estimate (default 1.5)",
+                &window),
+        CLI_OPT("--max-bad", "F",
+                "exit with status 3 when more than this share of the inputs\n"
+                "(utterances, and files or lines that gave none) was rejected\n"
+                "(default 0.01; 1 never)",
+                &max_bad),
+        CLI_FLAG("--json", "print the summary as one JSON object", &j->json),
+        {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"align", usage, tables, argc, NULL};
+    int64_t tokens = j->ap.max_tokens;
+    int rc = cli_parse(&c, argc, argv, files, n_files);
+    if (rc != CLI_PARSED || (rc = cli_fraction("align", "--max-bad", max_bad, &j->max_bad)) ||
+        (rc = parse_sec("--max-duration", max_dur, &j->ap.max_duration)) ||
+        (rc = cli_i64("align", "--max-tokens", max_tok, 1, 1 << 20, &tokens)) ||
+        (rc = parse_sec("--margin", margin, &j->ap.margin)) ||
+        (rc = parse_sec("--window", window, &j->ap.search_window)))
+        return rc;
+    j->ap.max_tokens = (int32_t)tokens;
+    j->refine = !no_refine;
+    if (j->from_name && strcmp(j->from_name, "auto") &&
+        !(j->format = flm_align_format_from_name(j->from_name)))
+        return cli_usage("align",
+                         "--from '%s': expected auto, whisper, funasr, srt, vtt, moshi, jsonl, "
+                         "nemo, lhotse, moshi-ft or hf-audiofolder",
+                         j->from_name);
+    if (!j->out_path || *n_files == 0)
+        return cli_usage("align", "%s", !j->out_path ? "missing -o OUT" : "no transcript given");
+    if (j->audio && *n_files > 1)
+        return cli_usage("align", "--audio names the audio of one transcript, %d were given",
+                         *n_files);
+    return CLI_PARSED;
+}
+
 int cmd_align(int argc, char **argv)
 {
     job j = {.audio_ext = "wav", .refine = 1, .max_bad = 0.01};
     j.ap = flm_align_default_params();
     flm_profiles_default(&j.prof);
-    const char *v;
     const char **files = calloc((size_t)argc, sizeof *files);
     int n_files = 0, bad = 0, rc = 1;
     char rej_buf[4096];
     if (!files)
         return 1;
-    for (int i = 1; i < argc && !bad; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            free(files);
-            return 0;
-        } else if ((v = cli_opt(argc, argv, &i, "--from", &bad))) {
-            j.from_name = v;
-        } else if ((v = cli_opt(argc, argv, &i, "-o", &bad))) {
-            j.out_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--audio", &bad))) {
-            j.audio = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--audio-ext", &bad))) {
-            j.audio_ext = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--rejects", &bad))) {
-            j.rejects_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--index", &bad))) {
-            j.index_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
-            j.tok_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--language", &bad))) {
-            j.language = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--corpus", &bad))) {
-            j.corpus = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--text-column", &bad))) {
-            j.text_column = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--speaker", &bad))) {
-            j.speaker = v;
-        } else if (!strcmp(a, "--no-refine")) {
-            j.refine = 0;
-        } else if (!strcmp(a, "--json")) {
-            j.json = 1;
-        } else if ((v = cli_opt(argc, argv, &i, "--max-bad", &bad))) {
-            bad = cli_parse_fraction("align: --max-bad", v, &j.max_bad) < 0;
-        } else if ((v = cli_opt(argc, argv, &i, "--max-duration", &bad))) {
-            j.ap.max_duration = parse_sec("--max-duration", v, &bad);
-        } else if ((v = cli_opt(argc, argv, &i, "--max-tokens", &bad))) {
-            int64_t x;
-            bad |= cli_parse_i64("--max-tokens", v, 1, 1 << 20, &x) != 0;
-            j.ap.max_tokens = (int32_t)x;
-        } else if ((v = cli_opt(argc, argv, &i, "--margin", &bad))) {
-            j.ap.margin = parse_sec("--margin", v, &bad);
-        } else if ((v = cli_opt(argc, argv, &i, "--window", &bad))) {
-            j.ap.search_window = parse_sec("--window", v, &bad);
-        } else if (a[0] == '-' && a[1]) {
-            cli_error("align: unknown option '%s'", a);
-            bad = 1;
-        } else {
-            files[n_files++] = a;
-        }
-    }
-    if (!bad && j.from_name && strcmp(j.from_name, "auto") &&
-        !(j.format = flm_align_format_from_name(j.from_name))) {
-        cli_error("align: --from '%s': expected auto, whisper, funasr, srt, vtt, moshi, jsonl, "
-                  "nemo, lhotse, moshi-ft or hf-audiofolder",
-                  j.from_name);
-        bad = 1;
-    }
-    if (!bad && (!j.out_path || n_files == 0)) {
-        cli_error("align: %s", !j.out_path ? "missing -o OUT" : "no transcript given");
-        bad = 1;
-    }
-    if (!bad && j.audio && n_files > 1) {
-        cli_error("align: --audio names the audio of one transcript, %d were given", n_files);
-        bad = 1;
-    }
-    if (bad) {
-        fprintf(stderr, "see flm align --help\n");
+    if ((rc = parse_args(argc, argv, &j, files, &n_files)) != CLI_PARSED) {
         free(files);
-        return 2;
+        return rc;
     }
+    rc = 1;
     if (!j.rejects_path) {
         const char *o = strcmp(j.out_path, "-") ? j.out_path : "align";
         snprintf(rej_buf, sizeof rej_buf, "%s", o);

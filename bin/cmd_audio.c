@@ -20,58 +20,46 @@ static void usage(FILE *f)
         "and writes OUT at 24000 Hz mono float32 wav (the codec's input), streaming with\n"
         "bounded memory. Prints what was read and the exact sample and 80 ms frame counts.\n"
         "\n"
-        "  -o OUT           output file (wav, or flac with --format flac/flac24)\n"
-        "  --format F       f32 (default): float32 wav; s16: 16-bit wav; flac, flac24\n"
-        "  --rate HZ        output sample rate (default: the codec profile's, 24000)\n"
-        "  --per-channel    keep every source channel instead of the mono mixdown\n"
-        "\n"
         "Integer formats clamp samples to [-1, 1]. Frame t covers samples [1920 t, 1920 (t+1)).\n");
+}
+
+static void usage_audio(FILE *f)
+{
+    usage(f);
+    fprintf(f, "\nThe options: flm audio convert --help.\n");
 }
 
 static int convert(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *fmt_name = "f32";
+    const char *in = NULL, *out = NULL, *fmt_name = "f32", *rate = NULL;
+    int per_channel = 0;
     flm_profiles prof;
     flm_profiles_default(&prof);
     flm_audio_params p = flm_audio_default_params();
     p.sample_rate = prof.codec.sample_rate;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "-o") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--format") && i + 1 < argc) {
-            fmt_name = argv[++i];
-        } else if (!strcmp(a, "--rate") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 8000 || v > 192000) {
-                fprintf(stderr, "flm audio convert: --rate '%s': expected 8000..192000\n", argv[i]);
-                return 2;
-            }
-            p.sample_rate = (int32_t)v;
-        } else if (!strcmp(a, "--per-channel")) {
-            p.mode = FLM_AUDIO_PER_CHANNEL;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage("audio convert", "unknown or incomplete option '%s'", a);
-        } else if (!in) {
-            in = a;
-        } else {
-            fprintf(stderr, "flm audio convert: unexpected argument '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!in || !out) {
-        return cli_usage("audio convert", "%s", !in ? "missing input file" : "missing -o OUT");
-    }
+    const cli_option opts[] = {
+        CLI_OPT("-o", "OUT", "output file (wav, or flac with --format flac/flac24)", &out),
+        CLI_OPT("--format", "F", "f32 (default): float32 wav; s16: 16-bit wav; flac, flac24",
+                &fmt_name),
+        CLI_OPT("--rate", "HZ", "output sample rate (default: the codec profile's, 24000)", &rate),
+        CLI_FLAG("--per-channel", "keep every source channel instead of the mono mixdown",
+                 &per_channel),
+        {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"audio convert", usage, tables, 1, NULL};
+    int64_t hz = p.sample_rate;
+    int n_in, rc = cli_parse(&c, argc, argv, &in, &n_in);
+    if (rc != CLI_PARSED || (rc = cli_i64("audio convert", "--rate", rate, 8000, 192000, &hz)))
+        return rc;
+    p.sample_rate = (int32_t)hz;
+    if (per_channel)
+        p.mode = FLM_AUDIO_PER_CHANNEL;
+    if (!n_in || !out)
+        return cli_usage("audio convert", "%s", !n_in ? "missing input file" : "missing -o OUT");
     int32_t format = flm_audio_format_from_name(fmt_name);
-    if (!format) {
-        fprintf(stderr, "flm audio convert: --format '%s': expected f32, s16, flac or flac24\n",
-                fmt_name);
-        return 2;
-    }
+    if (!format)
+        return cli_usage("audio convert", "--format '%s': expected f32, s16, flac or flac24",
+                         fmt_name);
     flm_error err = {0};
     flm_audio_decoder *d = NULL;
     flm_audio_writer *w = NULL;
@@ -113,7 +101,7 @@ static int convert(int argc, char **argv)
     flm_free(buf);
     return 0;
 fail:
-    fprintf(stderr, "flm audio convert: %s\n", err.msg);
+    cli_error("audio convert: %s", err.msg);
     flm_audio_writer_destroy(&w); /* removes the partial output */
     flm_audio_decoder_destroy(&d);
     flm_free(buf);
@@ -122,12 +110,6 @@ fail:
 
 int cmd_audio(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "convert"))
-        return convert(argc - 1, argv + 1);
-    fprintf(stderr, "flm audio: unknown subcommand '%s' (expected: convert)\n", argv[1]);
-    return 2;
+    static const cli_subcommand subs[] = {{"convert", convert}, {NULL, NULL}};
+    return cli_dispatch("audio", usage_audio, subs, argc, argv);
 }

@@ -18,7 +18,7 @@ static void usage(FILE *f)
     for (int i = 0; k[i]; i++) {
         size_t n = strlen(keys);
         snprintf(keys + n, sizeof keys - n, "%s%s%s", i ? "," : "",
-                 i && i % 5 == 0 ? "\n                     " : (i ? " " : ""), k[i]);
+                 i && i % 5 == 0 ? "\n              " : (i ? " " : ""), k[i]);
     }
     fprintf(f,
             "usage: flm augment IN.wav -o OUT.wav [--speak SPEAK.wav] [--noise DIR|LIST|FILE]\n"
@@ -39,37 +39,10 @@ static void usage(FILE *f)
             "Every draw is keyed by (seed, sample id, purpose): the same arguments give the same\n"
             "output bit for bit.\n"
             "\n"
-            "  -o OUT.wav         output (float32 wav, 24000 Hz mono)\n"
-            "  --speak FILE       the model's own voice for echo leakage (no echo without it)\n"
-            "  --noise PATH       noise pool: a directory (all files, by name), a .txt/.lst\n"
-            "                     manifest (one path per line) or one audio file\n"
-            "  --seed S           run seed (default 0)\n"
-            "  --id ID            sample id (default: IN as given)\n"
-            "  --utt START:END    a user utterance in seconds (repeatable, in time order;\n"
-            "                     default: all of IN)\n"
-            "  --print-params     print the drawn parameters as key=value lines\n"
-            "  --json             print them as one JSON object instead (typed: numbers as\n"
-            "                     numbers; implies --print-params)\n"
-            "  --p-gain, --p-noise, --p-silence, --p-echo P   override a probability\n"
-            "  --no-floor         do not enforce the loudness floor\n"
-            "  --clip MODE        scale (default), hard (clamp to +-1) or none\n"
-            "  --param KEY=VALUE  set any recipe parameter (repeatable); keys:\n"
-            "                     %s\n",
+            "--param keys: %s\n",
             d.p_gain, d.gain_db_lo, d.gain_db_hi, d.loudness_floor_db, d.p_noise, d.noise_db_lo,
             d.noise_db_hi, d.p_noise_silence, d.p_echo, d.echo_gain_lo, d.echo_gain_hi,
             d.echo_delay_lo_s, d.echo_delay_hi_s, keys);
-}
-
-static int parse_double(const char *opt, const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end) {
-        fprintf(stderr, "flm augment: %s '%s': expected a number\n", opt, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 /* The key=value lines of flm_augment_result_format as one JSON object: the same keys as the
@@ -92,170 +65,197 @@ static void print_json(unsigned long long seed, const char *id, char *text)
     json_decref(o);
 }
 
+enum { MAX_UTTS = 1024 };
+
+typedef struct augment_args {
+    const char *in, *out, *speak_path, *noise_path, *id;
+    unsigned long long seed;
+    int print; /* 1 --print-params, 2 --json */
+    flm_augment_params p;
+    double utt_s[MAX_UTTS][2];
+    int n_utts;
+} augment_args;
+
+/* A probability option's value (NULL: unchanged): 0 or 2 (said). */
+static int parse_double(const char *opt, const char *s, double *out)
+{
+    char *end;
+    if (!s)
+        return 0;
+    double v = strtod(s, &end);
+    if (end == s || *end)
+        return cli_usage("augment", "%s '%s': expected a number", opt, s);
+    *out = v;
+    return 0;
+}
+
+/* A message of the augment library without its "augment: " (cli_usage says the command). */
+static const char *own_msg(const char *msg)
+{
+    return strncmp(msg, "augment: ", 9) ? msg : msg + 9;
+}
+
+/* --utt START:END values and --param KEY=VALUE ones: 0 or 2 (said). */
+static int parse_lists(augment_args *a, const cli_list *utts, const cli_list *params)
+{
+    if (utts->n > MAX_UTTS)
+        return cli_usage("augment", "more than %d --utt", MAX_UTTS);
+    for (int u = 0; u < utts->n; u++) {
+        const char *v = utts->v[u], *e2 = NULL;
+        char *end;
+        a->utt_s[u][0] = strtod(v, &end);
+        if (end != v && *end == ':')
+            a->utt_s[u][1] = strtod(e2 = end + 1, &end);
+        if (end == v || *end || end == e2)
+            return cli_usage("augment", "--utt '%s': expected START:END in seconds", v);
+    }
+    a->n_utts = utts->n;
+    for (int k = 0; k < params->n; k++) {
+        char kv[256];
+        flm_error perr = {0};
+        snprintf(kv, sizeof kv, "%s", params->v[k]);
+        char *eq = strchr(kv, '=');
+        if (!eq)
+            return cli_usage("augment", "--param '%s': expected KEY=VALUE", params->v[k]);
+        *eq = 0;
+        if (flm_augment_params_set(&a->p, kv, eq + 1, &perr) < 0)
+            return cli_usage("augment", "%s", own_msg(perr.msg));
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, augment_args *a)
+{
+    const char *seed = NULL, *p_gain = NULL, *p_noise = NULL, *p_sil = NULL, *p_echo = NULL;
+    const char *clip = NULL;
+    int print = 0, json = 0, no_floor = 0, n;
+    cli_list utts = {0}, params = {0};
+    const cli_option opts[] = {
+        CLI_OPT("-o", "OUT.wav", "output (float32 wav, 24000 Hz mono)", &a->out),
+        CLI_OPT("--speak", "FILE", "the model's own voice for echo leakage (no echo without it)",
+                &a->speak_path),
+        CLI_OPT("--noise", "PATH",
+                "noise pool: a directory (all files, by name), a .txt/.lst\n"
+                "manifest (one path per line) or one audio file",
+                &a->noise_path),
+        CLI_OPT("--seed", "S", "run seed (default 0)", &seed),
+        CLI_OPT("--id", "ID", "sample id (default: IN as given)", &a->id),
+        CLI_LIST("--utt", "START:END",
+                 "a user utterance in seconds (repeatable, in time order;\n"
+                 "default: all of IN)",
+                 &utts),
+        CLI_FLAG("--print-params", "print the drawn parameters as key=value lines", &print),
+        CLI_FLAG("--json",
+                 "print them as one JSON object instead (typed: numbers as\n"
+                 "numbers; implies --print-params)",
+                 &json),
+        CLI_OPT("--p-gain", "P", "override the probability of the gain", &p_gain),
+        CLI_OPT("--p-noise", "P", "override the probability of noise", &p_noise),
+        CLI_OPT("--p-silence", "P", "override the probability of a silent noise clip", &p_sil),
+        CLI_OPT("--p-echo", "P", "override the probability of echo leakage", &p_echo),
+        CLI_FLAG("--no-floor", "do not enforce the loudness floor", &no_floor),
+        CLI_OPT("--clip", "MODE", "scale (default), hard (clamp to +-1) or none", &clip),
+        CLI_LIST("--param", "KEY=VALUE", "set any recipe parameter (repeatable; keys below)",
+                 &params),
+        {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"augment", usage, tables, 1, NULL};
+    static const char *const clips[] = {"scale", "hard", "none", NULL};
+    static const int clip_mode[] = {FLM_AUGMENT_CLIP_SCALE, FLM_AUGMENT_CLIP_HARD,
+                                    FLM_AUGMENT_CLIP_NONE};
+    int clip_i = -1, rc = cli_parse(&c, argc, argv, &a->in, &n);
+    if (rc == CLI_PARSED && seed) {
+        char *end;
+        a->seed = strtoull(seed, &end, 0);
+        if (*end || !*seed)
+            rc = cli_usage("augment", "--seed '%s': expected an unsigned integer", seed);
+    }
+    if (rc == CLI_PARSED && !(rc = parse_double("--p-gain", p_gain, &a->p.p_gain)) &&
+        !(rc = parse_double("--p-noise", p_noise, &a->p.p_noise)) &&
+        !(rc = parse_double("--p-silence", p_sil, &a->p.p_noise_silence)) &&
+        !(rc = parse_double("--p-echo", p_echo, &a->p.p_echo)) &&
+        !(rc = cli_choice("augment", "--clip", clip, clips, &clip_i)) &&
+        !(rc = parse_lists(a, &utts, &params)))
+        rc = CLI_PARSED;
+    flm_free(utts.v);
+    flm_free(params.v);
+    if (rc != CLI_PARSED)
+        return rc;
+    if (clip_i >= 0)
+        a->p.clip_mode = clip_mode[clip_i];
+    if (no_floor)
+        a->p.loudness_floor = 0;
+    a->print = json ? 2 : print;
+    if (!n || !a->out)
+        return cli_usage("augment", "%s", !n ? "missing input file" : "missing -o OUT.wav");
+    flm_error err = {0};
+    if (flm_augment_params_check(&a->p, &err) < 0)
+        return cli_usage("augment", "%s", own_msg(err.msg));
+    return CLI_PARSED;
+}
+
+/* Prints the drawn parameters (--print-params, --json): 0 or -1 (said). */
+static int print_params(const augment_args *a, const flm_augment_result *res)
+{
+    size_t need = flm_augment_result_format(res, NULL, 0) + 1;
+    char *text = flm_malloc(need);
+    if (!text) {
+        cli_error("augment: out of memory");
+        return -1;
+    }
+    flm_augment_result_format(res, text, need);
+    if (a->print == 2)
+        print_json(a->seed, a->id ? a->id : a->in, text);
+    else
+        printf("aug.seed=%llu\naug.id=%s\n%s", a->seed, a->id ? a->id : a->in, text);
+    flm_free(text);
+    return 0;
+}
+
 int cmd_augment(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *speak_path = NULL, *noise_path = NULL, *id = NULL;
-    unsigned long long seed = 0;
-    int print = 0;
-    flm_augment_params p = flm_augment_default_params();
-    enum { MAX_UTTS = 1024 };
-    static double utt_s[MAX_UTTS][2];
-    int n_utts = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "-o") && has) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--speak") && has) {
-            speak_path = argv[++i];
-        } else if (!strcmp(a, "--noise") && has) {
-            noise_path = argv[++i];
-        } else if (!strcmp(a, "--id") && has) {
-            id = argv[++i];
-        } else if (!strcmp(a, "--seed") && has) {
-            char *end;
-            seed = strtoull(argv[++i], &end, 0);
-            if (*end || !*argv[i]) {
-                fprintf(stderr, "flm augment: --seed '%s': expected an unsigned integer\n",
-                        argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--utt") && has) {
-            const char *v = argv[++i];
-            char *end;
-            if (n_utts == MAX_UTTS) {
-                fprintf(stderr, "flm augment: more than %d --utt\n", MAX_UTTS);
-                return 2;
-            }
-            utt_s[n_utts][0] = strtod(v, &end);
-            if (end == v || *end != ':') {
-                fprintf(stderr, "flm augment: --utt '%s': expected START:END in seconds\n", v);
-                return 2;
-            }
-            const char *e2 = end + 1;
-            utt_s[n_utts][1] = strtod(e2, &end);
-            if (end == e2 || *end) {
-                fprintf(stderr, "flm augment: --utt '%s': expected START:END in seconds\n", v);
-                return 2;
-            }
-            n_utts++;
-        } else if (!strcmp(a, "--param") && has) {
-            char kv[256];
-            snprintf(kv, sizeof kv, "%s", argv[++i]);
-            char *eq = strchr(kv, '=');
-            flm_error perr = {0};
-            if (!eq) {
-                fprintf(stderr, "flm augment: --param '%s': expected KEY=VALUE\n", argv[i]);
-                return 2;
-            }
-            *eq = 0;
-            if (flm_augment_params_set(&p, kv, eq + 1, &perr) < 0) {
-                fprintf(stderr, "flm %s\n", perr.msg);
-                return 2;
-            }
-        } else if (!strcmp(a, "--print-params")) {
-            print = print ? print : 1;
-        } else if (!strcmp(a, "--json")) {
-            print = 2;
-        } else if (!strcmp(a, "--no-floor")) {
-            p.loudness_floor = 0;
-        } else if (!strcmp(a, "--p-gain") && has) {
-            if (parse_double(a, argv[++i], &p.p_gain) < 0)
-                return 2;
-        } else if (!strcmp(a, "--p-noise") && has) {
-            if (parse_double(a, argv[++i], &p.p_noise) < 0)
-                return 2;
-        } else if (!strcmp(a, "--p-silence") && has) {
-            if (parse_double(a, argv[++i], &p.p_noise_silence) < 0)
-                return 2;
-        } else if (!strcmp(a, "--p-echo") && has) {
-            if (parse_double(a, argv[++i], &p.p_echo) < 0)
-                return 2;
-        } else if (!strcmp(a, "--clip") && has) {
-            const char *m = argv[++i];
-            if (!strcmp(m, "scale"))
-                p.clip_mode = FLM_AUGMENT_CLIP_SCALE;
-            else if (!strcmp(m, "hard"))
-                p.clip_mode = FLM_AUGMENT_CLIP_HARD;
-            else if (!strcmp(m, "none"))
-                p.clip_mode = FLM_AUGMENT_CLIP_NONE;
-            else {
-                fprintf(stderr, "flm augment: --clip '%s': expected scale, hard or none\n", m);
-                return 2;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage("augment", "unknown or incomplete option '%s'", a);
-        } else if (!in) {
-            in = a;
-        } else {
-            fprintf(stderr, "flm augment: unexpected argument '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!in || !out) {
-        return cli_usage("augment", "%s", !in ? "missing input file" : "missing -o OUT.wav");
-    }
+    static augment_args a; /* large: the utterance table */
+    a = (augment_args){.p = flm_augment_default_params()};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != CLI_PARSED)
+        return rc;
     flm_error err = {0};
-    if (flm_augment_params_check(&p, &err) < 0) {
-        fprintf(stderr, "flm %s\n", err.msg);
-        return 2;
-    }
-    int rc = 1;
     float *x = NULL, *s = NULL;
     int64_t n = 0, n_speak = 0;
     int32_t nch = 0;
     flm_augment_noise_pool *pool = NULL;
     flm_augment_result res = {0};
     flm_augment_span spans[MAX_UTTS];
-    char *text = NULL;
     flm_audio_params ap = flm_audio_default_params();
-    ap.sample_rate = p.sample_rate;
-    if (flm_audio_read_file(in, &ap, &x, &n, &nch, &err) < 0)
+    ap.sample_rate = a.p.sample_rate;
+    rc = 1;
+    if (flm_audio_read_file(a.in, &ap, &x, &n, &nch, &err) < 0 ||
+        (a.speak_path && flm_audio_read_file(a.speak_path, &ap, &s, &n_speak, &nch, &err) < 0) ||
+        (a.noise_path &&
+         (flm_augment_noise_pool_create(&pool, &err) < 0 ||
+          flm_augment_noise_pool_load(pool, a.noise_path, a.p.sample_rate, 0, &err) < 0)))
         goto fail;
-    if (speak_path && flm_audio_read_file(speak_path, &ap, &s, &n_speak, &nch, &err) < 0)
-        goto fail;
-    if (noise_path && (flm_augment_noise_pool_create(&pool, &err) < 0 ||
-                       flm_augment_noise_pool_load(pool, noise_path, p.sample_rate, 0, &err) < 0))
-        goto fail;
-    for (int u = 0; u < n_utts; u++) {
-        spans[u].start = flm_audio_seconds_to_sample(utt_s[u][0], p.sample_rate);
-        spans[u].end = flm_audio_seconds_to_sample(utt_s[u][1], p.sample_rate);
+    for (int u = 0; u < a.n_utts; u++) {
+        spans[u].start = flm_audio_seconds_to_sample(a.utt_s[u][0], a.p.sample_rate);
+        spans[u].end = flm_audio_seconds_to_sample(a.utt_s[u][1], a.p.sample_rate);
         if (spans[u].end > n)
             spans[u].end = n;
         if (spans[u].start > spans[u].end) {
-            fprintf(stderr, "flm augment: --utt %g:%g: start after end (input is %.3f s)\n",
-                    utt_s[u][0], utt_s[u][1], (double)n / p.sample_rate);
+            cli_error("augment: --utt %g:%g: start after end (input is %.3f s)", a.utt_s[u][0],
+                      a.utt_s[u][1], (double)n / a.p.sample_rate);
             rc = 2;
             goto out;
         }
     }
-    if (flm_augment_apply(&p, seed, id ? id : in, x, n, spans, n_utts, s, n_speak, pool, &res,
-                          &err) < 0)
+    if (flm_augment_apply(&a.p, a.seed, a.id ? a.id : a.in, x, n, spans, a.n_utts, s, n_speak, pool,
+                          &res, &err) < 0 ||
+        flm_audio_write_file(a.out, FLM_AUDIO_WAV_F32, x, n, 1, a.p.sample_rate, &err) < 0)
         goto fail;
-    if (flm_audio_write_file(out, FLM_AUDIO_WAV_F32, x, n, 1, p.sample_rate, &err) < 0)
-        goto fail;
-    if (print) {
-        size_t need = flm_augment_result_format(&res, NULL, 0) + 1;
-        text = flm_malloc(need);
-        if (!text) {
-            fprintf(stderr, "flm augment: out of memory\n");
-            goto out;
-        }
-        flm_augment_result_format(&res, text, need);
-        if (print == 2)
-            print_json(seed, id ? id : in, text);
-        else
-            printf("aug.seed=%llu\naug.id=%s\n%s", seed, id ? id : in, text);
-    }
-    rc = 0;
+    rc = a.print && print_params(&a, &res) < 0 ? 1 : 0;
     goto out;
 fail:
-    fprintf(stderr, "flm augment: %s\n", err.msg);
+    cli_error("augment: %s", err.msg);
 out:
-    flm_free(text);
     flm_augment_result_clear(&res);
     flm_augment_noise_pool_destroy(&pool);
     flm_free(x);

@@ -10,7 +10,6 @@
  *   flm render SHARD:N -o sample.wav --model MIMI.safetensors      (stereo: left = listen,
  *                                                                   right = speak)
  * Frames whose 8 codes are not all codec codes (empty/pad tokens) are rendered as silence. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,46 @@ static void usage(FILE *f)
                "codes.npy holds int32 codes of shape (n_q, n_frames), 12.5 frames per second.\n");
 }
 
+static void usage_render(FILE *f)
+{
+    fprintf(f, "usage: flm render SHARD:N -o sample.wav --model MIMI.safetensors [--json]\n"
+               "\n"
+               "Decodes the sample's listen and speak codes with the Mimi checkpoint into a\n"
+               "stereo 24 kHz wav (left: listen, right: speak), showing progress on stderr\n"
+               "(FLM_PROGRESS=0 silences it). --json: the summary as one JSON object.\n");
+}
+
+/* What codec encode, codec decode and render take. */
+typedef struct codec_args {
+    const char *in, *out;
+    cli_model_opts mo; /* --model: the Mimi checkpoint; --threads */
+} codec_args;
+
+/* The options the three share (-o, --model, --threads) and own: CLI_PARSED, 0 or 2 (said). */
+static int parse_args(const char *cmd, void (*help)(FILE *), const cli_option *own, int argc,
+                      char **argv, codec_args *a)
+{
+    *a = (codec_args){.mo = cli_model_opts_default()};
+    a->mo.threads = 0; /* all cores */
+    const cli_option common[] = {
+        CLI_OPT("-o, --output", "OUT", "the output file", &a->out),
+        CLI_OPT("-m, --model", "MIMI.safetensors", "the Mimi checkpoint", &a->mo.model),
+        CLI_OPT_THREADS(&a->mo, "compute threads (default: all cores)"),
+        {0}};
+    const cli_option *const tables[] = {common, own, NULL};
+    const cli_command c = {cmd, help, tables, 1, NULL};
+    int n, rc = cli_parse(&c, argc, argv, &a->in, &n);
+    if (rc != CLI_PARSED || (rc = cli_model_opts_finish(cmd, &a->mo)))
+        return rc;
+    if (!a->out || !a->mo.model || n != 1)
+        return cli_usage(cmd, "%s",
+                         !a->mo.model ? "missing --model MIMI.safetensors"
+                         : !a->out    ? "missing -o OUT"
+                                      : "expected one input file");
+    flm_kernels_init((int)a->mo.threads);
+    return CLI_PARSED;
+}
+
 static int encode(const char *in, const char *out, const char *model, int n_q)
 {
     flm_error err = {0};
@@ -58,7 +97,7 @@ static int encode(const char *in, const char *out, const char *model, int n_q)
     if (rc == 0)
         printf("%s: %lld frames x %d codebooks -> %s\n", in, (long long)n_frames, n_q, out);
     else
-        fprintf(stderr, "flm codec encode: %s\n", err.msg);
+        cli_error("codec encode: %s", err.msg);
     flm_mimi_stream_destroy(&s);
     flm_mimi_destroy(&m);
     flm_free(codes);
@@ -77,12 +116,8 @@ static int decode(const char *in, const char *out, const char *model, const char
     int rc = 1;
     int64_t n_frames;
     int32_t fmt = flm_audio_format_from_name(format);
-    if (fmt <= 0) {
-        fprintf(stderr, "flm codec decode: unknown --format '%s'\n", format);
-        return 2;
-    }
     if (flm_npy_read_codes(in, &codes, &n_q, &n_frames, &err) < 0) {
-        fprintf(stderr, "flm codec decode: %s\n", err.msg);
+        cli_error("codec decode: %s", err.msg);
         return 1;
     }
     flm_mimi_params p = flm_mimi_default_params();
@@ -115,7 +150,7 @@ static int decode(const char *in, const char *out, const char *model, const char
     rc = 0;
 done:
     if (rc)
-        fprintf(stderr, "flm codec decode: %s\n", err.msg);
+        cli_error("codec decode: %s", err.msg);
     flm_audio_writer_destroy(&w);
     flm_mimi_stream_destroy(&s);
     flm_mimi_destroy(&m);
@@ -123,61 +158,38 @@ done:
     return rc;
 }
 
+static int cmd_encode(int argc, char **argv)
+{
+    const char *n_q = NULL;
+    int64_t q = 8;
+    codec_args a;
+    const cli_option own[] = {CLI_OPT("--n-q", "N", "codebooks to keep, 1..64 (default 8)", &n_q),
+                              {0}};
+    int rc = parse_args("codec encode", usage, own, argc, argv, &a);
+    if (rc != CLI_PARSED || (rc = cli_i64("codec encode", "--n-q", n_q, 1, 64, &q)))
+        return rc;
+    return encode(a.in, a.out, a.mo.model, (int)q);
+}
+
+static int cmd_decode(int argc, char **argv)
+{
+    const char *format = "f32";
+    codec_args a;
+    const cli_option own[] = {
+        CLI_OPT("--format", "F", "f32 (default), s16, flac or flac24", &format), {0}};
+    int rc = parse_args("codec decode", usage, own, argc, argv, &a);
+    if (rc != CLI_PARSED)
+        return rc;
+    if (flm_audio_format_from_name(format) <= 0)
+        return cli_usage("codec decode", "unknown --format '%s'", format);
+    return decode(a.in, a.out, a.mo.model, format);
+}
+
 int cmd_codec(int argc, char **argv)
 {
-    const char *out = NULL, *model = NULL, *format = "f32";
-    int n_q = 8, threads = 0, c;
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                         {"model", required_argument, 0, 'm'},
-                                         {"n-q", required_argument, 0, 'q'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"format", required_argument, 0, 'f'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
-    optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "o:m:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            out = optarg;
-            break;
-        case 'm':
-            model = optarg;
-            break;
-        case 'q':
-            n_q = atoi(optarg);
-            break;
-        case 't':
-            threads = atoi(optarg);
-            break;
-        case 'f':
-            format = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default: /* getopt said which option */
-            fprintf(stderr, "see flm codec --help\n");
-            return 2;
-        }
-    }
-    if (!out || !model || optind != argc - 2 || n_q < 1 || n_q > 64)
-        return cli_usage("codec", "%s",
-                         !model               ? "missing --model MIMI.safetensors"
-                         : !out               ? "missing -o OUT"
-                         : optind != argc - 2 ? "expected one input file after the subcommand"
-                                              : "--n-q outside 1..64");
-    flm_kernels_init(threads);
-    const char *in = argv[1 + optind];
-    if (!strcmp(sub, "encode"))
-        return encode(in, out, model, n_q);
-    if (!strcmp(sub, "decode"))
-        return decode(in, out, model, format);
-    return cli_usage("codec", "unknown subcommand '%s' (encode or decode)", sub);
+    static const cli_subcommand subs[] = {
+        {"encode", cmd_encode}, {"decode", cmd_decode}, {NULL, NULL}};
+    return cli_dispatch("codec", usage, subs, argc, argv);
 }
 
 /* Codes of frames [f0, f0+F) of one side (8 channels from first_ch) into fc [F][8]; silent[f]
@@ -274,53 +286,23 @@ static int render_sample(flm_mimi *m, const flm_sample *smp, const char *out, fl
 
 int cmd_render(int argc, char **argv)
 {
-    const char *out = NULL, *model = NULL;
-    int c, threads = 0, rc = 1, json = 0;
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
-        {"model", required_argument, 0, 'm'},  {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:m:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            out = optarg;
-            break;
-        case 'm':
-            model = optarg;
-            break;
-        case 't':
-            threads = atoi(optarg);
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            printf("usage: flm render SHARD:N -o sample.wav --model MIMI.safetensors [--json]\n"
-                   "\n"
-                   "Decodes the sample's listen and speak codes with the Mimi checkpoint into a\n"
-                   "stereo 24 kHz wav (left: listen, right: speak), showing progress on stderr\n"
-                   "(FLM_PROGRESS=0 silences it). --json: the summary as one JSON object.\n");
-            return 0;
-        default:
-            return 2;
-        }
-    }
-    if (!out || !model || optind != argc - 1) {
-        fprintf(stderr, "usage: flm render SHARD:N -o sample.wav --model MIMI.safetensors\n");
-        return 2;
-    }
-    flm_kernels_init(threads);
+    int json = 0, rc;
+    codec_args a;
+    const cli_option own[] = {CLI_FLAG("--json", "print the summary as one JSON object", &json),
+                              {0}};
+    if ((rc = parse_args("render", usage_render, own, argc, argv, &a)) != CLI_PARSED)
+        return rc;
+    rc = 1;
+    const char *out = a.out, *model = a.mo.model;
     flm_error err = {0};
-    char *path = flm_strdup(argv[optind]), *colon = path ? strrchr(path, ':') : NULL, *end;
+    char *path = flm_strdup(a.in), *colon = path ? strrchr(path, ':') : NULL, *end;
     flm_shard_reader *r = NULL;
     flm_sample *smp = NULL;
     flm_mimi *m = NULL;
     unsigned long long idx = colon ? strtoull(colon + 1, &end, 10) : 0;
     if (!colon || !colon[1] || *end) {
-        fprintf(stderr, "flm render: expected SHARD:N, got '%s'\n", argv[optind]);
         flm_free(path);
-        return 2;
+        return cli_usage("render", "expected SHARD:N, got '%s'", a.in);
     }
     *colon = 0;
     if (flm_shard_reader_open(&r, path, &err) < 0 ||
@@ -343,7 +325,7 @@ int cmd_render(int argc, char **argv)
     rc = 0;
 done:
     if (rc)
-        fprintf(stderr, "flm render: %s\n", err.msg);
+        cli_error("render: %s", err.msg);
     flm_mimi_destroy(&m);
     flm_sample_destroy(&smp);
     flm_shard_reader_close(&r);

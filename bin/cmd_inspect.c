@@ -24,22 +24,7 @@ static void usage(FILE *f)
             "\n"
             "Without N: the shard's header and one line per record. With N (or --sample): that\n"
             "sample's summary, an overview strip of the whole sample and a frame-by-frame window\n"
-            "of its 17 channels. Every read verifies the record's checksums.\n"
-            "\n"
-            "options:\n"
-            "  --from F       first frame of the window (default 0)\n"
-            "  --frames N     frames in the window (default 12)\n"
-            "  --classes      show loss classes instead of token ids\n"
-            "  --width W      overview width in characters (default 100)\n"
-            "  --json         machine-readable output (whole sample: tokens, classes, metadata)\n"
-            "  --html FILE    a self-contained page of the sample's lanes (text, speak, listen,\n"
-            "                 events) with a time axis, zoom and scroll\n"
-            "  --png FILE     the lanes as an image (for reports)\n"
-            "  --tokenizer F  tokenizer.json: the text tokens decoded (a row under the text in\n"
-            "                 the timeline, and in --html pages)\n"
-            "                 (default: $FLM_TOKENIZER when set)\n"
-            "  --codec MIMI   Mimi checkpoint: --html pages get a waveform lane per side and\n"
-            "                 (up to 120 s) an audio player per side\n");
+            "of its 17 channels. Every read verifies the record's checksums.\n");
 }
 
 static int list_records(flm_shard_reader *r, int json)
@@ -96,163 +81,181 @@ static int list_records(flm_shard_reader *r, int json)
     return rc;
 }
 
-int cmd_inspect(int argc, char **argv)
+typedef struct inspect_args {
+    const char *target, *key, *html, *png, *tok_path, *codec;
+    int json;
+    timeline_opts o;
+} inspect_args;
+
+static int parse_args(int argc, char **argv, inspect_args *a)
 {
-    const char *target = NULL, *key = NULL, *v, *html = NULL, *png = NULL;
-    const char *tok_path = getenv("FLM_TOKENIZER"), *codec = NULL;
-    int json = 0, bad = 0;
-    timeline_opts o = {.n_frames = 12, .width = 100};
-    int64_t x;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--classes")) {
-            o.classes = 1;
-        } else if ((v = cli_opt(argc, argv, &i, "--html", &bad))) {
-            html = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
-            codec = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
-            tok_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--png", &bad))) {
-            png = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--sample", &bad))) {
-            key = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--from", &bad))) {
-            if (cli_parse_i64("--from", v, 0, FLM_MAX_FRAMES, &x) < 0)
-                return 2;
-            o.from = (int32_t)x;
-        } else if ((v = cli_opt(argc, argv, &i, "--frames", &bad))) {
-            if (cli_parse_i64("--frames", v, 1, 10000, &x) < 0)
-                return 2;
-            o.n_frames = (int32_t)x;
-        } else if ((v = cli_opt(argc, argv, &i, "--width", &bad))) {
-            if (cli_parse_i64("--width", v, 10, 1000, &x) < 0)
-                return 2;
-            o.width = (int)x;
-        } else if (bad) {
-            return 2;
-        } else if (argv[i][0] == '-' || target) {
-            cli_error("inspect: unexpected argument '%s' (see flm inspect --help)", argv[i]);
-            return 2;
-        } else {
-            target = argv[i];
-        }
-    }
-    if (!target)
+    const char *from = NULL, *frames = NULL, *width = NULL, *tok = NULL;
+    *a = (inspect_args){.o = {.n_frames = 12, .width = 100}};
+    const cli_option opts[] = {
+        CLI_OPT("--sample", "KEY", "the sample KEY of DATASET", &a->key),
+        CLI_OPT("--from", "F", "first frame of the window (default 0)", &from),
+        CLI_OPT("--frames", "N", "frames in the window (default 12)", &frames),
+        CLI_FLAG("--classes", "show loss classes instead of token ids", &a->o.classes),
+        CLI_OPT("--width", "W", "overview width in characters (default 100)", &width),
+        CLI_FLAG("--json", "machine-readable output (whole sample: tokens, classes, metadata)",
+                 &a->json),
+        CLI_OPT("--html", "FILE",
+                "a self-contained page of the sample's lanes (text, speak, listen,\n"
+                "events) with a time axis, zoom and scroll",
+                &a->html),
+        CLI_OPT("--png", "FILE", "the lanes as an image (for reports)", &a->png),
+        CLI_OPT("--tokenizer", "F",
+                "tokenizer.json: the text tokens decoded (a row under the text in\n"
+                "the timeline, and in --html pages)\n"
+                "(default: $FLM_TOKENIZER when set)",
+                &tok),
+        CLI_OPT_CODEC(&a->codec, "Mimi checkpoint: --html pages get a waveform lane per side and\n"
+                                 "(up to 120 s) an audio player per side"),
+        {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"inspect", usage, tables, 1, NULL};
+    int64_t f0 = 0, nf = a->o.n_frames, w = a->o.width;
+    int n, rc = cli_parse(&c, argc, argv, &a->target, &n);
+    if (rc != CLI_PARSED || (rc = cli_i64("inspect", "--from", from, 0, FLM_MAX_FRAMES, &f0)) ||
+        (rc = cli_i64("inspect", "--frames", frames, 1, 10000, &nf)) ||
+        (rc = cli_i64("inspect", "--width", width, 10, 1000, &w)))
+        return rc;
+    a->o.from = (int32_t)f0;
+    a->o.n_frames = (int32_t)nf;
+    a->o.width = (int)w;
+    a->tok_path = tok ? tok : getenv("FLM_TOKENIZER");
+    if (!n)
         return cli_usage("inspect", "missing SHARD, SHARD:N or DATASET --sample KEY");
+    return CLI_PARSED;
+}
+
+/* The shard and record that a.target (SHARD, SHARD:N) or --sample KEY names: 0, or 1 (said).
+ * *one: a single record was named; *typed: its number as typed (for messages), or NULL. */
+static int resolve_target(const inspect_args *a, char **path, uint64_t *record, const char **typed,
+                          int *one)
+{
     flm_error err = {0};
-    char *path = NULL;
-    const char *typed = NULL; /* the record number as typed, for messages */
-    uint64_t record = 0;
-    int one = 0;
-    if (key) {
+    *path = NULL, *record = 0, *typed = NULL, *one = 0;
+    if (a->key) {
         flm_index *idx = NULL;
-        if (flm_index_open(&idx, target, FLM_INDEX_READONLY, &err) < 0 ||
-            flm_index_locate(idx, key, &path, &record, &err) < 0) {
+        int rc = flm_index_open(&idx, a->target, FLM_INDEX_READONLY, &err) < 0 ||
+                 flm_index_locate(idx, a->key, path, record, &err) < 0;
+        if (rc)
             cli_error("%s", err.msg);
-            flm_index_close(&idx);
-            return 1;
-        }
         flm_index_close(&idx);
-        one = 1;
-    } else {
-        path = flm_strdup(target);
-        char *colon = strrchr(path, ':');
-        if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
-            *colon = 0;
-            typed = target + (colon + 1 - path);
-            errno = 0;
-            record = strtoull(typed, NULL, 10);
-            if (errno == ERANGE)
-                record = UINT64_MAX; /* out of range below, with the number as typed */
-            one = 1;
-        }
+        *one = 1;
+        return rc;
     }
-    flm_shard_reader *r = NULL;
-    int rc = 0;
-    if (!path) {
+    if (!(*path = flm_strdup(a->target))) {
         cli_error("inspect: out of memory");
         return 1;
     }
+    char *colon = strrchr(*path, ':');
+    if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+        *colon = 0;
+        *typed = a->target + (colon + 1 - *path);
+        errno = 0;
+        *record = strtoull(*typed, NULL, 10);
+        if (errno == ERANGE)
+            *record = UINT64_MAX; /* out of range below, with the number as typed */
+        *one = 1;
+    }
+    return 0;
+}
+
+/* One sample as a timeline, JSON, an HTML page or a PNG: 0 or 1 (said). */
+static int show_sample(const inspect_args *a, flm_shard_reader *r, const char *path,
+                       uint64_t record, const flm_sample *s)
+{
+    flm_error err = {0};
+    flm_profiles p;
+    flm_profiles_default(&p);
+    char source[4200];
+    snprintf(source, sizeof source, "%s, record %llu", path, (unsigned long long)record);
+    flm_tokenizer *tok = NULL;
+    html_audio audio = {NULL, NULL, 0};
+    int rc = 0;
+    if ((a->html || (!a->png && !a->json)) && a->tok_path && *a->tok_path) {
+        flm_tokenizer_params tp = flm_tokenizer_default_params();
+        tp.vocab = &p.vocab;
+        if (flm_tokenizer_load(&tok, a->tok_path, &tp, &err) < 0) {
+            cli_error("inspect: %s", err.msg);
+            return 1;
+        }
+    }
+    if (a->html && a->codec) {
+        flm_mimi *m = NULL;
+        float *l = NULL, *sp = NULL;
+        if (flm_mimi_load(&m, a->codec, NULL, &err) < 0 ||
+            render_sides(m, s, &l, &sp, &audio.n_samples, &err) < 0) {
+            cli_error("inspect: %s", err.msg);
+            rc = 1;
+        }
+        audio.listen = l;
+        audio.speak = sp;
+        flm_mimi_destroy(&m);
+    }
+    if (rc != 0) {
+        /* the codec did not load: said above */
+    } else if (a->html || a->png) {
+        FILE *f = a->html ? fopen(a->html, "w") : NULL;
+        if (a->html && (!f || html_timeline(f, s, &p, source, tok, &audio) < 0 || fclose(f) != 0)) {
+            cli_error("inspect: cannot write %s", a->html);
+            rc = 1;
+        }
+        if (a->png && png_timeline(a->png, s, &p, &err) < 0) {
+            cli_error("inspect: %s", err.msg);
+            rc = 1;
+        }
+    } else if (a->json) {
+        if (timeline_print_json(stdout, s) < 0) {
+            cli_error("inspect: out of memory");
+            rc = 1;
+        }
+    } else {
+        timeline_opts o = a->o;
+        printf("shard     %s, record %llu of %llu\n", path, (unsigned long long)record,
+               (unsigned long long)flm_shard_reader_count(r));
+        o.tok = tok;
+        timeline_print(stdout, s, &p, &o);
+    }
+    flm_tokenizer_destroy(&tok);
+    flm_free((void *)audio.listen);
+    flm_free((void *)audio.speak);
+    return rc;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    inspect_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != CLI_PARSED)
+        return rc;
+    flm_error err = {0};
+    char *path = NULL;
+    const char *typed = NULL;
+    uint64_t record = 0;
+    int one = 0;
+    if (resolve_target(&a, &path, &record, &typed, &one))
+        return 1;
+    flm_shard_reader *r = NULL;
+    flm_sample *s = NULL;
+    rc = 1;
     /* a FIFO would block the shard reader's open */
-    if (flm_check_regular(path, &err) < 0) {
+    if (flm_check_regular(path, &err) < 0)
         cli_error("shard %s", err.msg);
-        rc = 1;
-    } else if (flm_shard_reader_open(&r, path, &err) < 0) {
+    else if (flm_shard_reader_open(&r, path, &err) < 0)
         cli_error("%s", err.msg);
-        rc = 1;
-    } else if (!one) {
-        rc = list_records(r, json);
-    } else if (typed && record >= flm_shard_reader_count(r)) {
+    else if (!one)
+        rc = list_records(r, a.json);
+    else if (typed && record >= flm_shard_reader_count(r))
         cli_error("shard %s: record %s out of range (%llu records)", path, typed,
                   (unsigned long long)flm_shard_reader_count(r));
-        rc = 1;
-    } else {
-        flm_sample *s = NULL;
-        if (flm_shard_reader_read(r, record, &s, &err) < 0) {
-            cli_error("%s", err.msg);
-            rc = 1;
-        } else {
-            flm_profiles p;
-            flm_profiles_default(&p);
-            char source[4200];
-            snprintf(source, sizeof source, "%s, record %llu", path, (unsigned long long)record);
-            flm_tokenizer *tok = NULL;
-            if ((html || (!png && !json)) && tok_path && *tok_path) {
-                flm_tokenizer_params tp = flm_tokenizer_default_params();
-                tp.vocab = &p.vocab;
-                if (flm_tokenizer_load(&tok, tok_path, &tp, &err) < 0) {
-                    cli_error("inspect: %s", err.msg);
-                    rc = 1;
-                }
-            }
-            html_audio audio = {NULL, NULL, 0};
-            if (rc == 0 && html && codec) {
-                flm_mimi *m = NULL;
-                float *l = NULL, *sp = NULL;
-                if (flm_mimi_load(&m, codec, NULL, &err) < 0 ||
-                    render_sides(m, s, &l, &sp, &audio.n_samples, &err) < 0) {
-                    cli_error("inspect: %s", err.msg);
-                    rc = 1;
-                }
-                audio.listen = l;
-                audio.speak = sp;
-                flm_mimi_destroy(&m);
-            }
-            if (rc != 0) {
-                /* the tokenizer or the codec did not load: said above */
-            } else if (html || png) {
-                FILE *f = html ? fopen(html, "w") : NULL;
-                if (html &&
-                    (!f || html_timeline(f, s, &p, source, tok, &audio) < 0 || fclose(f) != 0)) {
-                    cli_error("inspect: cannot write %s", html);
-                    rc = 1;
-                }
-                if (png && png_timeline(png, s, &p, &err) < 0) {
-                    cli_error("inspect: %s", err.msg);
-                    rc = 1;
-                }
-            } else if (json) {
-                if (timeline_print_json(stdout, s) < 0) {
-                    cli_error("inspect: out of memory");
-                    rc = 1;
-                }
-            } else {
-                printf("shard     %s, record %llu of %llu\n", path, (unsigned long long)record,
-                       (unsigned long long)flm_shard_reader_count(r));
-                o.tok = tok;
-                timeline_print(stdout, s, &p, &o);
-            }
-            flm_tokenizer_destroy(&tok);
-            flm_free((void *)audio.listen);
-            flm_free((void *)audio.speak);
-        }
-        flm_sample_destroy(&s);
-    }
+    else if (flm_shard_reader_read(r, record, &s, &err) < 0)
+        cli_error("%s", err.msg);
+    else
+        rc = show_sample(&a, r, path, record, s);
+    flm_sample_destroy(&s);
     flm_shard_reader_close(&r);
     flm_free(path);
     return rc;

@@ -6,7 +6,6 @@
  *   flm model quantize --model DIR --weights bf16|q8|q4 -o OUT      FLM-Audio in another format */
 #include <dirent.h>
 #include <jansson.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,25 +105,14 @@ static void *watch_init(void *arg)
     return NULL;
 }
 
-static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const char *shard_s,
+static int flm_init(const char *size, uint64_t seed, const char *dtype_s, int64_t shard_mb,
                     const char *out, int json)
 {
     flm_error err = {0};
     flm_lm_config cfg;
-    int64_t shard_mb = 0;
-    flm_dtype dt = !strcmp(dtype_s, "bf16")  ? FLM_DTYPE_BF16
-                   : !strcmp(dtype_s, "f32") ? FLM_DTYPE_F32
-                                             : FLM_DTYPE_COUNT;
-    if (dt == FLM_DTYPE_COUNT) {
-        fprintf(stderr, "flm model init: --dtype must be bf16 or f32, got '%s'\n", dtype_s);
-        return 2;
-    }
-    if (shard_s && cli_parse_i64("--shard-mb", shard_s, 1, 1 << 20, &shard_mb) < 0)
-        return 2;
-    if (flm_lm_config_preset(size, &cfg, &err) < 0) {
-        fprintf(stderr, "flm model init: %s\n", err.msg);
-        return 2;
-    }
+    flm_dtype dt = !strcmp(dtype_s, "bf16") ? FLM_DTYPE_BF16 : FLM_DTYPE_F32;
+    if (flm_lm_config_preset(size, &cfg, &err) < 0)
+        return cli_usage("model init", "%s", err.msg);
     int64_t n = flm_lm_config_n_params(&cfg);
     init_watch w = {.dir = out, .start = time(NULL) - 1, .done = 0};
     pthread_t th;
@@ -142,7 +130,7 @@ static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const 
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
     if (rc < 0) {
-        fprintf(stderr, "flm model init: %s\n", err.msg);
+        cli_error("model init: %s", err.msg);
         return 1;
     }
     cli_progress_update(&w.bar, w.bar.total);
@@ -160,25 +148,13 @@ static int flm_init(const char *size, uint64_t seed, const char *dtype_s, const 
     return 0;
 }
 
-static int parse_weights(const char *cmd, const char *name)
-{
-    int t = flm_wtype_parse(name);
-    if (t < 0)
-        fprintf(stderr, "flm model %s: --weights must be f32, bf16, q8 or q4, got '%s'\n", cmd,
-                name);
-    return t;
-}
-
-static int flm_quantize(const char *dir, const char *weights, const char *out)
+static int flm_quantize(const char *dir, int t, const char *weights, const char *out)
 {
     flm_error err = {0};
     flm_lm *lm = NULL;
-    int t = parse_weights("quantize", weights);
-    if (t < 0)
-        return 2;
     flm_kernels_init(2);
     if (flm_lm_load(&lm, dir, (flm_wtype)t, 0, &err) < 0 || flm_lm_write(lm, out, &err) < 0) {
-        fprintf(stderr, "flm model quantize: %s\n", err.msg);
+        cli_error("model quantize: %s", err.msg);
         flm_lm_destroy(&lm);
         return 1;
     }
@@ -187,16 +163,13 @@ static int flm_quantize(const char *dir, const char *weights, const char *out)
     return 0;
 }
 
-static int flm_info(const char *dir, const char *weights, int flags)
+static int flm_info(const char *dir, int t, const char *weights, int flags)
 {
     flm_error err = {0};
     flm_lm *lm = NULL;
-    int t = parse_weights("info", weights);
-    if (t < 0)
-        return 2;
     flm_kernels_init(2);
     if (flm_lm_load(&lm, dir, (flm_wtype)t, flags, &err) < 0) {
-        fprintf(stderr, "flm model info: %s\n", err.msg);
+        cli_error("model info: %s", err.msg);
         return 1;
     }
     const flm_lm_config *c = flm_lm_get_config(lm);
@@ -219,31 +192,16 @@ static int flm_info(const char *dir, const char *weights, int flags)
     return 0;
 }
 
-static int model_init(const char *arch, const char *size, const char *seed_s, const char *dtype,
-                      const char *shard_mb, const char *out, int json)
+static int mimi_init(const char *size, unsigned long long seed, const char *out, int json)
 {
     flm_error err = {0};
     flm_mimi_config cfg;
     uint8_t *buf = NULL;
     size_t n;
-    char *end;
-    unsigned long long seed = strtoull(seed_s, &end, 10);
-    if (*end || !*seed_s) {
-        fprintf(stderr, "flm model init: --seed must be an unsigned integer, got '%s'\n", seed_s);
-        return 2;
-    }
-    if (!strcmp(arch, "flm"))
-        return flm_init(size, seed, dtype, shard_mb, out, json);
-    if (strcmp(arch, "mimi")) {
-        fprintf(stderr, "flm model init: unknown --arch '%s' (supported: mimi, flm)\n", arch);
-        return 2;
-    }
-    if (flm_mimi_config_preset(size, &cfg, &err) < 0) {
-        fprintf(stderr, "flm model init: %s\n", err.msg);
-        return 2;
-    }
+    if (flm_mimi_config_preset(size, &cfg, &err) < 0)
+        return cli_usage("model init", "%s", err.msg);
     if (flm_mimi_random_checkpoint(&cfg, seed, &buf, &n, &err) < 0) {
-        fprintf(stderr, "flm model init: %s\n", err.msg);
+        cli_error("model init: %s", err.msg);
         return 1;
     }
     /* write through the library's writer format: the image is already a complete file */
@@ -261,7 +219,7 @@ static int model_init(const char *arch, const char *size, const char *seed_s, co
         ok = 0;
     flm_free(buf);
     if (!ok) {
-        fprintf(stderr, "flm model init: cannot write %s\n", out);
+        cli_error("model init: cannot write %s", out);
         return 1;
     }
     if (json) {
@@ -275,19 +233,13 @@ static int model_init(const char *arch, const char *size, const char *seed_s, co
     return 0;
 }
 
-static int model_info(const char *arch, const char *path, const char *weights, int flags)
+static int mimi_info(const char *path)
 {
     flm_error err = {0};
     flm_mimi *m = NULL;
-    if (!strcmp(arch, "flm"))
-        return flm_info(path, weights ? weights : "f32", flags);
-    if (strcmp(arch, "mimi")) {
-        fprintf(stderr, "flm model info: unknown --arch '%s' (supported: mimi, flm)\n", arch);
-        return 2;
-    }
     flm_mimi_params p = flm_mimi_default_params();
     if (flm_mimi_load(&m, path, &p, &err) < 0) {
-        fprintf(stderr, "flm model info: %s\n", err.msg);
+        cli_error("model info: %s", err.msg);
         return 1;
     }
     const flm_mimi_config *c = flm_mimi_get_config(m);
@@ -302,87 +254,100 @@ static int model_info(const char *arch, const char *path, const char *weights, i
     return 0;
 }
 
+/* --arch: 0 mimi, 1 flm; CLI_PARSED or 2 (said). */
+static int parse_arch(const char *cmd, const char *text, int *arch)
+{
+    if (!text)
+        return cli_usage(cmd, "missing --arch mimi|flm");
+    if (strcmp(text, "mimi") && strcmp(text, "flm"))
+        return cli_usage(cmd, "unknown --arch '%s' (supported: mimi, flm)", text);
+    *arch = !strcmp(text, "flm");
+    return CLI_PARSED;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+    const char *arch_s = NULL, *size = NULL, *seed_s = "0", *out = NULL, *dtype = NULL;
+    const char *shard_s = NULL;
+    int json = 0, arch, n, dt = 0;
+    int64_t shard_mb = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--arch", "mimi|flm", "the architecture", &arch_s),
+        CLI_OPT("--size", "SIZE", "mimi: tiny or full; flm: tiny, 1b or 7b", &size),
+        CLI_OPT("--seed", "S", "the weights' seed (default 0)", &seed_s),
+        CLI_OPT("-o, --output", "OUT", "the file (mimi) or directory (flm) to write", &out),
+        CLI_OPT("--dtype", "bf16|f32", "flm: the tensors' type (default bf16, as released)",
+                &dtype),
+        CLI_OPT("--shard-mb", "N", "flm: shards of at most N MB plus an index", &shard_s),
+        CLI_FLAG("--json", "print the summary as one JSON object", &json),
+        {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"model init", usage, tables, 0, NULL};
+    static const char *const dtypes[] = {"bf16", "f32", NULL};
+    int rc = cli_parse(&c, argc, argv, NULL, &n);
+    if (rc != CLI_PARSED || (rc = parse_arch("model init", arch_s, &arch)) != CLI_PARSED)
+        return rc;
+    if (!size || !out)
+        return cli_usage("model init", "%s", !size ? "missing --size" : "missing -o OUT");
+    char *end;
+    unsigned long long seed = strtoull(seed_s, &end, 10);
+    if (*end || !*seed_s)
+        return cli_usage("model init", "--seed must be an unsigned integer, got '%s'", seed_s);
+    if (dtype && strcmp(dtype, "bf16") && strcmp(dtype, "f32"))
+        return cli_usage("model init", "--dtype must be bf16 or f32, got '%s'", dtype);
+    dt = dtype && !strcmp(dtype, "f32");
+    if ((rc = cli_i64("model init", "--shard-mb", shard_s, 1, 1 << 20, &shard_mb)))
+        return rc;
+    return arch ? flm_init(size, seed, dtypes[dt], shard_mb, out, json)
+                : mimi_init(size, seed, out, json);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    const char *arch_s = NULL, *path = NULL;
+    int arch, n;
+    cli_model_opts mo = cli_model_opts_default();
+    const cli_option opts[] = {CLI_OPT("--arch", "mimi|flm", "the architecture", &arch_s),
+                               CLI_OPT_WEIGHTS(&mo),
+                               CLI_OPT_MMAP(&mo),
+                               {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"model info", usage, tables, 1, NULL};
+    int rc = cli_parse(&c, argc, argv, &path, &n);
+    if (rc != CLI_PARSED || (rc = cli_model_opts_finish("model info", &mo)) ||
+        (rc = parse_arch("model info", arch_s, &arch)) != CLI_PARSED)
+        return rc;
+    if (!path)
+        return cli_usage("model info", "expected one checkpoint");
+    return arch ? flm_info(path, mo.wtype, flm_wtype_name((flm_wtype)mo.wtype), mo.load_flags)
+                : mimi_info(path);
+}
+
+static int cmd_quantize(int argc, char **argv)
+{
+    const char *out = NULL;
+    int n;
+    cli_model_opts mo = cli_model_opts_default();
+    const cli_option opts[] = {CLI_OPT_MODEL(&mo, "the FLM-Audio checkpoint directory"),
+                               CLI_OPT_WEIGHTS(&mo),
+                               CLI_OPT("-o, --output", "OUT", "the directory to write", &out),
+                               {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"model quantize", usage, tables, 0, NULL};
+    int rc = cli_parse(&c, argc, argv, NULL, &n);
+    if (rc != CLI_PARSED || (rc = cli_model_opts_finish("model quantize", &mo)))
+        return rc;
+    if (!mo.model || !mo.weights_text || !out)
+        return cli_usage("model quantize", "%s",
+                         !mo.model          ? "missing --model DIR"
+                         : !mo.weights_text ? "missing --weights f32|bf16|q8|q4"
+                                            : "missing -o OUT");
+    return flm_quantize(mo.model, mo.wtype, mo.weights_text, out);
+}
+
 int cmd_model(int argc, char **argv)
 {
-    const char *arch = NULL, *size = NULL, *seed = "0", *out = NULL, *dtype = "bf16";
-    const char *shard_mb = NULL, *weights = NULL, *model = NULL;
-    static const struct option opts[] = {
-        {"arch", required_argument, 0, 'a'},    {"size", required_argument, 0, 's'},
-        {"seed", required_argument, 0, 'S'},    {"output", required_argument, 0, 'o'},
-        {"dtype", required_argument, 0, 'd'},   {"shard-mb", required_argument, 0, 'm'},
-        {"weights", required_argument, 0, 'w'}, {"model", required_argument, 0, 'M'},
-        {"mmap", no_argument, 0, 'p'},          {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
-    int c, load_flags = 0, json = 0;
-    optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "o:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'a':
-            arch = optarg;
-            break;
-        case 's':
-            size = optarg;
-            break;
-        case 'S':
-            seed = optarg;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case 'd':
-            dtype = optarg;
-            break;
-        case 'm':
-            shard_mb = optarg;
-            break;
-        case 'w':
-            weights = optarg;
-            break;
-        case 'M':
-            model = optarg;
-            break;
-        case 'p':
-            load_flags = FLM_LM_LOAD_MAPPED;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default: /* getopt said which option */
-            fprintf(stderr, "see flm model --help\n");
-            return 2;
-        }
-    }
-    if (!strcmp(sub, "init")) {
-        if (!arch || !size || !out || optind != argc - 1)
-            return cli_usage("model", "init: %s",
-                             !arch   ? "missing --arch mimi|flm"
-                             : !size ? "missing --size"
-                             : !out  ? "missing -o OUT"
-                                     : "unexpected argument");
-        return model_init(arch, size, seed, dtype, shard_mb, out, json);
-    }
-    if (!strcmp(sub, "info")) {
-        if (!arch || optind != argc - 2)
-            return cli_usage("model", "info: %s",
-                             !arch ? "missing --arch mimi|flm" : "expected one checkpoint");
-        return model_info(arch, argv[1 + optind], weights, load_flags);
-    }
-    if (!strcmp(sub, "quantize")) {
-        if (!model || !weights || !out || optind != argc - 1)
-            return cli_usage("model", "quantize: %s",
-                             !model     ? "missing --model DIR"
-                             : !weights ? "missing --weights f32|bf16|q8|q4"
-                             : !out     ? "missing -o OUT"
-                                        : "unexpected argument");
-        return flm_quantize(model, weights, out);
-    }
-    return cli_usage("model", "unknown subcommand '%s' (init, info or quantize)", sub);
+    static const cli_subcommand subs[] = {
+        {"init", cmd_init}, {"info", cmd_info}, {"quantize", cmd_quantize}, {NULL, NULL}};
+    return cli_dispatch("model", usage, subs, argc, argv);
 }

@@ -41,29 +41,6 @@ static void usage(FILE *f)
         "Broken inputs are quarantined with the reason (flm index quarantine DATASET) and the\n"
         "job goes on.\n"
         "\n"
-        "  --recipe FILE        stage recipe (schemas/recipes/post-training-1.json, ...)\n"
-        "  --out DIR            dataset directory (created)\n"
-        "  --tokenizer FILE     Qwen2.5 tokenizer.json (default: $FLM_TOKENIZER)\n"
-        "  --codec FILE         Mimi checkpoint (tokenizer-e351c8d8-checkpoint125.safetensors);\n"
-        "                       without it a seeded RANDOM Mimi is used (pipeline tests only)\n"
-        "  --noise DIR|LIST     dialogs: noise clips for the listen-track augmentation (a\n"
-        "                       directory, or a text file of paths)\n"
-        "  --model-side SIDE    conversations: the channel that is the model, left (default;\n"
-        "                       moshi-finetune's convention), right, or both (one sample set\n"
-        "                       per side)\n"
-        "  --silence-codes LIST the codec's 8 codes for a silent frame, comma-separated (default:\n"
-        "                       computed with the codec)\n"
-        "  --per-shard N        samples per shard, at least (default 256; shards end at groups)\n"
-        "  --rank I --world N   process the I-th of N parts (Slurm arrays); each part writes\n"
-        "                       DIR/part-I-of-N; merge them with flm index merge when all are "
-        "done.\n"
-        "                       Under mpirun the rank and world come from MPI and rank 0 merges.\n"
-        "  --retry-quarantined  also retry the inputs quarantined by earlier runs\n"
-        "  --max-bad FRACTION   exit with status 3 when more than this share of the inputs was\n"
-        "                       quarantined (default 0.01; 1 never)\n"
-        "  --json               print the summary as one JSON object\n"
-        "  --threads N          codec threads (default: all cores)\n"
-        "\n"
         "One writer at a time: a second job on the same DATASET is refused, naming the first.\n"
         "Resuming or appending with another configuration (recipe, seed, silence codes, codec,\n"
         "tokenizer, noise) for manifests already packed is refused, naming each difference; a\n"
@@ -72,6 +49,7 @@ static void usage(FILE *f)
         "more than --max-bad of the inputs were quarantined.\n");
 }
 
+/* --silence-codes: 0 or 2 (said). */
 static int parse_silence(const char *v, int32_t *out)
 {
     const char *p = v;
@@ -79,10 +57,9 @@ static int parse_silence(const char *v, int32_t *out)
         char *end;
         long x = strtol(p, &end, 10);
         if (end == p || x < 0 || x > 2047 || (c < FLM_N_CODEBOOKS - 1 && *end != ',') ||
-            (c == FLM_N_CODEBOOKS - 1 && *end)) {
-            cli_error("pack: --silence-codes '%s': expected 8 comma-separated codes 0..2047", v);
-            return -1;
-        }
+            (c == FLM_N_CODEBOOKS - 1 && *end))
+            return cli_usage("pack",
+                             "--silence-codes '%s': expected 8 comma-separated codes 0..2047", v);
         out[c] = (int32_t)x;
         p = end + 1;
     }
@@ -212,131 +189,194 @@ static int lock_dataset(job *J, char *part, size_t size)
     return 0;
 }
 
-int cmd_pack(int argc, char **argv)
+/* What the command line gives beyond the job's own fields. */
+typedef struct pack_args {
+    const char *recipe, *tok_path, *noise, *model_side;
+    int64_t rank, world;
+    cli_model_opts mo; /* --threads (0: all cores) */
+} pack_args;
+
+static int parse_args(int argc, char **argv, job *J, pack_args *a)
 {
-    const char *recipe = NULL, *tok_path = getenv("FLM_TOKENIZER"), *noise = NULL, *v;
-    const char *model_side = NULL;
-    int64_t rank = -1, world = -1, per_shard = 256, threads = 0;
-    int bad = 0;
-    job J;
-    memset(&J, 0, sizeof J);
-    J.manifests = flm_calloc((size_t)argc + 1, sizeof *J.manifests);
-    J.file_names = flm_calloc((size_t)argc + 1, sizeof *J.file_names);
-    J.real_paths = flm_calloc((size_t)argc + 1, sizeof *J.real_paths);
-    J.max_bad = 0.01;
-    for (int i = 1; i < argc && !bad; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            pack_free_names(&J);
-            return 0;
-        } else if ((v = cli_opt(argc, argv, &i, "--recipe", &bad))) {
-            recipe = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
-            J.out = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
-            tok_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
-            J.codec_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--noise", &bad))) {
-            noise = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--model-side", &bad))) {
-            model_side = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--silence-codes", &bad))) {
-            bad = parse_silence(v, J.silence) < 0;
-            J.have_silence = !bad;
-        } else if ((v = cli_opt(argc, argv, &i, "--per-shard", &bad))) {
-            bad = cli_parse_i64("--per-shard", v, 1, 1000000, &per_shard) < 0;
-        } else if ((v = cli_opt(argc, argv, &i, "--rank", &bad))) {
-            bad = cli_parse_i64("--rank", v, 0, 1000000, &rank) < 0;
-        } else if ((v = cli_opt(argc, argv, &i, "--world", &bad))) {
-            bad = cli_parse_i64("--world", v, 1, 1000000, &world) < 0;
-        } else if ((v = cli_opt(argc, argv, &i, "--threads", &bad))) {
-            bad = cli_parse_i64("--threads", v, 1, 1024, &threads) < 0;
-        } else if ((v = cli_opt(argc, argv, &i, "--max-bad", &bad))) {
-            bad = cli_parse_fraction("pack: --max-bad", v, &J.max_bad) < 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            J.json = 1;
-        } else if (!strcmp(argv[i], "--retry-quarantined")) {
-            J.retry = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            if (!bad)
-                cli_error("pack: unknown option '%s' (see flm pack --help)", argv[i]);
-            bad = 1;
-        } else {
-            J.manifests[J.n_manifests++] = argv[i];
-        }
-    }
-    if (!bad && (!recipe || !J.out || !tok_path || J.n_manifests == 0)) {
-        cli_error("pack: %s required (see flm pack --help)",
-                  !recipe     ? "--recipe FILE is"
-                  : !J.out    ? "--out DIR is"
-                  : !tok_path ? "--tokenizer FILE (a Qwen2.5 tokenizer.json) is"
-                              : "at least one SENTENCES.jsonl is");
-        bad = 1;
-    }
-    if (!bad && (rank >= 0) != (world >= 0)) {
-        cli_error("pack: --rank and --world go together");
-        bad = 1;
-    }
-    if (!bad && rank >= world && world > 0) {
-        cli_error("pack: --rank %lld is not below --world %lld", (long long)rank, (long long)world);
-        bad = 1;
-    }
-    if (bad) {
-        pack_free_names(&J);
-        return 2;
-    }
-    int mpi = 0;
+    const char *silence = NULL, *per_shard = NULL, *rank = NULL, *world = NULL, *max_bad = NULL;
+    const char *tok = NULL;
+    int64_t per = 256;
+    *a = (pack_args){.rank = -1, .world = -1, .mo = cli_model_opts_default()};
+    a->mo.threads = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--recipe", "FILE", "stage recipe (schemas/recipes/post-training-1.json, ...)",
+                &a->recipe),
+        CLI_OPT("--out", "DIR", "dataset directory (created)", &J->out),
+        CLI_OPT("--tokenizer", "FILE", "Qwen2.5 tokenizer.json (default: $FLM_TOKENIZER)", &tok),
+        CLI_OPT_CODEC(&J->codec_path,
+                      "Mimi checkpoint (tokenizer-e351c8d8-checkpoint125.safetensors);\n"
+                      "without it a seeded RANDOM Mimi is used (pipeline tests only)"),
+        CLI_OPT("--noise", "DIR|LIST",
+                "dialogs: noise clips for the listen-track augmentation (a\n"
+                "directory, or a text file of paths)",
+                &a->noise),
+        CLI_OPT("--model-side", "SIDE",
+                "conversations: the channel that is the model, left (default;\n"
+                "moshi-finetune's convention), right, or both (one sample set\n"
+                "per side)",
+                &a->model_side),
+        CLI_OPT("--silence-codes", "LIST",
+                "the codec's 8 codes for a silent frame, comma-separated (default:\n"
+                "computed with the codec)",
+                &silence),
+        CLI_OPT("--per-shard", "N",
+                "samples per shard, at least (default 256; shards end at groups)", &per_shard),
+        CLI_OPT("--rank", "I",
+                "with --world N: process the I-th of N parts (Slurm arrays); each\n"
+                "part writes DIR/part-I-of-N; merge them with flm index merge when\n"
+                "all are done. Under mpirun the rank and world come from MPI and\n"
+                "rank 0 merges.",
+                &rank),
+        CLI_OPT("--world", "N", "the number of parts (with --rank)", &world),
+        CLI_FLAG("--retry-quarantined", "also retry the inputs quarantined by earlier runs",
+                 &J->retry),
+        CLI_OPT("--max-bad", "FRACTION",
+                "exit with status 3 when more than this share of the inputs was\n"
+                "quarantined (default 0.01; 1 never)",
+                &max_bad),
+        CLI_FLAG("--json", "print the summary as one JSON object", &J->json),
+        CLI_OPT_THREADS(&a->mo, "codec threads (default: all cores)"),
+        {0}};
+    const cli_option *const tables[] = {opts, NULL};
+    const cli_command c = {"pack", usage, tables, argc, NULL};
+    int rc = cli_parse(&c, argc, argv, (const char **)J->manifests, &J->n_manifests);
+    if (rc != CLI_PARSED || (rc = cli_model_opts_finish("pack", &a->mo)) ||
+        (silence && (rc = parse_silence(silence, J->silence))) ||
+        (rc = cli_i64("pack", "--per-shard", per_shard, 1, 1000000, &per)) ||
+        (rc = cli_i64("pack", "--rank", rank, 0, 1000000, &a->rank)) ||
+        (rc = cli_i64("pack", "--world", world, 1, 1000000, &a->world)) ||
+        (rc = cli_fraction("pack", "--max-bad", max_bad, &J->max_bad)))
+        return rc;
+    J->have_silence = silence != NULL;
+    J->per_shard = (int)per;
+    a->tok_path = tok ? tok : getenv("FLM_TOKENIZER");
+    if (!a->recipe || !J->out || !a->tok_path || J->n_manifests == 0)
+        return cli_usage("pack", "%s required",
+                         !a->recipe     ? "--recipe FILE is"
+                         : !J->out      ? "--out DIR is"
+                         : !a->tok_path ? "--tokenizer FILE (a Qwen2.5 tokenizer.json) is"
+                                        : "at least one SENTENCES.jsonl is");
+    if ((a->rank >= 0) != (a->world >= 0))
+        return cli_usage("pack", "--rank and --world go together");
+    if (a->rank >= a->world && a->world > 0)
+        return cli_usage("pack", "--rank %lld is not below --world %lld", (long long)a->rank,
+                         (long long)a->world);
+    return CLI_PARSED;
+}
+
+/* Under mpirun: the rank and world from MPI (1), else 0; 2 when --rank/--world were also given. */
+static int mpi_start(job *J, pack_args *a)
+{
 #ifdef FLM_HAVE_MPI
     if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK")) {
-        if (world > 0) {
+        if (a->world > 0) {
             cli_error("pack: --rank/--world cannot be used under mpirun (MPI gives them)");
-            pack_free_names(&J);
             return 2;
         }
         int r, n;
         MPI_Init(NULL, NULL);
         MPI_Comm_rank(MPI_COMM_WORLD, &r);
         MPI_Comm_size(MPI_COMM_WORLD, &n);
-        rank = r, world = n, mpi = 1;
-        J.mpi = 1;
+        a->rank = r, a->world = n;
+        J->mpi = 1;
     }
 #endif
-    J.rank = rank < 0 ? 0 : (int)rank;
-    J.world = world < 0 ? 1 : (int)world;
-    J.per_shard = (int)per_shard;
-#ifdef _OPENMP
-    if (threads > 0)
-        omp_set_num_threads((int)threads);
+    J->rank = a->rank < 0 ? 0 : (int)a->rank;
+    J->world = a->world < 0 ? 1 : (int)a->world;
+    return J->mpi;
+}
+
+/* Rank 0 merges the parts' indexes when every rank is done; the exit status of the job. */
+static int mpi_finish(job *J, int rc)
+{
+#ifdef FLM_HAVE_MPI
+    flm_error err = {0};
+    int ok = rc != 1, all_ok = 0, worst = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (J->rank == 0 && all_ok && J->world > 1) {
+        char dst[4200], **ins = flm_calloc((size_t)J->world, sizeof *ins);
+        snprintf(dst, sizeof dst, "%s/%s", J->out, FLM_INDEX_FILE);
+        for (int r = 0; ins && r < J->world; r++) {
+            ins[r] = flm_malloc(4200);
+            snprintf(ins[r], 4200, "%s/part-%d-of-%d/%s", J->out, r, J->world, FLM_INDEX_FILE);
+        }
+        /* the merged index is derived: rebuilt each time, replacing the old one whole */
+        if (flm_index_merge(dst, (const char *const *)ins, (size_t)J->world,
+                            FLM_INDEX_MERGE_REPLACE, &err) < 0) {
+            cli_error("pack: merging the parts: %s", err.msg);
+            rc = 1;
+        } else {
+            printf("merged %d parts into %s\n", J->world, dst);
+            rc = worst;
+        }
+        for (int r = 0; ins && r < J->world; r++)
+            flm_free(ins[r]);
+        flm_free(ins);
+    } else {
+        rc = all_ok ? worst : 1;
+    }
+    MPI_Finalize();
 #else
-    (void)threads;
+    (void)J;
 #endif
+    return rc;
+}
+
+/* Recipe, tokenizer, output and its lock, codec, silence, the pinned configuration: 0 or 1. */
+static int prepare(job *J, const pack_args *a, char *part, size_t size)
+{
     flm_error err = {0};
     flm_tokenizer_params tp = flm_tokenizer_default_params();
-    char part[4096];
-    int rc = 0;
-    flm_profiles_default(&J.prof);
-    tp.vocab = &J.prof.vocab; /* transcripts never produce <wait>, <asr>, <answer> */
-    tp.split_added = 0;       /* "<|im_end|>" in a transcript is text */
-    if (flm_recipe_load(recipe, &J.recipe, &err) < 0 ||
-        flm_tokenizer_load(&J.tok, tok_path, &tp, &err) < 0) {
+    flm_profiles_default(&J->prof);
+    tp.vocab = &J->prof.vocab; /* transcripts never produce <wait>, <asr>, <answer> */
+    tp.split_added = 0;        /* "<|im_end|>" in a transcript is text */
+    if (flm_recipe_load(a->recipe, &J->recipe, &err) < 0 ||
+        flm_tokenizer_load(&J->tok, a->tok_path, &tp, &err) < 0) {
         cli_error("pack: %s", err.msg);
-        rc = 1;
-    } else if (setup_recipe(&J, noise, model_side) < 0) {
-        rc = 1;
-    } else if (make_dir(J.out) < 0) {
-        rc = 1;
-    } else if ((rc = lock_dataset(&J, part, sizeof part)) == 0) {
-        /* whatever concerns the whole job is checked before the first input is touched */
-        if ((J.codec_path && pack_load_codec(&J, &err) < 0) ||
-            (!J.dialogs && pack_silence(&J, &err) < 0)) {
-            cli_error("pack: %s", err.msg);
-            rc = 1;
-        } else if (pack_config_build(&J, tok_path, noise, &err) < 0) {
-            cli_error("pack: %s", err.msg);
-            rc = 1;
-        }
+        return 1;
     }
+    if (setup_recipe(J, a->noise, a->model_side) < 0 || make_dir(J->out) < 0)
+        return 1;
+    int rc = lock_dataset(J, part, size);
+    if (rc)
+        return rc;
+    /* whatever concerns the whole job is checked before the first input is touched */
+    if ((J->codec_path && pack_load_codec(J, &err) < 0) ||
+        (!J->dialogs && pack_silence(J, &err) < 0) ||
+        pack_config_build(J, a->tok_path, a->noise, &err) < 0) {
+        cli_error("pack: %s", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_pack(int argc, char **argv)
+{
+    job J;
+    pack_args a;
+    memset(&J, 0, sizeof J);
+    J.manifests = flm_calloc((size_t)argc + 1, sizeof *J.manifests);
+    J.file_names = flm_calloc((size_t)argc + 1, sizeof *J.file_names);
+    J.real_paths = flm_calloc((size_t)argc + 1, sizeof *J.real_paths);
+    J.max_bad = 0.01;
+    int rc = !J.manifests || !J.file_names || !J.real_paths ? 1 : parse_args(argc, argv, &J, &a);
+    int mpi = rc == CLI_PARSED ? mpi_start(&J, &a) : 0;
+    if (rc != CLI_PARSED || mpi == 2) {
+        pack_free_names(&J);
+        return rc != CLI_PARSED ? rc : 2;
+    }
+#ifdef _OPENMP
+    if (a.mo.threads > 0)
+        omp_set_num_threads((int)a.mo.threads);
+#endif
+    char part[4096];
+    rc = prepare(&J, &a, part, sizeof part);
     int64_t n_bad = 0;
     if (rc == 0 && pack_run(&J, &n_bad) < 0)
         rc = 1;
@@ -348,36 +388,8 @@ int cmd_pack(int argc, char **argv)
     if (J.world > 1 && !mpi && rc != 1)
         printf("part %d of %d done; when all parts are: flm index merge %s/part-*-of-%d -o %s\n",
                J.rank, J.world, J.out, J.world, J.out);
-#ifdef FLM_HAVE_MPI
-    if (mpi) {
-        int ok = rc != 1, all_ok = 0, worst = 0;
-        MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-        MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-        if (J.rank == 0 && all_ok && J.world > 1) {
-            char dst[4200], **ins = flm_calloc((size_t)J.world, sizeof *ins);
-            snprintf(dst, sizeof dst, "%s/%s", J.out, FLM_INDEX_FILE);
-            for (int r = 0; ins && r < J.world; r++) {
-                ins[r] = flm_malloc(4200);
-                snprintf(ins[r], 4200, "%s/part-%d-of-%d/%s", J.out, r, J.world, FLM_INDEX_FILE);
-            }
-            /* the merged index is derived: rebuilt each time, replacing the old one whole */
-            if (flm_index_merge(dst, (const char *const *)ins, (size_t)J.world,
-                                FLM_INDEX_MERGE_REPLACE, &err) < 0) {
-                cli_error("pack: merging the parts: %s", err.msg);
-                rc = 1;
-            } else {
-                printf("merged %d parts into %s\n", J.world, dst);
-                rc = worst;
-            }
-            for (int r = 0; ins && r < J.world; r++)
-                flm_free(ins[r]);
-            flm_free(ins);
-        } else {
-            rc = all_ok ? worst : 1;
-        }
-        MPI_Finalize();
-    }
-#endif
+    if (mpi)
+        rc = mpi_finish(&J, rc);
     flm_tokenizer_destroy(&J.tok);
     flm_token_buf_free(&J.tb);
     flm_mimi_stream_destroy(&J.stream);

@@ -14,17 +14,20 @@ static void usage(FILE *f)
                "and prints the settings it resolves to. Exit 1 with the file and key on error.\n");
 }
 
-int cmd_recipe(int argc, char **argv)
+static int check(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc != 3 || strcmp(argv[1], "check") != 0)
-        return cli_usage("recipe", "expected: flm recipe check RECIPE.json");
+    const char *path = NULL;
+    const cli_option none[] = {{0}};
+    const cli_option *const tables[] = {none, NULL};
+    const cli_command c = {"recipe check", usage, tables, 1, NULL};
+    int n_args, rc = cli_parse(&c, argc, argv, &path, &n_args);
+    if (rc != CLI_PARSED)
+        return rc;
+    if (!path)
+        return cli_usage("recipe check", "missing RECIPE.json");
     flm_recipe r;
     flm_error err = {0};
-    if (flm_recipe_load(argv[2], &r, &err) < 0) {
+    if (flm_recipe_load(path, &r, &err) < 0) {
         cli_error("%s", err.msg);
         return 1;
     }
@@ -32,12 +35,12 @@ int cmd_recipe(int argc, char **argv)
     flm_augment_params ap = flm_augment_default_params();
     for (size_t i = 0; i < r.n_augment; i++)
         if (flm_augment_params_set(&ap, r.augment_key[i], r.augment_value[i], &err) < 0) {
-            cli_error("%s: key \"augmentation.%s\": %s", argv[2], r.augment_key[i], err.msg);
+            cli_error("%s: key \"augmentation.%s\": %s", path, r.augment_key[i], err.msg);
             flm_recipe_free(&r);
             return 1;
         }
     if (flm_augment_params_check(&ap, &err) < 0) {
-        cli_error("%s: augmentation: %s", argv[2], err.msg);
+        cli_error("%s: augmentation: %s", path, err.msg);
         flm_recipe_free(&r);
         return 1;
     }
@@ -77,4 +80,10 @@ int cmd_recipe(int argc, char **argv)
     printf("\n");
     flm_recipe_free(&r);
     return 0;
+}
+
+int cmd_recipe(int argc, char **argv)
+{
+    static const cli_subcommand subs[] = {{"check", check}, {NULL, NULL}};
+    return cli_dispatch("recipe", usage, subs, argc, argv);
 }

@@ -93,221 +93,250 @@ static int write_text(const char *out, const int32_t *text, int64_t n, int32_t w
     return rc;
 }
 
-int cmd_sample(int argc, char **argv)
+typedef struct sample_args {
+    const char *codec, *user, *text, *tokp, *out;
+    double seconds; /* -1: the default */
+    int64_t seed;
+    int greedy;
+    cli_model_opts mo;
+} sample_args;
+
+static int parse_args(int argc, char **argv, sample_args *a)
 {
-    const char *codec = NULL, *user = NULL, *text = NULL, *tokp = NULL;
-    const char *out = NULL, *v;
-    double seconds = -1;
-    int64_t seed = 0;
-    int greedy = 0, bad = 0, taken;
-    cli_model_opts mo = cli_model_opts_default();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--greedy")) {
-            greedy = 1;
-        } else if ((taken = cli_model_opt("sample", argc, argv, &i, &mo, &bad)) != 0) {
-            if (taken < 0)
-                return 2;
-        } else if ((v = cli_opt(argc, argv, &i, "--codec", &bad))) {
-            codec = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--user-audio", &bad))) {
-            user = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--text", &bad))) {
-            text = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer", &bad))) {
-            tokp = v;
-        } else if ((v = cli_opt(argc, argv, &i, "-o", &bad)) ||
-                   (v = cli_opt(argc, argv, &i, "--out", &bad))) {
-            out = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--seconds", &bad))) {
-            char *end;
-            seconds = strtod(v, &end);
-            if (*end || !(seconds > 0 && seconds <= 3600)) {
-                cli_error("sample: --seconds must be in (0, 3600], got '%s'", v);
-                return 2;
-            }
-        } else if ((v = cli_opt(argc, argv, &i, "--seed", &bad))) {
-            if (cli_parse_i64("--seed", v, 0, INT64_MAX, &seed) < 0)
-                return 2;
-        } else {
-            if (!bad)
-                cli_error("sample: unexpected argument '%s' (see flm sample --help)", argv[i]);
-            return 2;
-        }
+    const char *seconds = NULL, *seed = NULL;
+    *a = (sample_args){.seconds = -1, .mo = cli_model_opts_default()};
+    const cli_option own[] = {
+        CLI_OPT_CODEC(&a->codec, "the Mimi checkpoint"),
+        CLI_OPT("-o, --out", "OUTDIR", "where to write the outputs (created)", &a->out),
+        CLI_OPT("--user-audio", "IN", "the user's audio (any format FFmpeg reads)", &a->user),
+        CLI_OPT("--text", "TEXT", "force the text channel to this text (needs --tokenizer)",
+                &a->text),
+        CLI_OPT("--tokenizer", "TOKENIZER.json", "the text tokenizer (pieces in the outputs)",
+                &a->tokp),
+        CLI_OPT("--seconds", "S", "length to generate, in (0, 3600] (default: the audio plus 2 s)",
+                &seconds),
+        CLI_OPT("--seed", "N", "sampling seed (default 0)", &seed),
+        CLI_FLAG("--greedy", "argmax instead of sampling", &a->greedy),
+        {0}};
+    int rc = cli_parse_model("sample", usage, own, &a->mo, argc, argv);
+    if (rc != CLI_PARSED || (rc = cli_i64("sample", "--seed", seed, 0, INT64_MAX, &a->seed)))
+        return rc;
+    if (seconds) {
+        char *end;
+        a->seconds = strtod(seconds, &end);
+        if (end == seconds || *end || !(a->seconds > 0 && a->seconds <= 3600))
+            return cli_usage("sample", "--seconds must be in (0, 3600], got '%s'", seconds);
     }
-    if (!mo.model || !codec || !out || !!user == !!text || (text && !tokp))
+    if (!a->mo.model || !a->codec || !a->out || !!a->user == !!a->text || (a->text && !a->tokp))
         return cli_usage("sample", "%s",
-                         !mo.model          ? "missing --model DIR"
-                         : !codec           ? "missing --codec MIMI.safetensors"
-                         : !out             ? "missing -o OUT"
-                         : !!user == !!text ? "give one of --user-audio WAV and --text TEXT"
-                                            : "--text needs --tokenizer");
-    flm_kernels_init((int)mo.threads);
+                         !a->mo.model             ? "missing --model DIR"
+                         : !a->codec              ? "missing --codec MIMI.safetensors"
+                         : !a->out                ? "missing -o OUT"
+                         : !!a->user == !!a->text ? "give one of --user-audio WAV and --text TEXT"
+                                                  : "--text needs --tokenizer");
+    return CLI_PARSED;
+}
+
+/* What a run holds; freed by run_free. */
+typedef struct sample_run {
+    flm_lm *lm;
+    flm_mimi *mimi;
+    flm_tokenizer *tok;
+    const flm_lm_config *c;
+    flm_token_buf tb; /* the tokenized --text */
+    float *pcm;       /* [N * FRAME] the user's audio, then silence */
+    int64_t n_user;
+    size_t N;                   /* steps */
+    int32_t *ucodes;            /* [N][8] the listen channels */
+    int32_t *text_out, *frames; /* [n_out], [n_out][8] generated */
+    float *speech, *stereo;     /* [N * FRAME], [N * FRAME][2] */
+    int64_t n_out;
+} sample_run;
+
+static void run_free(sample_run *r)
+{
+    flm_token_buf_free(&r->tb);
+    flm_tokenizer_destroy(&r->tok);
+    flm_mimi_destroy(&r->mimi);
+    flm_lm_destroy(&r->lm);
+    flm_free(r->pcm);
+    flm_free(r->speech);
+    flm_free(r->stereo);
+    flm_free(r->ucodes);
+    flm_free(r->text_out);
+    flm_free(r->frames);
+}
+
+/* Loads the checkpoints and the input (audio or text); sets the number of steps. 0 or -1 (said). */
+static int load_inputs(const sample_args *a, sample_run *r)
+{
     flm_error err = {0};
-    flm_lm *lm = NULL;
-    flm_mimi *mimi = NULL;
-    flm_tokenizer *tok = NULL;
-    flm_lm_gen *g = NULL;
-    flm_mimi_stream *dec = NULL;
-    flm_token_buf tb = {0};
-    float *pcm = NULL, *speech = NULL, *stereo = NULL;
-    int32_t *ucodes = NULL, *text_out = NULL, *frames = NULL;
-    int rc = 1;
     flm_mimi_params mp = flm_mimi_default_params();
-    if (flm_lm_load(&lm, mo.model, (flm_wtype)mo.wtype, mo.load_flags, &err) < 0 ||
-        flm_mimi_load(&mimi, codec, &mp, &err) < 0 ||
-        (tokp && flm_tokenizer_load(&tok, tokp, NULL, &err) < 0)) {
-        cli_error("sample: %s", err.msg);
-        goto done;
-    }
-    const flm_lm_config *c = flm_lm_get_config(lm);
-    if (flm_mimi_get_config(mimi)->n_q != FLM_LM_N_CODEBOOKS ||
-        flm_mimi_get_config(mimi)->bins > c->aud_pad) {
-        cli_error("sample: %s: %d codebooks of %d codes do not fit the model (8 codebooks, codes "
-                  "below %d)",
-                  codec, flm_mimi_get_config(mimi)->n_q, flm_mimi_get_config(mimi)->bins,
-                  c->aud_pad);
-        goto done;
-    }
-    int64_t n_user = 0, n_text = 0;
-    if (user) {
+    if (flm_lm_load(&r->lm, a->mo.model, (flm_wtype)a->mo.wtype, a->mo.load_flags, &err) < 0 ||
+        flm_mimi_load(&r->mimi, a->codec, &mp, &err) < 0 ||
+        (a->tokp && flm_tokenizer_load(&r->tok, a->tokp, NULL, &err) < 0))
+        return cli_error("sample: %s", err.msg), -1;
+    const flm_lm_config *c = r->c = flm_lm_get_config(r->lm);
+    const flm_mimi_config *mc = flm_mimi_get_config(r->mimi);
+    if (mc->n_q != FLM_LM_N_CODEBOOKS || mc->bins > c->aud_pad)
+        return cli_error("sample: %s: %d codebooks of %d codes do not fit the model (8 codebooks, "
+                         "codes below %d)",
+                         a->codec, mc->n_q, mc->bins, c->aud_pad),
+               -1;
+    if (a->user) {
         flm_audio_params ap = flm_audio_default_params();
         int32_t n_ch;
-        if (flm_audio_read_file(user, &ap, &pcm, &n_user, &n_ch, &err) < 0) {
-            cli_error("sample: %s", err.msg);
-            goto done;
-        }
+        if (flm_audio_read_file(a->user, &ap, &r->pcm, &r->n_user, &n_ch, &err) < 0)
+            return cli_error("sample: %s", err.msg), -1;
     } else {
-        if (flm_tokenizer_encode(tok, text, strlen(text), &tb, &err) < 0) {
-            cli_error("sample: --text: %s", err.msg);
-            goto done;
-        }
-        n_text = (int64_t)tb.n_ids;
-        for (size_t i = 0; i < tb.n_ids; i++)
-            if (tb.ids[i] >= c->vocab_size) {
-                cli_error("sample: --text: token %d outside the model's vocabulary (%d)",
-                          (int)tb.ids[i], c->vocab_size);
-                goto done;
-            }
+        if (flm_tokenizer_encode(r->tok, a->text, strlen(a->text), &r->tb, &err) < 0)
+            return cli_error("sample: --text: %s", err.msg), -1;
+        for (size_t i = 0; i < r->tb.n_ids; i++)
+            if (r->tb.ids[i] >= c->vocab_size)
+                return cli_error("sample: --text: token %d outside the model's vocabulary (%d)",
+                                 (int)r->tb.ids[i], c->vocab_size),
+                       -1;
     }
     /* steps: the user's frames plus 2 s, or about 4 frames of speech per text token */
-    int64_t n_steps = user ? flm_mimi_n_frames(n_user) + 25 : (n_text * 4 > 25 ? n_text * 4 : 25);
-    if (seconds > 0)
-        n_steps = (int64_t)(seconds * FLM_MIMI_SAMPLE_RATE / FRAME + 0.5);
-    if (n_steps < 2 || n_steps + 1 > c->max_positions + 1) {
-        cli_error("sample: %lld steps (at most %d, the model's max_position_embeddings)",
-                  (long long)n_steps, c->max_positions);
-        goto done;
-    }
-    size_t N = (size_t)n_steps;
-    float *p2 = flm_realloc(pcm, N * FRAME * sizeof *pcm);
-    if (!p2) {
-        cli_error("sample: out of memory");
-        goto done;
-    }
-    pcm = p2;
-    if ((size_t)n_user < N * FRAME) /* silence after the user's audio (or all of it: --text) */
-        memset(pcm + n_user, 0, (N * FRAME - (size_t)n_user) * sizeof *pcm);
-    ucodes = flm_malloc(N * FLM_LM_N_CODEBOOKS * sizeof *ucodes);
-    text_out = flm_malloc(N * sizeof *text_out);
-    frames = flm_malloc(N * FLM_LM_N_CODEBOOKS * sizeof *frames);
-    speech = flm_calloc(N * FRAME, sizeof *speech);
-    stereo = flm_malloc(N * FRAME * 2 * sizeof *stereo);
-    if (!ucodes || !text_out || !frames || !speech || !stereo) {
-        cli_error("sample: out of memory");
-        goto done;
-    }
-    if (user) {
-        int32_t *cm = flm_malloc(N * FLM_LM_N_CODEBOOKS * sizeof *cm); /* [8][N] */
-        if (!cm || flm_mimi_encode(mimi, pcm, (int64_t)(N * FRAME), cm, &err) < 0) {
-            cli_error("sample: %s", cm ? err.msg : "out of memory");
-            flm_free(cm);
-            goto done;
-        }
-        for (size_t t = 0; t < N; t++)
-            for (int k = 0; k < FLM_LM_N_CODEBOOKS; k++)
-                ucodes[t * FLM_LM_N_CODEBOOKS + k] = cm[(size_t)k * N + t];
-        flm_free(cm);
-    } else {
+    int64_t n_text = (int64_t)r->tb.n_ids;
+    int64_t n_steps =
+        a->user ? flm_mimi_n_frames(r->n_user) + 25 : (n_text * 4 > 25 ? n_text * 4 : 25);
+    if (a->seconds > 0)
+        n_steps = (int64_t)(a->seconds * FLM_MIMI_SAMPLE_RATE / FRAME + 0.5);
+    if (n_steps < 2 || n_steps + 1 > c->max_positions + 1)
+        return cli_error("sample: %lld steps (at most %d, the model's max_position_embeddings)",
+                         (long long)n_steps, c->max_positions),
+               -1;
+    r->N = (size_t)n_steps;
+    return 0;
+}
+
+/* The listen channels: the user's audio (and silence after it) encoded, or all empty (--text).
+ * 0 or -1 (said). */
+static int listen_codes(const sample_args *a, sample_run *r)
+{
+    size_t N = r->N;
+    flm_error err = {0};
+    float *p2 = flm_realloc(r->pcm, N * FRAME * sizeof *r->pcm);
+    if (!p2)
+        return cli_error("sample: out of memory"), -1;
+    r->pcm = p2;
+    if ((size_t)r->n_user < N * FRAME) /* silence after the user's audio (or all of it: --text) */
+        memset(r->pcm + r->n_user, 0, (N * FRAME - (size_t)r->n_user) * sizeof *r->pcm);
+    r->ucodes = flm_malloc(N * FLM_LM_N_CODEBOOKS * sizeof *r->ucodes);
+    r->text_out = flm_malloc(N * sizeof *r->text_out);
+    r->frames = flm_malloc(N * FLM_LM_N_CODEBOOKS * sizeof *r->frames);
+    r->speech = flm_calloc(N * FRAME, sizeof *r->speech);
+    r->stereo = flm_malloc(N * FRAME * 2 * sizeof *r->stereo);
+    if (!r->ucodes || !r->text_out || !r->frames || !r->speech || !r->stereo)
+        return cli_error("sample: out of memory"), -1;
+    if (!a->user) { /* --text */
         for (size_t i = 0; i < N * FLM_LM_N_CODEBOOKS; i++)
-            ucodes[i] = c->aud_empty;
+            r->ucodes[i] = r->c->aud_empty;
+        return 0;
     }
+    int32_t *cm = flm_malloc(N * FLM_LM_N_CODEBOOKS * sizeof *cm); /* [8][N] */
+    if (!cm || flm_mimi_encode(r->mimi, r->pcm, (int64_t)(N * FRAME), cm, &err) < 0) {
+        cli_error("sample: %s", cm ? err.msg : "out of memory");
+        flm_free(cm);
+        return -1;
+    }
+    for (size_t t = 0; t < N; t++)
+        for (int k = 0; k < FLM_LM_N_CODEBOOKS; k++)
+            r->ucodes[t * FLM_LM_N_CODEBOOKS + k] = cm[(size_t)k * N + t];
+    flm_free(cm);
+    return 0;
+}
+
+/* One step per frame: the model's text token and speech codes, decoded to speech. 0 or -1. */
+static int generate(const sample_args *a, sample_run *r)
+{
+    flm_error err = {0};
+    flm_lm_gen *g = NULL;
+    flm_mimi_stream *dec = NULL;
     flm_lm_gen_params gp = flm_lm_gen_default_params();
-    gp.use_sampling = !greedy;
-    gp.seed = (uint64_t)seed;
-    if (flm_lm_gen_create(&g, lm, (int)N, &gp, &err) < 0 ||
-        flm_mimi_stream_create(&dec, mimi, FLM_MIMI_DECODE, 1, &err) < 0) {
+    gp.use_sampling = !a->greedy;
+    gp.seed = (uint64_t)a->seed;
+    int rc = -1;
+    if (flm_lm_gen_create(&g, r->lm, (int)r->N, &gp, &err) < 0 ||
+        flm_mimi_stream_create(&dec, r->mimi, FLM_MIMI_DECODE, 1, &err) < 0) {
         cli_error("sample: %s", err.msg);
         goto done;
     }
     cli_progress bar;
-    cli_progress_start(&bar, "sample", "frames", (int64_t)N);
-    int64_t n_out = 0;
-    for (size_t t = 0; t < N; t++) {
+    cli_progress_start(&bar, "sample", "frames", (int64_t)r->N);
+    for (size_t t = 0; t < r->N; t++) {
         int32_t force[1 + FLM_LM_N_CODEBOOKS], frame[1 + FLM_LM_N_CODEBOOKS];
         int has;
         for (int k = 0; k <= FLM_LM_N_CODEBOOKS; k++)
             force[k] = -1;
-        if (text)
-            force[0] = (int64_t)t < n_text ? tb.ids[t] : c->text_wait;
-        if (flm_lm_gen_step(g, ucodes + t * FLM_LM_N_CODEBOOKS, force, frame, &has, &err) < 0 ||
-            (has &&
-             flm_mimi_stream_decode(dec, frame + 1, 1, speech + (size_t)n_out * FRAME, &err) < 0)) {
+        if (a->text)
+            force[0] = t < r->tb.n_ids ? r->tb.ids[t] : r->c->text_wait;
+        if (flm_lm_gen_step(g, r->ucodes + t * FLM_LM_N_CODEBOOKS, force, frame, &has, &err) < 0 ||
+            (has && flm_mimi_stream_decode(dec, frame + 1, 1, r->speech + (size_t)r->n_out * FRAME,
+                                           &err) < 0)) {
             cli_error("sample: step %zu: %s", t, err.msg);
             goto done;
         }
         if (has) { /* the frame of step t-1, completed by this step's acoustic codes */
-            text_out[n_out] = frame[0];
-            memcpy(frames + (size_t)n_out * FLM_LM_N_CODEBOOKS, frame + 1,
-                   FLM_LM_N_CODEBOOKS * sizeof *frames);
-            n_out++;
+            r->text_out[r->n_out] = frame[0];
+            memcpy(r->frames + (size_t)r->n_out * FLM_LM_N_CODEBOOKS, frame + 1,
+                   FLM_LM_N_CODEBOOKS * sizeof *r->frames);
+            r->n_out++;
         }
         cli_progress_update(&bar, (int64_t)t + 1);
     }
-    cli_progress_finish(&bar, (int64_t)N);
-    for (size_t i = 0; i < N * FRAME; i++) {
-        stereo[2 * i] = pcm[i];
-        stereo[2 * i + 1] = speech[i];
-    }
-    char path[4096];
-    if (mkdir(out, 0755) < 0 && errno != EEXIST) {
-        cli_error("sample: cannot create %s: %s", out, strerror(errno));
-        goto done;
-    }
-    snprintf(path, sizeof path, "%s/model.wav", out);
-    if (flm_audio_write_file(path, FLM_AUDIO_WAV_F32, speech, (int64_t)(N * FRAME), 1,
-                             FLM_MIMI_SAMPLE_RATE, &err) < 0) {
-        cli_error("sample: %s", err.msg);
-        goto done;
-    }
-    snprintf(path, sizeof path, "%s/stereo.wav", out);
-    if (flm_audio_write_file(path, FLM_AUDIO_WAV_F32, stereo, (int64_t)(N * FRAME), 2,
-                             FLM_MIMI_SAMPLE_RATE, &err) < 0 ||
-        write_text(out, text_out, n_out, c->text_wait, tok, &err) < 0) {
-        cli_error("sample: %s", err.msg);
-        goto done;
-    }
-    int64_t n_tok = 0;
-    for (int64_t t = 0; t < n_out; t++)
-        n_tok += text_out[t] != c->text_wait;
-    printf("%s: %lld frames (%.2f s) generated, %lld text tokens; model.wav, stereo.wav, "
-           "text.tsv, monologue.txt\n",
-           out, (long long)n_out, (double)n_out * FRAME / FLM_MIMI_SAMPLE_RATE, (long long)n_tok);
+    cli_progress_finish(&bar, (int64_t)r->N);
     rc = 0;
 done:
     flm_lm_gen_destroy(&g);
     flm_mimi_stream_destroy(&dec);
-    flm_token_buf_free(&tb);
-    flm_tokenizer_destroy(&tok);
-    flm_mimi_destroy(&mimi);
-    flm_lm_destroy(&lm);
-    flm_free(pcm);
-    flm_free(speech);
-    flm_free(stereo);
-    flm_free(ucodes);
-    flm_free(text_out);
-    flm_free(frames);
+    return rc;
+}
+
+/* OUTDIR/model.wav, stereo.wav, text.tsv, monologue.txt and the summary line. 0 or -1. */
+static int write_outputs(const sample_args *a, sample_run *r)
+{
+    flm_error err = {0};
+    size_t n = r->N * FRAME;
+    for (size_t i = 0; i < n; i++) {
+        r->stereo[2 * i] = r->pcm[i];
+        r->stereo[2 * i + 1] = r->speech[i];
+    }
+    char path[4096];
+    if (mkdir(a->out, 0755) < 0 && errno != EEXIST)
+        return cli_error("sample: cannot create %s: %s", a->out, strerror(errno)), -1;
+    snprintf(path, sizeof path, "%s/model.wav", a->out);
+    if (flm_audio_write_file(path, FLM_AUDIO_WAV_F32, r->speech, (int64_t)n, 1,
+                             FLM_MIMI_SAMPLE_RATE, &err) < 0)
+        return cli_error("sample: %s", err.msg), -1;
+    snprintf(path, sizeof path, "%s/stereo.wav", a->out);
+    if (flm_audio_write_file(path, FLM_AUDIO_WAV_F32, r->stereo, (int64_t)n, 2,
+                             FLM_MIMI_SAMPLE_RATE, &err) < 0 ||
+        write_text(a->out, r->text_out, r->n_out, r->c->text_wait, r->tok, &err) < 0)
+        return cli_error("sample: %s", err.msg), -1;
+    int64_t n_tok = 0;
+    for (int64_t t = 0; t < r->n_out; t++)
+        n_tok += r->text_out[t] != r->c->text_wait;
+    printf("%s: %lld frames (%.2f s) generated, %lld text tokens; model.wav, stereo.wav, "
+           "text.tsv, monologue.txt\n",
+           a->out, (long long)r->n_out, (double)r->n_out * FRAME / FLM_MIMI_SAMPLE_RATE,
+           (long long)n_tok);
+    return 0;
+}
+
+int cmd_sample(int argc, char **argv)
+{
+    sample_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != CLI_PARSED)
+        return rc;
+    flm_kernels_init((int)a.mo.threads);
+    sample_run r = {0};
+    rc = load_inputs(&a, &r) < 0 || listen_codes(&a, &r) < 0 || generate(&a, &r) < 0 ||
+                 write_outputs(&a, &r) < 0
+             ? 1
+             : 0;
+    run_free(&r);
     return rc;
 }

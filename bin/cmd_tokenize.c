@@ -18,19 +18,6 @@ static const char tokenize_help[] =
     "a \\r before it is) with a HuggingFace tokenizer.json (Qwen2.5 byte-level BPE) and prints\n"
     "one output line per input line.\n"
     "\n"
-    "  --ids              print token ids separated by spaces (default)\n"
-    "  --pieces           print the tokens as written in tokenizer.json (\"Ġworld\" = \" world\")\n"
-    "  --tokenizer FILE   the tokenizer.json (default: $FLM_TOKENIZER)\n"
-    "  --profile FILE     vocabulary profile JSON whose <wait>/<asr>/<answer> ids are reserved:\n"
-    "                     they are never produced from text; 'builtin' = the FLM-Audio defaults\n"
-    "  --whole            encode the whole input as one text (newlines included), not per line\n"
-    "  --lossy            replace invalid UTF-8 by U+FFFD instead of failing\n"
-    "  --no-added         tokenize added-token strings such as <|im_end|> as plain text\n"
-    "  --json             one JSON object per input line: {\"ids\": [...]} (and \"pieces\"\n"
-    "                     with --pieces); with --stats the summary as one JSON object\n"
-    "  --stats            instead of the tokens, a summary: lines, bytes, tokens, the\n"
-    "                     longest line in tokens, bytes per token\n"
-    "\n"
     "Invalid UTF-8 stops with 'FILE:LINE: invalid UTF-8 at byte offset N' and exit status 1.\n"
     "example:\n"
     "  $ echo 'Hello world' | flm tokenize --tokenizer tokenizer.json\n"
@@ -42,11 +29,6 @@ static const char detokenize_help[] =
     "Decodes lines of token ids (separated by spaces, tabs or commas; stdin when no file is\n"
     "given) and prints one text line per input line.\n"
     "\n"
-    "  --tokenizer FILE   the tokenizer.json (default: $FLM_TOKENIZER)\n"
-    "  --profile FILE     vocabulary profile JSON (see flm tokenize --help); 'builtin' = defaults\n"
-    "  --skip-special     drop special tokens (<|im_end|>, the profile's <wait>/<asr>/<answer>)\n"
-    "  --lossy            replace bytes that are not valid UTF-8 by U+FFFD (as the reference)\n"
-    "\n"
     "example:\n"
     "  $ echo '9707 1879' | flm detokenize --tokenizer tokenizer.json\n"
     "  Hello world\n";
@@ -56,62 +38,64 @@ typedef struct opts {
     const char *profile;
     int pieces, whole, lossy, no_added, skip_special, json, stats;
     int n_files;
-    char **files;
+    const char **files; /* owned */
 } opts;
 
+/* The options of flm tokenize (tokenize: 1) or flm detokenize: CLI_PARSED, 0 (help) or 2. */
 static int parse(int argc, char **argv, opts *o, int tokenize, const char *help)
 {
+    const char *cmd = tokenize ? "tokenize" : "detokenize";
+    int ids = 0;
     memset(o, 0, sizeof *o);
-    o->tokenizer = getenv("FLM_TOKENIZER");
-    o->files = argv + argc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        } else if ((!strcmp(a, "--tokenizer") || !strcmp(a, "--profile")) && i + 1 < argc) {
-            *(a[2] == 't' ? &o->tokenizer : &o->profile) = argv[++i];
-        } else if (tokenize && !strcmp(a, "--ids")) {
-            o->pieces = 0;
-        } else if (tokenize && !strcmp(a, "--pieces")) {
-            o->pieces = 1;
-        } else if (tokenize && !strcmp(a, "--whole")) {
-            o->whole = 1;
-        } else if (tokenize && !strcmp(a, "--json")) {
-            o->json = 1;
-        } else if (tokenize && !strcmp(a, "--stats")) {
-            o->stats = 1;
-        } else if (tokenize && !strcmp(a, "--no-added")) {
-            o->no_added = 1;
-        } else if (!tokenize && !strcmp(a, "--skip-special")) {
-            o->skip_special = 1;
-        } else if (!strcmp(a, "--lossy")) {
-            o->lossy = 1;
-        } else if (!strcmp(a, "--")) {
-            o->files = argv + i + 1;
-            o->n_files = argc - i - 1;
-            break;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "flm %s: unknown or incomplete option '%s'\n%s", argv[0], a, help);
-            return 2;
-        } else {
-            o->files = argv + i;
-            o->n_files = argc - i;
-            for (int k = i; k < argc; k++)
-                if (argv[k][0] == '-' && argv[k][1]) {
-                    fprintf(stderr, "flm %s: options must come before files ('%s')\n", argv[0],
-                            argv[k]);
-                    return 2;
-                }
-            break;
-        }
-    }
-    if (!o->tokenizer) {
-        fprintf(stderr, "flm %s: no tokenizer: pass --tokenizer FILE or set FLM_TOKENIZER\n",
-                argv[0]);
-        return 2;
-    }
-    return -1;
+    const cli_option common[] = {
+        CLI_OPT("--tokenizer", "FILE", "the tokenizer.json (default: $FLM_TOKENIZER)",
+                &o->tokenizer),
+        CLI_OPT("--profile", "FILE",
+                tokenize
+                    ? "vocabulary profile JSON whose <wait>/<asr>/<answer> ids are reserved:\n"
+                      "they are never produced from text; 'builtin' = the FLM-Audio defaults"
+                    : "vocabulary profile JSON (see flm tokenize --help); 'builtin' = defaults",
+                &o->profile),
+        CLI_FLAG("--lossy",
+                 tokenize ? "replace invalid UTF-8 by U+FFFD instead of failing"
+                          : "replace bytes that are not valid UTF-8 by U+FFFD (as the reference)",
+                 &o->lossy),
+        {0}};
+    const cli_option tok_opts[] = {
+        CLI_FLAG("--ids", "print token ids separated by spaces (default)", &ids),
+        CLI_FLAG("--pieces",
+                 "print the tokens as written in tokenizer.json (\"Ġworld\" = \" world\")",
+                 &o->pieces),
+        CLI_FLAG("--whole", "encode the whole input as one text (newlines included), not per line",
+                 &o->whole),
+        CLI_FLAG("--no-added", "tokenize added-token strings such as <|im_end|> as plain text",
+                 &o->no_added),
+        CLI_FLAG("--json",
+                 "one JSON object per input line: {\"ids\": [...]} (and \"pieces\"\n"
+                 "with --pieces); with --stats the summary as one JSON object",
+                 &o->json),
+        CLI_FLAG("--stats",
+                 "instead of the tokens, a summary: lines, bytes, tokens, the\n"
+                 "longest line in tokens, bytes per token",
+                 &o->stats),
+        {0}};
+    const cli_option detok_opts[] = {
+        CLI_FLAG("--skip-special",
+                 "drop special tokens (<|im_end|>, the profile's <wait>/<asr>/<answer>)",
+                 &o->skip_special),
+        {0}};
+    const cli_option *const tables[] = {common, tokenize ? tok_opts : detok_opts, NULL};
+    const cli_command c = {cmd, NULL, tables, argc, help};
+    if (!(o->files = flm_calloc((size_t)argc + 1, sizeof *o->files)))
+        return cli_error("%s: out of memory", cmd), 1;
+    int rc = cli_parse(&c, argc, argv, o->files, &o->n_files);
+    if (rc != CLI_PARSED)
+        return rc;
+    if (!o->tokenizer)
+        o->tokenizer = getenv("FLM_TOKENIZER");
+    if (!o->tokenizer)
+        return cli_usage(cmd, "no tokenizer: pass --tokenizer FILE or set FLM_TOKENIZER");
+    return CLI_PARSED;
 }
 
 static int load(const opts *o, const char *cmd, flm_tokenizer **tok)
@@ -129,14 +113,12 @@ static int load(const opts *o, const char *cmd, flm_tokenizer **tok)
             flm_profiles got;
             memset(&got, 0, sizeof got);
             if (flm_profile_load_file(o->profile, &got, &err) < 0) {
-                fprintf(stderr, "flm %s: %s\n", cmd, err.msg);
+                cli_error("%s: %s", cmd, err.msg);
                 return 1;
             }
             if (got.vocab.text_vocab_size == 0) {
-                fprintf(stderr,
-                        "flm %s: %s: not a vocab profile (--profile needs \"kind\": "
-                        "\"vocab\")\n",
-                        cmd, o->profile);
+                cli_error("%s: %s: not a vocab profile (--profile needs \"kind\": \"vocab\")", cmd,
+                          o->profile);
                 return 1;
             }
             prof.vocab = got.vocab;
@@ -144,7 +126,7 @@ static int load(const opts *o, const char *cmd, flm_tokenizer **tok)
         params.vocab = &prof.vocab;
     }
     if (flm_tokenizer_load(tok, o->tokenizer, &params, &err) < 0) {
-        fprintf(stderr, "flm %s: %s\n", cmd, err.msg);
+        cli_error("%s: %s", cmd, err.msg);
         return 1;
     }
     return 0;
@@ -163,7 +145,7 @@ static int for_each_input(const opts *o, const char *cmd, line_fn fn, void *ctx)
         const char *name = o->n_files ? o->files[f] : "<stdin>";
         FILE *in = o->n_files && strcmp(name, "-") ? fopen(name, "rb") : stdin;
         if (!in) {
-            fprintf(stderr, "flm %s: %s: %s\n", cmd, name, strerror(errno));
+            cli_error("%s: %s: %s", cmd, name, strerror(errno));
             rc = 1;
             break;
         }
@@ -173,7 +155,7 @@ static int for_each_input(const opts *o, const char *cmd, line_fn fn, void *ctx)
             while (!rc && (got = fread(chunk, 1, sizeof chunk, in)) > 0) {
                 char *p = realloc(line, size + got + 1);
                 if (!p) {
-                    fprintf(stderr, "flm %s: out of memory\n", cmd);
+                    cli_error("%s: out of memory", cmd);
                     rc = 1;
                     break;
                 }
@@ -198,7 +180,7 @@ static int for_each_input(const opts *o, const char *cmd, line_fn fn, void *ctx)
     }
     free(line);
     if (!rc && fflush(stdout) != 0) {
-        fprintf(stderr, "flm %s: writing output: %s\n", cmd, strerror(errno));
+        cli_error("%s: writing output: %s", cmd, strerror(errno));
         rc = 1;
     }
     return rc;
@@ -216,7 +198,7 @@ static int tokenize_line(void *ctx, const char *name, long line, char *text, siz
     tok_ctx *c = ctx;
     flm_error err = {0};
     if (flm_tokenizer_encode(c->tok, text, size, &c->buf, &err) < 0) {
-        fprintf(stderr, "flm tokenize: %s:%ld: %s\n", name, line, err.msg);
+        cli_error("tokenize: %s:%ld: %s", name, line, err.msg);
         return 1;
     }
     c->n_lines++;
@@ -274,12 +256,12 @@ int cmd_tokenize(int argc, char **argv)
 {
     opts o;
     int rc = parse(argc, argv, &o, 1, tokenize_help);
-    if (rc >= 0)
-        return rc;
     tok_ctx c = {0};
     flm_tokenizer *tok = NULL;
-    if (load(&o, "tokenize", &tok))
-        return 1;
+    if (rc != CLI_PARSED || load(&o, "tokenize", &tok)) {
+        flm_free(o.files);
+        return rc != CLI_PARSED ? rc : 1;
+    }
     c.tok = tok;
     c.pieces = o.pieces;
     c.json = o.json;
@@ -289,6 +271,7 @@ int cmd_tokenize(int argc, char **argv)
         print_stats(&c);
     flm_token_buf_free(&c.buf);
     flm_tokenizer_destroy(&tok);
+    flm_free(o.files);
     return rc;
 }
 
@@ -315,13 +298,12 @@ static int detokenize_line(void *ctx, const char *name, long line, char *text, s
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < 0 || v > INT32_MAX ||
             (*end && *end != ' ' && *end != '\t' && *end != ',' && *end != '\r')) {
-            fprintf(stderr,
-                    "flm detokenize: %s:%ld: column %zu: expected a token id, found '%.16s'\n",
-                    name, line, (size_t)(p - text) + 1, p);
+            cli_error("detokenize: %s:%ld: column %zu: expected a token id, found '%.16s'", name,
+                      line, (size_t)(p - text) + 1, p);
             return 1;
         }
         if (flm_grow((void **)&c->ids, &c->cap_ids, n + 1, sizeof *c->ids) < 0) {
-            fprintf(stderr, "flm detokenize: out of memory\n");
+            cli_error("detokenize: out of memory");
             return 1;
         }
         c->ids[n++] = (int32_t)v;
@@ -332,7 +314,7 @@ static int detokenize_line(void *ctx, const char *name, long line, char *text, s
     size_t out_size;
     if (flm_tokenizer_decode(c->tok, c->ids, n, c->flags, &c->text, &out_size, &c->text_cap, &err) <
         0) {
-        fprintf(stderr, "flm detokenize: %s:%ld: %s\n", name, line, err.msg);
+        cli_error("detokenize: %s:%ld: %s", name, line, err.msg);
         return 1;
     }
     fwrite(c->text, 1, out_size, stdout);
@@ -344,12 +326,12 @@ int cmd_detokenize(int argc, char **argv)
 {
     opts o;
     int rc = parse(argc, argv, &o, 0, detokenize_help);
-    if (rc >= 0)
-        return rc;
     detok_ctx c = {0};
     flm_tokenizer *tok = NULL;
-    if (load(&o, "detokenize", &tok))
-        return 1;
+    if (rc != CLI_PARSED || load(&o, "detokenize", &tok)) {
+        flm_free(o.files);
+        return rc != CLI_PARSED ? rc : 1;
+    }
     c.tok = tok;
     c.flags =
         (o.skip_special ? FLM_TOKENIZER_SKIP_SPECIAL : 0) | (o.lossy ? FLM_TOKENIZER_LOSSY : 0);
@@ -357,5 +339,6 @@ int cmd_detokenize(int argc, char **argv)
     flm_free(c.ids);
     flm_free(c.text);
     flm_tokenizer_destroy(&tok);
+    flm_free(o.files);
     return rc;
 }

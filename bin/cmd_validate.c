@@ -119,76 +119,200 @@ static void flag_outliers(const double *x, int64_t n, char *flag)
     flm_free(s);
 }
 
-int cmd_validate(int argc, char **argv)
+typedef struct validate_args {
+    const char *index, *recipe;
+    int64_t n_samples, max_frames;
+    int json;
+    cli_model_opts mo;
+    double w[FLM_N_LOSS_CLASSES]; /* loss weights: the recipe's or the defaults */
+} validate_args;
+
+static int parse_args(int argc, char **argv, validate_args *a)
 {
-    const char *index = NULL, *recipe = NULL, *v;
-    int64_t n_samples = -1, max_frames = -1;
-    int json = 0, bad = 0, taken;
-    cli_model_opts mo = cli_model_opts_default();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if ((taken = cli_model_opt("validate", argc, argv, &i, &mo, &bad)) != 0) {
-            if (taken < 0)
-                return 2;
-        } else if ((v = cli_opt(argc, argv, &i, "--index", &bad))) {
-            index = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--recipe", &bad))) {
-            recipe = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--samples", &bad))) {
-            if (cli_parse_i64("--samples", v, 1, INT64_MAX, &n_samples) < 0)
-                return 2;
-        } else if ((v = cli_opt(argc, argv, &i, "--frames", &bad))) {
-            if (cli_parse_i64("--frames", v, 1, FLM_MAX_FRAMES, &max_frames) < 0)
-                return 2;
-        } else {
-            if (!bad)
-                cli_error("validate: unexpected argument '%s' (see flm validate --help)", argv[i]);
-            return 2;
-        }
-    }
-    if (!mo.model || !index)
+    const char *samples = NULL, *frames = NULL;
+    *a = (validate_args){.n_samples = -1, .max_frames = -1, .mo = cli_model_opts_default()};
+    const cli_option own[] = {
+        CLI_OPT("--index", "IDX", "the dataset: its directory or index.sqlite", &a->index),
+        CLI_OPT("--samples", "N", "score the first N samples (default: all)", &samples),
+        CLI_OPT("--frames", "F", "cut each sample to its first F frames (default: whole)", &frames),
+        CLI_OPT("--recipe", "RECIPE.json", "take the loss weights from this stage recipe",
+                &a->recipe),
+        CLI_FLAG("--json", "print one JSON object", &a->json),
+        {0}};
+    int rc = cli_parse_model("validate", usage, own, &a->mo, argc, argv);
+    if (rc != CLI_PARSED ||
+        (rc = cli_i64("validate", "--samples", samples, 1, INT64_MAX, &a->n_samples)) ||
+        (rc = cli_i64("validate", "--frames", frames, 1, FLM_MAX_FRAMES, &a->max_frames)))
+        return rc;
+    if (!a->mo.model || !a->index)
         return cli_usage("validate", "%s",
-                         !mo.model ? "missing --model DIR" : "missing --index DATASET");
-    double w[FLM_N_LOSS_CLASSES];
-    memcpy(w, default_weights, sizeof w);
-    flm_error err = {0};
-    if (recipe) {
+                         !a->mo.model ? "missing --model DIR" : "missing --index DATASET");
+    memcpy(a->w, default_weights, sizeof a->w);
+    if (a->recipe) {
         flm_recipe r;
-        if (flm_recipe_load(recipe, &r, &err) < 0) {
+        flm_error err = {0};
+        if (flm_recipe_load(a->recipe, &r, &err) < 0) {
             cli_error("validate: %s", err.msg);
             return 1;
         }
-        memcpy(w, r.loss_weight, sizeof w);
-        w[FLM_LOSS_NONE] = 0.0;
+        memcpy(a->w, r.loss_weight, sizeof a->w);
+        a->w[FLM_LOSS_NONE] = 0.0;
         flm_recipe_free(&r);
     }
-    flm_kernels_init((int)mo.threads);
+    return CLI_PARSED;
+}
+
+/* What was scored: per sample (the first done of n) and in total. */
+typedef struct scores {
+    int64_t n, done, total_frames;
+    flm_lm_loss total;
+    flm_lm_loss *per;
+    int64_t *frames;
+    char **ids;
+    double *loss; /* weighted */
+    char *outlier;
+} scores;
+
+static int scores_alloc(scores *s, int64_t n)
+{
+    *s = (scores){.n = n};
+    s->per = flm_calloc((size_t)n + 1, sizeof *s->per);
+    s->frames = flm_calloc((size_t)n + 1, sizeof *s->frames);
+    s->ids = flm_calloc((size_t)n + 1, sizeof *s->ids);
+    s->loss = flm_calloc((size_t)n + 1, sizeof *s->loss);
+    s->outlier = flm_calloc((size_t)n + 1, 1);
+    return s->per && s->frames && s->ids && s->loss && s->outlier ? 0 : -1;
+}
+
+static void scores_free(scores *s)
+{
+    for (int64_t i = 0; s->ids && i < s->n; i++)
+        flm_free(s->ids[i]);
+    flm_free(s->ids);
+    flm_free(s->per);
+    flm_free(s->frames);
+    flm_free(s->loss);
+    flm_free(s->outlier);
+}
+
+/* Scores the samples until the end or Ctrl-C: 0, or -1 (said). */
+static int score_all(const validate_args *a, flm_dataset *ds, flm_lm_state *st, int32_t *tok,
+                     uint8_t *cls, scores *s)
+{
+    flm_error err = {0};
+    cli_progress bar;
+    cli_progress_start(&bar, "validate", "samples", s->n);
+    for (int64_t i = 0; i < s->n && !interrupted; i++) {
+        flm_record_view rv;
+        if (flm_dataset_read(ds, i, &rv, &err) < 0) {
+            cli_error("validate: %s", err.msg);
+            return -1;
+        }
+        int32_t f = (int32_t)rv.n_frames;
+        if (a->max_frames > 0 && f > a->max_frames)
+            f = (int32_t)a->max_frames;
+        for (int k = 0; k < FLM_N_CHANNELS; k++) {
+            memcpy(tok + (size_t)k * f, rv.tokens + (size_t)k * rv.n_frames,
+                   (size_t)f * sizeof *tok);
+            memcpy(cls + (size_t)k * f, rv.loss_class + (size_t)k * rv.n_frames, (size_t)f);
+        }
+        if (!(s->ids[i] = flm_strdup(rv.id ? rv.id : ""))) {
+            cli_error("validate: out of memory");
+            return -1;
+        }
+        int r = f > 0 ? flm_lm_score(st, tok, cls, f, &s->per[i], &interrupted, &err) : 0;
+        if (r < 0) {
+            cli_error("validate: sample %lld (%s): %s", (long long)i, s->ids[i], err.msg);
+            return -1;
+        }
+        if (r == 1)
+            break;
+        s->frames[i] = f;
+        s->total_frames += f;
+        s->loss[i] = flm_lm_loss_weighted(&s->per[i], a->w);
+        for (int k = 0; k < FLM_N_LOSS_CLASSES; k++) {
+            s->total.sum[k] += s->per[i].sum[k];
+            s->total.count[k] += s->per[i].count[k];
+            s->total.correct[k] += s->per[i].correct[k];
+        }
+        s->done++;
+        cli_progress_update(&bar, s->done);
+    }
+    cli_progress_finish(&bar, s->done);
+    flag_outliers(s->loss, s->done, s->outlier);
+    return 0;
+}
+
+static void print_table(const validate_args *a, const scores *s, int64_t n_out)
+{
+    printf("%-32s %7s %8s", "sample", "frames", "loss");
+    for (int k = 1; k < FLM_N_LOSS_CLASSES; k++)
+        printf(" %8s %6s", class_key[k], "acc");
+    printf("\n");
+    for (int64_t i = 0; i < s->done; i++)
+        print_row(s->ids[i], s->frames[i], &s->per[i], a->w, s->outlier[i]);
+    print_row("total", s->total_frames, &s->total, a->w, 0);
+    printf("%lld samples, %lld outliers%s\n", (long long)s->done, (long long)n_out,
+           interrupted ? " (interrupted)" : "");
+}
+
+static void print_json(const validate_args *a, const scores *s, int64_t n_out)
+{
+    json_t *root = json_object(), *jt = loss_json(&s->total, a->w), *jw = json_object();
+    json_t *jsamples = json_array();
+    for (int64_t i = 0; i < s->done; i++) {
+        json_t *o = loss_json(&s->per[i], a->w);
+        json_object_set_new(o, "id", json_string(s->ids[i]));
+        json_object_set_new(o, "sample", json_integer(i));
+        json_object_set_new(o, "frames", json_integer(s->frames[i]));
+        json_object_set_new(o, "outlier", json_boolean(s->outlier[i]));
+        json_array_append_new(jsamples, o);
+    }
+    for (int k = 1; k < FLM_N_LOSS_CLASSES; k++)
+        json_object_set_new(jw, class_key[k], json_real(a->w[k]));
+    json_object_set_new(root, "model", json_string(a->mo.model));
+    json_object_set_new(root, "index", json_string(a->index));
+    json_object_set_new(root, "weights_format",
+                        json_string(flm_wtype_name((flm_wtype)a->mo.wtype)));
+    json_object_set_new(root, "weights", jw);
+    json_object_set_new(root, "samples", jsamples);
+    json_object_set_new(root, "total", jt);
+    json_object_set_new(root, "n_samples", json_integer(s->done));
+    json_object_set_new(root, "n_frames", json_integer(s->total_frames));
+    json_object_set_new(root, "n_outliers", json_integer(n_out));
+    json_object_set_new(root, "interrupted", json_boolean(interrupted));
+    cli_json_print(stdout, root); /* reals shortest-round-trip */
+    json_decref(root);
+}
+
+int cmd_validate(int argc, char **argv)
+{
+    validate_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != CLI_PARSED)
+        return rc;
+    flm_kernels_init((int)a.mo.threads);
+    flm_error err = {0};
     flm_lm *lm = NULL;
     flm_dataset *ds = NULL;
     flm_lm_state *st = NULL;
     int32_t *tok = NULL;
     uint8_t *cls = NULL;
-    double *sample_loss = NULL;
-    char *flags = NULL;
-    json_t *jsamples = json_array();
-    int rc = 1;
-    if (flm_lm_load(&lm, mo.model, (flm_wtype)mo.wtype, mo.load_flags, &err) < 0 ||
-        flm_dataset_open(&ds, index, &err) < 0) {
+    scores s = {0};
+    rc = 1;
+    if (flm_lm_load(&lm, a.mo.model, (flm_wtype)a.mo.wtype, a.mo.load_flags, &err) < 0 ||
+        flm_dataset_open(&ds, a.index, &err) < 0) {
         cli_error("validate: %s", err.msg);
         goto done;
     }
     int64_t n = flm_dataset_count(ds);
-    if (n_samples >= 0 && n_samples < n)
-        n = n_samples;
+    if (a.n_samples >= 0 && a.n_samples < n)
+        n = a.n_samples;
     int32_t longest = 1;
     for (int64_t i = 0; i < n; i++) {
         int32_t f = flm_dataset_frames(ds, i);
-        if (max_frames > 0 && f > max_frames)
-            f = (int32_t)max_frames;
+        if (a.max_frames > 0 && f > a.max_frames)
+            f = (int32_t)a.max_frames;
         longest = f > longest ? f : longest;
     }
     if (flm_lm_state_create(&st, lm, longest + 1,
@@ -199,120 +323,27 @@ int cmd_validate(int argc, char **argv)
     }
     tok = flm_malloc((size_t)FLM_N_CHANNELS * longest * sizeof *tok);
     cls = flm_malloc((size_t)FLM_N_CHANNELS * longest);
-    sample_loss = flm_calloc((size_t)n + 1, sizeof *sample_loss);
-    flags = flm_calloc((size_t)n + 1, 1);
-    flm_lm_loss *per = flm_calloc((size_t)n + 1, sizeof *per);
-    int64_t *frames = flm_calloc((size_t)n + 1, sizeof *frames);
-    char **ids = flm_calloc((size_t)n + 1, sizeof *ids);
-    if (!tok || !cls || !sample_loss || !flags || !per || !frames || !ids || !jsamples) {
+    if (scores_alloc(&s, n) < 0 || !tok || !cls) {
         cli_error("validate: out of memory");
-        goto free_per;
+        goto done;
     }
     struct sigaction sa = {.sa_handler = on_sigint}, old;
     sigaction(SIGINT, &sa, &old);
-    cli_progress bar;
-    cli_progress_start(&bar, "validate", "samples", n);
-    int64_t done_n = 0, total_frames = 0;
-    flm_lm_loss total = {0};
-    for (int64_t i = 0; i < n && !interrupted; i++) {
-        flm_record_view rv;
-        if (flm_dataset_read(ds, i, &rv, &err) < 0) {
-            cli_error("validate: %s", err.msg);
-            goto interrupted_or_failed;
-        }
-        int32_t f = (int32_t)rv.n_frames;
-        if (max_frames > 0 && f > max_frames)
-            f = (int32_t)max_frames;
-        for (int k = 0; k < FLM_N_CHANNELS; k++) {
-            memcpy(tok + (size_t)k * f, rv.tokens + (size_t)k * rv.n_frames,
-                   (size_t)f * sizeof *tok);
-            memcpy(cls + (size_t)k * f, rv.loss_class + (size_t)k * rv.n_frames, (size_t)f);
-        }
-        if (!(ids[i] = flm_strdup(rv.id ? rv.id : ""))) {
-            cli_error("validate: out of memory");
-            goto interrupted_or_failed;
-        }
-        int r = f > 0 ? flm_lm_score(st, tok, cls, f, &per[i], &interrupted, &err) : 0;
-        if (r < 0) {
-            cli_error("validate: sample %lld (%s): %s", (long long)i, ids[i], err.msg);
-            goto interrupted_or_failed;
-        }
-        if (r == 1)
-            break;
-        frames[i] = f;
-        total_frames += f;
-        sample_loss[i] = flm_lm_loss_weighted(&per[i], w);
-        for (int k = 0; k < FLM_N_LOSS_CLASSES; k++) {
-            total.sum[k] += per[i].sum[k];
-            total.count[k] += per[i].count[k];
-            total.correct[k] += per[i].correct[k];
-        }
-        done_n++;
-        cli_progress_update(&bar, done_n);
+    if (score_all(&a, ds, st, tok, cls, &s) == 0) {
+        int64_t n_out = 0;
+        for (int64_t i = 0; i < s.done; i++)
+            n_out += s.outlier[i];
+        if (a.json)
+            print_json(&a, &s, n_out);
+        else
+            print_table(&a, &s, n_out);
+        rc = interrupted ? 130 : 0;
     }
-    cli_progress_finish(&bar, done_n);
-    flag_outliers(sample_loss, done_n, flags);
-    int64_t n_out = 0;
-    if (!json) {
-        printf("%-32s %7s %8s", "sample", "frames", "loss");
-        for (int k = 1; k < FLM_N_LOSS_CLASSES; k++)
-            printf(" %8s %6s", class_key[k], "acc");
-        printf("\n");
-    }
-    for (int64_t i = 0; i < done_n; i++) {
-        n_out += flags[i];
-        if (!json) {
-            print_row(ids[i], frames[i], &per[i], w, flags[i]);
-            continue;
-        }
-        json_t *o = loss_json(&per[i], w);
-        json_object_set_new(o, "id", json_string(ids[i]));
-        json_object_set_new(o, "sample", json_integer(i));
-        json_object_set_new(o, "frames", json_integer(frames[i]));
-        json_object_set_new(o, "outlier", json_boolean(flags[i]));
-        json_array_append_new(jsamples, o);
-    }
-    if (json) {
-        json_t *root = json_object(), *jt = loss_json(&total, w), *jw = json_object();
-        for (int k = 1; k < FLM_N_LOSS_CLASSES; k++)
-            json_object_set_new(jw, class_key[k], json_real(w[k]));
-        json_object_set_new(root, "model", json_string(mo.model));
-        json_object_set_new(root, "index", json_string(index));
-        json_object_set_new(root, "weights_format",
-                            json_string(flm_wtype_name((flm_wtype)mo.wtype)));
-        json_object_set_new(root, "weights", jw);
-        json_object_set_new(root, "samples", jsamples);
-        jsamples = NULL;
-        json_object_set_new(root, "total", jt);
-        json_object_set_new(root, "n_samples", json_integer(done_n));
-        json_object_set_new(root, "n_frames", json_integer(total_frames));
-        json_object_set_new(root, "n_outliers", json_integer(n_out));
-        json_object_set_new(root, "interrupted", json_boolean(interrupted));
-        cli_json_print(stdout, root); /* reals shortest-round-trip */
-        json_decref(root);
-    } else {
-        print_row("total", total_frames, &total, w, 0);
-        printf("%lld samples, %lld outliers%s\n", (long long)done_n, (long long)n_out,
-               interrupted ? " (interrupted)" : "");
-    }
-    rc = interrupted ? 130 : 0;
-    goto restore;
-interrupted_or_failed:
-    rc = 1;
-restore:
     sigaction(SIGINT, &old, NULL);
-free_per:
-    for (int64_t i = 0; ids && i < n; i++)
-        flm_free(ids[i]);
-    flm_free(ids);
-    flm_free(per);
-    flm_free(frames);
 done:
-    json_decref(jsamples);
+    scores_free(&s);
     flm_free(tok);
     flm_free(cls);
-    flm_free(sample_loss);
-    flm_free(flags);
     flm_lm_state_destroy(&st);
     flm_dataset_close(&ds);
     flm_lm_destroy(&lm);

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <zstd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "flm_config.h"
 #include "flm_kernels.h"
@@ -10,10 +11,19 @@
 #include <mpi.h>
 #endif
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: flm version\n\nPrints the version and the build's libraries.\n");
+}
+
 int cmd_version(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    const cli_option none[] = {{0}};
+    const cli_option *const tables[] = {none, NULL};
+    const cli_command c = {"version", usage, tables, 0, NULL};
+    int n_args, rc = cli_parse(&c, argc, argv, NULL, &n_args);
+    if (rc != CLI_PARSED)
+        return rc;
     char mpi[128] = "without mpi";
 #ifdef FLM_HAVE_MPI
     int n = 0;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "flm_config.h"
 
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "flm: unknown command '%s'\nsee flm --help\n", argv[1]);
+    cli_error("unknown command '%s'", argv[1]);
+    fputs("see flm --help\n", stderr);
     return 2;
 }

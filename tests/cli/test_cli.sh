@@ -16,6 +16,108 @@ like "$out" "needs a value" "and says so"
 out=$("$FLM" demo --synthetic --samples -3 2>&1); is $? 2 "bad option value"
 like "$out" "expected an integer" "is explained"
 
+# ---- one grammar (issue 20): every command and subcommand through the same table-driven parser --
+SRC=$(dirname "$0")/../..
+subcommands() { # the subcommands of a command (none: the command itself takes the options)
+    case $1 in
+    audio) echo convert ;; codec) echo encode decode ;; recipe) echo check ;;
+    model) echo init info quantize ;;
+    index) echo stats check merge quarantine locate migrate query report ;;
+    esac
+}
+all=()
+for c in $(sed -n 's/^FLM_COMMAND("\([a-z]*\)".*/\1/p' "$SRC/bin/commands.def"); do
+    subs=$(subcommands "$c")
+    if [ -z "$subs" ]; then all+=("$c"); continue; fi
+    help=$("$FLM" "$c" --help); ok $? "flm $c --help"
+    for s in $subs; do
+        all+=("$c $s")
+        like "$help" "$s" "flm $c --help names $s"
+    done
+    "$FLM" "$c" >/dev/null 2>&1; is $? 2 "flm $c without a subcommand is a usage error"
+    err=$("$FLM" "$c" --no-such-thing 2>&1 >/dev/null); is $? 2 "flm $c --no-such-thing: exit 2"
+    is "$err" "flm: $c: unknown subcommand '--no-such-thing'
+see flm $c --help" "flm $c: an unknown subcommand in two lines"
+done
+is "${#all[@]}" 26 "26 commands and subcommands (bin/commands.def and their subcommands)"
+# The options of a --help: "NAMES [ARG]" per line, names comma-separated ("-o, --out OUT").
+help_options() {
+    awk '/^options:$/ { on = 1; next } on && /^  -/ { sub(/^  /, ""); split($0, h, "  ");
+        print h[1] }' | sed 's/, /,/'
+}
+n_opts=0 opts_seen=" "
+for cmd in "${all[@]}"; do
+    # shellcheck disable=SC2086
+    help=$("$FLM" $cmd --help); ok $? "flm $cmd --help exits 0"
+    like "$help" "^usage: flm " "flm $cmd --help: a synopsis"
+    # shellcheck disable=SC2086
+    err=$("$FLM" $cmd --no-such-option </dev/null 2>&1 >/dev/null); is $? 2 "flm $cmd --no-such-option: exit 2"
+    is "$err" "flm: $cmd: unknown option '--no-such-option'
+see flm $cmd --help" "flm $cmd: an unknown option in exactly two lines"
+    has=0; printf '%s\n' "$help" | grep -q '^options:$' && has=1
+    case $cmd in
+    version | "recipe check" | "index migrate" | "index locate") is $has 0 "flm $cmd takes no options" ;;
+    *) is $has 1 "flm $cmd --help lists its options" ;;
+    esac
+    while read -r names arg; do
+        n_opts=$((n_opts + 1))
+        long=${names##*,}
+        opts_seen="$opts_seen $cmd:${names//,/ $cmd:} "
+        if [ -z "$arg" ]; then # a flag: known, and takes no value
+            # shellcheck disable=SC2086
+            err=$("$FLM" $cmd "$long" --no-such-option </dev/null 2>&1 >/dev/null)
+            is "$err" "flm: $cmd: unknown option '--no-such-option'
+see flm $cmd --help" "flm $cmd $long is a known flag"
+            case $long in --*)
+                # shellcheck disable=SC2086
+                err=$("$FLM" $cmd "$long=1" </dev/null 2>&1 >/dev/null); is $? 2 "flm $cmd $long=1: exit 2"
+                like "$err" "^flm: $cmd: option $long takes no value" "and says so" ;;
+            esac
+            continue
+        fi
+        # shellcheck disable=SC2086
+        err=$("$FLM" $cmd "$long" </dev/null 2>&1 >/dev/null); is $? 2 "flm $cmd $long (no value): exit 2"
+        is "$err" "flm: $cmd: option $long needs a value ($arg)
+see flm $cmd --help" "flm $cmd $long: the missing value named in two lines"
+        # shellcheck disable=SC2086
+        sep=$("$FLM" $cmd "$long" zz --no-such-option </dev/null 2>&1 >/dev/null)
+        is "$sep" "flm: $cmd: unknown option '--no-such-option'
+see flm $cmd --help" "flm $cmd $long VALUE takes the value"
+        case $long in --*)
+            # shellcheck disable=SC2086
+            joined=$("$FLM" $cmd "$long=zz" --no-such-option </dev/null 2>&1 >/dev/null)
+            is "$joined" "$sep" "flm $cmd $long=VALUE is $long VALUE" ;;
+        esac
+    done < <(printf '%s\n' "$help" | help_options | sed 's/ \([^ ]*\)$/ \1/')
+done
+[ "$n_opts" -ge 130 ]; ok $? "the option tables hold $n_opts options"
+# Every option in a command's table is in its --help: the names the sources give the parser
+# (CLI_OPT / CLI_FLAG / CLI_LIST, the shared CLI_OPT_* entries, cli_parse_model) against the
+# help's lists.
+for f in "$SRC"/bin/cmd_*.c; do
+    base=$(basename "$f" .c); base=${base#cmd_}
+    case $base in tokenize) pat='\(tokenize\|detokenize\)' ;; codec) pat='\(codec\|render\)' ;;
+        *) pat=$base ;; esac
+    names=$(grep -o 'CLI_\(OPT\|FLAG\|LIST\)("[^"]*"' "$f" | sed 's/.*("//; s/"$//; s/, /\n/g'
+        grep -o 'CLI_OPT_[A-Z]*\|CLI_MODEL_OPTIONS\|cli_parse_model' "$f" | while read -r m; do
+            case $m in CLI_OPT_CODEC) echo --codec ;; CLI_OPT_MODEL) echo --model ;;
+            CLI_OPT_WEIGHTS) echo --weights ;; CLI_OPT_MMAP) echo --mmap ;;
+            CLI_OPT_THREADS) echo --threads ;;
+            CLI_MODEL_OPTIONS | cli_parse_model) printf -- '--model\n--weights\n--mmap\n--threads\n' ;;
+            esac
+        done)
+    missing=""
+    for n in $names; do
+        printf '%s' "$opts_seen" | grep -q -- " $pat[a-z ]*:$n " || missing="$missing $n"
+    done
+    is "$missing" "" "every option of bin/cmd_$base.c is in the --help of its command"
+done
+# The same option with '=' and with a separate value does the same thing.
+"$FLM" demo --synthetic --out="$W/eq" --samples=3 --per-shard=2 --seed=9 >"$W/eq.txt"; ok $? "demo with --key=value"
+"$FLM" demo --synthetic --out "$W/sp" --samples 3 --per-shard 2 --seed 9 >"$W/sp.txt"; ok $? "demo with --key value"
+is "$(sed "s|$W/eq|DIR|g" "$W/eq.txt")" "$(sed "s|$W/sp|DIR|g" "$W/sp.txt")" "--key=value and --key value: the same run"
+is "$("$FLM" index query "$W/eq" 'SELECT count(*) FROM samples' --json)" '[{"count(*)":3}]' "3 samples either way"
+
 out=$("$FLM" demo --synthetic --out "$W/a" --samples 40 --per-shard 8 --seed 3); ok $? "demo builds a dataset"
 like "$out" "40 samples in 5 shards (0 already done)" "demo summary"
 like "$out" "by corpus:" "demo prints stats"

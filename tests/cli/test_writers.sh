@@ -251,6 +251,7 @@ is $rc 0 "--max-bad 0.5: the same job exits 0"
 is "$(printf '%s' "$out" | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["quarantined"], d["inputs"], d["too_many_bad"], d["quarantined_by_stage"])')" \
    "8 28 False {'parse': 4, 'codes': 3, 'frames': 1}" "--json: the summary as one JSON object"
 is "$(pack --recipe "$R" --max-bad 2 --out "$W/x" "$B" 2>&1 >/dev/null; echo $?)" "flm: pack: --max-bad: expected a fraction from 0 to 1, got '2'
+see flm pack --help
 2" "--max-bad outside 0..1: usage error"
 
 done_testing
