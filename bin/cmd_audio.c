@@ -13,7 +13,7 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: flm audio convert IN -o OUT [--format f32|s16|flac|flac24] [--rate HZ]\n"
+        "usage: flm audio convert IN -o OUT [--format f32|s16|flac|flac24|opus] [--rate HZ]\n"
         "                         [--per-channel]\n"
         "\n"
         "Decodes IN (any format FFmpeg opens: wav, flac, mp3, opus, m4a, sph, video files)\n"
@@ -38,8 +38,11 @@ static int convert(int argc, char **argv)
     flm_audio_params p = flm_audio_default_params();
     p.sample_rate = prof.codec.sample_rate;
     const cli_option opts[] = {
-        CLI_OPT("-o", "OUT", "output file (wav, or flac with --format flac/flac24)", &out),
-        CLI_OPT("--format", "F", "f32 (default): float32 wav; s16: 16-bit wav; flac, flac24",
+        CLI_OPT("-o", "OUT",
+                "output file (wav; flac with --format flac/flac24; ogg with --format opus)", &out),
+        CLI_OPT("--format", "F",
+                "f32 (default): float32 wav; s16: 16-bit wav; flac, flac24; opus (Ogg Opus, 24 "
+                "kbit/s per channel, at most 2 channels)",
                 &fmt_name),
         CLI_OPT("--rate", "HZ", "output sample rate (default: the codec profile's, 24000)", &rate),
         CLI_FLAG("--per-channel", "keep every source channel instead of the mono mixdown",
@@ -58,7 +61,7 @@ static int convert(int argc, char **argv)
         return cli_usage("audio convert", "%s", !n_in ? "missing input file" : "missing -o OUT");
     int32_t format = flm_audio_format_from_name(fmt_name);
     if (!format)
-        return cli_usage("audio convert", "--format '%s': expected f32, s16, flac or flac24",
+        return cli_usage("audio convert", "--format '%s': expected f32, s16, flac, flac24 or opus",
                          fmt_name);
     flm_error err = {0};
     flm_audio_decoder *d = NULL;

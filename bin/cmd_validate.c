@@ -20,12 +20,12 @@
 #include "flm_dataset.h"
 #include "flm_kernels.h"
 #include "flm_lm.h"
+#include "flm_profile.h"
 #include "flm_recipe.h"
 
 #define OUTLIER_Z 3.5
 
 /* DESIGN section 3 defaults, used without --recipe */
-static const double default_weights[FLM_N_LOSS_CLASSES] = {0.0, 1.0, 0.5, 1.0, 0.01};
 
 static volatile int interrupted;
 
@@ -48,9 +48,10 @@ static void usage(FILE *f)
             "frames (default: whole), under the model's delay view. Reports per sample and in\n"
             "total the cross-entropy (nats) and top-1 accuracy of each loss class (semantic,\n"
             "acoustic, monologue, wait) and the loss weighted by the recipe's loss_weights\n"
-            "(default 1.0, 0.5, 1.0, 0.01); flags samples whose weighted loss is an outlier\n"
-            "(robust z-score > %.1f against the median and MAD of all samples; at least 5\n"
-            "samples). Ctrl-C stops early and reports the samples scored so far.\n"
+            "(default: the model profile's, 1.0, 0.5, 1.0, 0.01); flags samples whose weighted\n"
+            "loss is an outlier (robust z-score > %.1f against the median and MAD of all\n"
+            "samples; at least 5 samples). Ctrl-C stops early and reports the samples scored\n"
+            "so far.\n"
             "--weights: the format the weights are held in for compute (default f32; bf16,\n"
             "or per-block int8 / 4-bit: compare their losses with f32's to see what\n"
             "quantization costs).\n" CLI_HELP_MMAP,
@@ -147,7 +148,9 @@ static int parse_args(int argc, char **argv, validate_args *a)
     if (!a->mo.model || !a->index)
         return cli_usage("validate", "%s",
                          !a->mo.model ? "missing --model DIR" : "missing --index DATASET");
-    memcpy(a->w, default_weights, sizeof a->w);
+    flm_profiles prof; /* the model profile's default loss weights */
+    flm_profiles_default(&prof);
+    memcpy(a->w, prof.model.loss_weights, sizeof a->w);
     if (a->recipe) {
         flm_recipe r;
         flm_error err = {0};

@@ -48,12 +48,11 @@ int pack_load_codec(job *J, flm_error *err)
         rc = flm_mimi_load(&J->mimi, J->codec_path, &mp, err);
     } else {
         if (J->rank == 0)
-            fprintf(
-                stderr,
-                "flm pack: WARNING: no --codec given: encoding with a RANDOM Mimi (seed %llu).\n"
-                "flm pack: WARNING: these codes are not speech tokens; use them to test the\n"
-                "flm pack: WARNING: pipeline only. Real data needs --codec MIMI.safetensors.\n",
-                (unsigned long long)J->recipe.seed);
+            cli_error("pack: WARNING: no --codec given: encoding with a RANDOM Mimi (seed %llu).\n"
+                      "flm: pack: WARNING: these codes are not speech tokens; use them to test\n"
+                      "flm: pack: WARNING: the pipeline only. Real data needs --codec "
+                      "MIMI.safetensors.",
+                      (unsigned long long)J->recipe.seed);
         flm_mimi_config cfg;
         uint8_t *buf = NULL;
         size_t size = 0;
