@@ -241,6 +241,74 @@ def selenium_checks(apage):
         d.quit()
 
 
+def run_lengths(text):
+    return [tuple(int(v) for v in r.split("+")) for r in text.split(",")] if text else []
+
+
+def dialog_checks(mimi, tok):
+    """A packed dialog with a known interruption (flm demo --sft: espeak-ng turns, the model
+    cut 6 frames after the user's onset): who speaks when, on the page and in a browser."""
+    from selenium.webdriver.common.by import By
+    sft = os.path.join(WORK, "sft")
+    shutil.rmtree(sft, ignore_errors=True)
+    subprocess.run([FLM, "demo", "--sft", "--out", sft, "--codec", mimi, "--tokenizer", tok],
+                   check=True, capture_output=True, env=dict(os.environ, FLM_PROGRESS="0"))
+    ds = os.path.join(sft, "dataset")
+    db = sqlite3.connect(os.path.join(ds, "index.sqlite"))
+    row = db.execute("SELECT s.sample_key, i.frame, c.frame FROM samples s "
+                     "JOIN events i ON i.sample_id = s.id AND i.kind = 'interrupt' "
+                     "JOIN events c ON c.sample_id = s.id AND c.kind = 'cut' AND c.n_frames > 0 "
+                     "ORDER BY s.id LIMIT 1").fetchone()
+    ok(row is not None, "flm demo --sft packs a dialog whose model is interrupted and cut")
+    if row is None:
+        return
+    key, onset, cut = row
+    loc = flm("index", "locate", ds, key).strip()
+    meta = json.loads(flm("inspect", loc, "--json"))["metadata"]
+    model, user = run_lengths(meta["activity.speak"]), run_lengths(meta["activity.listen"])
+    ok(any(abs(s - onset) <= 1 for s, n in user),
+       f"the user starts speaking at the interruption's onset, frame {onset} (±1)", (user, onset))
+    ok(any(s <= onset < s + n and abs(s + n - cut) <= 1 for s, n in model),
+       f"the model speaks through the onset and stops at the cut, frame {cut} (±1)", (model, cut))
+    page = os.path.join(WORK, "dialog.html")
+    flm("inspect", loc, "--html", page)
+    data = embedded(open(page, encoding="utf-8").read())
+    ok(data.get("voices") == {"model": [list(r) for r in model], "user": [list(r) for r in user]},
+       "the page carries who speaks when as stored", data.get("voices"))
+    png = os.path.join(WORK, "dialog.png")
+    flm("inspect", loc, "--png", png)
+    w, h, rows = png_pixels(png)
+    n = json.loads(flm("inspect", loc, "--json"))["n_frames"]
+    x = 84 + -(-onset * 1200 // n) + 1  # lanes: text, model, user, ...: the user lane's y = 70
+    ok(rows[10 + 2 * 30 + 11][3 * x:3 * x + 3] in (bytes([0x8e, 0x44, 0xad]), bytes([0xe6, 0x7e, 0x22])),
+       "the PNG's user lane shows speech at the onset")
+    d = driver()
+    try:
+        d.get_log("performance")
+        d.get("file://" + os.path.abspath(page))
+        lanes = {e.get_attribute("id") for e in d.find_elements(By.CSS_SELECTOR, ".lane")}
+        ok({"lane-voice-model", "lane-voice-user"} <= lanes, "selenium: model and user lanes", lanes)
+        px = d.execute_script("return parseInt(document.getElementById('zoom').textContent)")
+        ev = d.execute_script(
+            "return [...document.querySelectorAll('#lane-events .event')].filter("
+            "e => e.textContent === 'interrupt').map(e => parseFloat(e.style.left))")
+        ok(len(ev) >= 1 and any(abs((left - 68) / px - onset) <= 1 for left in ev),
+           f"selenium: the interrupt is drawn at frame {onset} (±1)", (ev, px))
+        ov = d.execute_script("return document.querySelectorAll('#lane-voice-user .seg-overlap').length")
+        ok(ov >= 1, f"selenium: the overlap of the two voices is marked ({ov} boxes)")
+        tops = d.execute_script(
+            "return [...document.querySelectorAll('#lane-events .event')].map(e => {"
+            "const r = e.getBoundingClientRect(); return [r.left, r.right, r.top]; })")
+        clash = [(a, b) for i, a in enumerate(tops) for b in tops[i + 1:]
+                 if a[2] == b[2] and a[0] < b[1] and b[0] < a[1]]
+        ok(not clash, "selenium: no two event names overlap", clash)
+        log = d.get_log("browser")
+        ok(not log, "selenium: the dialog page logs nothing", log)
+        ok(not network_requests(d), "selenium: the dialog page makes no network request")
+    finally:
+        d.quit()
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     ds = os.path.join(WORK, "ds")
@@ -376,6 +444,34 @@ def main():
             good &= c > 0.7 and c > off
     ok(good, "codec: each Opus player decodes to the rendered side(s): same length, frame "
        "envelopes correlated > 0.7, best when aligned", "\n".join(detail))
+    # the spectrogram lanes, recomputed independently with numpy from the rendered audio
+    import numpy as np
+    spec = adata.get("spec") or {}
+    agree = spec.get("per_frame") == 2 and spec.get("bands") == 64
+    for side, name in ((0, "listen"), (1, "speak")):
+        if not agree:
+            break
+        x = np.array(lr[side::2], np.float64)
+        n_cols, N, hop = sample["n_frames"] * 2, 1024, 960
+        win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N) / N)
+        pad = np.concatenate([np.zeros(N), x, np.zeros(2 * N)])
+        mel = lambda f: 2595 * np.log10(1 + f / 700)
+        hz = lambda m: 700 * (10 ** (m / 2595) - 1)
+        edges = hz(mel(50) + (mel(12000) - mel(50)) * np.arange(65) / 64) / (24000 / N)
+        k0, k1 = np.floor(edges[:-1]).astype(int), np.minimum(np.ceil(edges[1:]).astype(int), N // 2)
+        level = np.empty((n_cols, 64))
+        for c in range(n_cols):
+            start = c * hop + hop // 2 - N // 2 + N
+            power = np.abs(np.fft.rfft(pad[start:start + N] * win)) ** 2
+            level[c] = [10 * np.log10(power[a:b + 1].max() + 1e-12) for a, b in zip(k0, k1)]
+        want = np.clip(np.rint((level - (level.max() - 80)) / 80 * 255), 0, 255)
+        got = np.frombuffer(base64.b64decode(spec[name]), np.uint8).reshape(n_cols, 64)
+        diff = np.abs(got.astype(int) - want.astype(int))
+        agree &= diff.max() <= 1
+        if diff.max() > 1:
+            print(f"#   {name}: max difference {diff.max()} at {np.unravel_index(diff.argmax(), diff.shape)}")
+    ok(agree, "codec: both spectrogram lanes equal a numpy recomputation from flm render's audio "
+       "(within 1 of 255)")
     old = 2 * (44 + 2 * sample["n_frames"] * 1920) * 4 // 3  # two 16-bit wav data URIs before
     ok(len(ahtml) * 8 <= old, f"codec page: {len(ahtml)} bytes, at most 1/8 of the {old} bytes "
        "that 16-bit wav players alone took")
@@ -384,10 +480,15 @@ def main():
     ad = Dom()
     ad.feed(adom)
     ok({"audio-mixed", "audio-listen", "audio-speak", "wave-canvas-listen", "wave-canvas-speak",
-        "playhead", "play-selection"} <= ad.ids,
+        "spec-canvas-listen", "spec-canvas-speak", "playhead", "play-selection"} <= ad.ids,
        "codec page: three players, two waveform canvases, the playhead in the DOM", sorted(ad.ids))
 
     selenium_checks(apage)
+    if os.path.exists(tok):
+        dialog_checks(mimi, tok)
+    else:
+        print(f"ok {n_tests + 1} # SKIP dialog pages: tokenizer.json not installed")
+        globals()["n_tests"] += 1
 
     # golden: a fixed small sample's page data
     gds = os.path.join(WORK, "golden-ds")
