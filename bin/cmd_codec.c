@@ -1,4 +1,4 @@
-/* flm codec - Mimi encode/decode of audio files (engine/flm_mimi.h, libstream/flm_audio.h).
+/* flm codec - Mimi encode/decode of audio files (include/flm_mimi.h, include/flm_audio.h).
  *
  *   flm codec encode IN_AUDIO -o codes.npy --model MIMI.safetensors [--n-q 8] [--threads N]
  *   flm codec decode codes.npy -o out.wav --model MIMI.safetensors [--format f32|s16|flac]

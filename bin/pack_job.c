@@ -239,7 +239,7 @@ static void group_key(const job *J, const group *g, char *buf, size_t size)
                  (long long)g->first_line, (long long)g->n_lines, (unsigned long long)g->hash);
 }
 
-/* ---- samples to the dataset writer (libstream/flm_dataset_writer.h) ------------------------ */
+/* ---- samples to the dataset writer (include/flm_dataset_writer.h) ------------------------ */
 
 /* Whether a sample with this id is in the index or in the shard being written. */
 static int sample_exists(void *user, const char *id)

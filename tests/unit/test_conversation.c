@@ -1,4 +1,4 @@
-/* Recorded conversations (packers/flm_conversation.h): text placement, short leads, parts cut
+/* Recorded conversations (include/flm_conversation.h): text placement, short leads, parts cut
  * at the model's pauses (mutual silence first), events by kind, packing, bad inputs; and the
  * invariants over 2000 random conversations. */
 #include <stdio.h>

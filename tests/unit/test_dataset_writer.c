@@ -1,4 +1,4 @@
-/* The dataset writer (libstream/flm_dataset_writer.h): shards named from the first free number,
+/* The dataset writer (include/flm_dataset_writer.h): shards named from the first free number,
  * each registered with the inputs it completes, a flush without samples marking inputs only,
  * close without flush leaving nothing (no file, no row), every sample read back equal, and a
  * writer-thread failure reported by add or flush. */

@@ -120,7 +120,7 @@ typedef void (*flm_index_stats_fn)(void *user, const char *group, int64_t n_samp
 FLM_API int flm_index_stats(flm_index *idx, const char *group_by, flm_index_stats_fn fn, void *user,
                             flm_error *err);
 /* SFT dialog and augmentation figures (DESIGN 3.5, 5), from the samples' "dialog.*" and
- * "aug.*" metadata and the events table (packers/flm_dialog.h, augment/flm_augment.h).
+ * "aug.*" metadata and the events table (include/flm_dialog.h, include/flm_augment.h).
  * Durations in seconds use each sample's own seconds per frame (duration_s / n_frames). */
 #define FLM_INDEX_MAX_REACTIONS 16
 typedef struct flm_index_dialog_report {

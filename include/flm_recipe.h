@@ -30,10 +30,10 @@ enum {
     FLM_FORMAT_ARRT = 2,      /* "arrt": ASR-Response-TTS dialogs (3.3) */
     FLM_FORMAT_RTTS = 3,      /* "rtts": Response-TTS dialogs (3.4) */
     FLM_FORMAT_RTTS_FREE = 4, /* "rtts-free": Response-TTS with free user inputs (3.5) */
-    /* the word-level arms of the paper's ablation (Table 7; packers/flm_pack.h): */
+    /* the word-level arms of the paper's ablation (Table 7; include/flm_pack.h): */
     FLM_FORMAT_WORDS = 5,     /* "words": Moshi's: speak side, each word's tokens at its start */
     FLM_FORMAT_WORDS_ASR = 6, /* "words-asr": the paper's: listen side, after the word + word_lag */
-    /* recorded two-channel conversations (packers/flm_conversation.h): */
+    /* recorded two-channel conversations (include/flm_conversation.h): */
     FLM_FORMAT_CONVERSATION = 7, /* "conversation": one side on speak + text, the other listen */
     FLM_N_FORMATS = 8
 };
@@ -54,7 +54,7 @@ typedef struct flm_recipe {
     char *corpus[FLM_RECIPE_MAX_CORPORA];   /* owned */
     double corpus_weight[FLM_RECIPE_MAX_CORPORA];
     size_t n_corpora;
-    /* "dialog": timeline of the SFT formats (packers/flm_dialog.h) */
+    /* "dialog": timeline of the SFT formats (include/flm_dialog.h) */
     double gap_min_s, gap_max_s;                   /* silence before a turn (0.2 .. 1.5) */
     double response_gap_min_s, response_gap_max_s; /* user end -> response (0 .. 0.5) */
     int32_t asr_lag;                               /* ARRT: frames (0) */
@@ -63,7 +63,7 @@ typedef struct flm_recipe {
     double reaction_s;                             /* 0.5 */
     double fade_s;                                 /* 0.01 */
     double yield_s; /* conversation: the model stops this soon after a user onset (1.0) */
-    /* "augmentation": listen-track parameters (augment/flm_augment.h field names), kept as
+    /* "augmentation": listen-track parameters (include/flm_augment.h field names), kept as
      * text for flm_augment_params_set: numbers as written in the file, strings verbatim */
     char *augment_key[FLM_RECIPE_MAX_AUGMENT]; /* owned */
     char *augment_value[FLM_RECIPE_MAX_AUGMENT];
