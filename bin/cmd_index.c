@@ -17,6 +17,7 @@
 #include "flm_shard.h"
 #include "flm_tokenizer.h"
 #include "html.h"
+#include "render.h"
 
 static void usage(FILE *f)
 {
@@ -778,8 +779,9 @@ out:
     return rc;
 }
 
-/* Writes timeline pages of the first n samples (index order) into dir as <i>.html. */
-static int write_pages(flm_index *idx, const char *dir, int n, flm_error *err)
+/* Writes timeline pages of the first n samples (index order) into dir as <i>.html; with a codec
+ * (may be NULL), each page carries its two sides decoded: waveforms, spectrograms, players. */
+static int write_pages(flm_index *idx, const char *dir, int n, flm_mimi *codec, flm_error *err)
 {
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return flm_error_set(err, FLM_EIO, "%s: cannot create: %s", dir, strerror(errno));
@@ -807,9 +809,15 @@ static int write_pages(flm_index *idx, const char *dir, int n, flm_error *err)
         if (rc == 0) {
             snprintf(out, sizeof out, "%s/%zu.html", dir, i);
             snprintf(source, sizeof source, "%s, record %llu", shard, (unsigned long long)rec);
-            FILE *f = fopen(out, "w");
-            if (!f || html_timeline(f, s, &p, source, NULL, NULL) < 0 || fclose(f) != 0)
+            float *l = NULL, *sp = NULL;
+            html_audio audio = {NULL, NULL, 0};
+            if (codec && (rc = render_sides(codec, s, &l, &sp, &audio.n_samples, err)) == 0)
+                audio.listen = l, audio.speak = sp;
+            FILE *f = rc == 0 ? fopen(out, "w") : NULL;
+            if (rc == 0 &&
+                (!f || html_timeline(f, s, &p, source, NULL, &audio) < 0 || fclose(f) != 0))
                 rc = flm_error_set(err, FLM_EIO, "%s: cannot write", out);
+            flm_free(l), flm_free(sp);
         }
         flm_sample_destroy(&s);
         flm_shard_reader_close(&r);
@@ -821,14 +829,16 @@ static int write_pages(flm_index *idx, const char *dir, int n, flm_error *err)
 
 static int report(int argc, char **argv)
 {
-    const char *ds = NULL, *out = NULL, *pages_text = NULL;
+    const char *ds = NULL, *out = NULL, *pages_text = NULL, *codec_path = NULL;
     int64_t pages = 50;
     const cli_option opts[] = {
         CLI_OPT("--html", "OUT", "the report page to write", &out),
         CLI_OPT("--pages", "N", "sample pages, 0..1000 (default 50; in OUT_pages/)", &pages_text),
+        CLI_OPT_CODEC(&codec_path, "Mimi checkpoint: the sample pages carry both sides decoded\n"
+                                   "(waveforms, spectrograms, Opus players)"),
         {0}};
     int prc = parse_sub("index report",
-                        "usage: flm index report DATASET --html OUT [--pages N]\n"
+                        "usage: flm index report DATASET --html OUT [--pages N] [--codec MIMI]\n"
                         "\n"
                         "An HTML report: hours by corpus/language/style/stage, histograms,\n"
                         "events, metadata, quarantine, and a sample browser linking to the\n"
@@ -850,7 +860,11 @@ static int report(int argc, char **argv)
     const char *slash = strrchr(pages_dir, '/');
     snprintf(pages_rel, sizeof pages_rel, "%s", slash ? slash + 1 : pages_dir);
     int64_t n_samples = flm_index_count_samples(idx, &err); /* pages = the first samples */
-    int rc = pages > 0 ? write_pages(idx, pages_dir, (int)pages, &err) : 0;
+    flm_mimi *codec = NULL;
+    int rc = codec_path && pages > 0 ? flm_mimi_load(&codec, codec_path, NULL, &err) : 0;
+    if (rc == 0 && pages > 0)
+        rc = write_pages(idx, pages_dir, (int)pages, codec, &err);
+    flm_mimi_destroy(&codec);
     FILE *f = rc == 0 ? fopen(out, "w") : NULL;
     if (rc == 0 && !f)
         rc = flm_error_set(&err, FLM_EIO, "%s: cannot create: %s", out, strerror(errno));

@@ -282,6 +282,23 @@ def dialog_checks(mimi, tok):
     x = 84 + -(-onset * 1200 // n) + 1  # lanes: text, model, user, ...: the user lane's y = 70
     ok(rows[10 + 2 * 30 + 11][3 * x:3 * x + 3] in (bytes([0x8e, 0x44, 0xad]), bytes([0xe6, 0x7e, 0x22])),
        "the PNG's user lane shows speech at the onset")
+    # the report of the dialogs: their figures as flm index stats gives them, pages with audio
+    report = os.path.join(WORK, "dialog-report.html")
+    flm("index", "report", ds, "--html", report, "--pages", "2", "--codec", mimi)
+    rhtml = open(report, encoding="utf-8").read()
+    fig = embedded(rhtml)["dialogs"]
+    st = json.loads(flm("index", "stats", ds, "--json"))["dialogs"]
+    rates = {r[0]: r[1] for r in fig["rates"]}
+    ok(abs(rates["interruption rate"] - st["interruption_rate"]) < 1e-9
+       and abs(rates["noise share"] - st["noise"] / st["augmented"]) < 1e-9
+       and abs(rates["echo share"] - st["echo"] / st["augmented"]) < 1e-9
+       and fig["interrupts"] == st["interrupts"] and fig["cuts"] == st["cuts"]
+       and [[f"{r['reaction_s']:.3g} s", r["interrupts"]] for r in st["reaction_delays"]]
+       == fig["reactions"], "report: the dialog figures equal flm index stats'", (fig, st))
+    ok('id="chart-dialog-rates"' in rhtml and 'id="chart-reactions"' in rhtml,
+       "report: dialog rates and reaction delays charted")
+    p0 = open(os.path.join(WORK, "dialog-report_pages", "0.html"), encoding="utf-8").read()
+    ok('id="audio-mixed"' in p0 and '"spec"' in p0, "report with --codec: sample pages with players")
     d = driver()
     try:
         d.get_log("performance")
@@ -508,7 +525,11 @@ def main():
     n, hours = db.execute("SELECT count(*), round(sum(duration_s) / 3600.0, 3) FROM samples").fetchone()
     ok(rdata["totals"][0][0] == n and abs(rdata["totals"][0][1] - hours) < 1e-9,
        "report totals equal the SQL totals")
-    ok(sum(r[1] for r in rdata["duration_hist"]) == n, "duration histogram covers every sample")
+    dh = rdata["duration_hist"]
+    lo_d = db.execute("SELECT min(duration_s) FROM samples").fetchone()[0]
+    ok(sum(r[1] for r in dh["bins"]) == n and dh["bins"][0][0] <= lo_d < dh["bins"][0][0] + dh["step"]
+       and len(dh["bins"]) <= 21 and all(b[0] < c[0] for b, c in zip(dh["bins"], dh["bins"][1:])),
+       f"duration histogram: bins of {dh['step']} s chosen from the data cover every sample")
     n_ev = db.execute("SELECT count(*) FROM events").fetchone()[0]
     ok(sum(r[1] for r in rdata["events"]) == n_ev, "event statistics cover every event")
     rdom, rconsole = browser(report, os.path.join(WORK, "report-screenshot.png"))
@@ -522,6 +543,14 @@ def main():
        "sample browser lists every sample and links the first 5 timelines", (rd.tables, rd.links))
     ok(all(os.path.exists(os.path.join(WORK, "report_pages", f"{i}.html")) for i in range(5)),
        "linked timeline pages exist")
+    rhtml = open(report, encoding="utf-8").read()
+    for g in ("corpus", "language", "style", "stage"):
+        rows = rdata["by"][g]
+        chart = re.search(r'<svg class="chart" id="chart-%s".*?</svg>' % g, rhtml, re.S)
+        titles = re.findall(r"<title>([^<]*)</title>", chart.group(0)) if chart else []
+        ok(len(titles) == len(rows) and all(f"{r[0]}: {r[2]:.6g} h ({int(r[1])} samples)" == t
+                                            for r, t in zip(rows, titles)),
+           f"report: the {g} chart has a bar per value, its hours and samples on hover", titles[:3])
 
     print(f"1..{n_tests}")
     return 1 if n_failed else 0
