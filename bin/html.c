@@ -233,8 +233,60 @@ static int players(FILE *f, const html_audio *a, int rate, flm_error *err)
     return rc;
 }
 
+/* What a metadata key means (docs/dialogs.md, conversations.md, audio.md, packing.md, views.md),
+ * shown on hover; NULL for a key not listed (its group's title is shown). */
+static const char *meta_help(const char *key)
+{
+    static const char *const help[][2] = {
+        {"dialog.format",
+         "the stream layout: arrt (ASR-Response-TTS), rtts (Response-TTS), rtts-free"},
+        {"dialog.turns", "turns in the dialog"},
+        {"dialog.user_turns", "user turns"},
+        {"dialog.model_turns", "model turns"},
+        {"dialog.eligible", "model turns followed by a user turn (may be interrupted)"},
+        {"dialog.interrupts", "user turns moved into the model's speech that made it stop"},
+        {"dialog.backchannels", "user sounds shorter than the reaction time: the model spoke on"},
+        {"dialog.dropped_tokens", "response tokens after a cut, replaced by <wait>"},
+        {"dialog.conflicts", "text that could not be placed where the timing asked"},
+        {"dialog.reaction_frames", "frames from the user's onset to the model's cut"},
+        {"dialog.timing", "where turn times came from: the manifest or drawn gaps"},
+        {"conversation.model_side", "the recording's channel the model speaks on"},
+        {"conversation.model_channel", "its index in the file"},
+        {"conversation.user_id", "the other side's sentences' line id"},
+        {"conversation.part", "this part of the recording (cut at the model's pauses)"},
+        {"conversation.parts", "parts the recording was cut into"},
+        {"conversation.start_frame", "where this part starts in the recording"},
+        {"conversation.short_leads", "sentences whose text could not lead their speech fully"},
+        {"conversation.split_user", "1 if a user sentence runs across the cut"},
+        {"conversation.overlaps", "overlaps of the two sides in this part"},
+        {"aug.gain", "1 if the user gain was applied"},
+        {"aug.gain_db", "the drawn user gain, dB"},
+        {"aug.noise", "1 if noise was added to the listen side"},
+        {"aug.noise_plan", "noise segments: start+n:clip@offset:level dB"},
+        {"aug.echo", "1 if the model's speech leaks into the listen side"},
+        {"aug.echo_gain", "the echo's gain"},
+        {"aug.echo_delay_s", "the echo's delay, s"},
+        {"aug.floor_raised", "utterances raised to the loudness floor"},
+        {"aug.peak", "peak after augmentation (before clipping protection)"},
+        {"aug.clipped_samples", "samples the clipping protection changed"},
+        {FLM_ACTIVITY_SPEAK, "the model's speech runs START+LENGTH (frames), before encoding"},
+        {FLM_ACTIVITY_LISTEN, "the user's speech runs START+LENGTH (frames), before augmentation"},
+        {"pack.pairs", "(speech, sentence) pairs packed"},
+        {"pack.speech_frames", "frames of speech in the sample"},
+        {"pack.text_overruns", "sentences whose text ran past the next speech"},
+        {"pack.words", "words placed (word-level layouts)"},
+        {"pack.words_shifted", "words moved later to free their frame"},
+        {"pack.word_lag", "frames a word's text trails its speech"},
+        {"pack.layout", "the sample's layout, one line per pair"},
+    };
+    for (size_t i = 0; i < sizeof help / sizeof *help; i++)
+        if (!strcmp(help[i][0], key))
+            return help[i][1];
+    return NULL;
+}
+
 /* Metadata keys by their prefix: what the packer, the dialog timeline or the augmentation
- * recorded; each group folded. */
+ * recorded; each group folded, each key explained on hover. */
 static void metadata(FILE *f, const flm_sample *s)
 {
     static const struct {
@@ -256,7 +308,10 @@ static void metadata(FILE *f, const flm_sample *s)
                 fprintf(f, "<details class=\"meta\"><summary>%s</summary>\n<table>\n",
                         groups[g].title);
             done[i] = 1;
-            fprintf(f, "<tr><th>");
+            const char *h = meta_help(m->key);
+            fprintf(f, "<tr title=\"");
+            html_escape(f, h ? h : groups[g].title);
+            fprintf(f, "\"><th>");
             html_escape(f, m->key);
             fprintf(f, "</th><td>");
             if (m->type == FLM_META_INT)

@@ -275,6 +275,12 @@ def dialog_checks(mimi, tok):
     data = embedded(open(page, encoding="utf-8").read())
     ok(data.get("voices") == {"model": [list(r) for r in model], "user": [list(r) for r in user]},
        "the page carries who speaks when as stored", data.get("voices"))
+    html = open(page, encoding="utf-8").read()
+    titled = {k: t for t, k in re.findall(r'<tr title="([^"]+)"><th>([^<]+)</th>', html)}
+    ok(set(titled) == set(meta) and titled["dialog.interrupts"].startswith("user turns moved")
+       and html.index('id="canvas"') < html.index('<details class="meta"'),
+       "the page opens on the timeline; every metadata value is explained on hover",
+       sorted(set(meta) ^ set(titled)))
     png = os.path.join(WORK, "dialog.png")
     flm("inspect", loc, "--png", png)
     w, h, rows = png_pixels(png)
