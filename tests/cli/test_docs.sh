@@ -224,6 +224,7 @@ ex 0 docs/pack.md 'flm index quarantine ds'
 ex 0 docs/align.md 'flm index quarantine ds'
 # docs/audio.md
 ex 0 docs/audio.md 'flm audio convert user.mp3 -o user24k.wav'
+ex 0 docs/audio.md 'flm audio convert user24k.wav -o user.ogg --format opus'
 ex 1 docs/audio.md 'flm audio convert cut.mp3 -o x.wav'
 ex 1 docs/audio.md 'flm audio convert broken.mp3 -o x.wav'
 ex 0 docs/audio.md 'flm augment user24k.wav --speak reply.wav --noise noise -o aug.wav --seed 2 --print-params'
