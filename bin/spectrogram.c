@@ -11,10 +11,10 @@
 #include "flm_alloc.h"
 #include "html.h"
 
-enum { N = 1024, LOG2N = 10 };
+enum { N = 1024 };
 
-/* In-place radix-2 FFT of re/im (length N). */
-static void fft(double *re, double *im)
+/* In-place radix-2 FFT of re/im (length N); tw: cos and sin of -2 pi k / N, k < N / 2. */
+static void fft(double *re, double *im, const double *tw)
 {
     for (int i = 1, j = 0; i < N; i++) { /* bit reversal */
         int bit = N >> 1;
@@ -28,10 +28,9 @@ static void fft(double *re, double *im)
         }
     }
     for (int len = 2; len <= N; len <<= 1) {
-        double a = -2 * M_PI / len;
         for (int i = 0; i < N; i += len)
             for (int k = 0; k < len / 2; k++) {
-                double wr = cos(a * k), wi = sin(a * k);
+                double wr = tw[2 * (k * (N / len))], wi = tw[2 * (k * (N / len)) + 1];
                 double *ur = &re[i + k], *ui = &im[i + k], *vr = &re[i + k + len / 2],
                        *vi = &im[i + k + len / 2];
                 double tr = *vr * wr - *vi * wi, ti = *vr * wi + *vi * wr;
@@ -55,13 +54,18 @@ int spectrogram(const float *x, int64_t n, int32_t rate, int32_t n_frames, int32
                 uint8_t *out)
 {
     const int hop = spf / HTML_SPEC_PER_FRAME, cols = n_frames * HTML_SPEC_PER_FRAME;
-    double *re = flm_malloc(2 * N * sizeof *re),
+    double *re = flm_malloc(4 * N * sizeof *re),
            *db = flm_malloc((size_t)cols * HTML_SPEC_BANDS * sizeof *db);
     if (!re || !db) {
         flm_free(re), flm_free(db);
         return -1;
     }
-    double *im = re + N, df = (double)rate / N, lo = mel(50), hi = mel(12000), top = -INFINITY;
+    double *im = re + N, *win = re + 2 * N, *tw = re + 3 * N; /* window, twiddles */
+    double df = (double)rate / N, lo = mel(50), hi = mel(12000), top = -INFINITY;
+    for (int i = 0; i < N; i++)
+        win[i] = 0.5 - 0.5 * cos(2 * M_PI * i / N);
+    for (int k = 0; k < N / 2; k++)
+        tw[2 * k] = cos(-2 * M_PI * k / N), tw[2 * k + 1] = sin(-2 * M_PI * k / N);
     int k0[HTML_SPEC_BANDS], k1[HTML_SPEC_BANDS];
     for (int b = 0; b < HTML_SPEC_BANDS; b++) {
         k0[b] = (int)floor(hz(lo + (hi - lo) * b / HTML_SPEC_BANDS) / df);
@@ -72,10 +76,10 @@ int spectrogram(const float *x, int64_t n, int32_t rate, int32_t n_frames, int32
         int64_t start = (int64_t)c * hop + hop / 2 - N / 2;
         for (int i = 0; i < N; i++) {
             int64_t j = start + i;
-            re[i] = j >= 0 && j < n ? x[j] * (0.5 - 0.5 * cos(2 * M_PI * i / N)) : 0;
+            re[i] = j >= 0 && j < n ? x[j] * win[i] : 0;
             im[i] = 0;
         }
-        fft(re, im);
+        fft(re, im, tw);
         for (int b = 0; b < HTML_SPEC_BANDS; b++) {
             double p = 0;
             for (int k = k0[b]; k <= k1[b]; k++)
