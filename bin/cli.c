@@ -208,9 +208,13 @@ void cli_help(const cli_command *c, FILE *f)
 int cli_dispatch(const char *cmd, void (*usage)(FILE *f), const cli_subcommand *subs, int argc,
                  char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
+    if (argc < 2) { /* a usage mistake like any other: one line, the choices in it */
+        char names[256] = "";
+        size_t len = 0;
+        for (const cli_subcommand *s = subs; s->name && len < sizeof names; s++)
+            len +=
+                (size_t)snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", s->name);
+        return cli_usage(cmd, "missing subcommand (one of: %s)", names);
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(stdout);

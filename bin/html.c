@@ -70,21 +70,21 @@ static const char *listen_state(const flm_sample *s, const flm_profiles *p, int3
 }
 
 /* Who speaks when (flm_activity.h), when the sample carries it: {"model": [[start, length],
- * ...], "user": [...]} (speak and listen side); NULL when it does not (or it does not parse). */
+ * ...], "user": [...]} (speak and listen side); NULL when it does not (a side that does not parse
+ * is shown silent). */
 static json_t *voices(const flm_sample *s)
 {
     const char *keys[2] = {FLM_ACTIVITY_SPEAK, FLM_ACTIVITY_LISTEN}, *names[2] = {"model", "user"};
-    const flm_meta *m[2] = {flm_sample_meta_get(s, keys[0]), flm_sample_meta_get(s, keys[1])};
-    if (!m[0] && !m[1])
+    if (!flm_sample_meta_get(s, keys[0]) && !flm_sample_meta_get(s, keys[1]))
         return NULL;
     uint8_t *act = flm_calloc((size_t)s->n_frames + 1, 1);
     json_t *o = json_object();
     for (int k = 0; act && k < 2; k++) {
-        if (m[k] && (m[k]->type != FLM_META_TEXT ||
-                     flm_activity_parse(m[k]->s, s->n_frames, act, NULL) < 0))
+        int have = flm_activity_of_sample(s, keys[k], act, NULL);
+        if (have < 0)
             memset(act, 0, (size_t)s->n_frames);
         json_t *a = json_array();
-        for (int32_t t = 0; m[k] && t < s->n_frames;) {
+        for (int32_t t = 0; have && t < s->n_frames;) {
             int32_t u = t;
             while (u < s->n_frames && act[u] == act[t])
                 u++;

@@ -157,16 +157,6 @@ typedef struct lane {
     uint32_t col[PLOT_W];
 } lane;
 
-/* Who speaks when (flm_activity.h), when the sample carries it: 1 = found, 0 = not stored. */
-static int activity(const flm_sample *s, const char *key, uint8_t *act, flm_error *err)
-{
-    const flm_meta *m = flm_sample_meta_get(s, key);
-    if (!m || m->type != FLM_META_TEXT)
-        return 0;
-    int rc = flm_activity_parse(m->s, s->n_frames, act, err);
-    return rc < 0 ? rc : 1;
-}
-
 /* The lanes of s: text, then (when stored) model and user speech with their overlaps, the speak
  * and listen codes, and the events lane (drawn by events()). Returns how many, or an error. */
 static int make_lanes(const flm_sample *s, const flm_profiles *p, lane *L, flm_error *err)
@@ -178,9 +168,10 @@ static int make_lanes(const flm_sample *s, const flm_profiles *p, lane *L, flm_e
     int rc, have[2] = {0, 0};
     const char *keys[2] = {FLM_ACTIVITY_SPEAK, FLM_ACTIVITY_LISTEN};
     for (int k = 0; k < 2; k++)
-        if ((rc = have[k] = activity(s, keys[k], act + (size_t)k * (size_t)n, err)) < 0) {
+        if ((rc = have[k] = flm_activity_of_sample(s, keys[k], act + (size_t)k * (size_t)n, err)) <
+            0) {
             flm_free(act);
-            return flm_error_set(err, rc, "%s: %s: %s", s->id, keys[k], err ? err->msg : "");
+            return rc;
         }
     int n_lanes = 0, voices = have[0] || have[1];
     lane *text = &L[n_lanes++], *model = voices ? &L[n_lanes++] : NULL;

@@ -65,13 +65,11 @@ static void print_voices(FILE *f, const flm_sample *s, int32_t per, int width)
     uint8_t *act = flm_calloc(2 * (size_t)s->n_frames, 1);
     int have = 0;
     for (int k = 0; act && k < 2; k++) {
-        const flm_meta *m = flm_sample_meta_get(s, keys[k]);
         flm_error err = {0};
-        if (m && m->type == FLM_META_TEXT &&
-            flm_activity_parse(m->s, s->n_frames, act + (size_t)k * (size_t)s->n_frames, &err) < 0)
-            fprintf(f, "  (%s: %s)\n", keys[k], err.msg);
-        else
-            have |= m != NULL;
+        int rc = flm_activity_of_sample(s, keys[k], act + (size_t)k * (size_t)s->n_frames, &err);
+        if (rc < 0)
+            fprintf(f, "  (%s)\n", err.msg);
+        have |= rc > 0;
     }
     for (int k = 0; have && k < 2; k++) {
         const uint8_t *a = act + (size_t)k * (size_t)s->n_frames,

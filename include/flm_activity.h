@@ -39,7 +39,7 @@
 #define FLM_ACTIVITY_SPEAK "activity.speak"
 
 /* act[t] for t in [0, n_frames): 1 where frame t (samples [t spf, (t+1) spf), zero past n) is
- * speech. */
+ * speech. Two passes over the samples (the loudest frame, then the decision): no allocation. */
 FLM_API void flm_activity_frames(const float *pcm, int64_t n, int32_t spf, int32_t n_frames,
                                  uint8_t *act);
 /* The runs of act as "start+length,..." (caller frees with flm_free); NULL when out of memory. */
@@ -50,5 +50,12 @@ FLM_API char *flm_activity_text(const float *pcm, int64_t n, int32_t spf, int32_
 /* The inverse: act[0..n_frames) from text. Errors (FLM_EFORMAT) name the position and say why:
  * not "start+length", runs not ascending or touching, a run past n_frames. */
 FLM_API int flm_activity_parse(const char *text, int32_t n_frames, uint8_t *act, flm_error *err);
+
+/* The side key (FLM_ACTIVITY_SPEAK or _LISTEN) of s into act[0..s->n_frames): 1 when stored, 0
+ * when the sample does not carry it (act untouched), or FLM_EFORMAT (not text, or bad runs: the
+ * message names the sample and the key). */
+struct flm_sample;
+FLM_API int flm_activity_of_sample(const struct flm_sample *s, const char *key, uint8_t *act,
+                                   flm_error *err);
 
 #endif

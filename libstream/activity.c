@@ -7,27 +7,25 @@
 #include <string.h>
 
 #include "flm_alloc.h"
+#include "flm_stream.h"
+
+/* The mean square of frame t in dB (full scale 0 dB). */
+static double frame_db(const float *pcm, int64_t n, int32_t spf, int32_t t)
+{
+    double sum = 0;
+    for (int64_t i = (int64_t)t * spf; i < (int64_t)(t + 1) * spf && i < n; i++)
+        sum += (double)pcm[i] * pcm[i];
+    return 10 * log10(sum / spf + 1e-20);
+}
 
 void flm_activity_frames(const float *pcm, int64_t n, int32_t spf, int32_t n_frames, uint8_t *act)
 {
     double loudest = -INFINITY;
-    double *e = flm_malloc((size_t)(n_frames > 0 ? n_frames : 1) * sizeof *e);
-    for (int32_t t = 0; t < n_frames; t++) {
-        double sum = 0;
-        for (int64_t i = (int64_t)t * spf; i < (int64_t)(t + 1) * spf && i < n; i++)
-            sum += (double)pcm[i] * pcm[i];
-        double db = 10 * log10(sum / spf + 1e-20);
-        if (e)
-            e[t] = db;
-        loudest = db > loudest ? db : loudest;
-    }
-    double thr = loudest - FLM_ACTIVITY_RANGE_DB;
-    thr = thr > FLM_ACTIVITY_FLOOR_DB ? thr : FLM_ACTIVITY_FLOOR_DB;
-    for (int32_t t = 0; t < n_frames; t++) {
-        double db = e ? e[t] : -INFINITY; /* out of memory: no speech rather than a crash */
-        act[t] = db > thr;
-    }
-    flm_free(e);
+    for (int32_t t = 0; t < n_frames; t++)
+        loudest = fmax(loudest, frame_db(pcm, n, spf, t));
+    double thr = fmax(loudest - FLM_ACTIVITY_RANGE_DB, FLM_ACTIVITY_FLOOR_DB);
+    for (int32_t t = 0; t < n_frames; t++)
+        act[t] = frame_db(pcm, n, spf, t) > thr;
     /* close short pauses between speech frames, then drop short runs */
     for (int32_t t = 0, last = -1; t < n_frames; t++)
         if (act[t]) {
@@ -114,4 +112,16 @@ int flm_activity_parse(const char *text, int32_t n_frames, uint8_t *act, flm_err
             return flm_error_set(err, FLM_EFORMAT, "activity \"%.40s\": ends with a comma", text);
     }
     return 0;
+}
+
+int flm_activity_of_sample(const flm_sample *s, const char *key, uint8_t *act, flm_error *err)
+{
+    const flm_meta *m = flm_sample_meta_get(s, key);
+    if (!m)
+        return 0;
+    flm_error e = {0};
+    if (m->type != FLM_META_TEXT || flm_activity_parse(m->s, s->n_frames, act, &e) < 0)
+        return flm_error_set(err, FLM_EFORMAT, "%s: %s: %s", s->id ? s->id : "sample", key,
+                             m->type != FLM_META_TEXT ? "not text" : e.msg);
+    return 1;
 }

@@ -7,6 +7,7 @@
 #include "flm_activity.h"
 #include "flm_alloc.h"
 #include "flm_rng.h"
+#include "flm_stream.h"
 #include "tap.h"
 
 enum { SPF = 1920, T = 120 };
@@ -92,6 +93,27 @@ int main(void)
         TAP_EQ_INT(flm_activity_parse(bad[i].text, T, a, &err), FLM_EFORMAT, bad[i].text);
         TAP_CONTAINS(err.msg, bad[i].msg, "says where and why");
     }
+    /* the stored form on a sample: found, absent, not text, bad runs (named) */
+    flm_sample *smp = NULL;
+    flm_error err = {0};
+    uint8_t act[T];
+    if (flm_sample_create(&smp, T, &err) == 0 && flm_sample_set_id(smp, "dlg/7") == 0 &&
+        flm_sample_meta_set_text(smp, FLM_ACTIVITY_SPEAK, "3+4") == 0 &&
+        flm_sample_meta_set_int(smp, FLM_ACTIVITY_LISTEN, 5) == 0) {
+        TAP_EQ_INT(flm_activity_of_sample(smp, FLM_ACTIVITY_SPEAK, act, &err), 1, "stored: 1");
+        TAP_OK(act[2] == 0 && act[3] && act[6] && !act[7], "stored runs read back");
+        TAP_EQ_INT(flm_activity_of_sample(smp, "activity.other", act, &err), 0, "absent: 0");
+        TAP_EQ_INT(flm_activity_of_sample(smp, FLM_ACTIVITY_LISTEN, act, &err), FLM_EFORMAT,
+                   "a number where the runs belong");
+        TAP_CONTAINS(err.msg, "dlg/7: activity.listen: not text", "names the sample and the key");
+        flm_sample_meta_set_text(smp, FLM_ACTIVITY_SPEAK, "3+400");
+        TAP_EQ_INT(flm_activity_of_sample(smp, FLM_ACTIVITY_SPEAK, act, &err), FLM_EFORMAT,
+                   "runs past the sample");
+        TAP_CONTAINS(err.msg, "dlg/7: activity.speak: activity \"3+400\"", "names them");
+    } else {
+        TAP_OK(0, "sample for the stored form (%s)", err.msg);
+    }
+    flm_sample_destroy(&smp);
     flm_free(x);
     return tap_done();
 }
