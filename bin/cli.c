@@ -341,6 +341,34 @@ int cli_parse_model(const char *cmd, void (*usage)(FILE *f), const cli_option *o
     return rc != CLI_PARSED ? rc : cli_model_opts_finish(cmd, mo) ? 2 : CLI_PARSED;
 }
 
+FILE *cli_out_open(cli_out *o, const char *path)
+{
+    o->path = path;
+    if ((size_t)snprintf(o->tmp, sizeof o->tmp, "%s.tmp-%ld", path, (long)getpid()) >=
+        sizeof o->tmp) {
+        errno = ENAMETOOLONG;
+        return o->f = NULL;
+    }
+    return o->f = fopen(o->tmp, "w");
+}
+
+int cli_out_close(cli_out *o, int ok)
+{
+    if (!o->f)
+        return -1;
+    ok = !ferror(o->f) && ok;
+    int e = ok ? 0 : EIO;
+    if (fclose(o->f) != 0 && ok)
+        ok = 0, e = errno;
+    o->f = NULL;
+    if (ok && rename(o->tmp, o->path) == 0)
+        return 0;
+    e = ok ? errno : e;
+    unlink(o->tmp);
+    errno = e;
+    return -1;
+}
+
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

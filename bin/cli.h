@@ -162,6 +162,17 @@ int cli_json_print(FILE *f, const json_t *v);
     "memory, peak RSS 0.7x; llama.cpp over mapped weights was seen erratic and up to\n"            \
     "10x slower on these machines (DESIGN 8), so it is not the default.\n"
 
+/* A file written whole or not at all: cli_out_open creates PATH.tmp-PID (NULL, errno set, if it
+ * cannot); cli_out_close closes it and, when ok and every write succeeded, renames it to PATH,
+ * otherwise removes it. 0, or -1 with errno set (nothing left under either name). */
+typedef struct cli_out {
+    FILE *f;
+    const char *path;
+    char tmp[4200];
+} cli_out;
+FILE *cli_out_open(cli_out *o, const char *path);
+int cli_out_close(cli_out *o, int ok);
+
 #define cli_error(...) (fprintf(stderr, "flm: " __VA_ARGS__), fputc('\n', stderr))
 /* A note on stderr in the same form (what a command decided for the user to see). */
 #define cli_note(...) cli_error(__VA_ARGS__)

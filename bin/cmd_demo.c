@@ -266,16 +266,13 @@ static int write_transcript(const demo_utt *u, const char *wav, const char *json
         return -1;
     }
     flm_free(pcm);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", json);
-    FILE *f = fopen(tmp, "w");
+    cli_out o;
+    FILE *f = cli_out_open(&o, json);
     int ok = f && fprintf(f,
                           "{\"language\": \"%s\", \"segments\": [{\"id\": 0, \"start\": 0.0, "
                           "\"end\": %.3f, \"text\": \" %s\"}]}\n",
                           u->language, (double)n / ap.sample_rate, u->text) > 0;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, json) < 0) {
+    if (cli_out_close(&o, ok) < 0) {
         cli_error("demo: cannot write %s: %s", json, strerror(errno));
         return -1;
     }
@@ -496,10 +493,10 @@ static int write_noise(const char *dir)
 static int write_dialogs(const char *man, const char *cdir)
 {
     size_t n = sizeof dialogs / sizeof dialogs[0];
-    char tmp[4300], wav[4400];
+    char wav[4400];
     printf("synthesizing %zu dialogs in two voices with espeak-ng into %s\n", n, cdir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", man);
-    FILE *f = fopen(tmp, "w");
+    cli_out o;
+    FILE *f = cli_out_open(&o, man);
     int rc = f ? 0 : 1;
     for (size_t i = 0; i < n && rc == 0; i++) {
         fprintf(f,
@@ -515,9 +512,7 @@ static int write_dialogs(const char *man, const char *cdir)
         }
         fprintf(f, "]}\n");
     }
-    if (f && fclose(f) != 0)
-        rc = 1;
-    if (rc == 0 && rename(tmp, man) < 0)
+    if (cli_out_close(&o, rc == 0) < 0)
         rc = 1;
     if (rc)
         cli_error("demo: cannot write %s: %s", man, strerror(errno));

@@ -813,10 +813,11 @@ static int write_pages(flm_index *idx, const char *dir, int n, flm_mimi *codec, 
             html_audio audio = {NULL, NULL, 0};
             if (codec && (rc = render_sides(codec, s, &l, &sp, &audio.n_samples, err)) == 0)
                 audio.listen = l, audio.speak = sp;
-            FILE *f = rc == 0 ? fopen(out, "w") : NULL;
+            cli_out o;
+            FILE *f = rc == 0 ? cli_out_open(&o, out) : NULL;
             if (rc == 0 &&
-                (!f || html_timeline(f, s, &p, source, NULL, &audio) < 0 || fclose(f) != 0))
-                rc = flm_error_set(err, FLM_EIO, "%s: cannot write", out);
+                cli_out_close(&o, f && html_timeline(f, s, &p, source, NULL, &audio) == 0) < 0)
+                rc = flm_error_set(err, FLM_EIO, "%s: cannot write: %s", out, strerror(errno));
             flm_free(l), flm_free(sp);
         }
         flm_sample_destroy(&s);
@@ -865,13 +866,14 @@ static int report(int argc, char **argv)
     if (rc == 0 && pages > 0)
         rc = write_pages(idx, pages_dir, (int)pages, codec, &err);
     flm_mimi_destroy(&codec);
-    FILE *f = rc == 0 ? fopen(out, "w") : NULL;
+    cli_out o;
+    FILE *f = rc == 0 ? cli_out_open(&o, out) : NULL;
     if (rc == 0 && !f)
         rc = flm_error_set(&err, FLM_EIO, "%s: cannot create: %s", out, strerror(errno));
     if (rc == 0)
         rc = html_report(f, idx, pages > 0 ? pages_rel : NULL, (int)pages, &err);
-    if (f && fclose(f) != 0 && rc == 0)
-        rc = flm_error_set(&err, FLM_EIO, "%s: write failed", out);
+    if (f && cli_out_close(&o, rc == 0) < 0 && rc == 0)
+        rc = flm_error_set(&err, FLM_EIO, "%s: write failed: %s", out, strerror(errno));
     if (rc < 0)
         cli_error("index report: %s", err.msg);
     else

@@ -198,9 +198,10 @@ static int show_sample(const inspect_args *a, flm_shard_reader *r, const char *p
     if (rc != 0) {
         /* the codec did not load: said above */
     } else if (a->html || a->png) {
-        FILE *f = a->html ? fopen(a->html, "w") : NULL;
-        if (a->html && (!f || html_timeline(f, s, &p, source, tok, &audio) < 0 || fclose(f) != 0)) {
-            cli_error("inspect: cannot write %s", a->html);
+        cli_out o;
+        FILE *f = a->html ? cli_out_open(&o, a->html) : NULL;
+        if (a->html && cli_out_close(&o, f && html_timeline(f, s, &p, source, tok, &audio) == 0)) {
+            cli_error("inspect: cannot write %s: %s", a->html, strerror(errno));
             rc = 1;
         }
         if (a->png && png_timeline(a->png, s, &p, &err) < 0) {

@@ -1,18 +1,17 @@
 /* png.c - the timeline of one sample as a PNG image (flm inspect --png): lanes (text, speak,
  * listen, events; model and user speech when the sample carries them) with their labels, event names placed so that they never overlap, a time axis
  * in seconds, at a readable width (PLOT_W columns of frames whatever the sample's length),
- * compressed by FFmpeg's PNG encoder and written under a temporary name, then renamed. */
+ * compressed by FFmpeg's PNG encoder and written whole or not at all (cli_out). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavutil/frame.h>
 #include <libavutil/opt.h>
 
+#include "cli.h"
 #include "flm_activity.h"
 #include "flm_alloc.h"
 #include "flm_util.h"
@@ -302,26 +301,6 @@ done:
     return rc ? flm_error_set(err, rc, "%s: PNG encoding failed", path) : 0;
 }
 
-/* Writes data to path.tmp-PID, then renames it to path: a reader never sees half an image. */
-static int write_atomic(const char *path, const uint8_t *data, size_t size, flm_error *err)
-{
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= sizeof tmp)
-        return flm_error_set(err, FLM_EINVAL, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO,
-                             "%s: cannot create: %s", path, strerror(errno));
-    int ok = flm_write_all(fd, data, size) == 0;
-    int e = errno;
-    ok = close(fd) == 0 && ok;
-    if (ok && rename(tmp, path) == 0)
-        return 0;
-    e = ok ? errno : e;
-    unlink(tmp);
-    return flm_error_set(err, FLM_EIO, "%s: cannot write: %s", path, strerror(e));
-}
-
 int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, flm_error *err)
 {
     lane *L = flm_malloc(MAX_LANES * sizeof *L);
@@ -351,8 +330,13 @@ int png_timeline(const char *path, const flm_sample *s, const flm_profiles *p, f
              more, EVENT);
     }
     axis(&c, s, p, y_axis);
-    if ((rc = encode(&c, pkt, err, path)) == 0)
-        rc = write_atomic(path, pkt->data, (size_t)pkt->size, err);
+    cli_out o; /* written whole or not at all */
+    FILE *f = NULL;
+    if ((rc = encode(&c, pkt, err, path)) == 0 &&
+        (!(f = cli_out_open(&o, path)) ||
+         cli_out_close(&o, fwrite(pkt->data, 1, (size_t)pkt->size, f) == (size_t)pkt->size) < 0))
+        rc = flm_error_set(err, errno == ENOENT ? FLM_ENOTFOUND : FLM_EIO, "%s: cannot write: %s",
+                           path, strerror(errno));
 done:
     av_packet_free(&pkt);
     flm_free(c.px);
